@@ -1,0 +1,171 @@
+//! The gRPC connection to the cluster and etcd clientv3's error behaviour: waiting for a
+//! reachable endpoint until the command deadline, the retry interceptor's warning line, and
+//! the mapping of gRPC statuses to the error text etcdctl prints.
+
+use std::future::Future;
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+use crate::error::{exit, CliError, Result};
+use crate::gofmt;
+
+/// A client over one or more endpoints, used like clientv3 with a command timeout.
+pub struct Client {
+    channels: Vec<Channel>,
+    command_timeout: Duration,
+    target: String,
+}
+
+impl Client {
+    /// Builds lazy channels for `endpoints` (`host:port` or `http://host:port`).
+    pub fn new(endpoints: &[String], dial_timeout: Duration, command_timeout: Duration) -> Result<Self> {
+        let mut channels = Vec::new();
+        for ep in endpoints {
+            let url = if ep.contains("://") { ep.clone() } else { format!("http://{ep}") };
+            let endpoint = Endpoint::from_shared(url)
+                .map_err(|e| CliError::exit(exit::ERROR, e.to_string()))?
+                .connect_timeout(dial_timeout);
+            channels.push(endpoint.connect_lazy());
+        }
+        let first = endpoints.first().map(String::as_str).unwrap_or_default();
+        let host = first.split_once("://").map_or(first, |(_, h)| h);
+        Ok(Client {
+            channels,
+            command_timeout,
+            target: format!("endpoint://client-{}/{host}", uuid_v4()),
+        })
+    }
+
+    /// Runs one unary RPC, trying endpoints until one answers or the command deadline passes.
+    pub async fn unary<T, F, Fut>(&self, call: F) -> Result<T>
+    where
+        F: Fn(Channel) -> Fut,
+        Fut: Future<Output = std::result::Result<tonic::Response<T>, Status>>,
+    {
+        let deadline = Instant::now() + self.command_timeout;
+        let mut next = 0;
+        let mut transport_failure = false;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() || self.channels.is_empty() {
+                break;
+            }
+            let channel = self.channels[next % self.channels.len()].clone();
+            next += 1;
+            match tokio::time::timeout(remaining, call(channel)).await {
+                Ok(Ok(resp)) => return Ok(resp.into_inner()),
+                Ok(Err(status)) if is_transport_failure(&status) => {
+                    transport_failure = true;
+                    let pause = Duration::from_millis(50).min(deadline.saturating_duration_since(Instant::now()));
+                    tokio::time::sleep(pause).await;
+                }
+                Ok(Err(status)) => {
+                    self.warn(&grpc_error_string(&status));
+                    return Err(CliError::exit(exit::ERROR, etcd_error_string(&status)));
+                }
+                Err(_) => break,
+            }
+        }
+        let desc = if transport_failure {
+            "latest balancer error: all SubConns are in TransientFailure"
+        } else {
+            "context deadline exceeded"
+        };
+        self.warn(&format!("rpc error: code = DeadlineExceeded desc = {desc}"));
+        Err(CliError::exit(exit::ERROR, "context deadline exceeded"))
+    }
+
+    /// clientv3's retry interceptor logs every failed unary call at warn level (zap JSON).
+    fn warn(&self, error: &str) {
+        eprintln!(
+            "{{\"level\":\"warn\",\"ts\":\"{}\",\"caller\":\"clientv3/retry_interceptor.go:62\",\"msg\":\"retrying of unary invoker failed\",\"target\":{},\"attempt\":0,\"error\":{}}}",
+            crate::clock::zap_timestamp(),
+            gofmt::json_string(self.target.as_bytes()),
+            gofmt::json_string(error.as_bytes())
+        );
+    }
+}
+
+fn is_transport_failure(status: &Status) -> bool {
+    status.code() == Code::Unavailable && !status.message().starts_with("etcdserver:")
+}
+
+/// grpc-go's `status.Error` text.
+pub fn grpc_error_string(status: &Status) -> String {
+    format!("rpc error: code = {} desc = {}", code_name(status.code()), status.message())
+}
+
+/// What clientv3 returns to etcdctl: etcd's own errors by their description, others as gRPC errors.
+pub fn etcd_error_string(status: &Status) -> String {
+    if status.message().starts_with("etcdserver: ") {
+        status.message().to_string()
+    } else {
+        grpc_error_string(status)
+    }
+}
+
+fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "Canceled",
+        Code::Unknown => "Unknown",
+        Code::InvalidArgument => "InvalidArgument",
+        Code::DeadlineExceeded => "DeadlineExceeded",
+        Code::NotFound => "NotFound",
+        Code::AlreadyExists => "AlreadyExists",
+        Code::PermissionDenied => "PermissionDenied",
+        Code::ResourceExhausted => "ResourceExhausted",
+        Code::FailedPrecondition => "FailedPrecondition",
+        Code::Aborted => "Aborted",
+        Code::OutOfRange => "OutOfRange",
+        Code::Unimplemented => "Unimplemented",
+        Code::Internal => "Internal",
+        Code::Unavailable => "Unavailable",
+        Code::DataLoss => "DataLoss",
+        Code::Unauthenticated => "Unauthenticated",
+    }
+}
+
+/// A random (version 4) UUID, as clientv3 names its resolver group.
+fn uuid_v4() -> String {
+    let mut b = [0u8; 16];
+    let filled = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b));
+    if filled.is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        b = (nanos ^ u128::from(std::process::id()) << 64).to_le_bytes();
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etcd_errors_keep_their_description() {
+        let s = Status::out_of_range("etcdserver: mvcc: required revision has been compacted");
+        assert_eq!(etcd_error_string(&s), "etcdserver: mvcc: required revision has been compacted");
+        assert_eq!(
+            grpc_error_string(&s),
+            "rpc error: code = OutOfRange desc = etcdserver: mvcc: required revision has been compacted"
+        );
+        let other = Status::internal("boom");
+        assert_eq!(etcd_error_string(&other), "rpc error: code = Internal desc = boom");
+    }
+
+    #[test]
+    fn uuid_shape() {
+        let u = uuid_v4();
+        assert_eq!(u.len(), 36);
+        assert_eq!(&u[14..15], "4");
+    }
+}

@@ -1,0 +1,104 @@
+//! `get [options] <key> [range_end]`.
+
+use api::etcdserverpb::range_request::{SortOrder, SortTarget};
+use api::etcdserverpb::{kv_client::KvClient, RangeRequest};
+
+use super::{emit, Ctx};
+use crate::args::Parsed;
+use crate::error::{CliError, Result};
+
+/// etcdctl's `getGetOp`: validates the arguments and builds the request.
+pub fn op(p: &Parsed) -> Result<RangeRequest> {
+    let args = &p.args;
+    if args.is_empty() {
+        return Err(CliError::bad_args(
+            "get command needs one argument as key and an optional argument as range_end",
+        ));
+    }
+    let (prefix, from_key) = (p.bool("prefix"), p.bool("from-key"));
+    if prefix && from_key {
+        return Err(CliError::bad_args(
+            "`--prefix` and `--from-key` cannot be set at the same time, choose one",
+        ));
+    }
+    let mut req = RangeRequest::default();
+    match p.str("consistency").as_str() {
+        "s" => req.serializable = true,
+        "l" => {}
+        other => {
+            return Err(CliError::bad_feature(format!(
+                "unknown consistency flag {}",
+                crate::gofmt::quote(other.as_bytes())
+            )))
+        }
+    }
+    let mut key = args[0].clone().into_bytes();
+    if args.len() > 1 {
+        if prefix || from_key {
+            return Err(CliError::bad_args(
+                "too many arguments, only accept one argument when `--prefix` or `--from-key` is set",
+            ));
+        }
+        req.range_end = args[1].clone().into_bytes();
+    }
+    req.limit = p.int("limit");
+    if p.int("rev") > 0 {
+        req.revision = p.int("rev");
+    }
+    let order_flag = p.str("order");
+    let mut order = match order_flag.to_uppercase().as_str() {
+        "ASCEND" => SortOrder::Ascend,
+        "DESCEND" => SortOrder::Descend,
+        "" => SortOrder::None,
+        _ => return Err(CliError::bad_feature(format!("bad sort order {order_flag}"))),
+    };
+    let target_flag = p.str("sort-by");
+    let target = match target_flag.to_uppercase().as_str() {
+        "CREATE" => SortTarget::Create,
+        "KEY" | "" => SortTarget::Key,
+        "MODIFY" => SortTarget::Mod,
+        "VALUE" => SortTarget::Value,
+        "VERSION" => SortTarget::Version,
+        _ => return Err(CliError::bad_feature(format!("bad sort target {target_flag}"))),
+    };
+    // clientv3.WithSort: the server already returns keys in ascending order.
+    if target == SortTarget::Key && order == SortOrder::Ascend {
+        order = SortOrder::None;
+    }
+    req.sort_order = order as i32;
+    req.sort_target = target as i32;
+    if prefix {
+        if key.is_empty() {
+            key = vec![0];
+            req.range_end = vec![0];
+        } else {
+            req.range_end = api::prefix_range_end(&key);
+        }
+    }
+    if from_key {
+        if key.is_empty() {
+            key = vec![0];
+        }
+        req.range_end = vec![0];
+    }
+    req.keys_only = p.bool("keys-only");
+    req.key = key;
+    Ok(req)
+}
+
+pub async fn run(ctx: &mut Ctx) -> Result<()> {
+    let req = op(&ctx.parsed)?;
+    let (client, printer) = ctx.connect()?;
+    let resp = client
+        .unary(|ch| {
+            let req = req.clone();
+            async move { KvClient::new(ch).range(req).await }
+        })
+        .await?;
+    let value_only = ctx.parsed.bool("print-value-only");
+    if value_only && printer.format != crate::printer::Format::Simple {
+        return Err(CliError::bad_args("print-value-only is only for `--write-out=simple`"));
+    }
+    emit(&printer.get(&resp, value_only)?);
+    Ok(())
+}

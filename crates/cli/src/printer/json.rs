@@ -1,0 +1,242 @@
+//! `-w json`: Go's `encoding/json` of etcd's gogoproto structs (field order, `omitempty`,
+//! base64 bytes, exact 64-bit integers).
+
+use api::etcdserverpb::{
+    response_op::Response, DeleteRangeResponse, Member, MemberListResponse, PutResponse,
+    RangeResponse, ResponseHeader, ResponseOp, StatusResponse, TxnResponse,
+};
+use api::mvccpb::KeyValue;
+use base64::Engine as _;
+
+use super::{EpHealth, EpStatus};
+use crate::gofmt::json_string;
+
+/// A JSON object written field by field in Go struct order.
+#[derive(Default)]
+struct Obj {
+    body: String,
+}
+
+impl Obj {
+    fn raw(mut self, name: &str, value: impl AsRef<str>) -> Self {
+        if !self.body.is_empty() {
+            self.body.push(',');
+        }
+        self.body.push_str(&json_string(name.as_bytes()));
+        self.body.push(':');
+        self.body.push_str(value.as_ref());
+        self
+    }
+
+    fn u64(self, name: &str, v: u64) -> Self {
+        if v == 0 { self } else { self.raw(name, v.to_string()) }
+    }
+
+    fn i64(self, name: &str, v: i64) -> Self {
+        if v == 0 { self } else { self.raw(name, v.to_string()) }
+    }
+
+    fn bool(self, name: &str, v: bool) -> Self {
+        if v { self.raw(name, "true") } else { self }
+    }
+
+    fn bytes(self, name: &str, v: &[u8]) -> Self {
+        if v.is_empty() {
+            self
+        } else {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(v);
+            self.raw(name, format!("\"{encoded}\""))
+        }
+    }
+
+    fn str(self, name: &str, v: &str) -> Self {
+        if v.is_empty() { self } else { self.raw(name, json_string(v.as_bytes())) }
+    }
+
+    fn strings(self, name: &str, v: &[String]) -> Self {
+        if v.is_empty() {
+            self
+        } else {
+            let items: Vec<String> = v.iter().map(|s| json_string(s.as_bytes())).collect();
+            self.raw(name, format!("[{}]", items.join(",")))
+        }
+    }
+
+    fn objects(self, name: &str, v: Vec<String>) -> Self {
+        if v.is_empty() { self } else { self.raw(name, format!("[{}]", v.join(","))) }
+    }
+
+    fn opt(self, name: &str, v: Option<String>) -> Self {
+        match v {
+            Some(v) => self.raw(name, v),
+            None => self,
+        }
+    }
+
+    fn end(self) -> String {
+        format!("{{{}}}", self.body)
+    }
+}
+
+/// etcdctl's `printJSON`: the document and a newline.
+pub fn line(doc: String) -> Vec<u8> {
+    let mut out = doc.into_bytes();
+    out.push(b'\n');
+    out
+}
+
+fn header(h: &Option<ResponseHeader>) -> Option<String> {
+    h.as_ref().map(|h| {
+        Obj::default()
+            .u64("cluster_id", h.cluster_id)
+            .u64("member_id", h.member_id)
+            .i64("revision", h.revision)
+            .u64("raft_term", h.raft_term)
+            .end()
+    })
+}
+
+fn kv(kv: &KeyValue) -> String {
+    Obj::default()
+        .bytes("key", &kv.key)
+        .i64("create_revision", kv.create_revision)
+        .i64("mod_revision", kv.mod_revision)
+        .i64("version", kv.version)
+        .bytes("value", &kv.value)
+        .i64("lease", kv.lease)
+        .end()
+}
+
+pub fn range(r: &RangeResponse) -> String {
+    Obj::default()
+        .opt("header", header(&r.header))
+        .objects("kvs", r.kvs.iter().map(kv).collect())
+        .bool("more", r.more)
+        .i64("count", r.count)
+        .end()
+}
+
+pub fn put(r: &PutResponse) -> String {
+    Obj::default()
+        .opt("header", header(&r.header))
+        .opt("prev_kv", r.prev_kv.as_ref().map(kv))
+        .end()
+}
+
+pub fn del(r: &DeleteRangeResponse) -> String {
+    Obj::default()
+        .opt("header", header(&r.header))
+        .i64("deleted", r.deleted)
+        .objects("prev_kvs", r.prev_kvs.iter().map(kv).collect())
+        .end()
+}
+
+fn response_op(op: &ResponseOp) -> String {
+    let inner = match &op.response {
+        None => "null".to_string(),
+        Some(Response::ResponseRange(r)) => Obj::default().raw("ResponseRange", range(r)).end(),
+        Some(Response::ResponsePut(r)) => Obj::default().raw("ResponsePut", put(r)).end(),
+        Some(Response::ResponseDeleteRange(r)) => Obj::default().raw("ResponseDeleteRange", del(r)).end(),
+        Some(Response::ResponseTxn(r)) => Obj::default().raw("ResponseTxn", txn(r)).end(),
+    };
+    Obj::default().raw("Response", inner).end()
+}
+
+pub fn txn(r: &TxnResponse) -> String {
+    Obj::default()
+        .opt("header", header(&r.header))
+        .bool("succeeded", r.succeeded)
+        .objects("responses", r.responses.iter().map(response_op).collect())
+        .end()
+}
+
+fn member(m: &Member) -> String {
+    Obj::default()
+        .u64("ID", m.id)
+        .str("name", &m.name)
+        .strings("peerURLs", &m.peer_ur_ls)
+        .strings("clientURLs", &m.client_ur_ls)
+        .bool("isLearner", m.is_learner)
+        .end()
+}
+
+pub fn member_list(r: &MemberListResponse) -> String {
+    Obj::default()
+        .opt("header", header(&r.header))
+        .objects("members", r.members.iter().map(member).collect())
+        .end()
+}
+
+fn status(s: &StatusResponse) -> String {
+    Obj::default()
+        .opt("header", header(&s.header))
+        .str("version", &s.version)
+        .i64("dbSize", s.db_size)
+        .u64("leader", s.leader)
+        .u64("raftIndex", s.raft_index)
+        .u64("raftTerm", s.raft_term)
+        .u64("raftAppliedIndex", s.raft_applied_index)
+        .strings("errors", &s.errors)
+        .i64("dbSizeInUse", s.db_size_in_use)
+        .bool("isLearner", s.is_learner)
+        .end()
+}
+
+pub fn endpoint_status(list: &[EpStatus]) -> String {
+    let items: Vec<String> = list
+        .iter()
+        .map(|ep| {
+            Obj::default()
+                .raw("Endpoint", json_string(ep.endpoint.as_bytes()))
+                .raw("Status", status(&ep.status))
+                .end()
+        })
+        .collect();
+    format!("[{}]", items.join(","))
+}
+
+pub fn endpoint_health(list: &[EpHealth]) -> String {
+    let items: Vec<String> = list
+        .iter()
+        .map(|h| {
+            Obj::default()
+                .raw("endpoint", json_string(h.endpoint.as_bytes()))
+                .raw("health", h.health.to_string())
+                .raw("took", json_string(h.took.as_bytes()))
+                .str("error", &h.error)
+                .end()
+        })
+        .collect();
+    format!("[{}]", items.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_matches_etcdctl() {
+        let r = RangeResponse {
+            header: Some(ResponseHeader {
+                cluster_id: 15118495548433857066,
+                member_id: 13668033151171901709,
+                revision: 4,
+                raft_term: 2,
+            }),
+            kvs: vec![KeyValue {
+                key: b"foo".to_vec(),
+                create_revision: 2,
+                mod_revision: 2,
+                version: 1,
+                value: b"bar".to_vec(),
+                lease: 0,
+            }],
+            more: false,
+            count: 1,
+        };
+        assert_eq!(
+            range(&r),
+            r#"{"header":{"cluster_id":15118495548433857066,"member_id":13668033151171901709,"revision":4,"raft_term":2},"kvs":[{"key":"Zm9v","create_revision":2,"mod_revision":2,"version":1,"value":"YmFy"}],"count":1}"#
+        );
+    }
+}

@@ -1,0 +1,358 @@
+//! Byte layouts of the LMDB tables. Every decoder checks lengths and returns
+//! [`Error::Corrupt`] instead of panicking on bad data.
+//!
+//! Integers are big-endian so that LMDB's byte order is numeric order. Revisions, lease ids
+//! and key ids are never negative where they form part of a key.
+
+use crate::error::{Error, Result};
+
+/// Keys up to this many bytes are stored verbatim as `keys` table keys; longer keys are stored
+/// as their first `KEY_PREFIX_MAX` bytes followed by their 8-byte key id. With the lease
+/// table's 8-byte lease prefix the longest LMDB key is 496 bytes, below LMDB's 511.
+pub(crate) const KEY_PREFIX_MAX: usize = 480;
+
+/// Length of the `keys` table key of a long user key.
+pub(crate) const LONG_INDEX_KEY_LEN: usize = KEY_PREFIX_MAX + 8;
+
+/// A point in the store's history: `main` counts write requests, `sub` orders the changes
+/// inside one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub(crate) struct Revision {
+    pub main: i64,
+    pub sub: i64,
+}
+
+impl Revision {
+    pub fn new(main: i64, sub: i64) -> Self {
+        Revision { main, sub }
+    }
+
+    pub fn to_bytes(self) -> [u8; 16] {
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&self.main.to_be_bytes());
+        b[8..].copy_from_slice(&self.sub.to_be_bytes());
+        b
+    }
+
+    pub fn from_bytes(b: &[u8]) -> Result<Self> {
+        if b.len() != 16 {
+            return Err(corrupt("revision key length"));
+        }
+        Ok(Revision {
+            main: be_i64(&b[..8])?,
+            sub: be_i64(&b[8..])?,
+        })
+    }
+}
+
+pub(crate) fn corrupt(what: &str) -> Error {
+    Error::Corrupt(what.to_string())
+}
+
+pub(crate) fn be_i64(b: &[u8]) -> Result<i64> {
+    let a: [u8; 8] = b.try_into().map_err(|_| corrupt("integer length"))?;
+    Ok(i64::from_be_bytes(a))
+}
+
+pub(crate) fn be_u64(b: &[u8]) -> Result<u64> {
+    let a: [u8; 8] = b.try_into().map_err(|_| corrupt("integer length"))?;
+    Ok(u64::from_be_bytes(a))
+}
+
+/// A little cursor over a byte slice for decoding.
+struct Reader<'a> {
+    b: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        if self.b.len() < n {
+            return Err(corrupt("record too short"));
+        }
+        let (h, t) = self.b.split_at(n);
+        self.b = t;
+        Ok(h)
+    }
+    fn i64(&mut self) -> Result<i64> {
+        be_i64(self.take(8)?)
+    }
+    fn u64(&mut self) -> Result<u64> {
+        be_u64(self.take(8)?)
+    }
+    fn u8(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32> {
+        let a: [u8; 4] = self
+            .take(4)?
+            .try_into()
+            .map_err(|_| corrupt("integer length"))?;
+        Ok(u32::from_be_bytes(a))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// keys table: index key -> KeyEntry
+
+/// The `keys` table key of a user key with a given key id.
+pub(crate) fn index_key(key: &[u8], id: u64) -> Vec<u8> {
+    if key.len() <= KEY_PREFIX_MAX {
+        key.to_vec()
+    } else {
+        let mut k = Vec::with_capacity(LONG_INDEX_KEY_LEN);
+        k.extend_from_slice(&key[..KEY_PREFIX_MAX]);
+        k.extend_from_slice(&id.to_be_bytes());
+        k
+    }
+}
+
+/// Latest state of one user key, the value of the `keys` table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct KeyEntry {
+    /// Stable id of the key while it has revisions (prefix of its `revs` rows).
+    pub id: u64,
+    /// Revision of the latest change.
+    pub latest: Revision,
+    /// Create revision of the latest generation (0 when deleted).
+    pub create: i64,
+    /// Version at `latest` (0 when deleted).
+    pub version: i64,
+    /// Lease at `latest`.
+    pub lease: i64,
+    /// Whether the latest change is a deletion.
+    pub tombstone: bool,
+}
+
+const KEY_ENTRY_LEN: usize = 8 * 6 + 1;
+
+impl KeyEntry {
+    /// Encodes the entry; `full_key` is stored only for long keys.
+    pub fn encode(&self, full_key: &[u8]) -> Vec<u8> {
+        let long = full_key.len() > KEY_PREFIX_MAX;
+        let mut v = Vec::with_capacity(KEY_ENTRY_LEN + if long { full_key.len() } else { 0 });
+        v.extend_from_slice(&self.id.to_be_bytes());
+        v.extend_from_slice(&self.latest.to_bytes());
+        v.extend_from_slice(&self.create.to_be_bytes());
+        v.extend_from_slice(&self.version.to_be_bytes());
+        v.extend_from_slice(&self.lease.to_be_bytes());
+        v.push(self.tombstone as u8);
+        if long {
+            v.extend_from_slice(full_key);
+        }
+        v
+    }
+
+    /// Decodes an entry and the full key stored with it (empty for short keys).
+    pub fn decode(b: &[u8]) -> Result<(KeyEntry, &[u8])> {
+        let mut r = Reader { b };
+        let id = r.u64()?;
+        let main = r.i64()?;
+        let sub = r.i64()?;
+        let create = r.i64()?;
+        let version = r.i64()?;
+        let lease = r.i64()?;
+        let tombstone = r.u8()? != 0;
+        let e = KeyEntry {
+            id,
+            latest: Revision::new(main, sub),
+            create,
+            version,
+            lease,
+            tombstone,
+        };
+        Ok((e, r.b))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// revs table: key id ++ revision -> RevEntry
+
+pub(crate) fn revs_key(id: u64, rev: Revision) -> [u8; 24] {
+    let mut k = [0u8; 24];
+    k[..8].copy_from_slice(&id.to_be_bytes());
+    k[8..].copy_from_slice(&rev.to_bytes());
+    k
+}
+
+pub(crate) fn decode_revs_key(b: &[u8]) -> Result<(u64, Revision)> {
+    if b.len() != 24 {
+        return Err(corrupt("revs key length"));
+    }
+    Ok((be_u64(&b[..8])?, Revision::from_bytes(&b[8..])?))
+}
+
+/// Metadata of one revision of one key, enough to answer counts and `keys_only` reads
+/// without touching the value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RevEntry {
+    pub tombstone: bool,
+    pub create: i64,
+    pub version: i64,
+    pub lease: i64,
+}
+
+impl RevEntry {
+    pub fn encode(&self) -> [u8; 25] {
+        let mut v = [0u8; 25];
+        v[0] = self.tombstone as u8;
+        v[1..9].copy_from_slice(&self.create.to_be_bytes());
+        v[9..17].copy_from_slice(&self.version.to_be_bytes());
+        v[17..25].copy_from_slice(&self.lease.to_be_bytes());
+        v
+    }
+
+    pub fn decode(b: &[u8]) -> Result<RevEntry> {
+        let mut r = Reader { b };
+        Ok(RevEntry {
+            tombstone: r.u8()? != 0,
+            create: r.i64()?,
+            version: r.i64()?,
+            lease: r.i64()?,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// history table: revision -> HistoryRecord
+
+/// One change as stored in the history table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct HistoryRecord<'a> {
+    pub id: u64,
+    pub tombstone: bool,
+    pub create: i64,
+    pub version: i64,
+    pub lease: i64,
+    /// Previous revision of the same key (zero when none), for events' `prev_kv`.
+    pub prev: Revision,
+    pub key: &'a [u8],
+    pub value: &'a [u8],
+}
+
+impl<'a> HistoryRecord<'a> {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(1 + 8 * 6 + 4 + self.key.len() + self.value.len());
+        v.push(self.tombstone as u8);
+        v.extend_from_slice(&self.id.to_be_bytes());
+        v.extend_from_slice(&self.create.to_be_bytes());
+        v.extend_from_slice(&self.version.to_be_bytes());
+        v.extend_from_slice(&self.lease.to_be_bytes());
+        v.extend_from_slice(&self.prev.to_bytes());
+        v.extend_from_slice(&(self.key.len() as u32).to_be_bytes());
+        v.extend_from_slice(self.key);
+        v.extend_from_slice(self.value);
+        v
+    }
+
+    pub fn decode(b: &'a [u8]) -> Result<HistoryRecord<'a>> {
+        let mut r = Reader { b };
+        let tombstone = r.u8()? != 0;
+        let id = r.u64()?;
+        let create = r.i64()?;
+        let version = r.i64()?;
+        let lease = r.i64()?;
+        let prev = Revision::new(r.i64()?, r.i64()?);
+        let klen = r.u32()? as usize;
+        let key = r.take(klen)?;
+        Ok(HistoryRecord {
+            id,
+            tombstone,
+            create,
+            version,
+            lease,
+            prev,
+            key,
+            value: r.b,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// leases table: lease id ++ index key -> user key
+
+pub(crate) fn lease_key(lease: i64, index_key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + index_key.len());
+    k.extend_from_slice(&lease.to_be_bytes());
+    k.extend_from_slice(index_key);
+    k
+}
+
+// ---------------------------------------------------------------------------------------------
+// meta table
+
+pub(crate) const META_FORMAT: &[u8] = b"format";
+pub(crate) const META_REVISION: &[u8] = b"revision";
+pub(crate) const META_COMPACTED: &[u8] = b"compacted";
+pub(crate) const META_APPLIED: &[u8] = b"applied_index";
+pub(crate) const META_NEXT_KEY_ID: &[u8] = b"next_key_id";
+/// Main revision from which the next compaction walks the history table.
+pub(crate) const META_COMPACT_WALK: &[u8] = b"compact_walk";
+
+/// Version of this layout, checked at open.
+pub(crate) const FORMAT_VERSION: u64 = 1;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revision_bytes_order_is_numeric_order() {
+        let a = Revision::new(1, 300);
+        let b = Revision::new(2, 0);
+        assert!(a.to_bytes() < b.to_bytes());
+        assert_eq!(Revision::from_bytes(&a.to_bytes()).unwrap(), a);
+        assert!(Revision::from_bytes(&[1, 2]).is_err());
+    }
+
+    #[test]
+    fn history_record_round_trips_and_rejects_truncation() {
+        let r = HistoryRecord {
+            id: 7,
+            tombstone: false,
+            create: 2,
+            version: 3,
+            lease: 9,
+            prev: Revision::new(4, 1),
+            key: b"k",
+            value: b"value",
+        };
+        let b = r.encode();
+        assert_eq!(HistoryRecord::decode(&b).unwrap(), r);
+        assert!(HistoryRecord::decode(&b[..20]).is_err());
+        let mut bad = b.clone();
+        // Claim a key longer than the record.
+        bad[49..53].copy_from_slice(&1000u32.to_be_bytes());
+        assert!(HistoryRecord::decode(&bad).is_err());
+    }
+
+    #[test]
+    fn key_entry_round_trips_with_long_key() {
+        let e = KeyEntry {
+            id: 1,
+            latest: Revision::new(5, 0),
+            create: 3,
+            version: 2,
+            lease: 0,
+            tombstone: false,
+        };
+        let long = vec![b'x'; KEY_PREFIX_MAX + 10];
+        let b = e.encode(&long);
+        let (d, k) = KeyEntry::decode(&b).unwrap();
+        assert_eq!(d, e);
+        assert_eq!(k, &long[..]);
+        let b = e.encode(b"short");
+        assert_eq!(KeyEntry::decode(&b).unwrap().1, b"");
+        assert!(KeyEntry::decode(&b[..10]).is_err());
+    }
+
+    #[test]
+    fn index_keys_of_long_keys_share_prefix() {
+        let mut a = vec![b'a'; KEY_PREFIX_MAX + 1];
+        let ia = index_key(&a, 1);
+        a.push(0);
+        let ib = index_key(&a, 2);
+        assert_eq!(ia.len(), LONG_INDEX_KEY_LEN);
+        assert_eq!(ia[..KEY_PREFIX_MAX], ib[..KEY_PREFIX_MAX]);
+        assert_eq!(index_key(b"abc", 9), b"abc");
+    }
+}

@@ -1,0 +1,60 @@
+//! The crate's single error type.
+
+/// Everything that can go wrong in the store.
+///
+/// The first group are deterministic answers to a request: every replica gives the same one
+/// for the same command, and [`crate::Store::apply`] reports them per command. The last group
+/// are failures of the storage itself, which fail a whole call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The requested revision has been compacted (etcd's `ErrCompacted`).
+    #[error("mvcc: required revision has been compacted")]
+    Compacted,
+    /// The requested revision is above the current one (etcd's `ErrFutureRev`).
+    #[error("mvcc: required revision is a future revision")]
+    FutureRev,
+    /// `ignore_value` or `ignore_lease` was given for a key that does not exist.
+    #[error("key not found")]
+    KeyNotFound,
+    /// A put with an empty key.
+    #[error("key is not provided")]
+    EmptyKey,
+    /// The same key is written twice in one transaction branch (etcd's `ErrDuplicateKey`).
+    #[error("duplicate key given in txn request")]
+    DuplicateKey,
+    /// [`crate::Store::txn_read_only`] was given a transaction that writes.
+    #[error("transaction is not read-only")]
+    NotReadOnly,
+    /// The LMDB environment failed.
+    #[error("storage: {0}")]
+    Storage(String),
+    /// Data read from disk does not decode.
+    #[error("corrupt store: {0}")]
+    Corrupt(String),
+    /// File-system error outside LMDB.
+    #[error("io: {0}")]
+    Io(String),
+}
+
+impl Error {
+    /// True for errors that are a deterministic answer to a command rather than a failure of
+    /// the storage.
+    pub fn is_deterministic(&self) -> bool {
+        !matches!(self, Error::Storage(_) | Error::Corrupt(_) | Error::Io(_))
+    }
+}
+
+impl From<heed::Error> for Error {
+    fn from(e: heed::Error) -> Self {
+        Error::Storage(e.to_string())
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(e.to_string())
+    }
+}
+
+/// Result with the crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,87 @@
+//! etcd's revisioned key-value store (v3 "mvcc") on LMDB.
+//!
+//! Every write request gets one new *main revision*; each key change inside it gets a *sub
+//! revision*. Reads can look at any revision not yet compacted. A key's *generation* runs
+//! from its creation (version 1) to its deletion; writing it again starts a new one.
+//!
+//! Writes come in as [`Command`]s tagged with their raft log index and go through
+//! [`Store::apply`], which applies a batch in one durable LMDB transaction and remembers the
+//! last index, so replaying after a crash is harmless. Reads ([`Store::range`],
+//! [`Store::txn_read_only`], [`Store::events`]) use LMDB read transactions and never block the
+//! writer.
+//!
+//! ```
+//! use mvcc::{Command, Outcome, PutRequest, RangeRequest, Store, StoreOptions};
+//!
+//! # fn main() -> Result<(), mvcc::Error> {
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = Store::open(dir.path(), StoreOptions::default())?;
+//! assert_eq!(store.current_revision(), 1); // an empty store is at revision 1
+//!
+//! let put = |key: &str, value: &str| {
+//!     Command::Put(PutRequest {
+//!         key: key.into(),
+//!         value: value.into(),
+//!         ..Default::default()
+//!     })
+//! };
+//! // Raft log entries 1 and 2, applied in one transaction: revisions 2 and 3.
+//! let applied = store.apply(&[(1, put("foo", "bar")), (2, put("foo", "baz"))])?;
+//! assert!(matches!(&applied[1].outcome, Outcome::Done { response, .. } if response.revision() == 3));
+//!
+//! // Applying the same entries again does nothing.
+//! let again = store.apply(&[(2, put("foo", "ignored"))])?;
+//! assert_eq!(again[0].outcome, Outcome::Skipped);
+//!
+//! // The latest value, and the value as of revision 2.
+//! let now = store.range(&RangeRequest { key: "foo".into(), ..Default::default() })?;
+//! assert_eq!(now.kvs[0].value, b"baz");
+//! assert_eq!(now.kvs[0].version, 2);
+//! assert_eq!(now.kvs[0].create_revision, 2);
+//! let then = store.range(&RangeRequest { key: "foo".into(), revision: 2, ..Default::default() })?;
+//! assert_eq!(then.kvs[0].value, b"bar");
+//!
+//! // Every change is kept for watchers until compaction.
+//! let (events, next) = store.events(1, b"foo", b"", 0)?;
+//! assert_eq!(events.len(), 2);
+//! assert_eq!(events[1].prev_kv.as_ref().unwrap().value, b"bar");
+//! assert_eq!(next, 4);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Storage layout
+//!
+//! One LMDB environment with five tables; integers big-endian so that byte order is numeric
+//! order:
+//!
+//! - `meta`: `revision`, `compacted`, `applied_index`, `next_key_id`, `compact_walk`, `format`.
+//! - `keys`: *index key* → key id, latest revision, create revision, version, lease,
+//!   tombstone flag (and the full key for long keys). The index key is the user key itself
+//!   when it is at most 480 bytes, else its first 480 bytes followed by the 8-byte key id:
+//!   LMDB keys are limited to 511 bytes, while etcd keys may be up to 1.5 MiB. Long keys
+//!   sharing a 480-byte prefix form a contiguous group that scans sort by full key, so ranges
+//!   stay in byte order.
+//! - `revs`: key id ‖ main ‖ sub → tombstone flag, create revision, version, lease: every
+//!   retained revision of every key. Reading a key at revision *r* is one seek.
+//! - `history`: main ‖ sub → key id, the change (key, value, create revision, version,
+//!   lease, tombstone) and the key's previous revision. Values are stored only here. It
+//!   feeds [`Store::events`].
+//! - `leases`: lease id ‖ index key → user key, for keys whose latest state has a lease.
+//!
+//! Nothing is rebuilt in memory at open, so opening does not depend on the number of keys.
+
+#![deny(missing_docs)]
+
+mod codec;
+mod error;
+mod read;
+mod store;
+mod tables;
+mod types;
+mod write;
+
+pub use error::{Error, Result};
+pub use store::{is_read_only, Store, StoreOptions};
+pub use types::*;
+pub use write::check_txn;

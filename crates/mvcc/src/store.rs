@@ -1,0 +1,432 @@
+//! [`Store`]: opening the LMDB environment, applying command batches, serving reads.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use heed::{CompactionOption, Env, EnvOpenOptions, RoTxn, RwTxn, WithoutTls};
+
+use crate::codec::{self, HistoryRecord, Revision};
+use crate::error::{Error, Result};
+use crate::read::{self, ReadView};
+use crate::tables::{KeySpan, Tables};
+use crate::types::{
+    Applied, Command, CommandResponse, Event, EventKind, KeyValue, Outcome, RangeRequest,
+    RangeResponse, RequestOp, ResponseHeader, ResponseOp, TxnRequest, TxnResponse,
+};
+use crate::write::{self, Change, Counters};
+
+/// Options for [`Store::open`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// LMDB map size in bytes: the most the database file may grow to. It is virtual address
+    /// space, not memory; must be a multiple of the OS page size.
+    pub map_size: usize,
+    /// Maximum number of concurrent read transactions.
+    pub max_readers: u32,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            map_size: 8 << 30,
+            max_readers: 1024,
+        }
+    }
+}
+
+/// Most history rows [`Store::events`] examines in one call (it stops only between main
+/// revisions, so it may go slightly past this).
+const EVENTS_SCAN_BUDGET: usize = 65_536;
+
+/// An etcd-v3 revisioned key-value store in one LMDB environment (a directory).
+///
+/// All methods take `&self`: reads run on their own LMDB read transactions and never block
+/// the writer; [`Store::apply`] calls are serialised.
+pub struct Store {
+    env: Env<WithoutTls>,
+    t: Tables,
+    write_lock: Mutex<()>,
+    revision: AtomicI64,
+    compacted: AtomicI64,
+    applied: AtomicU64,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.env.path())
+            .field("revision", &self.current_revision())
+            .field("compacted", &self.compacted_revision())
+            .field("applied_index", &self.applied_index())
+            .finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in directory `dir`. Cost does not depend on the
+    /// number of keys: the key index lives in LMDB.
+    pub fn open(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
+        let dir = dir.as_ref();
+        fs::create_dir_all(dir)?;
+        // SAFETY: LMDB requires that the file is not modified by other means while mapped and
+        // that an environment is opened once per process; heed rejects a second open of the
+        // same path, and this crate never writes the file except through LMDB.
+        let env = unsafe {
+            EnvOpenOptions::new()
+                .read_txn_without_tls()
+                .map_size(options.map_size)
+                .max_readers(options.max_readers)
+                .max_dbs(8)
+                .open(dir)?
+        };
+        let mut wtxn = env.write_txn()?;
+        let t = Tables {
+            meta: env.create_database(&mut wtxn, Some("meta"))?,
+            keys: env.create_database(&mut wtxn, Some("keys"))?,
+            revs: env.create_database(&mut wtxn, Some("revs"))?,
+            history: env.create_database(&mut wtxn, Some("history"))?,
+            leases: env.create_database(&mut wtxn, Some("leases"))?,
+        };
+        match t.meta.get(&wtxn, codec::META_FORMAT)? {
+            None => {
+                let c = Counters {
+                    revision: 1,
+                    compacted: 0,
+                    next_key_id: 1,
+                    compact_walk: 0,
+                };
+                c.save(&t, &mut wtxn)?;
+                t.meta
+                    .put(&mut wtxn, codec::META_APPLIED, &0u64.to_be_bytes())?;
+                t.meta.put(
+                    &mut wtxn,
+                    codec::META_FORMAT,
+                    &codec::FORMAT_VERSION.to_be_bytes(),
+                )?;
+            }
+            Some(v) => {
+                let format = codec::be_u64(v)?;
+                if format != codec::FORMAT_VERSION {
+                    return Err(Error::Corrupt(format!("unknown store format {format}")));
+                }
+            }
+        }
+        let c = Counters::load(&t, &wtxn)?;
+        let applied = t.meta_u64(&wtxn, codec::META_APPLIED)?;
+        wtxn.commit()?;
+        Ok(Store {
+            env,
+            t,
+            write_lock: Mutex::new(()),
+            revision: AtomicI64::new(c.revision),
+            compacted: AtomicI64::new(c.compacted),
+            applied: AtomicU64::new(applied),
+        })
+    }
+
+    /// Applies an ordered batch of `(raft log index, command)` in one durable LMDB write
+    /// transaction, together with the new applied index.
+    ///
+    /// Commands whose index is at or below the stored applied index are [`Outcome::Skipped`],
+    /// so replaying a batch changes nothing. A command that fails deterministically (for
+    /// example [`Error::Compacted`]) is reported as [`Outcome::Failed`], changes nothing and
+    /// does not stop the batch. Only storage failures fail the call, and then nothing of the
+    /// batch is kept. The result has one entry per command, in order.
+    pub fn apply(&self, batch: &[(u64, Command)]) -> Result<Vec<Applied>> {
+        let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut wtxn = self.env.write_txn()?;
+        let mut c = Counters::load(&self.t, &wtxn)?;
+        let mut applied = self.t.meta_u64(&wtxn, codec::META_APPLIED)?;
+        let mut out = Vec::with_capacity(batch.len());
+        let mut any = false;
+        for (index, cmd) in batch {
+            if *index <= applied {
+                out.push(Applied {
+                    index: *index,
+                    outcome: Outcome::Skipped,
+                });
+                continue;
+            }
+            let outcome = self.run(&mut wtxn, &mut c, cmd)?;
+            applied = *index;
+            any = true;
+            out.push(Applied {
+                index: *index,
+                outcome,
+            });
+        }
+        if any {
+            c.save(&self.t, &mut wtxn)?;
+            self.t
+                .meta
+                .put(&mut wtxn, codec::META_APPLIED, &applied.to_be_bytes())?;
+            wtxn.commit()?;
+            self.revision.store(c.revision, Ordering::Release);
+            self.compacted.store(c.compacted, Ordering::Release);
+            self.applied.store(applied, Ordering::Release);
+        }
+        Ok(out)
+    }
+
+    fn run(&self, wtxn: &mut RwTxn, c: &mut Counters, cmd: &Command) -> Result<Outcome> {
+        let mut ch = Change::new(&self.t, c);
+        let result = match cmd {
+            Command::Put(r) => ch.put(wtxn, r).map(CommandResponse::Put),
+            Command::DeleteRange(r) => ch.delete_range(wtxn, r).map(CommandResponse::DeleteRange),
+            Command::Txn(r) => ch.txn(wtxn, r).map(CommandResponse::Txn),
+            Command::Compact(r) => ch.compact(wtxn, r).map(CommandResponse::Compact),
+            Command::DeleteKeys(keys) => {
+                ch.delete_keys(wtxn, keys).map(CommandResponse::DeleteRange)
+            }
+            Command::RevokeLease(lease) => ch
+                .revoke_lease(wtxn, *lease)
+                .map(CommandResponse::DeleteRange),
+        };
+        match result {
+            Ok(response) => Ok(Outcome::Done {
+                response,
+                events: ch.finish(),
+            }),
+            Err(e) if e.is_deterministic() => {
+                if ch.changed() {
+                    // Every request is validated before its first write; reaching this is a
+                    // bug, and failing the whole batch keeps the partial write out.
+                    return Err(Error::Corrupt(format!("command failed after writing: {e}")));
+                }
+                Ok(Outcome::Failed(e))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn read_txn(&self) -> Result<RoTxn<'_, WithoutTls>> {
+        Ok(self.env.read_txn()?)
+    }
+
+    fn view(&self, txn: &RoTxn) -> Result<ReadView> {
+        Ok(Counters::load(&self.t, txn)?.view())
+    }
+
+    /// Reads a key or key range (see [`RangeRequest`]) on a read transaction.
+    pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse> {
+        let txn = self.read_txn()?;
+        let view = self.view(&txn)?;
+        read::range(&self.t, &txn, req, view, view)
+    }
+
+    /// Evaluates a transaction whose every branch only reads, without going through the log.
+    /// Fails with [`Error::NotReadOnly`] if any branch (taken or not) writes.
+    pub fn txn_read_only(&self, req: &TxnRequest) -> Result<TxnResponse> {
+        if !is_read_only(req) {
+            return Err(Error::NotReadOnly);
+        }
+        let txn = self.read_txn()?;
+        let view = self.view(&txn)?;
+        let mut path = Vec::new();
+        write::txn_path(&self.t, &txn, req, view.current, &mut path)?;
+        let mut path = path.into_iter();
+        let mut resp = self.read_txn_branch(&txn, req, view, &mut path)?;
+        resp.header = ResponseHeader {
+            revision: view.current,
+        };
+        Ok(resp)
+    }
+
+    fn read_txn_branch(
+        &self,
+        txn: &RoTxn,
+        req: &TxnRequest,
+        view: ReadView,
+        path: &mut impl Iterator<Item = bool>,
+    ) -> Result<TxnResponse> {
+        let succeeded = path
+            .next()
+            .ok_or_else(|| codec::corrupt("txn path exhausted"))?;
+        let ops = if succeeded {
+            &req.success
+        } else {
+            &req.failure
+        };
+        let mut responses = Vec::with_capacity(ops.len());
+        for op in ops {
+            responses.push(match op {
+                RequestOp::Range(r) => ResponseOp::Range(read::range(&self.t, txn, r, view, view)?),
+                RequestOp::Txn(n) => ResponseOp::Txn(self.read_txn_branch(txn, n, view, path)?),
+                RequestOp::Put(_) | RequestOp::DeleteRange(_) => return Err(Error::NotReadOnly),
+            });
+        }
+        Ok(TxnResponse {
+            header: ResponseHeader::default(),
+            succeeded,
+            responses,
+        })
+    }
+
+    /// Changes of keys in `key`/`range_end` (same rules as [`RangeRequest`]) from main
+    /// revision `from_rev` on, in revision order, for watchers.
+    ///
+    /// `from_rev` of 0 or less means 1 (all retained history).
+    /// Returns the events and the revision to continue from. It stops only between main
+    /// revisions: once at least `limit` events (0 = no limit) were found, or after examining
+    /// a bounded number of history rows; call again from the returned revision until it is
+    /// past [`Store::current_revision`]. Fails with [`Error::Compacted`] when `from_rev` is
+    /// below the compaction revision. `prev_kv` is set when the previous state is still in
+    /// history.
+    pub fn events(
+        &self,
+        from_rev: i64,
+        key: &[u8],
+        range_end: &[u8],
+        limit: usize,
+    ) -> Result<(Vec<Event>, i64)> {
+        let txn = self.read_txn()?;
+        let view = self.view(&txn)?;
+        let from_rev = from_rev.max(1);
+        if from_rev < view.compacted {
+            return Err(Error::Compacted);
+        }
+        let from = Revision::new(from_rev, 0).to_bytes();
+        let span = KeySpan::new(key, range_end);
+        let mut events = Vec::new();
+        let mut current_main = 0i64;
+        let bounds = (
+            std::ops::Bound::Included(&from[..]),
+            std::ops::Bound::Unbounded,
+        );
+        for (scanned, item) in self.t.history.range(&txn, &bounds)?.enumerate() {
+            let (k, v) = item?;
+            let rev = Revision::from_bytes(k)?;
+            if rev.main != current_main {
+                let full = limit > 0 && events.len() >= limit;
+                if full || scanned >= EVENTS_SCAN_BUDGET {
+                    return Ok((events, rev.main));
+                }
+                current_main = rev.main;
+            }
+            let rec = HistoryRecord::decode(v)?;
+            if !span.contains(rec.key) {
+                continue;
+            }
+            events.push(self.event_of(&txn, rev, &rec)?);
+        }
+        Ok((events, view.current + 1))
+    }
+
+    fn event_of(&self, txn: &RoTxn, rev: Revision, rec: &HistoryRecord) -> Result<Event> {
+        let prev_kv = if rec.prev.main > 0 {
+            match self.t.history.get(txn, &rec.prev.to_bytes())? {
+                Some(b) => {
+                    let p = HistoryRecord::decode(b)?;
+                    (!p.tombstone).then(|| kv_of(rec.prev, &p))
+                }
+                None => None,
+            }
+        } else {
+            None
+        };
+        Ok(if rec.tombstone {
+            Event {
+                kind: EventKind::Delete,
+                kv: KeyValue {
+                    key: rec.key.to_vec(),
+                    mod_revision: rev.main,
+                    ..Default::default()
+                },
+                prev_kv,
+            }
+        } else {
+            Event {
+                kind: EventKind::Put,
+                kv: kv_of(rev, rec),
+                prev_kv,
+            }
+        })
+    }
+
+    /// Keys whose current state carries `lease` (for the lessor; no full scan needed).
+    pub fn leased_keys(&self, lease: i64) -> Result<Vec<Vec<u8>>> {
+        let txn = self.read_txn()?;
+        self.t.leased_keys(&txn, lease)
+    }
+
+    /// Current main revision (1 for an empty store).
+    pub fn current_revision(&self) -> i64 {
+        self.revision.load(Ordering::Acquire)
+    }
+
+    /// Revision of the last compaction (0 when never compacted).
+    pub fn compacted_revision(&self) -> i64 {
+        self.compacted.load(Ordering::Acquire)
+    }
+
+    /// Raft log index of the last applied command (0 when none).
+    pub fn applied_index(&self) -> u64 {
+        self.applied.load(Ordering::Acquire)
+    }
+
+    /// Size of the database file in bytes.
+    pub fn db_size_bytes(&self) -> Result<u64> {
+        Ok(self.env.real_disk_size()?)
+    }
+
+    /// Bytes of the database file in use (file size minus free pages).
+    pub fn db_size_in_use_bytes(&self) -> Result<u64> {
+        Ok(self.env.non_free_pages_size()?)
+    }
+
+    /// Directory of the environment.
+    pub fn path(&self) -> PathBuf {
+        self.env.path().to_path_buf()
+    }
+
+    /// Writes a compacted copy of the whole database (free pages dropped) to the new file
+    /// `file`, consistent at one point in time; writers are not blocked. This is both the raft
+    /// snapshot and etcd's "defrag".
+    pub fn snapshot_to(&self, file: impl AsRef<Path>) -> Result<()> {
+        let file = self
+            .env
+            .copy_to_path(file.as_ref(), CompactionOption::Enabled)?;
+        file.sync_all()?;
+        Ok(())
+    }
+
+    /// Replaces the store in directory `dir` with the snapshot file `from_file` (made by
+    /// [`Store::snapshot_to`]) and opens it. No store may be open on `dir`.
+    pub fn restore(
+        dir: impl AsRef<Path>,
+        from_file: impl AsRef<Path>,
+        options: StoreOptions,
+    ) -> Result<Store> {
+        let dir = dir.as_ref();
+        fs::create_dir_all(dir)?;
+        let tmp = dir.join("data.mdb.restore");
+        fs::copy(from_file.as_ref(), &tmp)?;
+        fs::File::open(&tmp)?.sync_all()?;
+        let _ = fs::remove_file(dir.join("lock.mdb"));
+        fs::rename(&tmp, dir.join("data.mdb"))?;
+        fs::File::open(dir)?.sync_all()?;
+        Store::open(dir, options)
+    }
+}
+
+fn kv_of(rev: Revision, rec: &HistoryRecord) -> KeyValue {
+    KeyValue {
+        key: rec.key.to_vec(),
+        create_revision: rec.create,
+        mod_revision: rev.main,
+        version: rec.version,
+        value: rec.value.to_vec(),
+        lease: rec.lease,
+    }
+}
+
+/// True when no branch of the transaction (nested ones included) writes.
+pub fn is_read_only(req: &TxnRequest) -> bool {
+    req.success.iter().chain(&req.failure).all(|op| match op {
+        RequestOp::Range(_) => true,
+        RequestOp::Txn(n) => is_read_only(n),
+        RequestOp::Put(_) | RequestOp::DeleteRange(_) => false,
+    })
+}

@@ -1,0 +1,705 @@
+//! The write path: one [`Change`] per command turns requests into rows of the tables at one
+//! new main revision.
+
+use std::ops::Bound;
+
+use heed::{RoTxn, RwTxn};
+
+use crate::codec::{
+    self, index_key, lease_key, revs_key, HistoryRecord, KeyEntry, RevEntry, Revision,
+};
+use crate::error::{Error, Result};
+use crate::read::{self, ReadView};
+use crate::tables::{FoundKey, KeySpan, Tables};
+use crate::types::{
+    CompactRequest, CompactResponse, DeleteRangeRequest, DeleteRangeResponse, Event, EventKind,
+    KeyValue, PutRequest, PutResponse, RequestOp, ResponseHeader, ResponseOp, TxnRequest,
+    TxnResponse,
+};
+
+/// Store-wide counters kept in the meta table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Counters {
+    /// Current main revision (1 for an empty store).
+    pub revision: i64,
+    /// Last compaction revision (0 when never compacted).
+    pub compacted: i64,
+    /// Next key id to hand out.
+    pub next_key_id: u64,
+    /// Main revision from which the next compaction walks history.
+    pub compact_walk: i64,
+}
+
+impl Counters {
+    pub fn load(t: &Tables, txn: &RoTxn) -> Result<Counters> {
+        Ok(Counters {
+            revision: t.meta_i64(txn, codec::META_REVISION)?,
+            compacted: t.meta_i64(txn, codec::META_COMPACTED)?,
+            next_key_id: t.meta_u64(txn, codec::META_NEXT_KEY_ID)?,
+            compact_walk: t.meta_i64(txn, codec::META_COMPACT_WALK)?,
+        })
+    }
+
+    pub fn save(&self, t: &Tables, wtxn: &mut RwTxn) -> Result<()> {
+        t.meta
+            .put(wtxn, codec::META_REVISION, &self.revision.to_be_bytes())?;
+        t.meta
+            .put(wtxn, codec::META_COMPACTED, &self.compacted.to_be_bytes())?;
+        t.meta.put(
+            wtxn,
+            codec::META_NEXT_KEY_ID,
+            &self.next_key_id.to_be_bytes(),
+        )?;
+        t.meta.put(
+            wtxn,
+            codec::META_COMPACT_WALK,
+            &self.compact_walk.to_be_bytes(),
+        )?;
+        Ok(())
+    }
+
+    pub fn view(&self) -> ReadView {
+        ReadView {
+            current: self.revision,
+            compacted: self.compacted,
+        }
+    }
+}
+
+/// The changes of one command: every write gets the next sub revision of `main`.
+pub(crate) struct Change<'s> {
+    t: &'s Tables,
+    c: &'s mut Counters,
+    begin: i64,
+    main: i64,
+    sub: i64,
+    events: Vec<Event>,
+}
+
+/// How many history rows compaction reads per step before writing.
+const COMPACT_CHUNK: usize = 1024;
+
+impl<'s> Change<'s> {
+    pub fn new(t: &'s Tables, c: &'s mut Counters) -> Self {
+        let begin = c.revision;
+        Change {
+            t,
+            c,
+            begin,
+            main: begin + 1,
+            sub: 0,
+            events: Vec::new(),
+        }
+    }
+
+    /// Whether this command has written anything yet.
+    pub fn changed(&self) -> bool {
+        self.sub > 0
+    }
+
+    /// The view a read inside this command sees: its own writes so far.
+    fn view(&self) -> ReadView {
+        let current = if self.changed() {
+            self.main
+        } else {
+            self.begin
+        };
+        ReadView {
+            current,
+            compacted: self.c.compacted,
+        }
+    }
+
+    /// Ends the command: bumps the store revision if it wrote, returns its events.
+    pub fn finish(self) -> Vec<Event> {
+        if self.changed() {
+            self.c.revision = self.main;
+        }
+        self.events
+    }
+
+    fn next_rev(&mut self) -> Revision {
+        let r = Revision::new(self.main, self.sub);
+        self.sub += 1;
+        r
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // primitive writes (inputs already validated: only storage errors remain)
+
+    /// Writes `key = value`; returns the previous live pair.
+    fn write_put(
+        &mut self,
+        wtxn: &mut RwTxn,
+        key: &[u8],
+        value: &[u8],
+        lease: i64,
+        found: Option<FoundKey>,
+    ) -> Result<Option<KeyValue>> {
+        let t = *self.t;
+        let rev = self.next_rev();
+        let prev_kv = match &found {
+            Some(f) => t.current_kv(wtxn, f)?,
+            None => None,
+        };
+        let (id, ik, create, version, prev_rev, old_lease) = match found {
+            Some(f) if !f.entry.tombstone => (
+                f.entry.id,
+                f.index_key,
+                f.entry.create,
+                f.entry.version + 1,
+                f.entry.latest,
+                f.entry.lease,
+            ),
+            Some(f) => (f.entry.id, f.index_key, rev.main, 1, f.entry.latest, 0),
+            None => {
+                let id = self.c.next_key_id;
+                self.c.next_key_id += 1;
+                (id, index_key(key, id), rev.main, 1, Revision::default(), 0)
+            }
+        };
+        let record = HistoryRecord {
+            id,
+            tombstone: false,
+            create,
+            version,
+            lease,
+            prev: prev_rev,
+            key,
+            value,
+        };
+        t.history.put(wtxn, &rev.to_bytes(), &record.encode())?;
+        let meta = RevEntry {
+            tombstone: false,
+            create,
+            version,
+            lease,
+        };
+        t.revs.put(wtxn, &revs_key(id, rev), &meta.encode())?;
+        let entry = KeyEntry {
+            id,
+            latest: rev,
+            create,
+            version,
+            lease,
+            tombstone: false,
+        };
+        t.keys.put(wtxn, &ik, &entry.encode(key))?;
+        if old_lease != 0 && old_lease != lease {
+            t.leases.delete(wtxn, &lease_key(old_lease, &ik))?;
+        }
+        if lease != 0 {
+            t.leases.put(wtxn, &lease_key(lease, &ik), key)?;
+        }
+        self.events.push(Event {
+            kind: EventKind::Put,
+            kv: KeyValue {
+                key: key.to_vec(),
+                create_revision: create,
+                mod_revision: rev.main,
+                version,
+                value: value.to_vec(),
+                lease,
+            },
+            prev_kv: prev_kv.clone(),
+        });
+        Ok(prev_kv)
+    }
+
+    /// Deletes a live key; returns its last pair.
+    fn write_delete(&mut self, wtxn: &mut RwTxn, found: FoundKey) -> Result<KeyValue> {
+        let t = *self.t;
+        let prev = t
+            .current_kv(wtxn, &found)?
+            .ok_or_else(|| codec::corrupt("deleting a key that is not live"))?;
+        let rev = self.next_rev();
+        let e = &found.entry;
+        let record = HistoryRecord {
+            id: e.id,
+            tombstone: true,
+            create: 0,
+            version: 0,
+            lease: 0,
+            prev: e.latest,
+            key: &found.key,
+            value: &[],
+        };
+        t.history.put(wtxn, &rev.to_bytes(), &record.encode())?;
+        let meta = RevEntry {
+            tombstone: true,
+            create: 0,
+            version: 0,
+            lease: 0,
+        };
+        t.revs.put(wtxn, &revs_key(e.id, rev), &meta.encode())?;
+        let entry = KeyEntry {
+            id: e.id,
+            latest: rev,
+            create: 0,
+            version: 0,
+            lease: 0,
+            tombstone: true,
+        };
+        t.keys
+            .put(wtxn, &found.index_key, &entry.encode(&found.key))?;
+        if e.lease != 0 {
+            t.leases
+                .delete(wtxn, &lease_key(e.lease, &found.index_key))?;
+        }
+        self.events.push(Event {
+            kind: EventKind::Delete,
+            kv: KeyValue {
+                key: found.key.clone(),
+                mod_revision: rev.main,
+                ..Default::default()
+            },
+            prev_kv: Some(prev.clone()),
+        });
+        Ok(prev)
+    }
+
+    fn header(&self) -> ResponseHeader {
+        ResponseHeader {
+            revision: self.view().current,
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // requests
+
+    pub fn put(&mut self, wtxn: &mut RwTxn, req: &PutRequest) -> Result<PutResponse> {
+        if req.key.is_empty() {
+            return Err(Error::EmptyKey);
+        }
+        let found = self.t.lookup(wtxn, &req.key)?;
+        let live = found.as_ref().filter(|f| !f.entry.tombstone);
+        let mut lease = req.lease;
+        let mut current_value = None;
+        if req.ignore_value || req.ignore_lease {
+            let Some(live) = live else {
+                return Err(Error::KeyNotFound);
+            };
+            if req.ignore_lease {
+                lease = live.entry.lease;
+            }
+            if req.ignore_value {
+                current_value = Some(self.t.value_at(wtxn, live.entry.latest)?);
+            }
+        }
+        let value = current_value.as_deref().unwrap_or(&req.value);
+        let prev = self.write_put(wtxn, &req.key, value, lease, found)?;
+        Ok(PutResponse {
+            header: self.header(),
+            prev_kv: if req.prev_kv { prev } else { None },
+        })
+    }
+
+    /// Deletes every live key of `span`.
+    fn delete_span(
+        &mut self,
+        wtxn: &mut RwTxn,
+        span: &KeySpan,
+        want_prev: bool,
+    ) -> Result<(i64, Vec<KeyValue>)> {
+        let mut victims = Vec::new();
+        self.t.scan(wtxn, span, |found| {
+            if !found.entry.tombstone {
+                victims.push(found);
+            }
+            Ok(true)
+        })?;
+        let deleted = victims.len() as i64;
+        let mut prev_kvs = Vec::new();
+        for found in victims {
+            let prev = self.write_delete(wtxn, found)?;
+            if want_prev {
+                prev_kvs.push(prev);
+            }
+        }
+        Ok((deleted, prev_kvs))
+    }
+
+    pub fn delete_range(
+        &mut self,
+        wtxn: &mut RwTxn,
+        req: &DeleteRangeRequest,
+    ) -> Result<DeleteRangeResponse> {
+        let span = KeySpan::new(&req.key, &req.range_end);
+        let (deleted, prev_kvs) = self.delete_span(wtxn, &span, req.prev_kv)?;
+        Ok(DeleteRangeResponse {
+            header: self.header(),
+            deleted,
+            prev_kvs,
+        })
+    }
+
+    /// Deletes exactly the given keys (missing or deleted ones are ignored).
+    pub fn delete_keys(
+        &mut self,
+        wtxn: &mut RwTxn,
+        keys: &[Vec<u8>],
+    ) -> Result<DeleteRangeResponse> {
+        let mut deleted = 0;
+        for key in keys {
+            if let Some(found) = self.t.lookup(wtxn, key)? {
+                if !found.entry.tombstone {
+                    self.write_delete(wtxn, found)?;
+                    deleted += 1;
+                }
+            }
+        }
+        Ok(DeleteRangeResponse {
+            header: self.header(),
+            deleted,
+            prev_kvs: Vec::new(),
+        })
+    }
+
+    /// Deletes every key whose latest state carries `lease`.
+    pub fn revoke_lease(&mut self, wtxn: &mut RwTxn, lease: i64) -> Result<DeleteRangeResponse> {
+        let mut keys = self.t.leased_keys(wtxn, lease)?;
+        // Index order differs from key order only within long-key groups; delete in key order.
+        keys.sort();
+        self.delete_keys(wtxn, &keys)
+    }
+
+    /// Runs a transaction: validation and every compare (nested ones included) happen on the
+    /// state before the transaction, then the chosen operations run in order.
+    pub fn txn(&mut self, wtxn: &mut RwTxn, req: &TxnRequest) -> Result<TxnResponse> {
+        check_txn(req)?;
+        let before = self.view();
+        let mut path = Vec::new();
+        txn_path(self.t, wtxn, req, before.current, &mut path)?;
+        precheck(self.t, wtxn, req, before, &mut path.iter().copied())?;
+        let mut path = path.into_iter();
+        let mut resp = self.run_txn(wtxn, req, before, &mut path)?;
+        resp.header = self.header();
+        Ok(resp)
+    }
+
+    fn run_txn(
+        &mut self,
+        wtxn: &mut RwTxn,
+        req: &TxnRequest,
+        before: ReadView,
+        path: &mut impl Iterator<Item = bool>,
+    ) -> Result<TxnResponse> {
+        let succeeded = path
+            .next()
+            .ok_or_else(|| codec::corrupt("txn path exhausted"))?;
+        let ops = if succeeded {
+            &req.success
+        } else {
+            &req.failure
+        };
+        let mut responses = Vec::with_capacity(ops.len());
+        for op in ops {
+            let r = match op {
+                RequestOp::Range(r) => {
+                    ResponseOp::Range(read::range(self.t, wtxn, r, before, self.view())?)
+                }
+                RequestOp::Put(p) => ResponseOp::Put(self.put(wtxn, p)?),
+                RequestOp::DeleteRange(d) => ResponseOp::DeleteRange(self.delete_range(wtxn, d)?),
+                RequestOp::Txn(t) => ResponseOp::Txn(self.run_txn(wtxn, t, before, path)?),
+            };
+            responses.push(r);
+        }
+        // Like etcd, a nested transaction's header stays empty; the caller sets the top one.
+        Ok(TxnResponse {
+            header: ResponseHeader::default(),
+            succeeded,
+            responses,
+        })
+    }
+
+    /// Compacts history at `req.revision` (etcd's keyIndex.compact rules): for every key the
+    /// latest revision at or below it survives unless it is a deletion, so reads at or after
+    /// the compaction revision are unchanged.
+    ///
+    /// History rows are walked in chunks of `COMPACT_CHUNK`, all within the caller's write
+    /// transaction. Rows at exactly the compaction revision stay in history (they are still
+    /// needed by a watch starting there) and are dropped by the next compaction.
+    pub fn compact(&mut self, wtxn: &mut RwTxn, req: &CompactRequest) -> Result<CompactResponse> {
+        let at = req.revision;
+        if at <= self.c.compacted {
+            return Err(Error::Compacted);
+        }
+        if at > self.c.revision {
+            return Err(Error::FutureRev);
+        }
+        let t = *self.t;
+        let mut from = Revision::new(self.c.compact_walk, 0);
+        let end = Revision::new(at, i64::MAX).to_bytes();
+        loop {
+            let mut chunk = Vec::with_capacity(COMPACT_CHUNK);
+            {
+                let lo = from.to_bytes();
+                let bounds: (Bound<&[u8]>, Bound<&[u8]>) =
+                    (Bound::Included(&lo), Bound::Included(&end));
+                for item in t.history.range(wtxn, &bounds)?.take(COMPACT_CHUNK) {
+                    let (k, v) = item?;
+                    let rev = Revision::from_bytes(k)?;
+                    let rec = HistoryRecord::decode(v)?;
+                    chunk.push((rev, rec.id, rec.tombstone, rec.key.to_vec()));
+                }
+            }
+            let Some(last) = chunk.last() else { break };
+            from = Revision::new(last.0.main, last.0.sub + 1);
+            for (rev, id, tombstone, key) in chunk {
+                compact_row(&t, wtxn, at, rev, id, tombstone, &key)?;
+            }
+        }
+        self.c.compacted = at;
+        self.c.compact_walk = at;
+        Ok(CompactResponse {
+            header: self.header(),
+        })
+    }
+}
+
+/// Applies compaction at `at` to one history row.
+fn compact_row(
+    t: &Tables,
+    wtxn: &mut RwTxn,
+    at: i64,
+    rev: Revision,
+    id: u64,
+    tombstone: bool,
+    key: &[u8],
+) -> Result<()> {
+    // Revisions of this key older than `rev` are superseded by it (rev <= at).
+    let older: Vec<Revision> = {
+        let lo = revs_key(id, Revision::new(0, 0));
+        let hi = revs_key(id, rev);
+        let bounds: (Bound<&[u8]>, Bound<&[u8]>) = (Bound::Included(&lo), Bound::Excluded(&hi));
+        let mut v = Vec::new();
+        for item in t.revs.range(wtxn, &bounds)? {
+            let (k, _) = item?;
+            v.push(codec::decode_revs_key(k)?.1);
+        }
+        v
+    };
+    for old in older {
+        t.revs.delete(wtxn, &revs_key(id, old))?;
+        if old.main < at {
+            t.history.delete(wtxn, &old.to_bytes())?;
+        }
+    }
+    let this = revs_key(id, rev);
+    let drop_row = |wtxn: &mut RwTxn| -> Result<()> {
+        if rev.main < at {
+            t.history.delete(wtxn, &rev.to_bytes())?;
+        }
+        Ok(())
+    };
+    if t.revs.get(wtxn, &this)?.is_none() {
+        // Already dropped from the index by an earlier step; only the history row is left.
+        return drop_row(wtxn);
+    }
+    let next: Option<Revision> = {
+        let hi = revs_key(id, Revision::new(i64::MAX, i64::MAX));
+        let bounds: (Bound<&[u8]>, Bound<&[u8]>) =
+            (Bound::Excluded(&this[..]), Bound::Included(&hi[..]));
+        match t.revs.range(wtxn, &bounds)?.next() {
+            Some(item) => Some(codec::decode_revs_key(item?.0)?.1),
+            None => None,
+        }
+    };
+    let superseded = next.is_some_and(|n| n.main <= at);
+    if superseded || tombstone {
+        t.revs.delete(wtxn, &this)?;
+        drop_row(wtxn)?;
+        if tombstone && next.is_none() {
+            t.keys.delete(wtxn, &index_key(key, id))?;
+        }
+    }
+    Ok(())
+}
+
+/// The branch taken by every transaction on the path, in the order they run (etcd's
+/// `compareToPath`), all evaluated at `rev`.
+pub(crate) fn txn_path(
+    t: &Tables,
+    txn: &RoTxn,
+    req: &TxnRequest,
+    rev: i64,
+    path: &mut Vec<bool>,
+) -> Result<()> {
+    let mut ok = true;
+    for c in &req.compare {
+        if !read::compare(t, txn, c, rev)? {
+            ok = false;
+            break;
+        }
+    }
+    path.push(ok);
+    let ops = if ok { &req.success } else { &req.failure };
+    for op in ops {
+        if let RequestOp::Txn(n) = op {
+            txn_path(t, txn, n, rev, path)?;
+        }
+    }
+    Ok(())
+}
+
+/// etcd's request checks on the chosen path, against the state before the transaction.
+fn precheck(
+    t: &Tables,
+    txn: &RoTxn,
+    req: &TxnRequest,
+    before: ReadView,
+    path: &mut impl Iterator<Item = bool>,
+) -> Result<()> {
+    let ok = path
+        .next()
+        .ok_or_else(|| codec::corrupt("txn path exhausted"))?;
+    let ops = if ok { &req.success } else { &req.failure };
+    for op in ops {
+        match op {
+            RequestOp::Range(r) => {
+                before.resolve(r.revision)?;
+            }
+            RequestOp::Put(p) => {
+                if p.key.is_empty() {
+                    return Err(Error::EmptyKey);
+                }
+                if p.ignore_value || p.ignore_lease {
+                    let live = t.lookup(txn, &p.key)?.is_some_and(|f| !f.entry.tombstone);
+                    if !live {
+                        return Err(Error::KeyNotFound);
+                    }
+                }
+            }
+            RequestOp::DeleteRange(_) => {}
+            RequestOp::Txn(n) => precheck(t, txn, n, before, path)?,
+        }
+    }
+    Ok(())
+}
+
+/// A half-open key interval; `None` end = unbounded.
+type Interval = (Vec<u8>, Option<Vec<u8>>);
+
+fn interval_contains(iv: &Interval, k: &[u8]) -> bool {
+    k >= iv.0.as_slice() && iv.1.as_deref().is_none_or(|e| k < e)
+}
+
+/// Rejects transactions that write one key twice, or put a key that the same branch deletes
+/// (etcd's `ErrDuplicateKey`). The two branches of a nested transaction exclude each other.
+pub fn check_txn(req: &TxnRequest) -> Result<()> {
+    check_branch(&req.success)?;
+    check_branch(&req.failure)?;
+    Ok(())
+}
+
+fn check_branch(ops: &[RequestOp]) -> Result<(Vec<Vec<u8>>, Vec<Interval>)> {
+    let mut dels: Vec<Interval> = Vec::new();
+    for op in ops {
+        if let RequestOp::DeleteRange(d) = op {
+            let end = if d.range_end.is_empty() {
+                let mut e = d.key.clone();
+                e.push(0);
+                Some(e)
+            } else if d.range_end == [0] {
+                None
+            } else {
+                Some(d.range_end.clone())
+            };
+            dels.push((d.key.clone(), end));
+        }
+    }
+    let mut puts: Vec<Vec<u8>> = Vec::new();
+    let conflicts = |puts: &[Vec<u8>], dels: &[Interval], k: &[u8]| {
+        puts.iter().any(|p| p == k) || dels.iter().any(|iv| interval_contains(iv, k))
+    };
+    for op in ops {
+        let RequestOp::Txn(n) = op else { continue };
+        let (then_puts, then_dels) = check_branch(&n.success)?;
+        let (else_puts, else_dels) = check_branch(&n.failure)?;
+        for k in &then_puts {
+            if conflicts(&puts, &dels, k) {
+                return Err(Error::DuplicateKey);
+            }
+        }
+        let before_then = puts.len();
+        puts.extend(then_puts.iter().cloned());
+        for k in else_puts {
+            let clash =
+                puts[..before_then].contains(&k) || dels.iter().any(|iv| interval_contains(iv, &k));
+            if clash {
+                return Err(Error::DuplicateKey);
+            }
+            if !then_puts.contains(&k) {
+                puts.push(k);
+            }
+        }
+        dels.extend(then_dels);
+        dels.extend(else_dels);
+    }
+    for op in ops {
+        let RequestOp::Put(p) = op else { continue };
+        if conflicts(&puts, &dels, &p.key) {
+            return Err(Error::DuplicateKey);
+        }
+        puts.push(p.key.clone());
+    }
+    Ok((puts, dels))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::PutRequest;
+
+    fn put(k: &str) -> RequestOp {
+        RequestOp::Put(PutRequest {
+            key: k.as_bytes().to_vec(),
+            ..Default::default()
+        })
+    }
+    fn del(k: &str, end: &str) -> RequestOp {
+        RequestOp::DeleteRange(DeleteRangeRequest {
+            key: k.as_bytes().to_vec(),
+            range_end: end.as_bytes().to_vec(),
+            prev_kv: false,
+        })
+    }
+    fn txn(success: Vec<RequestOp>, failure: Vec<RequestOp>) -> TxnRequest {
+        TxnRequest {
+            compare: vec![],
+            success,
+            failure,
+        }
+    }
+
+    #[test]
+    fn duplicate_puts_are_rejected() {
+        assert_eq!(
+            check_txn(&txn(vec![put("a"), put("a")], vec![])),
+            Err(Error::DuplicateKey)
+        );
+        assert_eq!(check_txn(&txn(vec![put("a")], vec![put("a")])), Ok(()));
+        assert_eq!(
+            check_txn(&txn(vec![del("a", "c"), put("b")], vec![])),
+            Err(Error::DuplicateKey)
+        );
+        assert_eq!(
+            check_txn(&txn(vec![del("a", ""), put("a")], vec![])),
+            Err(Error::DuplicateKey)
+        );
+        assert_eq!(
+            check_txn(&txn(vec![del("a", "b"), put("b")], vec![])),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn nested_branches_exclude_each_other() {
+        let nested = RequestOp::Txn(txn(vec![put("x")], vec![put("x")]));
+        assert_eq!(check_txn(&txn(vec![nested.clone()], vec![])), Ok(()));
+        assert_eq!(
+            check_txn(&txn(vec![nested, put("x")], vec![])),
+            Err(Error::DuplicateKey)
+        );
+    }
+}

@@ -1,0 +1,236 @@
+//! Command-line flags. Names and defaults follow etcd's so that a user can start etcr the
+//! way they start etcd.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+/// etcd's default for `--max-request-bytes`: 1.5 MiB.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1536 * 1024;
+
+/// The flags of the `etcr` server.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "etcr", version, about = "etcr: an etcd v3 compatible, strongly consistent key-value store")]
+pub struct Flags {
+    /// Human-readable name for this member.
+    #[arg(long, default_value = "default")]
+    pub name: String,
+    /// Path to the data directory (default: `<name>.etcd`).
+    #[arg(long = "data-dir")]
+    pub data_dir: Option<PathBuf>,
+    /// URLs to listen on for client traffic, comma-separated.
+    #[arg(long = "listen-client-urls", default_value = "http://localhost:2379")]
+    pub listen_client_urls: String,
+    /// Client URLs of this member to advertise to the rest of the cluster, comma-separated.
+    #[arg(long = "advertise-client-urls", default_value = "http://localhost:2379")]
+    pub advertise_client_urls: String,
+    /// URLs to listen on for peer traffic, comma-separated.
+    #[arg(long = "listen-peer-urls", default_value = "http://localhost:2380")]
+    pub listen_peer_urls: String,
+    /// Peer URLs of this member to advertise to the rest of the cluster, comma-separated.
+    #[arg(long = "initial-advertise-peer-urls", default_value = "http://localhost:2380")]
+    pub initial_advertise_peer_urls: String,
+    /// Initial cluster configuration for bootstrapping, `name=peer-url,...`
+    /// (default: this member alone, at its advertised peer URLs).
+    #[arg(long = "initial-cluster")]
+    pub initial_cluster: Option<String>,
+    /// `new` to bootstrap a cluster, `existing` to join one.
+    #[arg(long = "initial-cluster-state", default_value = "new")]
+    pub initial_cluster_state: ClusterState,
+    /// Token that makes cluster and member ids unique across clusters with the same URLs.
+    #[arg(long = "initial-cluster-token", default_value = "etcd-cluster")]
+    pub initial_cluster_token: String,
+    /// Time (in milliseconds) of a heartbeat interval.
+    #[arg(long = "heartbeat-interval", default_value_t = 100)]
+    pub heartbeat_interval: u64,
+    /// Time (in milliseconds) for an election to timeout.
+    #[arg(long = "election-timeout", default_value_t = 1000)]
+    pub election_timeout: u64,
+    /// Maximum client request size in bytes the server will accept.
+    #[arg(long = "max-request-bytes", default_value_t = DEFAULT_MAX_REQUEST_BYTES)]
+    pub max_request_bytes: usize,
+    /// Maximum number of operations permitted in a transaction.
+    #[arg(long = "max-txn-ops", default_value_t = 128)]
+    pub max_txn_ops: usize,
+    /// Raise an alarm when the backend size exceeds this many bytes (0 means the default, 2 GiB).
+    #[arg(long = "quota-backend-bytes", default_value_t = 0)]
+    pub quota_backend_bytes: u64,
+    /// Peer transport: `tcp` or `quic`.
+    #[arg(long = "peer-transport", default_value = "tcp")]
+    pub peer_transport: PeerTransport,
+    /// Log format: `text` or `json`.
+    #[arg(long = "log-format", default_value = "text")]
+    pub log_format: LogFormat,
+    /// Log level (`debug`, `info`, `warn`, `error`); `RUST_LOG` overrides it.
+    #[arg(long = "log-level", default_value = "info")]
+    pub log_level: String,
+}
+
+/// `--initial-cluster-state`.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterState {
+    /// Bootstrap a new cluster.
+    New,
+    /// Join an existing cluster.
+    Existing,
+}
+
+/// `--peer-transport`.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerTransport {
+    /// TCP (tokio), plaintext or mutual TLS.
+    Tcp,
+    /// QUIC (quinn), always mutual TLS.
+    Quic,
+}
+
+/// `--log-format`.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// One member of `--initial-cluster`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitialMember {
+    pub name: String,
+    pub peer_urls: Vec<String>,
+}
+
+impl Flags {
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("{}.etcd", self.name)))
+    }
+
+    /// `--initial-cluster`, grouped by member name in first-seen order. A name may appear
+    /// several times, once per peer URL, as in etcd.
+    pub fn initial_members(&self) -> anyhow::Result<Vec<InitialMember>> {
+        let spec = match &self.initial_cluster {
+            Some(s) => s.clone(),
+            None => split_urls(&self.initial_advertise_peer_urls)
+                .map(|u| format!("{}={u}", self.name))
+                .collect::<Vec<_>>()
+                .join(","),
+        };
+        let mut members: Vec<InitialMember> = Vec::new();
+        for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, url) = part.split_once('=').ok_or_else(|| {
+                anyhow::anyhow!("--initial-cluster: {part:?} is not of the form name=url")
+            })?;
+            let url = normalize_url(url)?;
+            match members.iter_mut().find(|m| m.name == name) {
+                Some(m) => m.peer_urls.push(url),
+                None => members.push(InitialMember {
+                    name: name.to_string(),
+                    peer_urls: vec![url],
+                }),
+            }
+        }
+        if !members.iter().any(|m| m.name == self.name) {
+            anyhow::bail!(
+                "--initial-cluster has no member named {:?} (this member's --name); add {}=<peer-url>",
+                self.name,
+                self.name
+            );
+        }
+        Ok(members)
+    }
+}
+
+/// Splits a comma-separated URL list.
+pub fn split_urls(list: &str) -> impl Iterator<Item = &str> {
+    list.split(',').map(str::trim).filter(|u| !u.is_empty())
+}
+
+/// Canonical text of a URL as etcd prints it: scheme, host and port, no trailing slash.
+pub fn normalize_url(url: &str) -> anyhow::Result<String> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| anyhow::anyhow!("URL {url:?} has no scheme; write it as http://host:port"))?;
+    if scheme != "http" && scheme != "https" && scheme != "unix" && scheme != "unixs" {
+        anyhow::bail!("URL {url:?} has unsupported scheme {scheme:?}; use http or https");
+    }
+    let host_port = rest.trim_end_matches('/');
+    if !host_port.contains(':') {
+        anyhow::bail!("URL {url:?} has no port; write it as {scheme}://host:port");
+    }
+    Ok(format!("{scheme}://{host_port}"))
+}
+
+/// The socket addresses a listen URL list names.
+pub fn listen_addrs(list: &str) -> anyhow::Result<Vec<SocketAddr>> {
+    let mut out = Vec::new();
+    for url in split_urls(list) {
+        let url = normalize_url(url)?;
+        let (scheme, host_port) = url.split_once("://").unwrap_or(("http", &url));
+        if scheme != "http" {
+            anyhow::bail!("listening on {scheme}:// URLs is not supported yet ({url}); use http://");
+        }
+        let addrs = host_port
+            .to_socket_addrs()
+            .map_err(|e| anyhow::anyhow!("cannot resolve {url}: {e}"))?;
+        // "localhost" resolves to both families; listening on the first is what a user expects.
+        let first = addrs
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("{url} resolves to no address"))?;
+        out.push(first);
+    }
+    if out.is_empty() {
+        anyhow::bail!("no URL to listen on");
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(args: &[&str]) -> Flags {
+        let mut all = vec!["etcr"];
+        all.extend_from_slice(args);
+        Flags::parse_from(all)
+    }
+
+    #[test]
+    fn initial_cluster_groups_urls_by_name() {
+        let f = flags(&[
+            "--name",
+            "m1",
+            "--initial-cluster",
+            "m1=http://127.0.0.1:2380,m2=http://127.0.0.1:2381/,m1=http://127.0.0.1:2390",
+        ]);
+        let m = f.initial_members().unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].peer_urls, vec!["http://127.0.0.1:2380", "http://127.0.0.1:2390"]);
+        assert_eq!(m[1].peer_urls, vec!["http://127.0.0.1:2381"]);
+    }
+
+    #[test]
+    fn initial_cluster_defaults_to_self() {
+        let f = flags(&["--name", "solo", "--initial-advertise-peer-urls", "http://127.0.0.1:3380"]);
+        let m = f.initial_members().unwrap();
+        assert_eq!(m, vec![InitialMember { name: "solo".into(), peer_urls: vec!["http://127.0.0.1:3380".into()] }]);
+        assert_eq!(f.data_dir(), PathBuf::from("solo.etcd"));
+    }
+
+    #[test]
+    fn initial_cluster_must_name_this_member() {
+        let f = flags(&["--name", "x", "--initial-cluster", "m1=http://127.0.0.1:2380"]);
+        let err = f.initial_members().unwrap_err().to_string();
+        assert!(err.contains("no member named \"x\""), "{err}");
+    }
+
+    #[test]
+    fn bad_urls_are_explained() {
+        assert!(normalize_url("127.0.0.1:2379").unwrap_err().to_string().contains("no scheme"));
+        assert!(normalize_url("http://127.0.0.1").unwrap_err().to_string().contains("no port"));
+        assert_eq!(listen_addrs("http://127.0.0.1:2379").unwrap(), vec!["127.0.0.1:2379".parse().unwrap()]);
+    }
+}

@@ -1,0 +1,148 @@
+//! `etcdserverpb.Maintenance` and `etcdserverpb.Cluster`: status, alarms and the member list,
+//! enough for `etcdctl endpoint status|health` and `etcdctl member list`.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use api::etcdserverpb as pb;
+use futures::Stream;
+use pb::cluster_server::Cluster;
+use pb::maintenance_server::Maintenance;
+use tonic::{Request, Response, Status};
+
+use crate::context::{Context, ETCD_API_VERSION};
+
+pub struct MaintenanceService {
+    ctx: Arc<Context>,
+}
+
+impl MaintenanceService {
+    pub fn new(ctx: Arc<Context>) -> Self {
+        MaintenanceService { ctx }
+    }
+
+    fn header(&self) -> Option<pb::ResponseHeader> {
+        self.ctx.header_info().at(self.ctx.store.current_revision())
+    }
+}
+
+fn not_yet(what: &str) -> Status {
+    Status::unimplemented(format!("etcr does not implement {what} yet"))
+}
+
+type SnapshotStream = Pin<Box<dyn Stream<Item = Result<pb::SnapshotResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Maintenance for MaintenanceService {
+    async fn alarm(&self, _req: Request<pb::AlarmRequest>) -> Result<Response<pb::AlarmResponse>, Status> {
+        // No alarm is ever raised yet (no quota enforcement, no corruption check).
+        Ok(Response::new(pb::AlarmResponse { header: self.header(), alarms: vec![] }))
+    }
+
+    async fn status(&self, _req: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
+        let g = self.ctx.store_gauges();
+        Ok(Response::new(pb::StatusResponse {
+            header: self.header(),
+            version: ETCD_API_VERSION.to_string(),
+            db_size: g.db_size as i64,
+            leader: self.ctx.leader().unwrap_or(0),
+            raft_index: g.applied_index,
+            raft_term: self.ctx.raft_term(),
+            raft_applied_index: g.applied_index,
+            errors: vec![],
+            db_size_in_use: g.db_size_in_use as i64,
+            is_learner: false,
+        }))
+    }
+
+    async fn defragment(
+        &self,
+        _req: Request<pb::DefragmentRequest>,
+    ) -> Result<Response<pb::DefragmentResponse>, Status> {
+        Err(not_yet("defragment"))
+    }
+
+    async fn hash(&self, _req: Request<pb::HashRequest>) -> Result<Response<pb::HashResponse>, Status> {
+        Err(not_yet("hash"))
+    }
+
+    async fn hash_kv(&self, _req: Request<pb::HashKvRequest>) -> Result<Response<pb::HashKvResponse>, Status> {
+        Err(not_yet("hashkv"))
+    }
+
+    type SnapshotStream = SnapshotStream;
+
+    async fn snapshot(&self, _req: Request<pb::SnapshotRequest>) -> Result<Response<SnapshotStream>, Status> {
+        Err(not_yet("snapshot"))
+    }
+
+    async fn move_leader(
+        &self,
+        _req: Request<pb::MoveLeaderRequest>,
+    ) -> Result<Response<pb::MoveLeaderResponse>, Status> {
+        Err(not_yet("move-leader"))
+    }
+}
+
+pub struct ClusterService {
+    ctx: Arc<Context>,
+}
+
+impl ClusterService {
+    pub fn new(ctx: Arc<Context>) -> Self {
+        ClusterService { ctx }
+    }
+
+    fn members(&self) -> Vec<pb::Member> {
+        self.ctx
+            .membership
+            .members
+            .iter()
+            .map(|m| pb::Member {
+                id: m.id,
+                name: m.name.clone(),
+                peer_ur_ls: m.peer_urls.clone(),
+                client_ur_ls: m.client_urls.clone(),
+                is_learner: m.is_learner,
+            })
+            .collect()
+    }
+}
+
+#[tonic::async_trait]
+impl Cluster for ClusterService {
+    async fn member_add(&self, _req: Request<pb::MemberAddRequest>) -> Result<Response<pb::MemberAddResponse>, Status> {
+        Err(not_yet("member add"))
+    }
+
+    async fn member_remove(
+        &self,
+        _req: Request<pb::MemberRemoveRequest>,
+    ) -> Result<Response<pb::MemberRemoveResponse>, Status> {
+        Err(not_yet("member remove"))
+    }
+
+    async fn member_update(
+        &self,
+        _req: Request<pb::MemberUpdateRequest>,
+    ) -> Result<Response<pb::MemberUpdateResponse>, Status> {
+        Err(not_yet("member update"))
+    }
+
+    async fn member_list(
+        &self,
+        _req: Request<pb::MemberListRequest>,
+    ) -> Result<Response<pb::MemberListResponse>, Status> {
+        Ok(Response::new(pb::MemberListResponse {
+            header: self.ctx.header_info().at(self.ctx.store.current_revision()),
+            members: self.members(),
+        }))
+    }
+
+    async fn member_promote(
+        &self,
+        _req: Request<pb::MemberPromoteRequest>,
+    ) -> Result<Response<pb::MemberPromoteResponse>, Status> {
+        Err(not_yet("member promote"))
+    }
+}

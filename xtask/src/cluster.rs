@@ -1,0 +1,272 @@
+//! `cargo xtask cluster`: a local etcr cluster whose members run in the background, with
+//! their data, logs and pids under `.etcr/cluster/` in the workspace.
+
+use std::fs;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::health;
+
+#[derive(clap::Subcommand)]
+pub enum Action {
+    /// Build the release binaries, start the members in the background and wait until healthy.
+    Up {
+        /// Number of members.
+        #[arg(long, default_value_t = 1)]
+        size: usize,
+        /// Peer transport between members: tcp or quic.
+        #[arg(long = "peer-transport", default_value = "tcp")]
+        peer_transport: String,
+    },
+    /// Show each member: process, health, endpoints.
+    Status,
+    /// Stop one member (SIGTERM, then SIGKILL after 10 s).
+    Stop { name: String },
+    /// Start a stopped member again.
+    Start { name: String },
+    /// Stop every member; `--purge` also deletes their data and logs.
+    Down {
+        #[arg(long)]
+        purge: bool,
+    },
+}
+
+#[derive(Serialize, Deserialize, Clone)]
+struct Member {
+    name: String,
+    client_url: String,
+    peer_url: String,
+    pid: Option<u32>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct State {
+    peer_transport: String,
+    members: Vec<Member>,
+}
+
+fn dir() -> PathBuf {
+    crate::workspace_root().join(".etcr").join("cluster")
+}
+
+fn state_path() -> PathBuf {
+    dir().join("state.json")
+}
+
+fn load() -> anyhow::Result<State> {
+    let path = state_path();
+    let text = fs::read_to_string(&path)
+        .map_err(|_| anyhow::anyhow!("no cluster here ({} missing); start one with `cargo xtask cluster up`", path.display()))?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+fn save(state: &State) -> anyhow::Result<()> {
+    fs::create_dir_all(dir())?;
+    fs::write(state_path(), serde_json::to_string_pretty(state)?)?;
+    Ok(())
+}
+
+pub fn run(action: Action) -> anyhow::Result<()> {
+    match action {
+        Action::Up { size, peer_transport } => up(size, &peer_transport),
+        Action::Status => status(),
+        Action::Stop { name } => {
+            let mut state = load()?;
+            let m = find(&mut state, &name)?;
+            stop_member(m);
+            save(&state)
+        }
+        Action::Start { name } => {
+            let mut state = load()?;
+            let initial_cluster = initial_cluster(&state.members);
+            let transport = state.peer_transport.clone();
+            let m = find(&mut state, &name)?;
+            if m.pid.is_some_and(alive) {
+                anyhow::bail!("{name} is already running (pid {})", m.pid.unwrap_or_default());
+            }
+            start_member(m, &initial_cluster, &transport)?;
+            let url = m.client_url.clone();
+            save(&state)?;
+            wait_healthy(&[url])
+        }
+        Action::Down { purge } => down(purge),
+    }
+}
+
+fn find<'a>(state: &'a mut State, name: &str) -> anyhow::Result<&'a mut Member> {
+    let names: Vec<String> = state.members.iter().map(|m| m.name.clone()).collect();
+    state
+        .members
+        .iter_mut()
+        .find(|m| m.name == name)
+        .ok_or_else(|| anyhow::anyhow!("no member named {name:?}; members: {}", names.join(", ")))
+}
+
+fn up(size: usize, peer_transport: &str) -> anyhow::Result<()> {
+    if !(1..=7).contains(&size) {
+        anyhow::bail!("--size must be between 1 and 7");
+    }
+    if peer_transport != "tcp" && peer_transport != "quic" {
+        anyhow::bail!("--peer-transport must be tcp or quic");
+    }
+    if let Ok(state) = load() {
+        if state.members.iter().any(|m| m.pid.is_some_and(alive)) {
+            anyhow::bail!("a cluster is already running; see `cargo xtask cluster status`, or stop it with `cargo xtask cluster down`");
+        }
+    }
+    eprintln!("== building release binaries (etcr, etcrctl)");
+    crate::run_cmd(Command::new("cargo").args(["build", "--release", "-p", "etcr", "-p", "etcrctl"]))?;
+    // The etcd convention for local clusters: 2379/2380, 22379/22380, 32379/32380, ...
+    let mut members: Vec<Member> = (0..size)
+        .map(|i| Member {
+            name: format!("m{}", i + 1),
+            client_url: format!("http://127.0.0.1:{}", 2379 + 10000 * i),
+            peer_url: format!("http://127.0.0.1:{}", 2380 + 10000 * i),
+            pid: None,
+        })
+        .collect();
+    let initial_cluster = initial_cluster(&members);
+    for m in &mut members {
+        start_member(m, &initial_cluster, peer_transport)?;
+    }
+    let urls: Vec<String> = members.iter().map(|m| m.client_url.clone()).collect();
+    save(&State { peer_transport: peer_transport.to_string(), members })?;
+    wait_healthy(&urls)?;
+    let endpoints = urls.join(",");
+    println!("cluster is up: {size} member(s), data and logs in {}", dir().display());
+    println!("endpoints: {endpoints}");
+    println!("try:");
+    println!("  ./target/release/etcrctl --endpoints={endpoints} put hello world");
+    println!("  ./target/release/etcrctl --endpoints={endpoints} get hello -w json");
+    println!("stop it with `cargo xtask cluster down` (add --purge to delete the data)");
+    Ok(())
+}
+
+fn initial_cluster(members: &[Member]) -> String {
+    members
+        .iter()
+        .map(|m| format!("{}={}", m.name, m.peer_url))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn start_member(m: &mut Member, initial_cluster: &str, peer_transport: &str) -> anyhow::Result<()> {
+    let bin = crate::workspace_root().join("target/release/etcr");
+    if !bin.exists() {
+        anyhow::bail!("{} is missing; run `cargo xtask cluster up` to build it", bin.display());
+    }
+    let data_dir = dir().join(format!("{}.etcd", m.name));
+    let log_path = dir().join(format!("{}.log", m.name));
+    fs::create_dir_all(dir())?;
+    let log = fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
+    let child = Command::new(&bin)
+        .arg("--name")
+        .arg(&m.name)
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .args(["--listen-client-urls", &m.client_url])
+        .args(["--advertise-client-urls", &m.client_url])
+        .args(["--listen-peer-urls", &m.peer_url])
+        .args(["--initial-advertise-peer-urls", &m.peer_url])
+        .args(["--initial-cluster", initial_cluster])
+        .args(["--initial-cluster-token", "etcr-local"])
+        .args(["--peer-transport", peer_transport])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        // Its own process group: the member outlives this command and a Ctrl-C given to it.
+        .process_group(0)
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("cannot start {}: {e}", bin.display()))?;
+    eprintln!("started {} (pid {}), log {}", m.name, child.id(), log_path.display());
+    m.pid = Some(child.id());
+    Ok(())
+}
+
+fn wait_healthy(urls: &[String]) -> anyhow::Result<()> {
+    eprint!("waiting for health");
+    let ok = health::wait_until(Duration::from_secs(30), || {
+        eprint!(".");
+        urls.iter().all(|u| health::is_healthy(u))
+    });
+    eprintln!();
+    if !ok {
+        anyhow::bail!(
+            "the cluster did not become healthy within 30 s; read the logs in {} and `cargo xtask cluster status`",
+            dir().display()
+        );
+    }
+    Ok(())
+}
+
+fn status() -> anyhow::Result<()> {
+    let state = load()?;
+    println!("{:<6} {:<8} {:<8} {:<24} {:<24}", "NAME", "PID", "HEALTH", "CLIENT URL", "PEER URL");
+    for m in &state.members {
+        let running = m.pid.is_some_and(alive);
+        let pid = match (m.pid, running) {
+            (Some(p), true) => p.to_string(),
+            _ => "stopped".to_string(),
+        };
+        let health = if running && health::is_healthy(&m.client_url) { "healthy" } else { "-" };
+        println!("{:<6} {:<8} {:<8} {:<24} {:<24}", m.name, pid, health, m.client_url, m.peer_url);
+    }
+    Ok(())
+}
+
+fn down(purge: bool) -> anyhow::Result<()> {
+    match load() {
+        Ok(mut state) => {
+            for m in &mut state.members {
+                stop_member(m);
+            }
+            save(&state)?;
+        }
+        Err(e) if !purge => return Err(e),
+        Err(_) => {}
+    }
+    if purge {
+        remove_dir(&dir())?;
+        eprintln!("removed {}", dir().display());
+    }
+    Ok(())
+}
+
+fn remove_dir(path: &Path) -> anyhow::Result<()> {
+    match fs::remove_dir_all(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+fn stop_member(m: &mut Member) {
+    let Some(pid) = m.pid.take() else {
+        eprintln!("{} is not running", m.name);
+        return;
+    };
+    if !alive(pid) {
+        eprintln!("{} had already stopped", m.name);
+        return;
+    }
+    // SAFETY: kill(2) with a pid we started; no memory is involved.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    if !health::wait_until(Duration::from_secs(10), || !alive(pid)) {
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        health::wait_until(Duration::from_secs(5), || !alive(pid));
+    }
+    eprintln!("stopped {} (pid {pid})", m.name);
+}
+
+/// Whether `pid` is a live etcr process (not a zombie, not a reused pid).
+fn alive(pid: u32) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let zombie = stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z'));
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    !zombie && String::from_utf8_lossy(&cmdline).contains("etcr")
+}

@@ -1,0 +1,70 @@
+//! Project automation, run as `cargo xtask <command>`:
+//!
+//! - `cluster up|status|stop|start|down`: a local etcr cluster in the background, under `.etcr/`.
+//! - `test`: everything CI runs (installs Debian's etcd packages the compatibility tests need).
+//! - `bench raft|transport|mvcc`: the crates' benchmarks.
+//! - `certs`: a cluster CA and member certificates for mutual TLS between peers.
+
+mod bench;
+mod cluster;
+mod health;
+mod packages;
+mod test;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "etcr project automation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a local cluster in the background.
+    Cluster {
+        #[command(subcommand)]
+        action: cluster::Action,
+    },
+    /// Run the whole test suite, as CI does.
+    Test(test::Args),
+    /// Run a benchmark.
+    Bench {
+        #[command(subcommand)]
+        which: bench::Which,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Cluster { action } => cluster::run(action),
+        Command::Test(args) => test::run(args),
+        Command::Bench { which } => bench::run(which),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// The workspace root: xtask lives one level below it.
+pub fn workspace_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(PathBuf::from).unwrap_or(manifest)
+}
+
+/// Runs a command in the workspace root, failing with its exit status.
+pub fn run_cmd(cmd: &mut std::process::Command) -> anyhow::Result<()> {
+    let status = cmd
+        .current_dir(workspace_root())
+        .status()
+        .map_err(|e| anyhow::anyhow!("cannot run {cmd:?}: {e}"))?;
+    if !status.success() {
+        anyhow::bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
