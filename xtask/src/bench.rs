@@ -14,17 +14,29 @@ pub enum Which {
         #[arg(long, default_value_t = 1_000_000)]
         keys: u64,
     },
+    /// `etcdctl check perf` against one etcr member, then one etcd 3.4 member.
+    CheckPerf {
+        /// The load profile: s, m, l or xl.
+        #[arg(long, default_value = "m")]
+        load: String,
+    },
 }
 
 pub fn run(which: Which) -> anyhow::Result<()> {
-    let mut cmd = Command::new("cargo");
-    cmd.args(["run", "--release", "--quiet"]);
-    match which {
-        Which::Raft => cmd.args(["-p", "raft-core", "--example", "throughput"]),
-        Which::Transport => cmd.args(["-p", "transport-quic", "--example", "transport_bench"]),
-        Which::Mvcc { keys } => cmd
-            .args(["-p", "mvcc", "--example", "open_bench", "--"])
-            .arg(keys.to_string()),
+    let example = |package: &str, name: &str| {
+        let mut cmd = Command::new("cargo");
+        cmd.args(["run", "--release", "--quiet", "-p", package, "--example", name]);
+        cmd
+    };
+    let mut cmd = match which {
+        Which::CheckPerf { load } => return crate::checkperf::run(&load),
+        Which::Raft => example("raft-core", "throughput"),
+        Which::Transport => example("transport-quic", "transport_bench"),
+        Which::Mvcc { keys } => {
+            let mut cmd = example("mvcc", "open_bench");
+            cmd.arg("--").arg(keys.to_string());
+            cmd
+        }
     };
     crate::run_cmd(&mut cmd)
 }

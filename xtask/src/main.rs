@@ -6,6 +6,7 @@
 //! - `certs`: a cluster CA and member certificates for mutual TLS between peers.
 
 mod bench;
+mod checkperf;
 mod cluster;
 mod health;
 mod packages;

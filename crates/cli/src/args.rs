@@ -51,7 +51,33 @@ pub const GLOBAL_FLAGS: &[Flag] = &[
     flag("write-out", Some('w'), Kind::Str, "simple"),
 ];
 
-const HELP: Flag = flag("help", Some('h'), Kind::Bool, "false");
+pub const HELP: Flag = flag("help", Some('h'), Kind::Bool, "false");
+
+const GET_FLAGS: &[Flag] = &[
+    flag("consistency", None, Kind::Str, "l"),
+    flag("from-key", None, Kind::Bool, "false"),
+    flag("keys-only", None, Kind::Bool, "false"),
+    flag("limit", None, Kind::Int, "0"),
+    flag("order", None, Kind::Str, ""),
+    flag("prefix", None, Kind::Bool, "false"),
+    flag("print-value-only", None, Kind::Bool, "false"),
+    flag("rev", None, Kind::Int, "0"),
+    flag("sort-by", None, Kind::Str, ""),
+];
+const PUT_FLAGS: &[Flag] = &[
+    flag("ignore-lease", None, Kind::Bool, "false"),
+    flag("ignore-value", None, Kind::Bool, "false"),
+    flag("lease", None, Kind::Str, "0"),
+    flag("prev-kv", None, Kind::Bool, "false"),
+];
+const DEL_FLAGS: &[Flag] = &[
+    flag("from-key", None, Kind::Bool, "false"),
+    flag("prefix", None, Kind::Bool, "false"),
+    flag("prev-kv", None, Kind::Bool, "false"),
+];
+const TXN_FLAGS: &[Flag] = &[flag("interactive", Some('i'), Kind::Bool, "false")];
+const COMPACTION_FLAGS: &[Flag] = &[flag("physical", None, Kind::Bool, "false")];
+const ENDPOINT_FLAGS: &[Flag] = &[flag("cluster", None, Kind::Bool, "false")];
 
 /// The commands etcrctl implements, with their own flags and usage text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,35 +95,13 @@ pub enum Command {
 
 impl Command {
     pub fn flags(self) -> &'static [Flag] {
-        use Kind::*;
         match self {
-            Command::Get => &[
-                flag("consistency", None, Str, "l"),
-                flag("from-key", None, Bool, "false"),
-                flag("keys-only", None, Bool, "false"),
-                flag("limit", None, Int, "0"),
-                flag("order", None, Str, ""),
-                flag("prefix", None, Bool, "false"),
-                flag("print-value-only", None, Bool, "false"),
-                flag("rev", None, Int, "0"),
-                flag("sort-by", None, Str, ""),
-            ],
-            Command::Put => &[
-                flag("ignore-lease", None, Bool, "false"),
-                flag("ignore-value", None, Bool, "false"),
-                flag("lease", None, Str, "0"),
-                flag("prev-kv", None, Bool, "false"),
-            ],
-            Command::Del => &[
-                flag("from-key", None, Bool, "false"),
-                flag("prefix", None, Bool, "false"),
-                flag("prev-kv", None, Bool, "false"),
-            ],
-            Command::Txn => &[flag("interactive", Some('i'), Bool, "false")],
-            Command::Compaction => &[flag("physical", None, Bool, "false")],
-            Command::EndpointStatus | Command::EndpointHealth => {
-                &[flag("cluster", None, Bool, "false")]
-            }
+            Command::Get => GET_FLAGS,
+            Command::Put => PUT_FLAGS,
+            Command::Del => DEL_FLAGS,
+            Command::Txn => TXN_FLAGS,
+            Command::Compaction => COMPACTION_FLAGS,
+            Command::EndpointStatus | Command::EndpointHealth => ENDPOINT_FLAGS,
             Command::Version | Command::MemberList => &[],
         }
     }

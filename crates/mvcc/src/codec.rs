@@ -285,8 +285,10 @@ pub(crate) const META_REVISION: &[u8] = b"revision";
 pub(crate) const META_COMPACTED: &[u8] = b"compacted";
 pub(crate) const META_APPLIED: &[u8] = b"applied_index";
 pub(crate) const META_NEXT_KEY_ID: &[u8] = b"next_key_id";
-/// Main revision from which the next compaction walks the history table.
-pub(crate) const META_COMPACT_WALK: &[u8] = b"compact_walk";
+/// Position (a 16-byte revision) of the compaction walk in the history table.
+pub(crate) const META_COMPACT_CURSOR: &[u8] = b"compact_cursor";
+/// Revision the compaction walk works towards.
+pub(crate) const META_COMPACT_TARGET: &[u8] = b"compact_target";
 
 /// Version of this layout, checked at open.
 pub(crate) const FORMAT_VERSION: u64 = 1;

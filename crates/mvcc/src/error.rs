@@ -25,6 +25,10 @@ pub enum Error {
     /// [`crate::Store::txn_read_only`] was given a transaction that writes.
     #[error("transaction is not read-only")]
     NotReadOnly,
+    /// The database file reached [`crate::StoreOptions::map_size`] (etcd's "database space
+    /// exceeded"): the batch was not applied. Compact, defragment or reopen with a larger map.
+    #[error("mvcc: database space exceeded")]
+    MapFull,
     /// The LMDB environment failed.
     #[error("storage: {0}")]
     Storage(String),
@@ -40,13 +44,19 @@ impl Error {
     /// True for errors that are a deterministic answer to a command rather than a failure of
     /// the storage.
     pub fn is_deterministic(&self) -> bool {
-        !matches!(self, Error::Storage(_) | Error::Corrupt(_) | Error::Io(_))
+        !matches!(
+            self,
+            Error::MapFull | Error::Storage(_) | Error::Corrupt(_) | Error::Io(_)
+        )
     }
 }
 
 impl From<heed::Error> for Error {
     fn from(e: heed::Error) -> Self {
-        Error::Storage(e.to_string())
+        match e {
+            heed::Error::Mdb(heed::MdbError::MapFull) => Error::MapFull,
+            e => Error::Storage(e.to_string()),
+        }
     }
 }
 

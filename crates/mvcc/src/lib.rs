@@ -55,7 +55,8 @@
 //! One LMDB environment with five tables; integers big-endian so that byte order is numeric
 //! order:
 //!
-//! - `meta`: `revision`, `compacted`, `applied_index`, `next_key_id`, `compact_walk`, `format`.
+//! - `meta`: `revision`, `compacted`, `applied_index`, `next_key_id`, `compact_cursor`,
+//!   `compact_target`, `format`.
 //! - `keys`: *index key* → key id, latest revision, create revision, version, lease,
 //!   tombstone flag (and the full key for long keys). The index key is the user key itself
 //!   when it is at most 480 bytes, else its first 480 bytes followed by the 8-byte key id:
@@ -70,6 +71,28 @@
 //! - `leases`: lease id ‖ index key → user key, for keys whose latest state has a lease.
 //!
 //! Nothing is rebuilt in memory at open, so opening does not depend on the number of keys.
+//!
+//! # Compaction
+//!
+//! [`Command::Compact`] follows etcd: afterwards reads below the revision fail with
+//! [`Error::Compacted`], and for every key the latest revision at or below it survives
+//! unless it is a deletion, so reads at or above it are unchanged. The physical work walks
+//! the history rows up to the revision, dropping superseded `revs` and `history` rows and
+//! the `keys` entries of deleted keys. It runs in bounded steps
+//! ([`StoreOptions::compaction_rows_per_batch`] rows after every applied batch, or
+//! [`Store::run_compaction`] when idle), so a large compaction never stalls a batch;
+//! leftover rows are invisible to reads. History rows at exactly the compaction revision are
+//! kept until the next compaction so that a watch may start there. LMDB reuses freed pages;
+//! [`Store::snapshot_to`] writes a compacted copy (etcd's defragment).
+//!
+//! # Transactions
+//!
+//! Like etcd, every compare of a transaction, nested ones included, is evaluated on the state
+//! before it runs, and the requests of the chosen branches are checked first
+//! ([`Error::KeyNotFound`], [`Error::Compacted`], [`Error::FutureRev`],
+//! [`Error::DuplicateKey`]), so a failing transaction changes nothing. Ranges inside a
+//! transaction see its earlier writes. A transaction that writes nothing, like a delete that
+//! deletes nothing, does not create a revision.
 
 #![deny(missing_docs)]
 
@@ -82,6 +105,6 @@ mod types;
 mod write;
 
 pub use error::{Error, Result};
-pub use store::{is_read_only, Store, StoreOptions};
+pub use store::{is_read_only, HashKv, Store, StoreOptions};
 pub use types::*;
 pub use write::check_txn;

@@ -25,6 +25,8 @@ pub struct StoreOptions {
     pub map_size: usize,
     /// Maximum number of concurrent read transactions.
     pub max_readers: u32,
+    /// History rows a pending compaction drops after each applied batch (at least 1).
+    pub compaction_rows_per_batch: usize,
 }
 
 impl Default for StoreOptions {
@@ -32,6 +34,7 @@ impl Default for StoreOptions {
         StoreOptions {
             map_size: 8 << 30,
             max_readers: 1024,
+            compaction_rows_per_batch: 16 * 1024,
         }
     }
 }
@@ -48,6 +51,7 @@ pub struct Store {
     env: Env<WithoutTls>,
     t: Tables,
     write_lock: Mutex<()>,
+    compaction_rows: usize,
     revision: AtomicI64,
     compacted: AtomicI64,
     applied: AtomicU64,
@@ -95,7 +99,8 @@ impl Store {
                     revision: 1,
                     compacted: 0,
                     next_key_id: 1,
-                    compact_walk: 0,
+                    compact_cursor: Revision::default(),
+                    compact_target: 0,
                 };
                 c.save(&t, &mut wtxn)?;
                 t.meta
@@ -120,6 +125,7 @@ impl Store {
             env,
             t,
             write_lock: Mutex::new(()),
+            compaction_rows: options.compaction_rows_per_batch.max(1),
             revision: AtomicI64::new(c.revision),
             compacted: AtomicI64::new(c.compacted),
             applied: AtomicU64::new(applied),
@@ -158,6 +164,9 @@ impl Store {
             });
         }
         if any {
+            if c.compaction_pending() {
+                write::compact_step(&self.t, &mut wtxn, &mut c, self.compaction_rows)?;
+            }
             c.save(&self.t, &mut wtxn)?;
             self.t
                 .meta
@@ -170,13 +179,37 @@ impl Store {
         Ok(out)
     }
 
+    /// Whether a compaction still has history rows to drop (invisible to reads; only the
+    /// file's free space depends on it).
+    pub fn compaction_pending(&self) -> Result<bool> {
+        let txn = self.read_txn()?;
+        Ok(Counters::load(&self.t, &txn)?.compaction_pending())
+    }
+
+    /// Continues a pending compaction by up to about `max_rows` history rows in one durable
+    /// write transaction, outside the raft log (the work does not change what reads see).
+    /// Returns whether compaction is complete. [`Store::apply`] does this too, a bounded
+    /// amount per batch; call this when the store is otherwise idle.
+    pub fn run_compaction(&self, max_rows: usize) -> Result<bool> {
+        let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut wtxn = self.env.write_txn()?;
+        let mut c = Counters::load(&self.t, &wtxn)?;
+        if !c.compaction_pending() {
+            return Ok(true);
+        }
+        let done = write::compact_step(&self.t, &mut wtxn, &mut c, max_rows)?;
+        c.save(&self.t, &mut wtxn)?;
+        wtxn.commit()?;
+        Ok(done)
+    }
+
     fn run(&self, wtxn: &mut RwTxn, c: &mut Counters, cmd: &Command) -> Result<Outcome> {
         let mut ch = Change::new(&self.t, c);
         let result = match cmd {
             Command::Put(r) => ch.put(wtxn, r).map(CommandResponse::Put),
             Command::DeleteRange(r) => ch.delete_range(wtxn, r).map(CommandResponse::DeleteRange),
             Command::Txn(r) => ch.txn(wtxn, r).map(CommandResponse::Txn),
-            Command::Compact(r) => ch.compact(wtxn, r).map(CommandResponse::Compact),
+            Command::Compact(r) => ch.compact(r).map(CommandResponse::Compact),
             Command::DeleteKeys(keys) => {
                 ch.delete_keys(wtxn, keys).map(CommandResponse::DeleteRange)
             }
@@ -345,6 +378,33 @@ impl Store {
         })
     }
 
+    /// A hash of every live key-value pair at revision `rev` (0 = current), to check that
+    /// replicas agree: equal states give equal hashes. Reads every key.
+    pub fn hash_kv(&self, rev: i64) -> Result<HashKv> {
+        let txn = self.read_txn()?;
+        let view = self.view(&txn)?;
+        let at = view.resolve(rev)?;
+        let mut h = Fnv32::default();
+        let span = KeySpan::Range(&[], None);
+        self.t.scan(&txn, &span, |found| {
+            if let Some(kv) = self.t.kv_at(&txn, &found, at, true)? {
+                for part in [&kv.key[..], &kv.value[..]] {
+                    h.write(&(part.len() as u64).to_be_bytes());
+                    h.write(part);
+                }
+                for n in [kv.create_revision, kv.mod_revision, kv.version, kv.lease] {
+                    h.write(&n.to_be_bytes());
+                }
+            }
+            Ok(true)
+        })?;
+        Ok(HashKv {
+            hash: h.0,
+            revision: at,
+            compact_revision: view.compacted,
+        })
+    }
+
     /// Keys whose current state carries `lease` (for the lessor; no full scan needed).
     pub fn leased_keys(&self, lease: i64) -> Result<Vec<Vec<u8>>> {
         let txn = self.read_txn()?;
@@ -392,6 +452,59 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces this open store's contents with the snapshot file `file` (made by
+    /// [`Store::snapshot_to`], typically on another member), in one durable write transaction.
+    ///
+    /// Unlike [`Store::restore`] the store stays open, so handles shared with readers stay
+    /// valid: readers see the old contents until the transaction commits, then the new ones.
+    pub fn replace_with_snapshot(&self, file: impl AsRef<Path>) -> Result<()> {
+        let file = file.as_ref();
+        let size = fs::metadata(file)?.len() as usize;
+        let page = 4096;
+        let map_size = (size + 2 * page).div_ceil(page) * page;
+        // SAFETY: the snapshot file is private to this call: nothing else maps or writes it
+        // while it is open, and it is opened once.
+        let snap = unsafe {
+            let mut opts = EnvOpenOptions::new().read_txn_without_tls();
+            opts.map_size(map_size).max_dbs(8);
+            opts.flags(heed::EnvFlags::NO_SUB_DIR);
+            opts.open(file)?
+        };
+        let _writer = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let rtxn = snap.read_txn()?;
+        let mut wtxn = self.env.write_txn()?;
+        let tables = [
+            ("meta", self.t.meta),
+            ("keys", self.t.keys),
+            ("revs", self.t.revs),
+            ("history", self.t.history),
+            ("leases", self.t.leases),
+        ];
+        for (name, dst) in tables {
+            let src: Option<crate::tables::Table> = snap.open_database(&rtxn, Some(name))?;
+            let src = src.ok_or_else(|| {
+                Error::Corrupt(format!("snapshot {} has no {name} table", file.display()))
+            })?;
+            dst.clear(&mut wtxn)?;
+            for row in src.iter(&rtxn)? {
+                let (k, v) = row?;
+                dst.put(&mut wtxn, k, v)?;
+            }
+        }
+        let c = Counters::load(&self.t, &wtxn)?;
+        let applied = self.t.meta_u64(&wtxn, codec::META_APPLIED)?;
+        wtxn.commit()?;
+        self.revision.store(c.revision, Ordering::SeqCst);
+        self.compacted.store(c.compacted, Ordering::SeqCst);
+        self.applied.store(applied, Ordering::SeqCst);
+        drop(rtxn);
+        drop(snap);
+        let _ = fs::remove_file(file.with_extension("mdb-lock"));
+        let lock = format!("{}-lock", file.display());
+        let _ = fs::remove_file(lock);
+        Ok(())
+    }
+
     /// Replaces the store in directory `dir` with the snapshot file `from_file` (made by
     /// [`Store::snapshot_to`]) and opens it. No store may be open on `dir`.
     pub fn restore(
@@ -408,6 +521,35 @@ impl Store {
         fs::rename(&tmp, dir.join("data.mdb"))?;
         fs::File::open(dir)?.sync_all()?;
         Store::open(dir, options)
+    }
+}
+
+/// Answer of [`Store::hash_kv`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HashKv {
+    /// FNV-1a hash of the live pairs in key order.
+    pub hash: u32,
+    /// Revision hashed.
+    pub revision: i64,
+    /// Compaction revision at the time.
+    pub compact_revision: i64,
+}
+
+/// 32-bit FNV-1a.
+struct Fnv32(u32);
+
+impl Default for Fnv32 {
+    fn default() -> Self {
+        Fnv32(0x811c_9dc5)
+    }
+}
+
+impl Fnv32 {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u32::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0193);
+        }
     }
 }
 
@@ -429,4 +571,112 @@ pub fn is_read_only(req: &TxnRequest) -> bool {
         RequestOp::Txn(n) => is_read_only(n),
         RequestOp::Put(_) | RequestOp::DeleteRange(_) => false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{CompactRequest, DeleteRangeRequest, PutRequest};
+
+    fn rows(store: &Store) -> (u64, u64, u64) {
+        let txn = store.read_txn().unwrap();
+        (
+            store.t.keys.len(&txn).unwrap(),
+            store.t.revs.len(&txn).unwrap(),
+            store.t.history.len(&txn).unwrap(),
+        )
+    }
+
+    #[test]
+    fn compaction_drops_every_unneeded_row_even_when_interrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = StoreOptions {
+            map_size: 16 << 20,
+            compaction_rows_per_batch: 1,
+            ..Default::default()
+        };
+        let store = Store::open(dir.path(), opts).unwrap();
+        let put = |k: &[u8]| {
+            Command::Put(PutRequest {
+                key: k.to_vec(),
+                ..Default::default()
+            })
+        };
+        let compact = |revision| {
+            Command::Compact(CompactRequest {
+                revision,
+                physical: false,
+            })
+        };
+        let del = Command::DeleteRange(DeleteRangeRequest {
+            key: b"b".to_vec(),
+            ..Default::default()
+        });
+        store
+            .apply(&[
+                (1, put(b"a")),
+                (2, put(b"a")),
+                (3, put(b"b")),
+                (4, del),
+                (5, compact(5)),
+            ])
+            .unwrap();
+        assert!(store.compaction_pending().unwrap());
+        store
+            .apply(&[(6, put(b"a")), (7, put(b"c")), (8, compact(7))])
+            .unwrap();
+        while !store.run_compaction(1).unwrap() {}
+        // Left: a@6 and c@7, nothing else.
+        assert_eq!(rows(&store), (2, 2, 2));
+        let all = RangeRequest {
+            key: vec![0],
+            range_end: vec![0],
+            revision: 7,
+            ..Default::default()
+        };
+        assert_eq!(store.range(&all).unwrap().count, 2);
+    }
+
+    #[test]
+    fn a_new_compaction_revisits_rows_kept_at_the_previous_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = StoreOptions {
+            map_size: 16 << 20,
+            compaction_rows_per_batch: 1,
+            ..Default::default()
+        };
+        let store = Store::open(dir.path(), opts).unwrap();
+        let put = |k: &[u8]| {
+            Command::Put(PutRequest {
+                key: k.to_vec(),
+                ..Default::default()
+            })
+        };
+        let compact = |revision| {
+            Command::Compact(CompactRequest {
+                revision,
+                physical: false,
+            })
+        };
+        let del_all = Command::DeleteRange(DeleteRangeRequest {
+            key: vec![0],
+            range_end: vec![0],
+            ..Default::default()
+        });
+        // Revision 4 deletes two keys: rows (4,0) and (4,1).
+        store
+            .apply(&[
+                (1, put(b"a")),
+                (2, put(b"b")),
+                (3, del_all),
+                (4, compact(4)),
+            ])
+            .unwrap();
+        // Stop the walk between the two rows of revision 4.
+        store.run_compaction(1).unwrap();
+        store.run_compaction(1).unwrap();
+        store.apply(&[(5, put(b"c")), (6, compact(5))]).unwrap();
+        while !store.run_compaction(1).unwrap() {}
+        assert_eq!(rows(&store), (1, 1, 1));
+    }
 }

@@ -147,7 +147,13 @@ impl Tables {
             }
         }
         let seek = &start[..start.len().min(KEY_PREFIX_MAX)];
-        let bounds: (Bound<&[u8]>, Bound<&[u8]>) = (Bound::Included(seek), Bound::Unbounded);
+        // LMDB rejects empty keys, even as a seek position.
+        let lower = if seek.is_empty() {
+            Bound::Unbounded
+        } else {
+            Bound::Included(seek)
+        };
+        let bounds: (Bound<&[u8]>, Bound<&[u8]>) = (lower, Bound::Unbounded);
         let mut group: Vec<FoundKey> = Vec::new();
         // Emits a group (one short key, or long keys sharing an index prefix); returns false
         // to stop the scan.
@@ -156,7 +162,7 @@ impl Tables {
                 group.clear();
                 return Ok(false);
             }
-            // MUTANT
+            group.sort_by(|a, b| a.key.cmp(&b.key));
             for found in group.drain(..) {
                 if found.key.as_slice() < start {
                     continue;

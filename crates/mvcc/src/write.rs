@@ -26,8 +26,10 @@ pub(crate) struct Counters {
     pub compacted: i64,
     /// Next key id to hand out.
     pub next_key_id: u64,
-    /// Main revision from which the next compaction walks history.
-    pub compact_walk: i64,
+    /// Position in history of the compaction walk: rows before it are done.
+    pub compact_cursor: Revision,
+    /// Revision the compaction walk works towards (the last compaction revision).
+    pub compact_target: i64,
 }
 
 impl Counters {
@@ -36,7 +38,11 @@ impl Counters {
             revision: t.meta_i64(txn, codec::META_REVISION)?,
             compacted: t.meta_i64(txn, codec::META_COMPACTED)?,
             next_key_id: t.meta_u64(txn, codec::META_NEXT_KEY_ID)?,
-            compact_walk: t.meta_i64(txn, codec::META_COMPACT_WALK)?,
+            compact_cursor: match t.meta.get(txn, codec::META_COMPACT_CURSOR)? {
+                Some(b) => Revision::from_bytes(b)?,
+                None => Revision::default(),
+            },
+            compact_target: t.meta_i64(txn, codec::META_COMPACT_TARGET)?,
         })
     }
 
@@ -52,10 +58,20 @@ impl Counters {
         )?;
         t.meta.put(
             wtxn,
-            codec::META_COMPACT_WALK,
-            &self.compact_walk.to_be_bytes(),
+            codec::META_COMPACT_CURSOR,
+            &self.compact_cursor.to_bytes(),
+        )?;
+        t.meta.put(
+            wtxn,
+            codec::META_COMPACT_TARGET,
+            &self.compact_target.to_be_bytes(),
         )?;
         Ok(())
+    }
+
+    /// Whether the compaction walk has rows left before its target.
+    pub fn compaction_pending(&self) -> bool {
+        self.compact_cursor.main < self.compact_target
     }
 
     pub fn view(&self) -> ReadView {
@@ -76,7 +92,7 @@ pub(crate) struct Change<'s> {
     events: Vec<Event>,
 }
 
-/// How many history rows compaction reads per step before writing.
+/// How many history rows compaction reads at a time before writing.
 const COMPACT_CHUNK: usize = 1024;
 
 impl<'s> Change<'s> {
@@ -416,10 +432,13 @@ impl<'s> Change<'s> {
     /// latest revision at or below it survives unless it is a deletion, so reads at or after
     /// the compaction revision are unchanged.
     ///
-    /// History rows are walked in chunks of `COMPACT_CHUNK`, all within the caller's write
-    /// transaction. Rows at exactly the compaction revision stay in history (they are still
-    /// needed by a watch starting there) and are dropped by the next compaction.
-    pub fn compact(&mut self, wtxn: &mut RwTxn, req: &CompactRequest) -> Result<CompactResponse> {
+    /// Reads below the revision fail from this command on. The physical work, dropping the
+    /// history rows up to the revision that are no longer needed, is done by
+    /// [`compact_step`], which [`crate::Store::apply`] runs for a bounded number of rows after
+    /// every batch, so no batch stalls on a large compaction. Leftover rows are invisible to
+    /// reads. Rows at exactly the compaction revision stay in history (a watch may start
+    /// there) and are dropped by the next compaction.
+    pub fn compact(&mut self, req: &CompactRequest) -> Result<CompactResponse> {
         let at = req.revision;
         if at <= self.c.compacted {
             return Err(Error::Compacted);
@@ -427,34 +446,58 @@ impl<'s> Change<'s> {
         if at > self.c.revision {
             return Err(Error::FutureRev);
         }
-        let t = *self.t;
-        let mut from = Revision::new(self.c.compact_walk, 0);
-        let end = Revision::new(at, i64::MAX).to_bytes();
-        loop {
-            let mut chunk = Vec::with_capacity(COMPACT_CHUNK);
-            {
-                let lo = from.to_bytes();
-                let bounds: (Bound<&[u8]>, Bound<&[u8]>) =
-                    (Bound::Included(&lo), Bound::Included(&end));
-                for item in t.history.range(wtxn, &bounds)?.take(COMPACT_CHUNK) {
-                    let (k, v) = item?;
-                    let rev = Revision::from_bytes(k)?;
-                    let rec = HistoryRecord::decode(v)?;
-                    chunk.push((rev, rec.id, rec.tombstone, rec.key.to_vec()));
-                }
-            }
-            let Some(last) = chunk.last() else { break };
-            from = Revision::new(last.0.main, last.0.sub + 1);
-            for (rev, id, tombstone, key) in chunk {
-                compact_row(&t, wtxn, at, rev, id, tombstone, &key)?;
-            }
-        }
+        // Rows at the previous target were kept for watchers; a walk still in progress may
+        // have passed them, so make sure this walk covers them.
+        let previous = Revision::new(self.c.compact_target, 0);
+        self.c.compact_cursor = self.c.compact_cursor.min(previous);
         self.c.compacted = at;
-        self.c.compact_walk = at;
+        self.c.compact_target = at;
         Ok(CompactResponse {
             header: self.header(),
         })
     }
+}
+
+/// Advances the compaction walk by up to about `max_rows` history rows; returns whether it
+/// has finished.
+pub(crate) fn compact_step(
+    t: &Tables,
+    wtxn: &mut RwTxn,
+    c: &mut Counters,
+    max_rows: usize,
+) -> Result<bool> {
+    let at = c.compact_target;
+    let end = Revision::new(at, i64::MAX).to_bytes();
+    let mut done_rows = 0;
+    while c.compaction_pending() {
+        if done_rows >= max_rows {
+            return Ok(false);
+        }
+        let take = COMPACT_CHUNK.min(max_rows - done_rows);
+        let mut chunk = Vec::with_capacity(take);
+        {
+            let lo = c.compact_cursor.to_bytes();
+            let bounds: (Bound<&[u8]>, Bound<&[u8]>) =
+                (Bound::Included(&lo), Bound::Included(&end));
+            for item in t.history.range(wtxn, &bounds)?.take(take) {
+                let (k, v) = item?;
+                let rev = Revision::from_bytes(k)?;
+                let rec = HistoryRecord::decode(v)?;
+                chunk.push((rev, rec.id, rec.tombstone, rec.key.to_vec()));
+            }
+        }
+        let Some(last) = chunk.last() else {
+            // Walked everything up to the target; the next compaction starts at its rows.
+            c.compact_cursor = Revision::new(at, 0);
+            break;
+        };
+        c.compact_cursor = Revision::new(last.0.main, last.0.sub + 1);
+        done_rows += chunk.len();
+        for (rev, id, tombstone, key) in chunk {
+            compact_row(t, wtxn, at, rev, id, tombstone, &key)?;
+        }
+    }
+    Ok(true)
 }
 
 /// Applies compaction at `at` to one history row.

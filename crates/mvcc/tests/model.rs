@@ -34,6 +34,7 @@ fn keys() -> Vec<Vec<u8>> {
         long(500, b"a"),
         long(2000, b"q"),
         b"n".to_vec(),
+        Vec::new(),
     ]
 }
 
@@ -107,7 +108,7 @@ fn model_range(snap: &Snapshot, req: &RangeRequest, header: i64) -> RangeRespons
         kvs.sort_by_key(key);
         if order == SortOrder::Descend {
             // Descending, ties keep ascending key order as a stable sort would.
-            kvs.sort_by(|a, b| key(b).cmp(&key(a)));
+            kvs.sort_by_key(|kv| std::cmp::Reverse(key(kv)));
         }
     }
     let mut more = false;
@@ -120,12 +121,19 @@ fn model_range(snap: &Snapshot, req: &RangeRequest, header: i64) -> RangeRespons
             kv.value.clear();
         }
     }
-    RangeResponse { header: ResponseHeader { revision: header }, kvs, more, count }
+    RangeResponse {
+        header: ResponseHeader { revision: header },
+        kvs,
+        more,
+        count,
+    }
 }
 
 fn model_compare(snap: &Snapshot, c: &Compare) -> bool {
-    let kvs: Vec<&KeyValue> =
-        snap.values().filter(|kv| span_contains(&c.key, &c.range_end, &kv.key)).collect();
+    let kvs: Vec<&KeyValue> = snap
+        .values()
+        .filter(|kv| span_contains(&c.key, &c.range_end, &kv.key))
+        .collect();
     let check = |kv: &KeyValue| {
         let ord = match &c.target {
             CompareTarget::Version(v) => kv.version.cmp(v),
@@ -175,8 +183,16 @@ impl Work<'_> {
     }
     fn put(&mut self, p: &PutRequest) -> PutResponse {
         let prev = self.cur.get(&p.key).cloned();
-        let value = if p.ignore_value { prev.as_ref().unwrap().value.clone() } else { p.value.clone() };
-        let lease = if p.ignore_lease { prev.as_ref().unwrap().lease } else { p.lease };
+        let value = if p.ignore_value {
+            prev.as_ref().unwrap().value.clone()
+        } else {
+            p.value.clone()
+        };
+        let lease = if p.ignore_lease {
+            prev.as_ref().unwrap().lease
+        } else {
+            p.lease
+        };
         let kv = KeyValue {
             key: p.key.clone(),
             create_revision: prev.as_ref().map_or(self.main(), |k| k.create_revision),
@@ -187,9 +203,15 @@ impl Work<'_> {
         };
         self.cur.insert(p.key.clone(), kv.clone());
         self.changed = true;
-        self.events.push(Event { kind: EventKind::Put, kv, prev_kv: prev.clone() });
+        self.events.push(Event {
+            kind: EventKind::Put,
+            kv,
+            prev_kv: prev.clone(),
+        });
         PutResponse {
-            header: ResponseHeader { revision: self.main() },
+            header: ResponseHeader {
+                revision: self.main(),
+            },
             prev_kv: if p.prev_kv { prev } else { None },
         }
     }
@@ -198,7 +220,11 @@ impl Work<'_> {
         self.changed = true;
         self.events.push(Event {
             kind: EventKind::Delete,
-            kv: KeyValue { key: key.to_vec(), mod_revision: self.main(), ..Default::default() },
+            kv: KeyValue {
+                key: key.to_vec(),
+                mod_revision: self.main(),
+                ..Default::default()
+            },
             prev_kv: Some(prev.clone()),
         });
         prev
@@ -218,7 +244,9 @@ impl Work<'_> {
             }
         }
         DeleteRangeResponse {
-            header: ResponseHeader { revision: self.header() },
+            header: ResponseHeader {
+                revision: self.header(),
+            },
             deleted: victims.len() as i64,
             prev_kvs,
         }
@@ -232,7 +260,12 @@ impl Work<'_> {
             }
         }
     }
-    fn precheck(&self, t: &TxnRequest, before: View, path: &mut std::vec::IntoIter<bool>) -> Result<(), Error> {
+    fn precheck(
+        &self,
+        t: &TxnRequest,
+        before: View,
+        path: &mut std::vec::IntoIter<bool>,
+    ) -> Result<(), Error> {
         let ok = path.next().unwrap();
         for op in if ok { &t.success } else { &t.failure } {
             match op {
@@ -253,16 +286,28 @@ impl Work<'_> {
         }
         Ok(())
     }
-    fn run_txn(&mut self, t: &TxnRequest, before: View, path: &mut std::vec::IntoIter<bool>) -> TxnResponse {
+    fn run_txn(
+        &mut self,
+        t: &TxnRequest,
+        before: View,
+        path: &mut std::vec::IntoIter<bool>,
+    ) -> TxnResponse {
         let succeeded = path.next().unwrap();
         let mut responses = Vec::new();
         for op in if succeeded { &t.success } else { &t.failure } {
             responses.push(match op {
                 RequestOp::Range(r) => {
                     before.resolve(r.revision).unwrap();
-                    let view = View { current: self.header(), compacted: self.model.compacted };
+                    let view = View {
+                        current: self.header(),
+                        compacted: self.model.compacted,
+                    };
                     let rev = view.resolve(r.revision).unwrap();
-                    let snap = if rev == self.main() { &self.cur } else { &self.model.snaps[rev as usize] };
+                    let snap = if rev == self.main() {
+                        &self.cur
+                    } else {
+                        &self.model.snaps[rev as usize]
+                    };
                     ResponseOp::Range(model_range(snap, r, view.current))
                 }
                 RequestOp::Put(p) => ResponseOp::Put(self.put(p)),
@@ -270,19 +315,30 @@ impl Work<'_> {
                 RequestOp::Txn(n) => ResponseOp::Txn(self.run_txn(n, before, path)),
             });
         }
-        TxnResponse { header: ResponseHeader::default(), succeeded, responses }
+        TxnResponse {
+            header: ResponseHeader::default(),
+            succeeded,
+            responses,
+        }
     }
 }
 
 impl Model {
     fn new() -> Self {
-        Model { snaps: vec![Snapshot::new(), Snapshot::new()], compacted: 0, events: Vec::new() }
+        Model {
+            snaps: vec![Snapshot::new(), Snapshot::new()],
+            compacted: 0,
+            events: Vec::new(),
+        }
     }
     fn current(&self) -> i64 {
         self.snaps.len() as i64 - 1
     }
     fn view(&self) -> View {
-        View { current: self.current(), compacted: self.compacted }
+        View {
+            current: self.current(),
+            compacted: self.compacted,
+        }
     }
 
     fn apply(&mut self, cmd: &Command) -> Outcome {
@@ -314,19 +370,27 @@ impl Model {
                     }
                 }
                 Ok(CommandResponse::DeleteRange(DeleteRangeResponse {
-                    header: ResponseHeader { revision: w.header() },
+                    header: ResponseHeader {
+                        revision: w.header(),
+                    },
                     deleted,
                     prev_kvs: vec![],
                 }))
             }
             Command::RevokeLease(lease) => {
-                let keys: Vec<Vec<u8>> =
-                    w.cur.values().filter(|kv| kv.lease == *lease).map(|kv| kv.key.clone()).collect();
+                let keys: Vec<Vec<u8>> = w
+                    .cur
+                    .values()
+                    .filter(|kv| kv.lease == *lease)
+                    .map(|kv| kv.key.clone())
+                    .collect();
                 for k in &keys {
                     w.delete(k);
                 }
                 Ok(CommandResponse::DeleteRange(DeleteRangeResponse {
-                    header: ResponseHeader { revision: w.header() },
+                    header: ResponseHeader {
+                        revision: w.header(),
+                    },
                     deleted: keys.len() as i64,
                     prev_kvs: vec![],
                 }))
@@ -338,7 +402,9 @@ impl Model {
                 w.path(t, &mut path);
                 w.precheck(t, before, &mut path.clone().into_iter())?;
                 let mut resp = w.run_txn(t, before, &mut path.into_iter());
-                resp.header = ResponseHeader { revision: w.header() };
+                resp.header = ResponseHeader {
+                    revision: w.header(),
+                };
                 Ok(CommandResponse::Txn(resp))
             }
             Command::Compact(c) => {
@@ -355,7 +421,12 @@ impl Model {
         })();
         match result {
             Ok(response) => {
-                let Work { cur, changed, events, .. } = w;
+                let Work {
+                    cur,
+                    changed,
+                    events,
+                    ..
+                } = w;
                 if let CommandResponse::Compact(_) = response {
                     if let Command::Compact(c) = cmd {
                         self.compacted = c.revision;
@@ -378,7 +449,11 @@ impl Model {
     }
 
     fn events_from(&self, from: i64) -> Vec<Event> {
-        self.events.iter().filter(|e| e.kv.mod_revision >= from).cloned().collect()
+        self.events
+            .iter()
+            .filter(|e| e.kv.mod_revision >= from)
+            .cloned()
+            .collect()
     }
 }
 
@@ -406,24 +481,42 @@ fn value_strategy() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn put_strategy() -> impl Strategy<Value = PutRequest> {
-    (key_strategy(), value_strategy(), 0i64..3, any::<bool>(), prop::bool::weighted(0.15), prop::bool::weighted(0.15))
-        .prop_map(|(key, value, lease, prev_kv, ignore_value, ignore_lease)| PutRequest {
-            key,
-            value: if ignore_value { vec![] } else { value },
-            lease,
-            prev_kv,
-            ignore_value,
-            ignore_lease,
-        })
+    (
+        key_strategy(),
+        value_strategy(),
+        0i64..3,
+        any::<bool>(),
+        prop::bool::weighted(0.15),
+        prop::bool::weighted(0.15),
+    )
+        .prop_map(
+            |(key, value, lease, prev_kv, ignore_value, ignore_lease)| PutRequest {
+                key,
+                value: if ignore_value { vec![] } else { value },
+                lease,
+                prev_kv,
+                ignore_value,
+                ignore_lease,
+            },
+        )
 }
 
 fn delete_strategy() -> impl Strategy<Value = DeleteRangeRequest> {
-    (key_strategy(), end_strategy(), any::<bool>())
-        .prop_map(|(key, range_end, prev_kv)| DeleteRangeRequest { key, range_end, prev_kv })
+    (key_strategy(), end_strategy(), any::<bool>()).prop_map(|(key, range_end, prev_kv)| {
+        DeleteRangeRequest {
+            key,
+            range_end,
+            prev_kv,
+        }
+    })
 }
 
 fn range_strategy() -> impl Strategy<Value = RangeRequest> {
-    let order = prop_oneof![Just(SortOrder::None), Just(SortOrder::Ascend), Just(SortOrder::Descend)];
+    let order = prop_oneof![
+        Just(SortOrder::None),
+        Just(SortOrder::Ascend),
+        Just(SortOrder::Descend)
+    ];
     let target = prop_oneof![
         3 => Just(SortTarget::Key),
         1 => Just(SortTarget::Version),
@@ -437,22 +530,24 @@ fn range_strategy() -> impl Strategy<Value = RangeRequest> {
         (prop::bool::weighted(0.2), prop::bool::weighted(0.1)),
         (filter.clone(), filter.clone(), filter.clone(), filter),
     )
-        .prop_map(|((key, range_end, limit, sort_order, sort_target), (keys_only, count_only), f)| {
-            RangeRequest {
-                key,
-                range_end,
-                limit,
-                revision: 0,
-                sort_order,
-                sort_target,
-                keys_only,
-                count_only,
-                min_mod_revision: f.0,
-                max_mod_revision: f.1,
-                min_create_revision: f.2,
-                max_create_revision: f.3,
-            }
-        })
+        .prop_map(
+            |((key, range_end, limit, sort_order, sort_target), (keys_only, count_only), f)| {
+                RangeRequest {
+                    key,
+                    range_end,
+                    limit,
+                    revision: 0,
+                    sort_order,
+                    sort_target,
+                    keys_only,
+                    count_only,
+                    min_mod_revision: f.0,
+                    max_mod_revision: f.1,
+                    min_create_revision: f.2,
+                    max_create_revision: f.3,
+                }
+            },
+        )
 }
 
 fn compare_strategy() -> impl Strategy<Value = Compare> {
@@ -470,8 +565,12 @@ fn compare_strategy() -> impl Strategy<Value = Compare> {
         (0i64..3).prop_map(CompareTarget::Lease),
     ];
     let end = prop_oneof![3 => Just(Vec::new()), 1 => end_strategy()];
-    (result, target, key_strategy(), end)
-        .prop_map(|(result, target, key, range_end)| Compare { result, target, key, range_end })
+    (result, target, key_strategy(), end).prop_map(|(result, target, key, range_end)| Compare {
+        result,
+        target,
+        key,
+        range_end,
+    })
 }
 
 fn flat_op() -> impl Strategy<Value = RequestOp> {
@@ -492,14 +591,22 @@ fn txn_strategy() -> impl Strategy<Value = TxnRequest> {
         prop::collection::vec(flat_op(), 0..3),
         prop::collection::vec(flat_op(), 0..3),
     )
-        .prop_map(|(compare, success, failure)| TxnRequest { compare, success, failure });
+        .prop_map(|(compare, success, failure)| TxnRequest {
+            compare,
+            success,
+            failure,
+        });
     let op = prop_oneof![4 => flat_op(), 1 => leaf.prop_map(RequestOp::Txn)];
     (
         prop::collection::vec(compare_strategy(), 0..3),
         prop::collection::vec(op.clone(), 0..4),
         prop::collection::vec(op, 0..3),
     )
-        .prop_map(|(compare, success, failure)| TxnRequest { compare, success, failure })
+        .prop_map(|(compare, success, failure)| TxnRequest {
+            compare,
+            success,
+            failure,
+        })
 }
 
 #[derive(Clone, Debug)]
@@ -523,28 +630,55 @@ fn step_strategy() -> impl Strategy<Value = Step> {
 // ---------------------------------------------------------------------------------------------
 // checks
 
-fn check_reads(store: &Store, model: &Model, queries: &[RangeRequest]) -> Result<(), TestCaseError> {
+fn check_reads(
+    store: &Store,
+    model: &Model,
+    queries: &[RangeRequest],
+) -> Result<(), TestCaseError> {
     prop_assert_eq!(store.current_revision(), model.current());
     prop_assert_eq!(store.compacted_revision(), model.compacted);
     for rev in 0..=model.current() + 1 {
-        let all = RangeRequest { key: vec![0], range_end: vec![0], revision: rev, ..Default::default() };
-        prop_assert_eq!(store.range(&all), model.range(&all), "full range at rev {}", rev);
+        let all = RangeRequest {
+            key: vec![0],
+            range_end: vec![0],
+            revision: rev,
+            ..Default::default()
+        };
+        prop_assert_eq!(
+            store.range(&all),
+            model.range(&all),
+            "full range at rev {}",
+            rev
+        );
         for q in queries {
-            let q = RangeRequest { revision: rev, ..q.clone() };
+            let q = RangeRequest {
+                revision: rev,
+                ..q.clone()
+            };
             prop_assert_eq!(store.range(&q), model.range(&q), "{:?}", q);
         }
     }
-    for from in [0, model.compacted - 1, model.compacted, model.compacted + 1, model.current()] {
+    for from in [
+        0,
+        model.compacted - 1,
+        model.compacted,
+        model.compacted + 1,
+        model.current(),
+    ] {
         let got = store.events(from, &[0], &[0], 0);
         if from.max(1) < model.compacted {
             prop_assert_eq!(got, Err(Error::Compacted));
         } else {
             let (events, next) = got.map_err(|e| TestCaseError::fail(e.to_string()))?;
             let mut want = model.events_from(from.max(1));
-            // prev_kv of an event is only promised while the previous state is in history.
+            // prev_kv of an event is only promised while the previous state is not compacted.
             let mut events = events;
             for (g, w) in events.iter_mut().zip(want.iter_mut()) {
-                if g.prev_kv.is_none() {
+                let compacted_away = w
+                    .prev_kv
+                    .as_ref()
+                    .is_some_and(|p| p.mod_revision < model.compacted);
+                if g.prev_kv.is_none() && compacted_away {
                     w.prev_kv = None;
                 }
             }
@@ -569,9 +703,15 @@ fn run_case(
     steps: Vec<Step>,
     batch_sizes: Vec<usize>,
     queries: Vec<RangeRequest>,
+    compaction_rows: usize,
 ) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
-    let opts = StoreOptions { map_size: 64 << 20, ..Default::default() };
+    // A tiny compaction budget leaves compactions half done across batches.
+    let opts = StoreOptions {
+        map_size: 64 << 20,
+        compaction_rows_per_batch: compaction_rows,
+        ..Default::default()
+    };
     let mut store = Store::open(dir.path(), opts.clone()).unwrap();
     let mut model = Model::new();
     let mut index = 0u64;
@@ -585,7 +725,10 @@ fn run_case(
             // Compaction targets depend on the model's state when the step runs.
             let cmd = resolve_step(&step, &model);
             index += 1;
-            want.push(mvcc::Applied { index, outcome: model.apply(&cmd) });
+            want.push(mvcc::Applied {
+                index,
+                outcome: model.apply(&cmd),
+            });
             batch.push((index, cmd));
         }
         let got = store.apply(&batch).unwrap();
@@ -601,6 +744,10 @@ fn run_case(
     store = Store::open(dir.path(), opts).unwrap();
     prop_assert_eq!(store.applied_index(), index);
     check_reads(&store, &model, &queries)?;
+    // Finishing the compaction changes nothing visible.
+    while !store.run_compaction(3).unwrap() {}
+    prop_assert!(!store.compaction_pending().unwrap());
+    check_reads(&store, &model, &queries)?;
     Ok(())
 }
 
@@ -612,7 +759,8 @@ proptest! {
         steps in prop::collection::vec(step_strategy(), 1..40),
         batch_sizes in prop::collection::vec(1usize..6, 1..4),
         queries in prop::collection::vec(range_strategy(), 0..4),
+        compaction_rows in prop_oneof![Just(1usize), Just(4), Just(1 << 20)],
     ) {
-        run_case(steps, batch_sizes, queries)?;
+        run_case(steps, batch_sizes, queries, compaction_rows)?;
     }
 }

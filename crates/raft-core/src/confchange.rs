@@ -88,7 +88,9 @@ impl ConfChange {
             }
             ConfChangeType::AddLearner => {
                 if cs.contains(id) {
-                    return Err(Error::ConfChangeInvalid(format!("{id} is already a member")));
+                    return Err(Error::ConfChangeInvalid(format!(
+                        "{id} is already a member"
+                    )));
                 }
                 insert_sorted(&mut out.learners, id);
             }
@@ -99,7 +101,9 @@ impl ConfChange {
                 out.voters.retain(|&v| v != id);
                 out.learners.retain(|&l| l != id);
                 if out.voters.is_empty() {
-                    return Err(Error::ConfChangeInvalid("cannot remove the last voter".into()));
+                    return Err(Error::ConfChangeInvalid(
+                        "cannot remove the last voter".into(),
+                    ));
                 }
             }
         }
@@ -217,7 +221,9 @@ pub(crate) fn decode_any(data: &[u8]) -> Result<(ConfChange, Option<ConfState>)>
 pub fn decode_conf_change(data: &[u8]) -> Result<(ConfChange, ConfState)> {
     match decode_any(data)? {
         (cc, Some(cs)) => Ok((cc, cs)),
-        (_, None) => Err(Error::Decode("entry carries no resulting membership".into())),
+        (_, None) => Err(Error::Decode(
+            "entry carries no resulting membership".into(),
+        )),
     }
 }
 
@@ -246,7 +252,10 @@ impl MembershipLog {
 
     /// The index of the latest membership change (or of the base).
     pub(crate) fn last_change_index(&self) -> u64 {
-        self.changes.last().map(|(i, _)| *i).unwrap_or(self.base_index)
+        self.changes
+            .last()
+            .map(|(i, _)| *i)
+            .unwrap_or(self.base_index)
     }
 
     /// The membership as of log index `index`.

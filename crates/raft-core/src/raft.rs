@@ -4,8 +4,8 @@
 
 use std::cmp;
 
-use crate::config::Config;
 use crate::confchange::{self, MembershipLog};
+use crate::config::Config;
 use crate::error::{Error, Result, StorageError};
 use crate::log::RaftLog;
 use crate::message::{
@@ -140,8 +140,18 @@ impl<S: Storage> Raft<S> {
         }
     }
 
+    /// Whether this member may campaign: it is a voter in the latest
+    /// membership in its log, or in the committed one. The second case lets a
+    /// member whose own removal is still uncommitted finish the job: its log
+    /// may be the only up-to-date one, and without it no one could be
+    /// elected. Votes are always counted under the latest membership, so who
+    /// campaigns does not affect safety.
     fn promotable(&self) -> bool {
         self.prs.conf.is_voter(self.id)
+            || self
+                .membership
+                .at(self.raft_log.committed)
+                .is_voter(self.id)
     }
 
     fn committed_in_current_term(&self) -> bool {
@@ -352,7 +362,11 @@ impl<S: Storage> Raft<S> {
     }
 
     fn become_leader(&mut self) {
-        assert_ne!(self.role, StateRole::Follower, "follower cannot become leader");
+        assert_ne!(
+            self.role,
+            StateRole::Follower,
+            "follower cannot become leader"
+        );
         let term = self.term;
         self.reset(term);
         self.lead = self.id;
@@ -603,7 +617,11 @@ impl<S: Storage> Raft<S> {
 
     fn handle_append_response(&mut self, m: &Message) {
         let first_index = self.raft_log.first_index();
-        let pr = self.prs.progress.get_mut(&m.from).expect("checked by caller");
+        let pr = self
+            .prs
+            .progress
+            .get_mut(&m.from)
+            .expect("checked by caller");
         pr.recent_active = true;
         if m.reject {
             let mut next_probe = m.reject_hint;
@@ -613,7 +631,11 @@ impl<S: Storage> Raft<S> {
                     .find_conflict_by_term(m.reject_hint, m.log_term)
                     .0;
             }
-            let pr = self.prs.progress.get_mut(&m.from).expect("checked by caller");
+            let pr = self
+                .prs
+                .progress
+                .get_mut(&m.from)
+                .expect("checked by caller");
             if pr.maybe_decr_to(m.index, next_probe) {
                 if pr.state == ProgressState::Replicate {
                     pr.become_probe();
@@ -623,7 +645,8 @@ impl<S: Storage> Raft<S> {
             return;
         }
         let updated = pr.maybe_update(m.index);
-        if !updated && !(pr.matched == m.index && pr.state == ProgressState::Probe) {
+        let probe_confirmed = pr.matched == m.index && pr.state == ProgressState::Probe;
+        if !(updated || probe_confirmed) {
             return;
         }
         match pr.state {
@@ -631,6 +654,11 @@ impl<S: Storage> Raft<S> {
             ProgressState::Snapshot if pr.matched + 1 >= first_index => {
                 pr.become_probe();
                 pr.become_replicate();
+            }
+            ProgressState::Snapshot if pr.matched >= pr.pending_snapshot => {
+                // The snapshot is installed but the log moved past it: probe,
+                // which sends a fresh snapshot.
+                pr.become_probe();
             }
             ProgressState::Replicate => pr.ins.free_to(m.index),
             ProgressState::Snapshot => {}
@@ -650,7 +678,11 @@ impl<S: Storage> Raft<S> {
 
     fn handle_heartbeat_response(&mut self, m: &Message) {
         let last = self.raft_log.last_index();
-        let pr = self.prs.progress.get_mut(&m.from).expect("checked by caller");
+        let pr = self
+            .prs
+            .progress
+            .get_mut(&m.from)
+            .expect("checked by caller");
         pr.recent_active = true;
         pr.probe_sent = false;
         if pr.state == ProgressState::Replicate && pr.ins.full() {
@@ -741,12 +773,14 @@ impl<S: Storage> Raft<S> {
 
     fn step_follower(&mut self, mut m: Message) -> Result<()> {
         match m.msg_type {
-            MessageType::Propose | MessageType::ReadIndex | MessageType::TransferLeader => {
-                if self.lead != 0 {
-                    m.to = self.lead;
-                    self.send(m);
-                }
+            MessageType::Propose | MessageType::TransferLeader if self.lead != 0 => {
+                m.to = self.lead;
+                self.send(m);
             }
+            // A read request must be answered to the member that asked, so
+            // it is not forwarded a second time (the sender's view of the
+            // leader was stale; it retries after a timeout).
+            MessageType::ReadIndex => {}
             MessageType::Append => {
                 self.election_elapsed = 0;
                 self.lead = m.from;
@@ -999,10 +1033,9 @@ impl<S: Storage> Raft<S> {
     pub(crate) fn read_index(&mut self, ctx: Vec<u8>) -> Result<()> {
         match self.role {
             StateRole::Leader => {
-                self.read_only.batch.push(ReadRequest {
-                    from: self.id,
-                    ctx,
-                });
+                self.read_only
+                    .batch
+                    .push(ReadRequest { from: self.id, ctx });
                 Ok(())
             }
             StateRole::Follower if self.lead != 0 => {

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::Config;
 use crate::confchange::{self, ConfChange};
+use crate::config::Config;
 use crate::error::Result;
 use crate::message::{
     ConfState, Entry, EntryType, HardState, Message, ReadState, Snapshot, SnapshotStatus,
@@ -256,6 +256,16 @@ impl<S: Storage> RawNode<S> {
             progress,
             lead_transferee: r.lead_transferee.unwrap_or(0),
         }
+    }
+
+    /// The current role and known leader (cheap; see [`RawNode::status`]).
+    pub fn soft_state(&self) -> SoftState {
+        self.raft.soft_state()
+    }
+
+    /// The current term, vote and commit index (cheap).
+    pub fn hard_state(&self) -> HardState {
+        self.raft.hard_state()
     }
 
     /// The term of the entry at `index` in the log (persisted or not), for

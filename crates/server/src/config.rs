@@ -11,7 +11,11 @@ pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1536 * 1024;
 
 /// The flags of the `etcr` server.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "etcr", version, about = "etcr: an etcd v3 compatible, strongly consistent key-value store")]
+#[command(
+    name = "etcr",
+    version,
+    about = "etcr: an etcd v3 compatible, strongly consistent key-value store"
+)]
 pub struct Flags {
     /// Human-readable name for this member.
     #[arg(long, default_value = "default")]
@@ -23,13 +27,19 @@ pub struct Flags {
     #[arg(long = "listen-client-urls", default_value = "http://localhost:2379")]
     pub listen_client_urls: String,
     /// Client URLs of this member to advertise to the rest of the cluster, comma-separated.
-    #[arg(long = "advertise-client-urls", default_value = "http://localhost:2379")]
+    #[arg(
+        long = "advertise-client-urls",
+        default_value = "http://localhost:2379"
+    )]
     pub advertise_client_urls: String,
     /// URLs to listen on for peer traffic, comma-separated.
     #[arg(long = "listen-peer-urls", default_value = "http://localhost:2380")]
     pub listen_peer_urls: String,
     /// Peer URLs of this member to advertise to the rest of the cluster, comma-separated.
-    #[arg(long = "initial-advertise-peer-urls", default_value = "http://localhost:2380")]
+    #[arg(
+        long = "initial-advertise-peer-urls",
+        default_value = "http://localhost:2380"
+    )]
     pub initial_advertise_peer_urls: String,
     /// Initial cluster configuration for bootstrapping, `name=peer-url,...`
     /// (default: this member alone, at its advertised peer URLs).
@@ -56,6 +66,22 @@ pub struct Flags {
     /// Raise an alarm when the backend size exceeds this many bytes (0 means the default, 2 GiB).
     #[arg(long = "quota-backend-bytes", default_value_t = 0)]
     pub quota_backend_bytes: u64,
+    /// Number of committed entries between raft snapshots (log compactions).
+    #[arg(long = "snapshot-count", default_value_t = 100_000)]
+    pub snapshot_count: u64,
+    /// Certificate of this member for peer TLS (PEM).
+    #[arg(long = "peer-cert-file")]
+    pub peer_cert_file: Option<PathBuf>,
+    /// Private key of this member for peer TLS (PEM).
+    #[arg(long = "peer-key-file")]
+    pub peer_key_file: Option<PathBuf>,
+    /// The cluster CA that signs every member's peer certificate (PEM).
+    #[arg(long = "peer-trusted-ca-file")]
+    pub peer_trusted_ca_file: Option<PathBuf>,
+    /// Testing only: wrap the peer transport in a fault injector controlled through
+    /// `POST /debug/faults/cut/<member-id-hex>` and `POST /debug/faults/heal` on the client port.
+    #[arg(long = "experimental-fault-injection")]
+    pub fault_injection: bool,
     /// Peer transport: `tcp` or `quic`.
     #[arg(long = "peer-transport", default_value = "tcp")]
     pub peer_transport: PeerTransport,
@@ -150,9 +176,9 @@ pub fn split_urls(list: &str) -> impl Iterator<Item = &str> {
 
 /// Canonical text of a URL as etcd prints it: scheme, host and port, no trailing slash.
 pub fn normalize_url(url: &str) -> anyhow::Result<String> {
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| anyhow::anyhow!("URL {url:?} has no scheme; write it as http://host:port"))?;
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+        anyhow::anyhow!("URL {url:?} has no scheme; write it as http://host:port")
+    })?;
     if scheme != "http" && scheme != "https" && scheme != "unix" && scheme != "unixs" {
         anyhow::bail!("URL {url:?} has unsupported scheme {scheme:?}; use http or https");
     }
@@ -170,7 +196,9 @@ pub fn listen_addrs(list: &str) -> anyhow::Result<Vec<SocketAddr>> {
         let url = normalize_url(url)?;
         let (scheme, host_port) = url.split_once("://").unwrap_or(("http", &url));
         if scheme != "http" {
-            anyhow::bail!("listening on {scheme}:// URLs is not supported yet ({url}); use http://");
+            anyhow::bail!(
+                "listening on {scheme}:// URLs is not supported yet ({url}); use http://"
+            );
         }
         let addrs = host_port
             .to_socket_addrs()
@@ -208,29 +236,57 @@ mod tests {
         ]);
         let m = f.initial_members().unwrap();
         assert_eq!(m.len(), 2);
-        assert_eq!(m[0].peer_urls, vec!["http://127.0.0.1:2380", "http://127.0.0.1:2390"]);
+        assert_eq!(
+            m[0].peer_urls,
+            vec!["http://127.0.0.1:2380", "http://127.0.0.1:2390"]
+        );
         assert_eq!(m[1].peer_urls, vec!["http://127.0.0.1:2381"]);
     }
 
     #[test]
     fn initial_cluster_defaults_to_self() {
-        let f = flags(&["--name", "solo", "--initial-advertise-peer-urls", "http://127.0.0.1:3380"]);
+        let f = flags(&[
+            "--name",
+            "solo",
+            "--initial-advertise-peer-urls",
+            "http://127.0.0.1:3380",
+        ]);
         let m = f.initial_members().unwrap();
-        assert_eq!(m, vec![InitialMember { name: "solo".into(), peer_urls: vec!["http://127.0.0.1:3380".into()] }]);
+        assert_eq!(
+            m,
+            vec![InitialMember {
+                name: "solo".into(),
+                peer_urls: vec!["http://127.0.0.1:3380".into()]
+            }]
+        );
         assert_eq!(f.data_dir(), PathBuf::from("solo.etcd"));
     }
 
     #[test]
     fn initial_cluster_must_name_this_member() {
-        let f = flags(&["--name", "x", "--initial-cluster", "m1=http://127.0.0.1:2380"]);
+        let f = flags(&[
+            "--name",
+            "x",
+            "--initial-cluster",
+            "m1=http://127.0.0.1:2380",
+        ]);
         let err = f.initial_members().unwrap_err().to_string();
         assert!(err.contains("no member named \"x\""), "{err}");
     }
 
     #[test]
     fn bad_urls_are_explained() {
-        assert!(normalize_url("127.0.0.1:2379").unwrap_err().to_string().contains("no scheme"));
-        assert!(normalize_url("http://127.0.0.1").unwrap_err().to_string().contains("no port"));
-        assert_eq!(listen_addrs("http://127.0.0.1:2379").unwrap(), vec!["127.0.0.1:2379".parse().unwrap()]);
+        assert!(normalize_url("127.0.0.1:2379")
+            .unwrap_err()
+            .to_string()
+            .contains("no scheme"));
+        assert!(normalize_url("http://127.0.0.1")
+            .unwrap_err()
+            .to_string()
+            .contains("no port"));
+        assert_eq!(
+            listen_addrs("http://127.0.0.1:2379").unwrap(),
+            vec!["127.0.0.1:2379".parse().unwrap()]
+        );
     }
 }

@@ -1,12 +1,12 @@
-//! What every request handler shares: the store, the write path, identity and limits.
+//! What every request handler shares: the store, the raft handle, identity and limits.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use crate::convert::HeaderInfo;
 use crate::errors::EtcdError;
 use crate::membership::Membership;
 use crate::metrics::{Metrics, StoreGauges};
-use crate::node::Node;
+use crate::raft::RaftNode;
 
 /// The etcd API version etcr speaks. Clients gate features on the version a server reports,
 /// so etcr reports the etcd release whose API it implements, not its own version.
@@ -19,28 +19,27 @@ pub struct Limits {
 
 pub struct Context {
     pub store: Arc<mvcc::Store>,
-    pub node: Node,
-    pub membership: Membership,
+    pub raft: RaftNode,
+    pub membership: Arc<RwLock<Membership>>,
+    pub cluster_id: u64,
+    pub member_id: u64,
     pub limits: Limits,
     pub metrics: Arc<Metrics>,
+    /// Set with `--experimental-fault-injection` only.
+    pub faults: Option<Arc<transport::fault::FaultRules>>,
 }
 
 impl Context {
     pub fn header_info(&self) -> HeaderInfo {
         HeaderInfo {
-            cluster_id: self.membership.cluster_id,
-            member_id: self.membership.local_id,
-            raft_term: self.raft_term(),
+            cluster_id: self.cluster_id,
+            member_id: self.member_id,
+            raft_term: self.raft.term(),
         }
     }
 
-    /// The raft term. A single member is its own leader from the first term on.
-    pub fn raft_term(&self) -> u64 {
-        1
-    }
-
-    pub fn leader(&self) -> Option<u64> {
-        Some(self.membership.local_id)
+    pub fn membership(&self) -> RwLockReadGuard<'_, Membership> {
+        self.membership.read().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Refuses requests whose encoded size exceeds `--max-request-bytes`.
@@ -51,13 +50,22 @@ impl Context {
         Ok(())
     }
 
+    /// Waits until a read may be served: at once when serializable, after a ReadIndex round
+    /// otherwise.
+    pub async fn read_barrier(&self, serializable: bool) -> Result<(), EtcdError> {
+        if serializable {
+            return Ok(());
+        }
+        self.raft.read_barrier().await
+    }
+
     pub fn store_gauges(&self) -> StoreGauges {
         StoreGauges {
             revision: self.store.current_revision(),
             compacted: self.store.compacted_revision(),
             db_size: self.store.db_size_bytes().unwrap_or(0),
             db_size_in_use: self.store.db_size_in_use_bytes().unwrap_or(0),
-            applied_index: self.store.applied_index(),
+            applied_index: self.raft.applied_index(),
         }
     }
 }

@@ -220,13 +220,21 @@ mod tests {
         assert_eq!(m.result, mvcc::CompareResult::Greater);
         assert_eq!(m.target, mvcc::CompareTarget::ModRevision(7));
         // A value compare without a value compares against the empty value.
-        let c = pb::Compare { target: PbTarget::Value as i32, key: b"k".to_vec(), ..Default::default() };
+        let c = pb::Compare {
+            target: PbTarget::Value as i32,
+            key: b"k".to_vec(),
+            ..Default::default()
+        };
         assert_eq!(compare(c).target, mvcc::CompareTarget::Value(vec![]));
     }
 
     #[test]
     fn nested_txn_responses_keep_headers() {
-        let h = HeaderInfo { cluster_id: 1, member_id: 2, raft_term: 3 };
+        let h = HeaderInfo {
+            cluster_id: 1,
+            member_id: 2,
+            raft_term: 3,
+        };
         let inner = mvcc::TxnResponse {
             header: mvcc::ResponseHeader { revision: 5 },
             succeeded: true,

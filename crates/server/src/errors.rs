@@ -70,6 +70,9 @@ impl From<mvcc::Error> for EtcdError {
             mvcc::Error::Compacted => EtcdError::Compacted,
             mvcc::Error::FutureRev => EtcdError::FutureRev,
             mvcc::Error::KeyNotFound => EtcdError::KeyNotFound,
+            mvcc::Error::EmptyKey => EtcdError::EmptyKey,
+            mvcc::Error::DuplicateKey => EtcdError::DuplicateKey,
+            mvcc::Error::MapFull => EtcdError::NoSpace,
             other => EtcdError::Internal(other.to_string()),
         }
     }
@@ -83,7 +86,10 @@ mod tests {
     fn statuses_carry_etcd_codes_and_messages() {
         let s: Status = EtcdError::Compacted.into();
         assert_eq!(s.code(), Code::OutOfRange);
-        assert_eq!(s.message(), "etcdserver: mvcc: required revision has been compacted");
+        assert_eq!(
+            s.message(),
+            "etcdserver: mvcc: required revision has been compacted"
+        );
         let s: Status = EtcdError::EmptyKey.into();
         assert_eq!(s.code(), Code::InvalidArgument);
         assert_eq!(s.message(), "etcdserver: key is not provided");

@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
+use axum::extract::Path;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
 use crate::context::{Context, ETCD_API_VERSION};
@@ -16,18 +17,27 @@ pub fn routes(ctx: Arc<Context>) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/version", get(version))
+        .route("/debug/faults/cut/{to}", post(cut))
+        .route("/debug/faults/heal", post(heal))
         .with_state(ctx)
 }
 
 async fn health(State(ctx): State<Arc<Context>>) -> impl IntoResponse {
-    let healthy = ctx.leader().is_some();
-    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let healthy = ctx.raft.leader().is_some();
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = format!("{{\"health\":\"{healthy}\"}}");
     (status, [(header::CONTENT_TYPE, "application/json")], body)
 }
 
 async fn metrics(State(ctx): State<Arc<Context>>) -> impl IntoResponse {
-    let text = ctx.metrics.render(&ctx.store_gauges(), ctx.leader().is_some());
+    let mut text = ctx
+        .metrics
+        .render(&ctx.store_gauges(), ctx.raft.leader().is_some());
+    text.push_str(&ctx.metrics.render_peers(&ctx.raft.peer_stats()));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
@@ -38,4 +48,40 @@ async fn version() -> impl IntoResponse {
         env!("CARGO_PKG_VERSION")
     );
     ([(header::CONTENT_TYPE, "application/json")], body)
+}
+
+/// Drops every message from this member to member `to` (hex id) until healed.
+async fn cut(State(ctx): State<Arc<Context>>, Path(to): Path<String>) -> (StatusCode, String) {
+    let Some(rules) = &ctx.faults else {
+        return (
+            StatusCode::NOT_FOUND,
+            "fault injection is off; start etcr with --experimental-fault-injection\n".into(),
+        );
+    };
+    match u64::from_str_radix(&to, 16) {
+        Ok(to) => {
+            rules.cut(ctx.member_id, to);
+            (
+                StatusCode::OK,
+                format!("cut {:x} -> {to:x}\n", ctx.member_id),
+            )
+        }
+        Err(_) => (
+            StatusCode::BAD_REQUEST,
+            format!("{to:?} is not a member id in hex\n"),
+        ),
+    }
+}
+
+async fn heal(State(ctx): State<Arc<Context>>) -> (StatusCode, String) {
+    match &ctx.faults {
+        Some(rules) => {
+            rules.clear();
+            (StatusCode::OK, "healed\n".into())
+        }
+        None => (
+            StatusCode::NOT_FOUND,
+            "fault injection is off; start etcr with --experimental-fault-injection\n".into(),
+        ),
+    }
 }

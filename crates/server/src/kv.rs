@@ -25,7 +25,7 @@ impl KvService {
     }
 
     async fn propose(&self, cmd: mvcc::Command) -> Result<mvcc::CommandResponse, EtcdError> {
-        self.ctx.node.propose(cmd).await
+        self.ctx.raft.propose(cmd).await
     }
 }
 
@@ -35,23 +35,36 @@ fn unexpected(what: &str) -> Status {
 
 #[tonic::async_trait]
 impl Kv for KvService {
-    async fn range(&self, req: Request<pb::RangeRequest>) -> Result<Response<pb::RangeResponse>, Status> {
+    async fn range(
+        &self,
+        req: Request<pb::RangeRequest>,
+    ) -> Result<Response<pb::RangeResponse>, Status> {
         let r = req.into_inner();
         validate::check_range(&r)?;
+        self.ctx.read_barrier(r.serializable).await?;
         let resp = self
             .ctx
             .store
             .range(&convert::range_request(r))
             .map_err(EtcdError::from)?;
-        Ok(Response::new(convert::range_response(resp, &self.ctx.header_info())))
+        Ok(Response::new(convert::range_response(
+            resp,
+            &self.ctx.header_info(),
+        )))
     }
 
     async fn put(&self, req: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
         let r = req.into_inner();
         validate::check_put(&r)?;
         self.ctx.check_size(r.encoded_len())?;
-        match self.propose(mvcc::Command::Put(convert::put_request(r))).await? {
-            mvcc::CommandResponse::Put(p) => Ok(Response::new(convert::put_response(p, &self.ctx.header_info()))),
+        match self
+            .propose(mvcc::Command::Put(convert::put_request(r)))
+            .await?
+        {
+            mvcc::CommandResponse::Put(p) => Ok(Response::new(convert::put_response(
+                p,
+                &self.ctx.header_info(),
+            ))),
             _ => Err(unexpected("put")),
         }
     }
@@ -63,10 +76,14 @@ impl Kv for KvService {
         let r = req.into_inner();
         validate::check_delete(&r)?;
         self.ctx.check_size(r.encoded_len())?;
-        match self.propose(mvcc::Command::DeleteRange(convert::delete_request(r))).await? {
-            mvcc::CommandResponse::DeleteRange(d) => {
-                Ok(Response::new(convert::delete_response(d, &self.ctx.header_info())))
-            }
+        match self
+            .propose(mvcc::Command::DeleteRange(convert::delete_request(r)))
+            .await?
+        {
+            mvcc::CommandResponse::DeleteRange(d) => Ok(Response::new(convert::delete_response(
+                d,
+                &self.ctx.header_info(),
+            ))),
             _ => Err(unexpected("delete")),
         }
     }
@@ -76,16 +93,24 @@ impl Kv for KvService {
         validate::check_txn(&r, self.ctx.limits.max_txn_ops)?;
         self.ctx.check_size(r.encoded_len())?;
         let read_only = validate::txn_is_read_only(&r);
+        let serializable = validate::txn_is_serializable(&r);
         let txn = convert::txn_request(r);
         let resp = if read_only {
-            self.ctx.store.txn_read_only(&txn).map_err(EtcdError::from)?
+            self.ctx.read_barrier(serializable).await?;
+            self.ctx
+                .store
+                .txn_read_only(&txn)
+                .map_err(EtcdError::from)?
         } else {
             match self.propose(mvcc::Command::Txn(txn)).await? {
                 mvcc::CommandResponse::Txn(t) => t,
                 _ => return Err(unexpected("txn")),
             }
         };
-        Ok(Response::new(convert::txn_response(resp, &self.ctx.header_info())))
+        Ok(Response::new(convert::txn_response(
+            resp,
+            &self.ctx.header_info(),
+        )))
     }
 
     async fn compact(
@@ -93,7 +118,10 @@ impl Kv for KvService {
         req: Request<pb::CompactionRequest>,
     ) -> Result<Response<pb::CompactionResponse>, Status> {
         let r = req.into_inner();
-        match self.propose(mvcc::Command::Compact(convert::compaction_request(r))).await? {
+        match self
+            .propose(mvcc::Command::Compact(convert::compaction_request(r)))
+            .await?
+        {
             mvcc::CommandResponse::Compact(c) => Ok(Response::new(pb::CompactionResponse {
                 header: self.ctx.header_info().at(c.header.revision),
             })),

@@ -15,24 +15,29 @@ mod logging;
 mod maintenance;
 mod membership;
 mod metrics;
-mod node;
+mod raft;
 mod validate;
 
 use std::fs;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use anyhow::Context as _;
-use api::etcdserverpb::{cluster_server::ClusterServer, kv_server::KvServer, maintenance_server::MaintenanceServer};
+use api::etcdserverpb::{
+    cluster_server::ClusterServer, kv_server::KvServer, maintenance_server::MaintenanceServer,
+};
 use clap::Parser;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{error, info};
 
-use crate::config::Flags;
+use crate::config::{Flags, PeerTransport};
 use crate::context::{Context, Limits};
 use crate::membership::Membership;
 use crate::metrics::Metrics;
-use crate::node::Node;
+use crate::raft::{MemberAttributes, RaftNode, RaftSettings};
+use transport::fault::{FaultRules, FaultyTransport};
+use transport::{TlsConfig, TransportConfig};
 
 /// gRPC framing and field overhead allowed above `--max-request-bytes`, as etcd allows it: a
 /// request just over the limit gets etcd's "request is too large" rather than a transport error.
@@ -41,7 +46,10 @@ const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 fn main() {
     let flags = Flags::parse();
     logging::init(flags.log_format, &flags.log_level);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             error!("cannot start the async runtime: {e}");
@@ -61,32 +69,58 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     fs::create_dir_all(&member_dir)
         .with_context(|| format!("cannot create the data directory {}", member_dir.display()))?;
     let membership = Membership::load_or_bootstrap(&member_dir, &flags)?;
-    if membership.members.len() > 1 {
-        anyhow::bail!(
-            "--initial-cluster names {} members, but this etcr build runs single-member clusters only; replication arrives with raft",
-            membership.members.len()
-        );
-    }
+    let (cluster_id, member_id) = (membership.cluster_id, membership.local_id);
     let store = mvcc::Store::open(member_dir.join("kv"), mvcc::StoreOptions::default())
         .map(Arc::new)
         .with_context(|| format!("cannot open the store in {}", member_dir.display()))?;
-    let metrics = Arc::new(Metrics::default());
-    let node = Node::start(store.clone(), metrics.clone())?;
-    let ctx = Arc::new(Context {
-        store,
-        node,
-        membership,
-        limits: Limits { max_request_bytes: flags.max_request_bytes, max_txn_ops: flags.max_txn_ops },
-        metrics,
-    });
     info!(
         name = %flags.name,
-        member_id = %format!("{:x}", ctx.membership.local_id),
-        cluster_id = %format!("{:x}", ctx.membership.cluster_id),
+        member_id = %format!("{member_id:x}"),
+        cluster_id = %format!("{cluster_id:x}"),
         data_dir = %data_dir.display(),
-        revision = ctx.store.current_revision(),
+        revision = store.current_revision(),
         "starting etcr"
     );
+    let (mut transport, incoming) = peer_transport(&flags, &membership).await?;
+    let faults = flags.fault_injection.then(|| {
+        tracing::warn!("fault injection is on: /debug/faults can cut this member off its peers");
+        let rules = FaultRules::new(member_id);
+        transport = Arc::new(FaultyTransport::new(transport.clone(), rules.clone()));
+        rules
+    });
+    let membership = Arc::new(RwLock::new(membership));
+    let metrics = Arc::new(Metrics::default());
+    let raft = RaftNode::start(
+        RaftSettings {
+            member_dir: member_dir.clone(),
+            heartbeat: Duration::from_millis(flags.heartbeat_interval.max(1)),
+            election_ticks: (flags.election_timeout / flags.heartbeat_interval.max(1)).max(2)
+                as usize,
+            snapshot_count: flags.snapshot_count.max(1),
+            catch_up_entries: CATCH_UP_ENTRIES.min(flags.snapshot_count),
+            request_timeout: Duration::from_secs(5)
+                + 2 * Duration::from_millis(flags.election_timeout),
+        },
+        store.clone(),
+        membership.clone(),
+        transport,
+        incoming,
+        metrics.clone(),
+    )?;
+    let ctx = Arc::new(Context {
+        store,
+        raft: raft.clone(),
+        membership,
+        cluster_id,
+        member_id,
+        limits: Limits {
+            max_request_bytes: flags.max_request_bytes,
+            max_txn_ops: flags.max_txn_ops,
+        },
+        metrics,
+        faults,
+    });
+    publish_attributes(raft, &flags, member_id)?;
 
     let max_msg = flags.max_request_bytes + GRPC_OVERHEAD_BYTES;
     let grpc = tonic::service::Routes::new(
@@ -94,16 +128,22 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
             .max_decoding_message_size(max_msg)
             .max_encoding_message_size(usize::MAX),
     )
-    .add_service(MaintenanceServer::new(maintenance::MaintenanceService::new(ctx.clone())).max_decoding_message_size(max_msg))
-    .add_service(ClusterServer::new(maintenance::ClusterService::new(ctx.clone())).max_decoding_message_size(max_msg));
+    .add_service(
+        MaintenanceServer::new(maintenance::MaintenanceService::new(ctx.clone()))
+            .max_decoding_message_size(max_msg),
+    )
+    .add_service(
+        ClusterServer::new(maintenance::ClusterService::new(ctx.clone()))
+            .max_decoding_message_size(max_msg),
+    );
     let router = grpc.into_axum_router().merge(http::routes(ctx.clone()));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut servers = Vec::new();
     for addr in config::listen_addrs(&flags.listen_client_urls)? {
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen for clients on {addr}; is another etcd or etcr running there?"))?;
+        let listener = TcpListener::bind(addr).await.with_context(|| {
+            format!("cannot listen for clients on {addr}; is another etcd or etcr running there?")
+        })?;
         info!(%addr, "ready to serve client requests");
         let routes = tonic::service::Routes::from(router.clone());
         let mut stop = stop_rx.clone();
@@ -126,6 +166,83 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
             error!("client server: {e}");
         }
     }
+    Ok(())
+}
+
+/// Entries kept in the log behind a raft snapshot, so a briefly lagging follower catches up
+/// from the log rather than by a whole snapshot (etcd keeps the same number).
+const CATCH_UP_ENTRIES: u64 = 5000;
+
+/// Starts the transport `--peer-transport` names, listening on `--listen-peer-urls`.
+async fn peer_transport(
+    flags: &Flags,
+    membership: &Membership,
+) -> anyhow::Result<(
+    raft::PeerTransport,
+    transport::IncomingReceiver<raft_core::Message>,
+)> {
+    let listen = config::listen_addrs(&flags.listen_peer_urls)?[0];
+    let mut cfg = TransportConfig::new(membership.local_id, membership.cluster_id, listen);
+    for m in membership
+        .members
+        .iter()
+        .filter(|m| m.id != membership.local_id)
+    {
+        let url = m
+            .peer_urls
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("member {} has no peer URL", m.name))?;
+        let addr = config::listen_addrs(url)?[0];
+        cfg = cfg.with_peer(m.id, addr);
+    }
+    let tls = match (&flags.peer_trusted_ca_file, &flags.peer_cert_file, &flags.peer_key_file) {
+        (Some(ca), Some(cert), Some(key)) => Some(
+            TlsConfig::from_files(ca, cert, key)
+                .with_context(|| "cannot read the peer TLS files (--peer-trusted-ca-file, --peer-cert-file, --peer-key-file)")?,
+        ),
+        (None, None, None) => None,
+        _ => anyhow::bail!("peer TLS needs all of --peer-trusted-ca-file, --peer-cert-file and --peer-key-file"),
+    };
+    if let Some(tls) = tls {
+        cfg = cfg.with_tls(tls);
+    }
+    let started: (raft::PeerTransport, _) = match flags.peer_transport {
+        PeerTransport::Tcp => {
+            let (t, rx) = transport_tcp::TcpTransport::start(cfg)
+                .await
+                .with_context(|| format!("cannot start the TCP peer transport on {listen}"))?;
+            (Arc::new(t), rx)
+        }
+        PeerTransport::Quic => {
+            if cfg.tls.is_none() {
+                anyhow::bail!("--peer-transport quic always uses mutual TLS: give --peer-trusted-ca-file, --peer-cert-file and --peer-key-file (`cargo xtask certs` makes them)");
+            }
+            let (t, rx) = transport_quic::QuicTransport::start(cfg)
+                .await
+                .with_context(|| format!("cannot start the QUIC peer transport on {listen}"))?;
+            (Arc::new(t), rx)
+        }
+    };
+    info!(%listen, transport = ?flags.peer_transport, "listening for peers");
+    Ok(started)
+}
+
+/// Replicates this member's name and client URLs (retrying until there is a leader) so that
+/// `member list` on any member shows them, as etcd does.
+fn publish_attributes(raft: RaftNode, flags: &Flags, id: u64) -> anyhow::Result<()> {
+    let attrs = MemberAttributes {
+        id,
+        name: flags.name.clone(),
+        client_urls: config::split_urls(&flags.advertise_client_urls)
+            .map(config::normalize_url)
+            .collect::<anyhow::Result<Vec<_>>>()?,
+    };
+    tokio::spawn(async move {
+        while let Err(e) = raft.publish(attrs.clone()).await {
+            tracing::debug!("publishing member attributes: {e}; retrying");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
     Ok(())
 }
 

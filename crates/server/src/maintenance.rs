@@ -34,20 +34,30 @@ type SnapshotStream = Pin<Box<dyn Stream<Item = Result<pb::SnapshotResponse, Sta
 
 #[tonic::async_trait]
 impl Maintenance for MaintenanceService {
-    async fn alarm(&self, _req: Request<pb::AlarmRequest>) -> Result<Response<pb::AlarmResponse>, Status> {
-        // No alarm is ever raised yet (no quota enforcement, no corruption check).
-        Ok(Response::new(pb::AlarmResponse { header: self.header(), alarms: vec![] }))
+    async fn alarm(
+        &self,
+        _req: Request<pb::AlarmRequest>,
+    ) -> Result<Response<pb::AlarmResponse>, Status> {
+        // No alarm is raised yet (no quota enforcement, no corruption check), so there is
+        // never one to list.
+        Ok(Response::new(pb::AlarmResponse {
+            header: self.header(),
+            alarms: vec![],
+        }))
     }
 
-    async fn status(&self, _req: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
+    async fn status(
+        &self,
+        _req: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
         let g = self.ctx.store_gauges();
         Ok(Response::new(pb::StatusResponse {
             header: self.header(),
             version: ETCD_API_VERSION.to_string(),
             db_size: g.db_size as i64,
-            leader: self.ctx.leader().unwrap_or(0),
-            raft_index: g.applied_index,
-            raft_term: self.ctx.raft_term(),
+            leader: self.ctx.raft.leader().unwrap_or(0),
+            raft_index: self.ctx.raft.last_index(),
+            raft_term: self.ctx.raft.term(),
             raft_applied_index: g.applied_index,
             errors: vec![],
             db_size_in_use: g.db_size_in_use as i64,
@@ -62,17 +72,26 @@ impl Maintenance for MaintenanceService {
         Err(not_yet("defragment"))
     }
 
-    async fn hash(&self, _req: Request<pb::HashRequest>) -> Result<Response<pb::HashResponse>, Status> {
+    async fn hash(
+        &self,
+        _req: Request<pb::HashRequest>,
+    ) -> Result<Response<pb::HashResponse>, Status> {
         Err(not_yet("hash"))
     }
 
-    async fn hash_kv(&self, _req: Request<pb::HashKvRequest>) -> Result<Response<pb::HashKvResponse>, Status> {
+    async fn hash_kv(
+        &self,
+        _req: Request<pb::HashKvRequest>,
+    ) -> Result<Response<pb::HashKvResponse>, Status> {
         Err(not_yet("hashkv"))
     }
 
     type SnapshotStream = SnapshotStream;
 
-    async fn snapshot(&self, _req: Request<pb::SnapshotRequest>) -> Result<Response<SnapshotStream>, Status> {
+    async fn snapshot(
+        &self,
+        _req: Request<pb::SnapshotRequest>,
+    ) -> Result<Response<SnapshotStream>, Status> {
         Err(not_yet("snapshot"))
     }
 
@@ -95,7 +114,7 @@ impl ClusterService {
 
     fn members(&self) -> Vec<pb::Member> {
         self.ctx
-            .membership
+            .membership()
             .members
             .iter()
             .map(|m| pb::Member {
@@ -111,7 +130,10 @@ impl ClusterService {
 
 #[tonic::async_trait]
 impl Cluster for ClusterService {
-    async fn member_add(&self, _req: Request<pb::MemberAddRequest>) -> Result<Response<pb::MemberAddResponse>, Status> {
+    async fn member_add(
+        &self,
+        _req: Request<pb::MemberAddRequest>,
+    ) -> Result<Response<pb::MemberAddResponse>, Status> {
         Err(not_yet("member add"))
     }
 

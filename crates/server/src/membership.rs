@@ -35,15 +35,24 @@ impl Membership {
         if path.exists() {
             let text = fs::read_to_string(&path)?;
             return serde_json::from_str(&text).map_err(|e| {
-                anyhow::anyhow!("{} is damaged ({e}); restore it or start with an empty --data-dir", path.display())
+                anyhow::anyhow!(
+                    "{} is damaged ({e}); restore it or start with an empty --data-dir",
+                    path.display()
+                )
             });
         }
         let m = Membership::bootstrap(flags)?;
-        let tmp = member_dir.join(format!("{FILE}.tmp"));
-        fs::write(&tmp, serde_json::to_vec_pretty(&m)?)?;
-        fs::File::open(&tmp)?.sync_all()?;
-        fs::rename(&tmp, &path)?;
+        m.save(member_dir)?;
         Ok(m)
+    }
+
+    /// Writes the membership atomically (temporary file, fsync, rename).
+    pub fn save(&self, member_dir: &Path) -> anyhow::Result<()> {
+        let tmp = member_dir.join(format!("{FILE}.tmp"));
+        fs::write(&tmp, serde_json::to_vec_pretty(self)?)?;
+        fs::File::open(&tmp)?.sync_all()?;
+        fs::rename(&tmp, member_dir.join(FILE))?;
+        Ok(())
     }
 
     pub fn bootstrap(flags: &Flags) -> anyhow::Result<Membership> {
@@ -56,7 +65,11 @@ impl Membership {
             .into_iter()
             .map(|m| Member {
                 id: ids::member_id(&m.peer_urls, token),
-                client_urls: if m.name == flags.name { client_urls.clone() } else { Vec::new() },
+                client_urls: if m.name == flags.name {
+                    client_urls.clone()
+                } else {
+                    Vec::new()
+                },
                 name: m.name,
                 peer_urls: m.peer_urls,
                 is_learner: false,
@@ -67,7 +80,9 @@ impl Membership {
             .iter()
             .find(|m| m.name == flags.name)
             .map(|m| m.id)
-            .ok_or_else(|| anyhow::anyhow!("--initial-cluster has no member named {:?}", flags.name))?;
+            .ok_or_else(|| {
+                anyhow::anyhow!("--initial-cluster has no member named {:?}", flags.name)
+            })?;
         let member_ids: Vec<u64> = members.iter().map(|m| m.id).collect();
         Ok(Membership {
             cluster_id: ids::cluster_id(&member_ids),

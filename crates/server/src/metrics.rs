@@ -37,18 +37,110 @@ impl Metrics {
     pub fn render(&self, store: &StoreGauges, has_leader: bool) -> String {
         let mut out = String::new();
         let mut metric = |name: &str, kind: &str, help: &str, value: String| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
         };
-        metric("etcd_server_has_leader", "gauge", "Whether or not a leader exists. 1 is existence, 0 is not.", u8::from(has_leader).to_string());
-        metric("etcd_server_proposals_applied_total", "gauge", "The total number of consensus proposals applied.", self.applied.load(Relaxed).to_string());
-        metric("etcd_server_proposals_failed_total", "counter", "The total number of failed proposals seen.", self.failed.load(Relaxed).to_string());
-        metric("etcr_apply_batches_total", "counter", "Number of LMDB write transactions the apply loop committed.", self.batches.load(Relaxed).to_string());
-        metric("etcr_apply_batched_commands_total", "counter", "Number of commands applied in those transactions.", self.batched_commands.load(Relaxed).to_string());
-        metric("etcd_debugging_mvcc_current_revision", "gauge", "The current revision of store.", store.revision.to_string());
-        metric("etcd_debugging_mvcc_compact_revision", "gauge", "The revision of the last compaction in store.", store.compacted.to_string());
-        metric("etcd_mvcc_db_total_size_in_bytes", "gauge", "Total size of the underlying database physically allocated in bytes.", store.db_size.to_string());
-        metric("etcd_mvcc_db_total_size_in_use_in_bytes", "gauge", "Total size of the underlying database logically in use in bytes.", store.db_size_in_use.to_string());
-        metric("etcd_server_applied_index", "gauge", "The current applied index.", store.applied_index.to_string());
+        metric(
+            "etcd_server_has_leader",
+            "gauge",
+            "Whether or not a leader exists. 1 is existence, 0 is not.",
+            u8::from(has_leader).to_string(),
+        );
+        metric(
+            "etcd_server_proposals_applied_total",
+            "gauge",
+            "The total number of consensus proposals applied.",
+            self.applied.load(Relaxed).to_string(),
+        );
+        metric(
+            "etcd_server_proposals_failed_total",
+            "counter",
+            "The total number of failed proposals seen.",
+            self.failed.load(Relaxed).to_string(),
+        );
+        metric(
+            "etcr_apply_batches_total",
+            "counter",
+            "Number of LMDB write transactions the apply loop committed.",
+            self.batches.load(Relaxed).to_string(),
+        );
+        metric(
+            "etcr_apply_batched_commands_total",
+            "counter",
+            "Number of commands applied in those transactions.",
+            self.batched_commands.load(Relaxed).to_string(),
+        );
+        metric(
+            "etcd_debugging_mvcc_current_revision",
+            "gauge",
+            "The current revision of store.",
+            store.revision.to_string(),
+        );
+        metric(
+            "etcd_debugging_mvcc_compact_revision",
+            "gauge",
+            "The revision of the last compaction in store.",
+            store.compacted.to_string(),
+        );
+        metric(
+            "etcd_mvcc_db_total_size_in_bytes",
+            "gauge",
+            "Total size of the underlying database physically allocated in bytes.",
+            store.db_size.to_string(),
+        );
+        metric(
+            "etcd_mvcc_db_total_size_in_use_in_bytes",
+            "gauge",
+            "Total size of the underlying database logically in use in bytes.",
+            store.db_size_in_use.to_string(),
+        );
+        metric(
+            "etcd_server_applied_index",
+            "gauge",
+            "The current applied index.",
+            store.applied_index.to_string(),
+        );
+        out
+    }
+
+    /// Per-peer transport counters, labelled with the peer's id in hex as etcd labels them.
+    pub fn render_peers(&self, peers: &[transport::PeerStats]) -> String {
+        let families: [(&str, &str, fn(&transport::PeerStats) -> u64); 5] = [
+            (
+                "etcd_network_peer_sent_bytes_total",
+                "The total number of bytes sent to peers.",
+                |p| p.bytes_sent,
+            ),
+            (
+                "etcd_network_peer_received_bytes_total",
+                "The total number of bytes received from peers.",
+                |p| p.bytes_received,
+            ),
+            (
+                "etcr_network_peer_sent_messages_total",
+                "The total number of raft messages sent to peers.",
+                |p| p.msgs_sent,
+            ),
+            (
+                "etcd_network_peer_sent_failures_total",
+                "The total number of messages dropped because a peer queue was full or down.",
+                |p| p.dropped,
+            ),
+            (
+                "etcr_network_peer_reconnects_total",
+                "The total number of reconnections to peers.",
+                |p| p.reconnects,
+            ),
+        ];
+        let mut out = String::new();
+        for (name, help, value) in families {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for p in peers {
+                let _ = writeln!(out, "{name}{{To=\"{:x}\"}} {}", p.id, value(p));
+            }
+        }
         out
     }
 }
@@ -62,7 +154,13 @@ mod tests {
         let m = Metrics::default();
         m.proposal_applied();
         m.observe_batch(3);
-        let g = StoreGauges { revision: 7, compacted: 2, db_size: 4096, db_size_in_use: 1024, applied_index: 9 };
+        let g = StoreGauges {
+            revision: 7,
+            compacted: 2,
+            db_size: 4096,
+            db_size_in_use: 1024,
+            applied_index: 9,
+        };
         let text = m.render(&g, true);
         assert!(text.contains("\netcd_server_has_leader 1\n"), "{text}");
         assert!(text.contains("\netcd_server_proposals_applied_total 1\n"));

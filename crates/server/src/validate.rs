@@ -125,7 +125,9 @@ fn collect_writes(ops: &[RequestOp]) -> Result<Writes<'_>, EtcdError> {
     }
     let mut nested_dels = Vec::new();
     for op in ops {
-        let Some(Request::RequestTxn(t)) = &op.request else { continue };
+        let Some(Request::RequestTxn(t)) = &op.request else {
+            continue;
+        };
         let then = collect_writes(&t.success)?;
         let otherwise = collect_writes(&t.failure)?;
         for k in &then.puts {
@@ -145,7 +147,9 @@ fn collect_writes(ops: &[RequestOp]) -> Result<Writes<'_>, EtcdError> {
     }
     w.dels.extend(nested_dels);
     for op in ops {
-        let Some(Request::RequestPut(p)) = &op.request else { continue };
+        let Some(Request::RequestPut(p)) = &op.request else {
+            continue;
+        };
         if w.puts.contains(&p.key.as_slice()) || w.deleted(&p.key) {
             return Err(EtcdError::DuplicateKey);
         }
@@ -156,11 +160,27 @@ fn collect_writes(ops: &[RequestOp]) -> Result<Writes<'_>, EtcdError> {
 
 /// Whether a txn (and every txn nested in it) only reads, so it can be served without the log.
 pub fn txn_is_read_only(r: &TxnRequest) -> bool {
-    r.success.iter().chain(&r.failure).all(|op| match &op.request {
-        Some(Request::RequestRange(_)) | None => true,
-        Some(Request::RequestTxn(t)) => txn_is_read_only(t),
-        Some(Request::RequestPut(_)) | Some(Request::RequestDeleteRange(_)) => false,
-    })
+    r.success
+        .iter()
+        .chain(&r.failure)
+        .all(|op| match &op.request {
+            Some(Request::RequestRange(_)) | None => true,
+            Some(Request::RequestTxn(t)) => txn_is_read_only(t),
+            Some(Request::RequestPut(_)) | Some(Request::RequestDeleteRange(_)) => false,
+        })
+}
+
+/// Whether every read of a read-only txn asked for serializable consistency (etcd then skips
+/// the linearizable read barrier for the whole txn).
+pub fn txn_is_serializable(r: &TxnRequest) -> bool {
+    r.success
+        .iter()
+        .chain(&r.failure)
+        .all(|op| match &op.request {
+            Some(Request::RequestRange(r)) => r.serializable,
+            Some(Request::RequestTxn(t)) => txn_is_serializable(t),
+            _ => true,
+        })
 }
 
 #[cfg(test)]
@@ -169,7 +189,10 @@ mod tests {
 
     fn put(k: &str) -> RequestOp {
         RequestOp {
-            request: Some(Request::RequestPut(PutRequest { key: k.into(), ..Default::default() })),
+            request: Some(Request::RequestPut(PutRequest {
+                key: k.into(),
+                ..Default::default()
+            })),
         }
     }
     fn del(k: &str, end: &str) -> RequestOp {
@@ -182,24 +205,49 @@ mod tests {
         }
     }
     fn txn(success: Vec<RequestOp>, failure: Vec<RequestOp>) -> RequestOp {
-        RequestOp { request: Some(Request::RequestTxn(TxnRequest { compare: vec![], success, failure })) }
+        RequestOp {
+            request: Some(Request::RequestTxn(TxnRequest {
+                compare: vec![],
+                success,
+                failure,
+            })),
+        }
     }
     fn check(success: Vec<RequestOp>) -> Result<(), EtcdError> {
-        check_txn(&TxnRequest { compare: vec![], success, failure: vec![] }, 128)
+        check_txn(
+            &TxnRequest {
+                compare: vec![],
+                success,
+                failure: vec![],
+            },
+            128,
+        )
     }
 
     #[test]
     fn duplicate_puts_are_refused() {
-        assert_eq!(check(vec![put("a"), put("a")]), Err(EtcdError::DuplicateKey));
+        assert_eq!(
+            check(vec![put("a"), put("a")]),
+            Err(EtcdError::DuplicateKey)
+        );
         assert_eq!(check(vec![put("a"), put("b")]), Ok(()));
     }
 
     #[test]
     fn put_inside_deleted_range_is_refused() {
-        assert_eq!(check(vec![del("a", "c"), put("b")]), Err(EtcdError::DuplicateKey));
-        assert_eq!(check(vec![del("a", ""), put("a")]), Err(EtcdError::DuplicateKey));
+        assert_eq!(
+            check(vec![del("a", "c"), put("b")]),
+            Err(EtcdError::DuplicateKey)
+        );
+        assert_eq!(
+            check(vec![del("a", ""), put("a")]),
+            Err(EtcdError::DuplicateKey)
+        );
         assert_eq!(check(vec![del("a", ""), put("ab")]), Ok(()));
-        assert_eq!(check(vec![del("a", "\0"), put("zzz")]), Err(EtcdError::DuplicateKey));
+        assert_eq!(
+            check(vec![del("a", "\0"), put("zzz")]),
+            Err(EtcdError::DuplicateKey)
+        );
         assert_eq!(check(vec![del("a", "c"), put("c")]), Ok(()));
         // Overlapping deletes are fine.
         assert_eq!(check(vec![del("a", "c"), del("b", "d")]), Ok(()));
@@ -208,36 +256,70 @@ mod tests {
     #[test]
     fn nested_branches_exclude_each_other() {
         assert_eq!(check(vec![txn(vec![put("a")], vec![put("a")])]), Ok(()));
-        assert_eq!(check(vec![txn(vec![put("a")], vec![]), put("a")]), Err(EtcdError::DuplicateKey));
-        assert_eq!(check(vec![txn(vec![del("a", "b")], vec![]), put("a")]), Err(EtcdError::DuplicateKey));
+        assert_eq!(
+            check(vec![txn(vec![put("a")], vec![]), put("a")]),
+            Err(EtcdError::DuplicateKey)
+        );
+        assert_eq!(
+            check(vec![txn(vec![del("a", "b")], vec![]), put("a")]),
+            Err(EtcdError::DuplicateKey)
+        );
     }
 
     #[test]
     fn sizes_and_empty_ops() {
         let many: Vec<RequestOp> = (0..3).map(|i| put(&format!("k{i}"))).collect();
-        let r = TxnRequest { compare: vec![], success: many, failure: vec![] };
+        let r = TxnRequest {
+            compare: vec![],
+            success: many,
+            failure: vec![],
+        };
         assert_eq!(check_txn(&r, 2), Err(EtcdError::TooManyOps));
         assert_eq!(check_txn(&r, 3), Ok(()));
-        assert_eq!(check(vec![RequestOp { request: None }]), Err(EtcdError::KeyNotFound));
+        assert_eq!(
+            check(vec![RequestOp { request: None }]),
+            Err(EtcdError::KeyNotFound)
+        );
         assert_eq!(check(vec![put("")]), Err(EtcdError::EmptyKey));
     }
 
     #[test]
     fn put_checks() {
-        let p = PutRequest { key: b"k".to_vec(), value: b"v".to_vec(), ignore_value: true, ..Default::default() };
+        let p = PutRequest {
+            key: b"k".to_vec(),
+            value: b"v".to_vec(),
+            ignore_value: true,
+            ..Default::default()
+        };
         assert_eq!(check_put(&p), Err(EtcdError::ValueProvided));
-        let p = PutRequest { key: b"k".to_vec(), lease: 5, ignore_lease: true, ..Default::default() };
+        let p = PutRequest {
+            key: b"k".to_vec(),
+            lease: 5,
+            ignore_lease: true,
+            ..Default::default()
+        };
         assert_eq!(check_put(&p), Err(EtcdError::LeaseProvided));
     }
 
     #[test]
     fn read_only_txns_are_recognised() {
         let range = RequestOp {
-            request: Some(Request::RequestRange(RangeRequest { key: b"a".to_vec(), ..Default::default() })),
+            request: Some(Request::RequestRange(RangeRequest {
+                key: b"a".to_vec(),
+                ..Default::default()
+            })),
         };
-        let ro = TxnRequest { compare: vec![], success: vec![range.clone()], failure: vec![txn(vec![range], vec![])] };
+        let ro = TxnRequest {
+            compare: vec![],
+            success: vec![range.clone()],
+            failure: vec![txn(vec![range], vec![])],
+        };
         assert!(txn_is_read_only(&ro));
-        let rw = TxnRequest { compare: vec![], success: vec![], failure: vec![txn(vec![], vec![put("a")])] };
+        let rw = TxnRequest {
+            compare: vec![],
+            success: vec![],
+            failure: vec![txn(vec![], vec![put("a")])],
+        };
         assert!(!txn_is_read_only(&rw));
     }
 }

@@ -24,7 +24,11 @@ async fn acknowledged_writes_survive_kill_9() {
             let mut done = Vec::new();
             for i in 0.. {
                 let key = format!("w{w}/{i:06}");
-                let req = PutRequest { key: key.clone().into(), value: key.clone().into(), ..Default::default() };
+                let req = PutRequest {
+                    key: key.clone().into(),
+                    value: key.clone().into(),
+                    ..Default::default()
+                };
                 match kv.put(req).await {
                     Ok(_) => {
                         done.push(key);
@@ -39,7 +43,10 @@ async fn acknowledged_writes_survive_kill_9() {
     // Kill once a good number of writes has been acknowledged (bounded wait, no blind sleep).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while acked.load(Ordering::SeqCst) < 500 {
-        assert!(tokio::time::Instant::now() < deadline, "writes are not being acknowledged");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "writes are not being acknowledged"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     etcr.kill9();
@@ -53,7 +60,10 @@ async fn acknowledged_writes_survive_kill_9() {
     let mut kv = etcr.kv().await;
     for key in &acknowledged {
         let r = kv
-            .range(RangeRequest { key: key.clone().into(), ..Default::default() })
+            .range(RangeRequest {
+                key: key.clone().into(),
+                ..Default::default()
+            })
             .await
             .unwrap()
             .into_inner();

@@ -10,11 +10,18 @@ use common::Etcr;
 use tonic::Code;
 
 fn put(k: &str, v: &str) -> PutRequest {
-    PutRequest { key: k.into(), value: v.into(), ..Default::default() }
+    PutRequest {
+        key: k.into(),
+        value: v.into(),
+        ..Default::default()
+    }
 }
 
 fn get(k: &str) -> RangeRequest {
-    RangeRequest { key: k.into(), ..Default::default() }
+    RangeRequest {
+        key: k.into(),
+        ..Default::default()
+    }
 }
 
 #[tokio::test]
@@ -24,30 +31,58 @@ async fn revisions_follow_etcd() {
     let mut kv = etcr.kv().await;
 
     let empty = kv.range(get("hello")).await.unwrap().into_inner();
-    assert_eq!(empty.header.unwrap().revision, 1, "a new store is at revision 1");
+    assert_eq!(
+        empty.header.unwrap().revision,
+        1,
+        "a new store is at revision 1"
+    );
     assert_eq!(empty.count, 0);
 
     let r = kv.put(put("hello", "world")).await.unwrap().into_inner();
     assert_eq!(r.header.unwrap().revision, 2);
     let kvs = kv.range(get("hello")).await.unwrap().into_inner().kvs;
-    assert_eq!((kvs[0].create_revision, kvs[0].mod_revision, kvs[0].version), (2, 2, 1));
+    assert_eq!(
+        (kvs[0].create_revision, kvs[0].mod_revision, kvs[0].version),
+        (2, 2, 1)
+    );
 
     kv.put(put("hello", "hacker")).await.unwrap();
-    let at2 = kv.range(RangeRequest { revision: 2, ..get("hello") }).await.unwrap().into_inner();
+    let at2 = kv
+        .range(RangeRequest {
+            revision: 2,
+            ..get("hello")
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(at2.kvs[0].value, b"world");
-    assert_eq!(at2.header.unwrap().revision, 3, "the header carries the current revision");
+    assert_eq!(
+        at2.header.unwrap().revision,
+        3,
+        "the header carries the current revision"
+    );
     let now = kv.range(get("hello")).await.unwrap().into_inner();
-    assert_eq!((now.kvs[0].value.as_slice(), now.kvs[0].version), (&b"hacker"[..], 2));
+    assert_eq!(
+        (now.kvs[0].value.as_slice(), now.kvs[0].version),
+        (&b"hacker"[..], 2)
+    );
 
     let prev = kv
-        .put(PutRequest { prev_kv: true, ..put("hello", "again") })
+        .put(PutRequest {
+            prev_kv: true,
+            ..put("hello", "again")
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(prev.prev_kv.unwrap().value, b"hacker");
 
     let del = kv
-        .delete_range(DeleteRangeRequest { key: "hello".into(), prev_kv: true, ..Default::default() })
+        .delete_range(DeleteRangeRequest {
+            key: "hello".into(),
+            prev_kv: true,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -68,46 +103,108 @@ async fn bad_input_gets_etcds_errors() {
     let etcr = Etcr::start(dir.path(), &["--max-txn-ops", "4"]);
     let mut kv = etcr.kv().await;
     let check = |r: Result<tonic::Response<_>, tonic::Status>, code: Code, msg: &str| {
-        let Err(s) = r.map(|_: tonic::Response<()>| ()) else { panic!("expected {msg}") };
+        let Err(s) = r.map(|_: tonic::Response<()>| ()) else {
+            panic!("expected {msg}")
+        };
         assert_eq!((s.code(), s.message()), (code, msg));
     };
 
-    check(kv.put(put("", "v")).await.map(|_| tonic::Response::new(())), Code::InvalidArgument, "etcdserver: key is not provided");
-    check(kv.range(get("")).await.map(|_| tonic::Response::new(())), Code::InvalidArgument, "etcdserver: key is not provided");
+    check(
+        kv.put(put("", "v")).await.map(|_| tonic::Response::new(())),
+        Code::InvalidArgument,
+        "etcdserver: key is not provided",
+    );
+    check(
+        kv.range(get("")).await.map(|_| tonic::Response::new(())),
+        Code::InvalidArgument,
+        "etcdserver: key is not provided",
+    );
 
     for i in 0..4 {
         kv.put(put("k", &i.to_string())).await.unwrap();
     }
-    kv.compact(CompactionRequest { revision: 4, physical: true }).await.unwrap();
+    kv.compact(CompactionRequest {
+        revision: 4,
+        physical: true,
+    })
+    .await
+    .unwrap();
     check(
-        kv.range(RangeRequest { revision: 3, ..get("k") }).await.map(|_| tonic::Response::new(())),
+        kv.range(RangeRequest {
+            revision: 3,
+            ..get("k")
+        })
+        .await
+        .map(|_| tonic::Response::new(())),
         Code::OutOfRange,
         "etcdserver: mvcc: required revision has been compacted",
     );
     check(
-        kv.range(RangeRequest { revision: 100, ..get("k") }).await.map(|_| tonic::Response::new(())),
+        kv.range(RangeRequest {
+            revision: 100,
+            ..get("k")
+        })
+        .await
+        .map(|_| tonic::Response::new(())),
         Code::OutOfRange,
         "etcdserver: mvcc: required revision is a future revision",
     );
     check(
-        kv.compact(CompactionRequest { revision: 2, physical: false }).await.map(|_| tonic::Response::new(())),
+        kv.compact(CompactionRequest {
+            revision: 2,
+            physical: false,
+        })
+        .await
+        .map(|_| tonic::Response::new(())),
         Code::OutOfRange,
         "etcdserver: mvcc: required revision has been compacted",
     );
 
     let big = "x".repeat(1536 * 1024 + 1);
-    check(kv.put(put("big", &big)).await.map(|_| tonic::Response::new(())), Code::InvalidArgument, "etcdserver: request is too large");
+    check(
+        kv.put(put("big", &big))
+            .await
+            .map(|_| tonic::Response::new(())),
+        Code::InvalidArgument,
+        "etcdserver: request is too large",
+    );
 
-    let op = |k: &str| RequestOp { request: Some(request_op::Request::RequestPut(put(k, "v"))) };
-    let too_many = TxnRequest { success: (0..5).map(|i| op(&format!("t{i}"))).collect(), ..Default::default() };
-    check(kv.txn(too_many).await.map(|_| tonic::Response::new(())), Code::InvalidArgument, "etcdserver: too many operations in txn request");
-    let dup = TxnRequest { success: vec![op("d"), op("d")], ..Default::default() };
-    check(kv.txn(dup).await.map(|_| tonic::Response::new(())), Code::InvalidArgument, "etcdserver: duplicate key given in txn request");
-    let ignore = PutRequest { ignore_value: true, ..put("missing", "") };
-    check(kv.put(ignore).await.map(|_| tonic::Response::new(())), Code::InvalidArgument, "etcdserver: key not found");
+    let op = |k: &str| RequestOp {
+        request: Some(request_op::Request::RequestPut(put(k, "v"))),
+    };
+    let too_many = TxnRequest {
+        success: (0..5).map(|i| op(&format!("t{i}"))).collect(),
+        ..Default::default()
+    };
+    check(
+        kv.txn(too_many).await.map(|_| tonic::Response::new(())),
+        Code::InvalidArgument,
+        "etcdserver: too many operations in txn request",
+    );
+    let dup = TxnRequest {
+        success: vec![op("d"), op("d")],
+        ..Default::default()
+    };
+    check(
+        kv.txn(dup).await.map(|_| tonic::Response::new(())),
+        Code::InvalidArgument,
+        "etcdserver: duplicate key given in txn request",
+    );
+    let ignore = PutRequest {
+        ignore_value: true,
+        ..put("missing", "")
+    };
+    check(
+        kv.put(ignore).await.map(|_| tonic::Response::new(())),
+        Code::InvalidArgument,
+        "etcdserver: key not found",
+    );
 
     // The server is still healthy and serving after all that.
-    assert_eq!(kv.range(get("k")).await.unwrap().into_inner().kvs[0].value, b"3");
+    assert_eq!(
+        kv.range(get("k")).await.unwrap().into_inner().kvs[0].value,
+        b"3"
+    );
 }
 
 #[tokio::test]
@@ -124,17 +221,27 @@ async fn txn_compares_and_branches() {
             target_union: Some(compare::TargetUnion::Value(expect.into())),
             range_end: vec![],
         }],
-        success: vec![RequestOp { request: Some(request_op::Request::RequestPut(put("k", "v2"))) }],
-        failure: vec![RequestOp { request: Some(request_op::Request::RequestRange(get("k"))) }],
+        success: vec![RequestOp {
+            request: Some(request_op::Request::RequestPut(put("k", "v2"))),
+        }],
+        failure: vec![RequestOp {
+            request: Some(request_op::Request::RequestRange(get("k"))),
+        }],
     };
     let ok = kv.txn(txn("v1")).await.unwrap().into_inner();
     assert!(ok.succeeded);
     assert_eq!(ok.header.unwrap().revision, 3);
     let failed = kv.txn(txn("v1")).await.unwrap().into_inner();
     assert!(!failed.succeeded);
-    assert_eq!(failed.header.unwrap().revision, 3, "a failed compare writes nothing");
+    assert_eq!(
+        failed.header.unwrap().revision,
+        3,
+        "a failed compare writes nothing"
+    );
     match &failed.responses[0].response {
-        Some(api::etcdserverpb::response_op::Response::ResponseRange(r)) => assert_eq!(r.kvs[0].value, b"v2"),
+        Some(api::etcdserverpb::response_op::Response::ResponseRange(r)) => {
+            assert_eq!(r.kvs[0].value, b"v2")
+        }
         other => panic!("expected a range response, got {other:?}"),
     }
 }

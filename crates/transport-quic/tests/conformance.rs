@@ -28,7 +28,11 @@ impl Harness for Quic {
         })
     }
 
-    async fn dial_raw(&self, addr: SocketAddr, tls: Option<&TlsConfig>) -> io::Result<Box<dyn PeerIo>> {
+    async fn dial_raw(
+        &self,
+        addr: SocketAddr,
+        tls: Option<&TlsConfig>,
+    ) -> io::Result<Box<dyn PeerIo>> {
         let tls = tls.ok_or_else(|| io::Error::other("QUIC needs TLS"))?;
         Ok(Box::new(transport_quic::dial_stream(addr, tls).await?))
     }

@@ -50,8 +50,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tracing::{debug, info_span, warn, Instrument};
 use transport::engine::{Connector, Engine, Inbound, PeerIo, HANDSHAKE_TIMEOUT};
+use transport::frame::StreamKind;
 use transport::{
-    IncomingReceiver, MemberId, Message, PeerStats, SnapshotSource, TlsConfig, Transport, TransportConfig,
+    IncomingReceiver, MemberId, Message, PeerStats, SnapshotSource, TlsConfig, Transport,
+    TransportConfig,
 };
 
 /// What can go wrong starting a TCP transport.
@@ -79,7 +81,9 @@ impl TcpConnector {
     /// A connector presenting `tls` (mutual TLS), or plaintext when `None`.
     pub fn new(tls: Option<&TlsConfig>) -> transport::Result<Self> {
         let tls = match tls {
-            Some(t) => Some(TlsConnector::from(Arc::new(transport::tls::client_config(t)?))),
+            Some(t) => Some(TlsConnector::from(Arc::new(transport::tls::client_config(
+                t,
+            )?))),
             None => None,
         };
         Ok(Self { tls })
@@ -88,7 +92,12 @@ impl TcpConnector {
 
 #[async_trait]
 impl Connector for TcpConnector {
-    async fn connect(&self, _peer: MemberId, addr: SocketAddr) -> io::Result<Box<dyn PeerIo>> {
+    async fn connect(
+        &self,
+        _peer: MemberId,
+        addr: SocketAddr,
+        _kind: StreamKind,
+    ) -> io::Result<Box<dyn PeerIo>> {
         let tcp = TcpStream::connect(addr).await?;
         tcp.set_nodelay(true)?;
         Ok(match &self.tls {
@@ -108,7 +117,9 @@ impl<M: Message> TcpTransport<M> {
     pub async fn start(cfg: TransportConfig) -> Result<(Self, IncomingReceiver<M>), Error> {
         cfg.validate()?;
         let acceptor = match &cfg.tls {
-            Some(t) => Some(TlsAcceptor::from(Arc::new(transport::tls::server_config(t)?))),
+            Some(t) => Some(TlsAcceptor::from(Arc::new(transport::tls::server_config(
+                t,
+            )?))),
             None => None,
         };
         let connector = TcpConnector::new(cfg.tls.as_ref())?;
@@ -131,7 +142,11 @@ impl<M: Message> TcpTransport<M> {
     }
 }
 
-async fn accept_loop<M: Message>(listener: TcpListener, acceptor: Option<TlsAcceptor>, inbound: Inbound<M>) {
+async fn accept_loop<M: Message>(
+    listener: TcpListener,
+    acceptor: Option<TlsAcceptor>,
+    inbound: Inbound<M>,
+) {
     loop {
         let (tcp, remote) = match listener.accept().await {
             Ok(x) => x,
@@ -148,11 +163,13 @@ async fn accept_loop<M: Message>(listener: TcpListener, acceptor: Option<TlsAcce
         inbound.spawn(async move {
             match acceptor {
                 None => conn.serve(tcp, remote).await,
-                Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                    Ok(Ok(tls)) => conn.serve(tls, remote).await,
-                    Ok(Err(e)) => warn!(%remote, error = %e, "TLS handshake refused"),
-                    Err(_) => debug!(%remote, "TLS handshake timed out"),
-                },
+                Some(acceptor) => {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(tls)) => conn.serve(tls, remote).await,
+                        Ok(Err(e)) => warn!(%remote, error = %e, "TLS handshake refused"),
+                        Err(_) => debug!(%remote, "TLS handshake timed out"),
+                    }
+                }
             }
         });
     }
@@ -169,7 +186,12 @@ impl<M: Message> Transport<M> for TcpTransport<M> {
     fn send(&self, to: MemberId, msg: M) {
         self.engine.send(to, msg)
     }
-    async fn send_snapshot(&self, to: MemberId, meta: M, data: SnapshotSource) -> transport::Result<u64> {
+    async fn send_snapshot(
+        &self,
+        to: MemberId,
+        meta: M,
+        data: SnapshotSource,
+    ) -> transport::Result<u64> {
         self.engine.send_snapshot(to, meta, data).await
     }
     fn add_peer(&self, id: MemberId, addr: SocketAddr) {

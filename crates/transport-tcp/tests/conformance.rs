@@ -30,8 +30,15 @@ impl Harness for Tcp {
         })
     }
 
-    async fn dial_raw(&self, addr: SocketAddr, tls: Option<&TlsConfig>) -> io::Result<Box<dyn PeerIo>> {
-        TcpConnector::new(tls).map_err(io::Error::other)?.connect(0, addr).await
+    async fn dial_raw(
+        &self,
+        addr: SocketAddr,
+        tls: Option<&TlsConfig>,
+    ) -> io::Result<Box<dyn PeerIo>> {
+        TcpConnector::new(tls)
+            .map_err(io::Error::other)?
+            .connect(0, addr, transport::frame::StreamKind::Raft)
+            .await
     }
 }
 

@@ -121,8 +121,13 @@ impl TransportConfig {
     /// Checks the limits for consistency.
     pub fn validate(&self) -> crate::Result<()> {
         let bad = |s: &str| Err(crate::Error::Config(s.to_string()));
-        if self.queue_capacity == 0 || self.incoming_capacity == 0 || self.snapshot_buffered_chunks == 0 {
-            return bad("queue_capacity, incoming_capacity and snapshot_buffered_chunks must be > 0");
+        if self.queue_capacity == 0
+            || self.incoming_capacity == 0
+            || self.snapshot_buffered_chunks == 0
+        {
+            return bad(
+                "queue_capacity, incoming_capacity and snapshot_buffered_chunks must be > 0",
+            );
         }
         if self.max_frame_bytes < 1024 || self.max_frame_bytes > u32::MAX as usize {
             return bad("max_frame_bytes must be within 1 KiB..4 GiB");

@@ -44,8 +44,14 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> PeerIo for T {}
 /// Dials peers: the one transport-specific piece of the sending side.
 #[async_trait]
 pub trait Connector: Send + Sync + 'static {
-    /// Opens a new stream to `peer` at `addr`, with TLS already established if configured.
-    async fn connect(&self, peer: MemberId, addr: SocketAddr) -> io::Result<Box<dyn PeerIo>>;
+    /// Opens a new stream to `peer` at `addr` for `kind` of traffic, with TLS already established
+    /// if configured. Implementations may use `kind` to prioritise raft traffic over snapshots.
+    async fn connect(
+        &self,
+        peer: MemberId,
+        addr: SocketAddr,
+        kind: StreamKind,
+    ) -> io::Result<Box<dyn PeerIo>>;
     /// Releases transport-wide resources (sockets, endpoints) at shutdown, after every task ended.
     async fn close(&self) {}
 }
@@ -54,6 +60,8 @@ pub trait Connector: Send + Sync + 'static {
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a snapshot sender waits for the receiver's acknowledgement after the last byte.
 pub const SNAPSHOT_ACK_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a snapshot receiver waits for the sender's next frame.
+pub const SNAPSHOT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// At most this many queued messages are drained per write.
 const MAX_BATCH: usize = 256;
 /// A batch buffer is written out early once it holds this many bytes.
@@ -139,7 +147,10 @@ impl<M: Message> Inbound<M> {
     /// Errors are logged and close the stream; they never panic.
     pub async fn serve<S: PeerIo>(&self, io: S, remote: SocketAddr) {
         let span = info_span!("peer_stream", local = self.shared.cfg.local_id, %remote);
-        if let Err(e) = serve_stream(self.shared.clone(), io).instrument(span.clone()).await {
+        if let Err(e) = serve_stream(self.shared.clone(), io)
+            .instrument(span.clone())
+            .await
+        {
             span.in_scope(|| warn!(error = %e, "closing peer stream"));
         }
     }
@@ -149,16 +160,20 @@ async fn serve_stream<M: Message, S: PeerIo>(shared: Arc<Shared<M>>, io: S) -> R
     let (r, mut w) = tokio::io::split(io);
     let max = shared.cfg.max_frame_bytes;
     let mut reader = FrameReader::new(BufReader::with_capacity(64 << 10, r), max);
-    let hello: Hello = tokio::time::timeout(HANDSHAKE_TIMEOUT, reader.read_expected(FrameKind::Hello))
-        .await
-        .map_err(|_| Error::Timeout("peer handshake"))??;
+    let hello: Hello =
+        tokio::time::timeout(HANDSHAKE_TIMEOUT, reader.read_expected(FrameKind::Hello))
+            .await
+            .map_err(|_| Error::Timeout("peer handshake"))??;
     let refusal = if hello.cluster_id != shared.cfg.cluster_id {
         Some(format!(
             "cluster {} is not this cluster ({})",
             hello.cluster_id, shared.cfg.cluster_id
         ))
     } else if hello.to != shared.cfg.local_id {
-        Some(format!("this is member {}, not {}", shared.cfg.local_id, hello.to))
+        Some(format!(
+            "this is member {}, not {}",
+            shared.cfg.local_id, hello.to
+        ))
     } else {
         None
     };
@@ -204,15 +219,22 @@ async fn receive_raft<M: Message, R: AsyncRead + Unpin>(
             return Ok(());
         };
         if kind != FrameKind::Message {
-            return Err(Error::Frame(format!("unexpected {kind:?} on a raft stream")));
+            return Err(Error::Frame(format!(
+                "unexpected {kind:?} on a raft stream"
+            )));
         }
         let payload = reader.read_payload(len).await?;
         if counters.removed.load(Ordering::Relaxed) {
-            return Err(Error::Rejected(format!("member {from} left the cluster; dropping its messages")));
+            return Err(Error::Rejected(format!(
+                "member {from} left the cluster; dropping its messages"
+            )));
         }
         let msg: M = decode_payload(payload)?;
         PeerCounters::add(&counters.msgs_received, 1);
-        PeerCounters::add(&counters.bytes_received, (len + crate::frame::HEADER_LEN) as u64);
+        PeerCounters::add(
+            &counters.bytes_received,
+            (len + crate::frame::HEADER_LEN) as u64,
+        );
         if tx.send(Incoming::Message { from, msg }).await.is_err() {
             return Ok(());
         }
@@ -241,11 +263,23 @@ async fn receive_snapshot<M: Message, R: AsyncRead + Unpin, W: AsyncWrite + Unpi
     info!(from, "receiving snapshot");
     let mut total: u64 = 0;
     let verdict = loop {
-        let Some((kind, len)) = reader.read_header().await? else {
-            let _ = chunks.send(Chunk::Failed("snapshot stream closed early".into())).await;
+        let header = tokio::time::timeout(SNAPSHOT_IDLE_TIMEOUT, reader.read_header()).await;
+        let Ok(header) = header else {
+            let _ = chunks
+                .send(Chunk::Failed("snapshot sender went silent".into()))
+                .await;
+            return Err(Error::Timeout("snapshot data"));
+        };
+        let Some((kind, len)) = header? else {
+            let _ = chunks
+                .send(Chunk::Failed("snapshot stream closed early".into()))
+                .await;
             return Err(Error::Frame("snapshot stream closed before its end".into()));
         };
-        PeerCounters::add(&counters.bytes_received, (len + crate::frame::HEADER_LEN) as u64);
+        PeerCounters::add(
+            &counters.bytes_received,
+            (len + crate::frame::HEADER_LEN) as u64,
+        );
         match kind {
             FrameKind::SnapshotChunk => {
                 let data = reader.read_payload_owned(len).await?;
@@ -260,7 +294,8 @@ async fn receive_snapshot<M: Message, R: AsyncRead + Unpin, W: AsyncWrite + Unpi
             FrameKind::SnapshotEnd => {
                 let announced: u64 = decode_payload(reader.read_payload(len).await?)?;
                 if announced != total {
-                    let reason = format!("snapshot ended after {total} bytes, sender announced {announced}");
+                    let reason =
+                        format!("snapshot ended after {total} bytes, sender announced {announced}");
                     let _ = chunks.send(Chunk::Failed(reason.clone())).await;
                     break Verdict { ok: false, reason };
                 }
@@ -273,13 +308,22 @@ async fn receive_snapshot<M: Message, R: AsyncRead + Unpin, W: AsyncWrite + Unpi
                 };
             }
             other => {
-                let _ = chunks.send(Chunk::Failed("corrupt snapshot stream".into())).await;
-                return Err(Error::Frame(format!("unexpected {other:?} on a snapshot stream")));
+                let _ = chunks
+                    .send(Chunk::Failed("corrupt snapshot stream".into()))
+                    .await;
+                return Err(Error::Frame(format!(
+                    "unexpected {other:?} on a snapshot stream"
+                )));
             }
         }
     };
     let mut buf = Vec::new();
-    encode_frame(&mut buf, FrameKind::SnapshotAck, &verdict, cfg.max_frame_bytes)?;
+    encode_frame(
+        &mut buf,
+        FrameKind::SnapshotAck,
+        &verdict,
+        cfg.max_frame_bytes,
+    )?;
     w.write_all(&buf).await?;
     w.flush().await?;
     let _ = w.shutdown().await;
@@ -298,7 +342,7 @@ async fn open_stream<C: Connector>(
     max_frame_bytes: usize,
 ) -> Result<Box<dyn PeerIo>> {
     let to = hello.to;
-    let mut io = connector.connect(to, addr).await?;
+    let mut io = connector.connect(to, addr, hello.stream).await?;
     let mut buf = Vec::new();
     encode_frame(&mut buf, FrameKind::Hello, &hello, max_frame_bytes)?;
     io.write_all(&buf).await?;
@@ -329,7 +373,12 @@ async fn run_writer<M: Message, C: Connector>(
     loop {
         let opened = tokio::time::timeout(
             cfg.connect_timeout,
-            open_stream(&*connector, shared.hello(peer, StreamKind::Raft), addr, cfg.max_frame_bytes),
+            open_stream(
+                &*connector,
+                shared.hello(peer, StreamKind::Raft),
+                addr,
+                cfg.max_frame_bytes,
+            ),
         )
         .await
         .unwrap_or(Err(Error::Timeout("connect")));
@@ -431,7 +480,10 @@ async fn write_batch<M: Message, W: AsyncWrite + Unpin>(
 }
 
 /// Reads until `buf` is full or the source ends; returns the bytes read.
-async fn read_full<R: AsyncRead + Unpin + ?Sized>(src: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+async fn read_full<R: AsyncRead + Unpin + ?Sized>(
+    src: &mut R,
+    buf: &mut [u8],
+) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         let n = src.read(&mut buf[filled..]).await?;
@@ -458,13 +510,23 @@ async fn send_snapshot_stream<M: Message, C: Connector>(
     };
     let io = tokio::time::timeout(
         cfg.connect_timeout,
-        open_stream(&*connector, shared.hello(to, StreamKind::Snapshot), addr, cfg.max_frame_bytes),
+        open_stream(
+            &*connector,
+            shared.hello(to, StreamKind::Snapshot),
+            addr,
+            cfg.max_frame_bytes,
+        ),
     )
     .await
     .map_err(|_| Error::Timeout("snapshot connect"))??;
     let (r, mut w) = tokio::io::split(io);
     let mut buf = Vec::new();
-    encode_frame(&mut buf, FrameKind::SnapshotMeta, &meta, cfg.max_frame_bytes)?;
+    encode_frame(
+        &mut buf,
+        FrameKind::SnapshotMeta,
+        &meta,
+        cfg.max_frame_bytes,
+    )?;
     w.write_all(&buf).await?;
     PeerCounters::add(&counters.bytes_sent, buf.len() as u64);
     let mut chunk = vec![0u8; cfg.snapshot_chunk_bytes];
@@ -474,25 +536,42 @@ async fn send_snapshot_stream<M: Message, C: Connector>(
         if n == 0 {
             break;
         }
-        w.write_all(&raw_header(FrameKind::SnapshotChunk, n)).await?;
+        w.write_all(&raw_header(FrameKind::SnapshotChunk, n))
+            .await?;
         w.write_all(&chunk[..n]).await?;
         total += n as u64;
         PeerCounters::add(&counters.bytes_sent, (n + crate::frame::HEADER_LEN) as u64);
     }
     buf.clear();
-    encode_frame(&mut buf, FrameKind::SnapshotEnd, &total, cfg.max_frame_bytes)?;
+    encode_frame(
+        &mut buf,
+        FrameKind::SnapshotEnd,
+        &total,
+        cfg.max_frame_bytes,
+    )?;
     w.write_all(&buf).await?;
     w.flush().await?;
     let mut reader = FrameReader::new(r, cfg.max_frame_bytes);
-    let verdict: Verdict = tokio::time::timeout(SNAPSHOT_ACK_TIMEOUT, reader.read_expected(FrameKind::SnapshotAck))
-        .await
-        .map_err(|_| Error::Timeout("snapshot acknowledgement"))??;
+    let verdict: Verdict = tokio::time::timeout(
+        SNAPSHOT_ACK_TIMEOUT,
+        reader.read_expected(FrameKind::SnapshotAck),
+    )
+    .await
+    .map_err(|_| Error::Timeout("snapshot acknowledgement"))??;
     let _ = w.shutdown().await;
     if !verdict.ok {
         return Err(Error::Rejected(verdict.reason));
     }
     PeerCounters::add(&counters.snapshots_sent, 1);
     Ok(total)
+}
+
+struct AbortOnDrop(AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// A complete [`Transport`] over any [`Connector`]; implementations wrap it.
@@ -598,9 +677,11 @@ impl<M: Message, C: Connector> Transport<M> for Engine<M, C> {
             }
             .instrument(span),
         );
-        if spawned.is_none() {
+        let Some(task) = spawned else {
             return Err(Error::Shutdown);
-        }
+        };
+        // If the caller gives up (drops this future), the stream is abandoned too.
+        let _abort_on_drop = AbortOnDrop(task);
         rx.await.unwrap_or(Err(Error::Shutdown))
     }
 
@@ -623,7 +704,15 @@ impl<M: Message, C: Connector> Transport<M> for Engine<M, C> {
         let (queue, rx) = mpsc::channel(self.shared.cfg.queue_capacity);
         let span = info_span!("peer_writer", local = self.shared.cfg.local_id, peer = id, %addr);
         let writer = self.shared.spawn(
-            run_writer(self.shared.clone(), self.connector.clone(), id, addr, rx, counters.clone()).instrument(span),
+            run_writer(
+                self.shared.clone(),
+                self.connector.clone(),
+                id,
+                addr,
+                rx,
+                counters.clone(),
+            )
+            .instrument(span),
         );
         peers.insert(
             id,
@@ -637,7 +726,12 @@ impl<M: Message, C: Connector> Transport<M> for Engine<M, C> {
     }
 
     fn remove_peer(&self, id: MemberId) {
-        let removed = self.shared.peers.write().expect("peers poisoned").remove(&id);
+        let removed = self
+            .shared
+            .peers
+            .write()
+            .expect("peers poisoned")
+            .remove(&id);
         if let Some(p) = removed {
             p.counters.removed.store(true, Ordering::Relaxed);
             p.counters.connected.store(false, Ordering::Relaxed);
@@ -649,7 +743,10 @@ impl<M: Message, C: Connector> Transport<M> for Engine<M, C> {
 
     fn stats(&self) -> Vec<PeerStats> {
         let peers = self.shared.peers.read().expect("peers poisoned");
-        let mut out: Vec<PeerStats> = peers.iter().map(|(id, p)| p.counters.snapshot(*id)).collect();
+        let mut out: Vec<PeerStats> = peers
+            .iter()
+            .map(|(id, p)| p.counters.snapshot(*id))
+            .collect();
         out.sort_by_key(|s| s.id);
         out
     }

@@ -76,7 +76,10 @@ impl FaultRules {
         G: IntoIterator<Item = I>,
         I: IntoIterator<Item = MemberId>,
     {
-        let groups = groups.into_iter().map(|g| g.into_iter().collect()).collect();
+        let groups = groups
+            .into_iter()
+            .map(|g| g.into_iter().collect())
+            .collect();
         self.with(|r| r.groups = groups);
     }
 
@@ -186,7 +189,12 @@ impl<M: Message> FaultyTransport<M> {
     }
 
     fn count_drop(&self, to: MemberId) {
-        *self.injected_drops.lock().expect("drops poisoned").entry(to).or_default() += 1;
+        *self
+            .injected_drops
+            .lock()
+            .expect("drops poisoned")
+            .entry(to)
+            .or_default() += 1;
     }
 }
 
@@ -218,7 +226,11 @@ impl<M: Message> Transport<M> for FaultyTransport<M> {
             }
             Fate::Deliver(d) if d.is_zero() => self.inner.send(to, msg),
             Fate::Deliver(d) => {
-                if self.delayed.try_send((Instant::now() + d, to, msg)).is_err() {
+                if self
+                    .delayed
+                    .try_send((Instant::now() + d, to, msg))
+                    .is_err()
+                {
                     self.count_drop(to);
                 }
             }

@@ -174,7 +174,10 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
         let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
         if header[4] != FORMAT_VERSION {
-            return Err(Error::Frame(format!("unknown format version {}", header[4])));
+            return Err(Error::Frame(format!(
+                "unknown format version {}",
+                header[4]
+            )));
         }
         let kind = FrameKind::from_u8(header[5])
             .ok_or_else(|| Error::Frame(format!("unknown frame kind {}", header[5])))?;
@@ -272,8 +275,14 @@ mod tests {
         // A tiny payload claiming a 2^40-byte vector: refused by the limit, not allocated.
         let mut payload = vec![253u8];
         payload.extend_from_slice(&(1u64 << 40).to_le_bytes());
-        assert!(matches!(decode_payload::<Vec<u8>>(&payload), Err(Error::Codec(_))));
-        assert!(matches!(decode_payload::<String>(&payload), Err(Error::Codec(_))));
+        assert!(matches!(
+            decode_payload::<Vec<u8>>(&payload),
+            Err(Error::Codec(_))
+        ));
+        assert!(matches!(
+            decode_payload::<String>(&payload),
+            Err(Error::Codec(_))
+        ));
         assert!(decode_payload::<(u64, String)>(&[1, 2, 3]).is_err());
     }
 }

@@ -103,7 +103,8 @@ impl SnapshotReader {
                 Some(Chunk::End) => self.state = ReaderState::Done,
                 Some(Chunk::Failed(e)) => self.state = ReaderState::Failed(e),
                 None => {
-                    self.state = ReaderState::Failed("snapshot stream ended before its end marker".into())
+                    self.state =
+                        ReaderState::Failed("snapshot stream ended before its end marker".into())
                 }
             }
         }

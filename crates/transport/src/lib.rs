@@ -31,6 +31,25 @@
 //! [`fault::FaultyTransport`] wraps any transport with drops, delays, partitions and one-way cuts.
 //! With the `conformance` feature, `transport::conformance` holds the suite every implementation runs.
 //!
+//! ## Wiring a server
+//! The server builds a [`TransportConfig`] from its flags (member and cluster ids, the peer listen
+//! address, the other members' peer addresses, TLS files), starts the implementation chosen by
+//! `--peer-transport` and from then on sees only `Arc<dyn Transport<M>>` and the receiver:
+//! ```text
+//! let (transport, mut incoming): (Arc<dyn Transport<Msg>>, IncomingReceiver<Msg>) = match flag {
+//!     PeerTransport::Tcp => { let (t, rx) = TcpTransport::start(cfg).await?; (Arc::new(t), rx) }
+//!     PeerTransport::Quic => { let (t, rx) = QuicTransport::start(cfg).await?; (Arc::new(t), rx) }
+//! };
+//! // event loop: incoming.recv() → Incoming::Message { from, msg } → raft.step(msg)
+//! //             incoming.recv() → Incoming::Snapshot(s) → install s.meta, reading s.data to EOF
+//! // after persisting a Ready:   for m in ready.messages { transport.send(m.to, m) }
+//! // snapshots (own task):       transport.send_snapshot(to, meta, Box::new(file)).await
+//! // membership changes:         transport.add_peer(id, addr) / transport.remove_peer(id)
+//! // /metrics:                   transport.stats()  (per peer: msgs/bytes sent+received, drops, reconnects)
+//! // exit:                       transport.shutdown().await
+//! ```
+//! Chaos tests wrap the transport: `Arc::new(FaultyTransport::new(transport, rules.clone()))`.
+//!
 //! ## Example: fault rules and frames
 //! ```
 //! use std::time::Duration;
@@ -87,8 +106,8 @@ pub use stats::PeerStats;
 pub type MemberId = u64;
 
 /// What a transport can carry: any owned serde type that can cross threads.
-pub trait Message: Serialize + DeserializeOwned + Send + Sync + 'static {}
-impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Message for T {}
+pub trait Message: Serialize + DeserializeOwned + Send + 'static {}
+impl<T: Serialize + DeserializeOwned + Send + 'static> Message for T {}
 
 /// The bytes of an outgoing snapshot, read once from start to end.
 pub type SnapshotSource = Box<dyn AsyncRead + Send + Unpin>;

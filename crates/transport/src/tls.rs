@@ -15,7 +15,10 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig,
+    SignatureScheme,
+};
 
 use crate::{Error, Result, TlsConfig};
 
@@ -52,7 +55,9 @@ pub fn parse_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>> {
 fn roots(tls: &TlsConfig) -> Result<Arc<RootCertStore>> {
     let mut roots = RootCertStore::empty();
     for c in parse_certs(&tls.ca_pem)? {
-        roots.add(c).map_err(|e| tls_err("adding CA certificate", e))?;
+        roots
+            .add(c)
+            .map_err(|e| tls_err("adding CA certificate", e))?;
     }
     Ok(Arc::new(roots))
 }
@@ -111,10 +116,13 @@ impl ServerCertVerifier for ClusterCaVerifier {
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
         // webpki checks the chain first and the name last: a name error means the chain is good.
-        match self
-            .inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
+        match self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
             Ok(v) => Ok(v),
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
@@ -143,5 +151,22 @@ impl ServerCertVerifier for ClusterCaVerifier {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_pem_is_an_error_not_a_panic() {
+        let bad = TlsConfig {
+            ca_pem: b"not a pem".to_vec(),
+            cert_pem: Vec::new(),
+            key_pem: b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".to_vec(),
+        };
+        assert!(matches!(server_config(&bad), Err(Error::Tls(_))));
+        assert!(matches!(client_config(&bad), Err(Error::Tls(_))));
+        assert!(matches!(parse_key(b""), Err(Error::Tls(_))));
     }
 }

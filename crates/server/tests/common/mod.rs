@@ -13,10 +13,12 @@ use api::etcdserverpb::kv_client::KvClient;
 use tonic::transport::Channel;
 
 pub struct Etcr {
+    pub name: String,
     pub child: Option<Child>,
     pub client_port: u16,
     pub peer_port: u16,
     pub data_dir: PathBuf,
+    initial_cluster: String,
     extra: Vec<String>,
 }
 
@@ -30,16 +32,37 @@ pub fn free_port() -> u16 {
 }
 
 impl Etcr {
+    /// A single-member cluster, started and healthy.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Etcr {
-        let mut e = Etcr {
+        let peer_port = free_port();
+        let mut e = Etcr::new(
+            "t1",
+            peer_port,
+            &format!("t1=http://127.0.0.1:{peer_port}"),
+            data_dir,
+            extra,
+        );
+        e.spawn();
+        e.wait_healthy();
+        e
+    }
+
+    fn new(
+        name: &str,
+        peer_port: u16,
+        initial_cluster: &str,
+        data_dir: &Path,
+        extra: &[&str],
+    ) -> Etcr {
+        Etcr {
+            name: name.to_string(),
             child: None,
             client_port: free_port(),
-            peer_port: free_port(),
+            peer_port,
             data_dir: data_dir.to_path_buf(),
+            initial_cluster: initial_cluster.to_string(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
-        };
-        e.spawn();
-        e
+        }
     }
 
     pub fn endpoint(&self) -> String {
@@ -50,24 +73,70 @@ impl Etcr {
         let client = self.endpoint();
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
         let child = Command::new(env!("CARGO_BIN_EXE_etcr"))
-            .args(["--name", "t1"])
+            .args(["--name", &self.name])
             .arg("--data-dir")
             .arg(&self.data_dir)
-            .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
-            .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
-            .args(["--initial-cluster", &format!("t1={peer}")])
+            .args([
+                "--listen-client-urls",
+                &client,
+                "--advertise-client-urls",
+                &client,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .args(["--initial-cluster", &self.initial_cluster])
+            .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
             .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(self.log_file())
             .spawn()
             .expect("start etcr");
         self.child = Some(child);
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.data_dir.with_extension("log")
+    }
+
+    fn log_file(&self) -> std::fs::File {
+        if let Some(parent) = self.data_dir.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("open the member's log file")
+    }
+
+    /// The end of this member's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// Waits until this member reports a leader.
+    pub fn wait_healthy(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while !healthy(self.client_port) {
-            assert!(Instant::now() < deadline, "etcr did not become healthy within 20 s");
+            assert!(
+                Instant::now() < deadline,
+                "{} did not become healthy within 20 s; log:\n{}",
+                self.name,
+                self.log_tail()
+            );
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
-                panic!("etcr exited early with {status}");
+                panic!(
+                    "{} exited early with {status}; log:\n{}",
+                    self.name,
+                    self.log_tail()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -84,10 +153,23 @@ impl Etcr {
     pub fn restart(&mut self) {
         self.kill9();
         self.spawn();
+        self.wait_healthy();
+    }
+
+    /// Starts a member that was killed, without waiting for it.
+    pub fn start_again(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     pub async fn kv(&self) -> KvClient<Channel> {
-        KvClient::connect(self.endpoint()).await.expect("connect to etcr")
+        KvClient::connect(self.endpoint())
+            .await
+            .expect("connect to etcr")
     }
 }
 
@@ -102,11 +184,135 @@ pub fn healthy(port: u16) -> bool {
 }
 
 pub fn http_get(port: u16, path: &str) -> Option<String> {
+    http(port, "GET", path)
+}
+
+/// One plain HTTP/1.1 request; the body when the answer is 200.
+pub fn http(port: u16, method: &str, path: &str) -> Option<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").ok()?;
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
     let (head, body) = out.split_once("\r\n\r\n")?;
     head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+}
+
+/// A cluster of real etcr processes on 127.0.0.1 sharing one temporary directory.
+pub struct Cluster {
+    pub members: Vec<Etcr>,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    pub fn start(size: usize, extra: &[&str]) -> Cluster {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let peer_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
+        let initial = (0..size)
+            .map(|i| format!("m{}=http://127.0.0.1:{}", i + 1, peer_ports[i]))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut members: Vec<Etcr> = (0..size)
+            .map(|i| {
+                let name = format!("m{}", i + 1);
+                let data = dir.path().join(&name);
+                Etcr::new(&name, peer_ports[i], &initial, &data, extra)
+            })
+            .collect();
+        for m in &mut members {
+            m.spawn();
+        }
+        for m in &mut members {
+            m.wait_healthy();
+        }
+        Cluster { members, _dir: dir }
+    }
+
+    /// The member ids, in member order.
+    pub async fn member_ids(&self) -> Vec<u64> {
+        use api::etcdserverpb::{maintenance_client::MaintenanceClient, StatusRequest};
+        let mut ids = Vec::new();
+        for m in &self.members {
+            let mut c = MaintenanceClient::connect(m.endpoint())
+                .await
+                .expect("connect");
+            let s = c
+                .status(StatusRequest {})
+                .await
+                .expect("status")
+                .into_inner();
+            ids.push(s.header.expect("header").member_id);
+        }
+        ids
+    }
+
+    /// Cuts member `i` off from every other member, both ways (needs
+    /// `--experimental-fault-injection`).
+    pub async fn isolate(&self, i: usize) {
+        let ids = self.member_ids().await;
+        for (j, m) in self.members.iter().enumerate() {
+            if j == i {
+                for (k, id) in ids.iter().enumerate() {
+                    if k != i {
+                        http(m.client_port, "POST", &format!("/debug/faults/cut/{id:x}"))
+                            .expect("cut");
+                    }
+                }
+            } else {
+                http(
+                    m.client_port,
+                    "POST",
+                    &format!("/debug/faults/cut/{:x}", ids[i]),
+                )
+                .expect("cut");
+            }
+        }
+    }
+
+    pub fn heal(&self) {
+        for m in &self.members {
+            http(m.client_port, "POST", "/debug/faults/heal").expect("heal");
+        }
+    }
+
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members.iter().map(|m| m.endpoint()).collect()
+    }
+
+    /// The index of the member every running member agrees leads, waiting up to `within`.
+    pub async fn leader(&self, within: Duration) -> usize {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(l) = self.agreed_leader().await {
+                return l;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no agreed leader within {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn agreed_leader(&self) -> Option<usize> {
+        use api::etcdserverpb::{maintenance_client::MaintenanceClient, StatusRequest};
+        let mut leader_id = None;
+        let mut ids = Vec::new();
+        for m in self.members.iter().filter(|m| m.is_running()) {
+            let mut c = MaintenanceClient::connect(m.endpoint()).await.ok()?;
+            let s = c.status(StatusRequest {}).await.ok()?.into_inner();
+            if s.leader == 0 || leader_id.is_some_and(|l| l != s.leader) {
+                return None;
+            }
+            leader_id = Some(s.leader);
+            ids.push(s.header?.member_id);
+        }
+        let leader_id = leader_id?;
+        let running: Vec<usize> = (0..self.members.len())
+            .filter(|i| self.members[*i].is_running())
+            .collect();
+        ids.iter()
+            .position(|id| *id == leader_id)
+            .map(|p| running[p])
+    }
 }

@@ -1,0 +1,125 @@
+//! `endpoint status` and `endpoint health`, optionally over every member (`--cluster`).
+
+use std::time::Instant;
+
+use api::etcdserverpb::alarm_request::AlarmAction;
+use api::etcdserverpb::{
+    cluster_client::ClusterClient, kv_client::KvClient, maintenance_client::MaintenanceClient,
+    AlarmRequest, AlarmType, MemberListRequest, RangeRequest, StatusRequest,
+};
+
+use super::{emit, Ctx};
+use crate::error::{exit, CliError, Result};
+use crate::printer::{EpHealth, EpStatus};
+
+/// etcdctl's `endpointsFromCluster`: the flag's endpoints, or every member's client URLs.
+async fn endpoints(ctx: &Ctx) -> Result<Vec<String>> {
+    if !ctx.parsed.bool("cluster") {
+        return Ok(ctx.endpoints());
+    }
+    let client = ctx.client_for(&ctx.endpoints())?;
+    let members = client
+        .unary(|ch| async move {
+            ClusterClient::new(ch).member_list(MemberListRequest { linearizable: false }).await
+        })
+        .await
+        .map_err(|e| match e {
+            CliError::Exit { message, .. } => CliError::exit(
+                exit::ERROR,
+                format!("failed to fetch endpoints from etcd cluster member list: {message}"),
+            ),
+            other => other,
+        })?;
+    Ok(members.members.into_iter().flat_map(|m| m.client_ur_ls).collect())
+}
+
+pub async fn status(ctx: &mut Ctx) -> Result<()> {
+    let printer = ctx.configure()?;
+    let mut list = Vec::new();
+    let mut failed = false;
+    for ep in endpoints(ctx).await? {
+        let client = ctx.client_for(std::slice::from_ref(&ep))?;
+        let resp = client
+            .unary(|ch| async move { MaintenanceClient::new(ch).status(StatusRequest {}).await })
+            .await;
+        match resp {
+            Ok(status) => list.push(EpStatus { endpoint: ep, status }),
+            Err(CliError::Exit { message, .. }) => {
+                failed = true;
+                eprintln!("Failed to get the status of endpoint {ep} ({message})");
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    emit(&printer.endpoint_status(&list)?);
+    if failed {
+        return Err(CliError::Silent { code: exit::ERROR });
+    }
+    Ok(())
+}
+
+async fn check(ctx: &Ctx, ep: String) -> Result<EpHealth> {
+    let client = ctx.client_for(std::slice::from_ref(&ep))?;
+    let start = Instant::now();
+    let got = client
+        .unary(|ch| async move {
+            let req = RangeRequest { key: b"health".to_vec(), ..Default::default() };
+            KvClient::new(ch).range(req).await
+        })
+        .await;
+    let mut h = EpHealth {
+        endpoint: ep,
+        took: crate::gofmt::duration_string(start.elapsed()),
+        ..Default::default()
+    };
+    match got {
+        Ok(_) => h.health = true,
+        Err(CliError::Exit { message, .. }) if message == "etcdserver: permission denied" => h.health = true,
+        Err(CliError::Exit { message, .. }) => h.error = message,
+        Err(other) => return Err(other),
+    }
+    if h.health {
+        let alarms = client
+            .unary(|ch| async move {
+                let req = AlarmRequest {
+                    action: AlarmAction::Get as i32,
+                    member_id: 0,
+                    alarm: AlarmType::None as i32,
+                };
+                MaintenanceClient::new(ch).alarm(req).await
+            })
+            .await;
+        match alarms {
+            Ok(resp) if !resp.alarms.is_empty() => {
+                h.health = false;
+                h.error = "Active Alarm(s): ".to_string();
+                for a in &resp.alarms {
+                    h.error.push_str(match AlarmType::try_from(a.alarm) {
+                        Ok(AlarmType::Nospace) => "NOSPACE ",
+                        Ok(AlarmType::Corrupt) => "CORRUPT ",
+                        _ => "UNKNOWN ",
+                    });
+                }
+            }
+            Ok(_) => {}
+            Err(_) => {
+                h.health = false;
+                h.error = "Unable to fetch the alarm list".to_string();
+            }
+        }
+    }
+    Ok(h)
+}
+
+pub async fn health(ctx: &mut Ctx) -> Result<()> {
+    let printer = ctx.configure()?;
+    let mut list = Vec::new();
+    for ep in endpoints(ctx).await? {
+        list.push(check(ctx, ep).await?);
+    }
+    emit(&printer.endpoint_health(&list)?);
+    if list.iter().any(|h| !h.error.is_empty()) {
+        return Err(CliError::exit(exit::ERROR, "unhealthy cluster"));
+    }
+    Ok(())
+}

@@ -1,0 +1,51 @@
+//! `etcrctl`: a command-line client for etcr and etcd that reproduces `etcdctl` 3.4
+//! (API v3) byte for byte: its grammar, its output formats, its errors and exit codes.
+//!
+//! ```
+//! // The txn grammar is etcdctl's: a comparison, then requests with their own flags.
+//! let cmp = etcrctl::txn_grammar::parse_compare(r#"mod("key") > "3""#).unwrap();
+//! assert_eq!(cmp.key, b"key");
+//! ```
+
+pub mod args;
+pub mod client;
+mod clock;
+pub mod commands;
+pub mod error;
+pub mod gofmt;
+pub mod printer;
+pub mod txn_grammar;
+
+use std::io::Write;
+
+use args::Invocation;
+use error::CliError;
+
+/// Runs etcrctl with `argv` (without the program name) and `env`; returns the exit code.
+pub fn run(argv: Vec<String>, env: Vec<(String, String)>) -> i32 {
+    let result = match args::parse(&argv) {
+        Ok(Invocation::Usage(text)) => {
+            print!("{text}");
+            Ok(())
+        }
+        Ok(Invocation::Run(command, parsed)) => {
+            let mut ctx = commands::Ctx { command, parsed, env };
+            match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt.block_on(commands::run(&mut ctx)),
+                Err(e) => Err(CliError::exit(error::exit::ERROR, e.to_string())),
+            }
+        }
+        Err(e) => Err(e),
+    };
+    let _ = std::io::stdout().flush();
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            let (out, err, code) = e.render();
+            print!("{out}");
+            let _ = std::io::stdout().flush();
+            eprint!("{err}");
+            code
+        }
+    }
+}

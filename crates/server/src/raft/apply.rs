@@ -1,0 +1,160 @@
+//! The apply thread: committed entries, in log order, into the store.
+//!
+//! Consecutive batches that queued up while the store was busy are applied together, in one
+//! LMDB transaction that also records the applied index; the member that proposed an entry
+//! then answers its caller.
+
+use crossbeam_channel::Receiver;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use raft_core::{Entry, EntryType};
+use tracing::{error, info, warn};
+
+use super::envelope::{Envelope, MemberAttributes, Payload};
+use super::shared::Shared;
+use super::waiters::{Answer, Waiters};
+use crate::errors::EtcdError;
+use crate::membership::Membership;
+use crate::metrics::Metrics;
+
+pub enum ApplyItem {
+    Entries(Vec<Entry>),
+    /// Replace the store with a snapshot received from the leader, taken at or after `index`.
+    Restore {
+        file: PathBuf,
+        index: u64,
+    },
+}
+
+pub struct Applier {
+    pub store: Arc<mvcc::Store>,
+    pub waiters: Arc<Waiters>,
+    pub shared: Arc<Shared>,
+    pub membership: Arc<RwLock<Membership>>,
+    pub member_dir: PathBuf,
+    pub local_id: u64,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Applier {
+    pub fn run(self, rx: Receiver<ApplyItem>) {
+        let mut next = None;
+        loop {
+            let item = match next.take() {
+                Some(item) => item,
+                None => match rx.recv() {
+                    Ok(item) => item,
+                    Err(_) => return,
+                },
+            };
+            match item {
+                ApplyItem::Entries(mut entries) => {
+                    // Gather what else is already waiting, up to a restore.
+                    while let Ok(more) = rx.try_recv() {
+                        match more {
+                            ApplyItem::Entries(e) => entries.extend(e),
+                            restore => {
+                                next = Some(restore);
+                                break;
+                            }
+                        }
+                    }
+                    self.apply_entries(entries);
+                }
+                ApplyItem::Restore { file, index } => self.restore(file, index),
+            }
+        }
+    }
+
+    fn apply_entries(&self, entries: Vec<Entry>) {
+        let Some(last) = entries.last().map(|e| e.index) else {
+            return;
+        };
+        let mut batch = Vec::with_capacity(entries.len());
+        let mut callers = Vec::with_capacity(entries.len());
+        for e in entries {
+            // Empty entries are a new leader's no-op; membership changes are raft-core's own.
+            if e.data.is_empty() || e.entry_type == EntryType::ConfChange {
+                continue;
+            }
+            match Envelope::decode(&e.data) {
+                Ok(env) => match env.payload {
+                    Payload::Kv(cmd) => {
+                        batch.push((e.index, cmd));
+                        callers.push((env.origin, env.id));
+                    }
+                    Payload::Publish(attrs) => {
+                        self.publish(attrs);
+                        if env.origin == self.local_id {
+                            self.waiters.answer(env.id, Ok(Answer::Published));
+                        }
+                    }
+                },
+                Err(err) => error!(
+                    index = e.index,
+                    "skipping an entry that does not decode: {err}"
+                ),
+            }
+        }
+        if !batch.is_empty() {
+            self.metrics.observe_batch(batch.len());
+            match self.store.apply(&batch) {
+                Ok(applied) => {
+                    for (a, (origin, id)) in applied.into_iter().zip(callers) {
+                        let outcome = match a.outcome {
+                            mvcc::Outcome::Done { response, .. } => {
+                                self.metrics.proposal_applied();
+                                Ok(Answer::Kv(response))
+                            }
+                            mvcc::Outcome::Failed(e) => {
+                                self.metrics.proposal_failed();
+                                Err(EtcdError::from(e))
+                            }
+                            // Replayed after a restart or a snapshot: its caller is long gone.
+                            mvcc::Outcome::Skipped => continue,
+                        };
+                        if origin == self.local_id {
+                            self.waiters.answer(id, outcome);
+                        }
+                    }
+                }
+                Err(e) => {
+                    // The state machine cannot move past this entry; serving on would answer
+                    // from a store that silently lags the log.
+                    error!("applying committed entries failed: {e}; stopping this member");
+                    std::process::exit(1);
+                }
+            }
+        }
+        self.shared.set_applied(last);
+    }
+
+    fn publish(&self, attrs: MemberAttributes) {
+        let mut m = self.membership.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(member) = m.members.iter_mut().find(|x| x.id == attrs.id) {
+            if member.name == attrs.name && member.client_urls == attrs.client_urls {
+                return;
+            }
+            member.name = attrs.name;
+            member.client_urls = attrs.client_urls;
+            if let Err(e) = m.save(&self.member_dir) {
+                warn!("cannot save the membership: {e}");
+            }
+        }
+    }
+
+    fn restore(&self, file: PathBuf, index: u64) {
+        info!(index, file = %file.display(), "installing a snapshot from the leader");
+        if let Err(e) = self.store.replace_with_snapshot(&file) {
+            error!(
+                "cannot install the snapshot {}: {e}; stopping this member",
+                file.display()
+            );
+            std::process::exit(1);
+        }
+        let _ = std::fs::remove_file(&file);
+        self.shared
+            .set_applied(index.max(self.store.applied_index()));
+    }
+}

@@ -1,0 +1,285 @@
+//! The raft loop: one thread that owns the `RawNode`, feeds it ticks, peer messages,
+//! proposals and read requests, and carries out each `Ready` in the order raft-core's
+//! persistence contract asks for:
+//!
+//! 1. send the messages that may leave at once (the leader's appends go out while it writes
+//!    its own log: replication and the local fsync overlap);
+//! 2. persist snapshot, entries and hard state with one fsync (group commit: everything
+//!    proposed since the previous turn is in this one write);
+//! 3. send the messages that speak for what was just persisted;
+//! 4. hand committed entries to the apply thread, answer read states, advance.
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use raft_core::{Message, MessageType, RawNode, Ready, SnapshotStatus, StateRole};
+use tokio::sync::oneshot;
+use tracing::{debug, info, warn};
+
+use super::apply::ApplyItem;
+use super::durable_log::DurableLog;
+use super::shared::Shared;
+use super::snapshots::Snapshots;
+use super::waiters::Waiters;
+use super::PeerTransport;
+use crate::errors::EtcdError;
+
+/// Inputs to the raft loop.
+pub enum Input {
+    /// A proposal whose waiter is registered under `id`.
+    Propose { id: u64, data: Vec<u8> },
+    /// A linearizable read: answered with the index to wait for.
+    Read(oneshot::Sender<Result<u64, EtcdError>>),
+    /// A message from a peer.
+    Peer(Message),
+    /// A snapshot received from a peer, already written to `file`.
+    PeerSnapshot { msg: Message, file: PathBuf },
+    /// How sending a snapshot to `to` ended.
+    SnapshotSent { to: u64, ok: bool },
+}
+
+/// Inputs handled per turn at most, so that ticks are never starved.
+const MAX_INPUTS_PER_TURN: usize = 8192;
+
+pub struct Driver {
+    pub node: RawNode<raft_core::MemStorage>,
+    pub log: DurableLog,
+    pub inputs: Receiver<Input>,
+    pub transport: PeerTransport,
+    pub apply: Sender<ApplyItem>,
+    pub shared: Arc<Shared>,
+    pub waiters: Arc<Waiters>,
+    pub snapshots: Snapshots,
+    pub tick: Duration,
+    /// Take a raft snapshot (and compact the log) every this many applied entries.
+    pub snapshot_count: u64,
+    /// Entries kept behind a snapshot so that slightly lagging followers catch up from the log.
+    pub catch_up_entries: u64,
+    pub reads: ReadBatches,
+    pub received_snapshot: Option<PathBuf>,
+}
+
+/// Linearizable reads waiting for a read index: all reads that arrive in one turn share one
+/// raft `read_index` request, so a burst of reads costs one heartbeat round.
+#[derive(Default)]
+pub struct ReadBatches {
+    waiting: Vec<oneshot::Sender<Result<u64, EtcdError>>>,
+    in_flight: HashMap<Vec<u8>, (Instant, Vec<oneshot::Sender<Result<u64, EtcdError>>>)>,
+    next_ctx: u64,
+}
+
+impl Driver {
+    pub fn run(mut self) {
+        let mut next_tick = Instant::now() + self.tick;
+        loop {
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            match self.inputs.recv_timeout(wait) {
+                Ok(input) => {
+                    self.handle(input);
+                    for _ in 0..MAX_INPUTS_PER_TURN {
+                        match self.inputs.try_recv() {
+                            Ok(input) => self.handle(input),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    info!("raft loop stopping");
+                    return;
+                }
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                self.node.tick();
+                self.expire_reads(now);
+                next_tick += self.tick;
+                if next_tick < now {
+                    // The loop fell behind (a long fsync): do not replay missed ticks in a burst.
+                    next_tick = now + self.tick;
+                }
+            }
+            self.start_reads();
+            while self.node.has_ready() {
+                let rd = self.node.ready();
+                if let Err(e) = self.handle_ready(rd) {
+                    // Raft's guarantees rest on the log: a member that cannot persist must stop
+                    // rather than acknowledge what it did not write.
+                    tracing::error!("cannot persist the raft log: {e}; stopping this member");
+                    std::process::exit(1);
+                }
+            }
+            self.maybe_compact();
+        }
+    }
+
+    fn handle(&mut self, input: Input) {
+        match input {
+            Input::Propose { id, data } => {
+                if let Err(e) = self.node.propose(data) {
+                    self.waiters.answer(id, Err(raft_error(e)));
+                }
+            }
+            Input::Read(reply) => self.reads.waiting.push(reply),
+            Input::Peer(msg) => self.step(msg),
+            Input::PeerSnapshot { msg, file } => {
+                self.received_snapshot = Some(file);
+                self.step(msg);
+            }
+            Input::SnapshotSent { to, ok } => {
+                let status = if ok {
+                    SnapshotStatus::Finish
+                } else {
+                    SnapshotStatus::Failure
+                };
+                self.node.report_snapshot(to, status);
+            }
+        }
+    }
+
+    fn step(&mut self, msg: Message) {
+        let from = msg.from;
+        if let Err(e) = self.node.step(msg) {
+            debug!(from, "raft refused a message: {e}");
+        }
+    }
+
+    fn start_reads(&mut self) {
+        if self.reads.waiting.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.reads.waiting);
+        self.reads.next_ctx += 1;
+        let ctx = self.reads.next_ctx.to_be_bytes().to_vec();
+        match self.node.read_index(ctx.clone()) {
+            Ok(()) => {
+                self.reads.in_flight.insert(ctx, (Instant::now(), batch));
+            }
+            Err(e) => {
+                let err = raft_error(e);
+                for reply in batch {
+                    let _ = reply.send(Err(err.clone()));
+                }
+            }
+        }
+    }
+
+    /// A read index request can be lost with a leader change; its callers time out on their
+    /// own, and the batch is dropped here so it does not linger.
+    fn expire_reads(&mut self, now: Instant) {
+        let limit = self.tick * 50;
+        self.reads
+            .in_flight
+            .retain(|_, (started, _)| now.duration_since(*started) < limit);
+    }
+
+    fn handle_ready(&mut self, mut rd: Ready) -> Result<(), String> {
+        if let Some(ss) = &rd.soft_state {
+            self.shared
+                .set_soft_state(ss.leader_id, ss.role == StateRole::Leader);
+            if ss.leader_id == 0 {
+                info!(term = self.node.hard_state().term, "no leader");
+            } else {
+                info!(leader = %format!("{:x}", ss.leader_id), term = self.node.hard_state().term, role = ?ss.role, "leader known");
+            }
+        }
+        self.send(std::mem::take(&mut rd.messages));
+
+        if let Some(snap) = &rd.snapshot {
+            let file = self.received_snapshot.take();
+            self.log
+                .install_snapshot(&snap.metadata)
+                .map_err(|e| e.to_string())?;
+            self.node
+                .mut_store()
+                .apply_snapshot(snap.clone())
+                .map_err(|e| e.to_string())?;
+            match file {
+                Some(file) => {
+                    let _ = self.apply.send(ApplyItem::Restore {
+                        file,
+                        index: snap.metadata.index,
+                    });
+                }
+                None => warn!(index = snap.metadata.index, "snapshot without data file"),
+            }
+        }
+        self.log
+            .append(&rd.entries, rd.hard_state.as_ref(), rd.must_sync)
+            .map_err(|e| e.to_string())?;
+        self.node
+            .mut_store()
+            .append(&rd.entries)
+            .map_err(|e| e.to_string())?;
+        if let Some(hs) = &rd.hard_state {
+            self.node.mut_store().set_hard_state(hs.clone());
+            self.shared.set_hard_state(hs.term, hs.commit);
+        }
+        self.shared.set_last_index(self.node.last_index());
+        self.send(std::mem::take(&mut rd.persisted_messages));
+
+        if !rd.committed_entries.is_empty() {
+            // `advance` reads the committed entries to move the applied index: hand a copy on.
+            let _ = self
+                .apply
+                .send(ApplyItem::Entries(rd.committed_entries.clone()));
+        }
+        for rs in std::mem::take(&mut rd.read_states) {
+            if let Some((_, replies)) = self.reads.in_flight.remove(&rs.request_ctx) {
+                for reply in replies {
+                    let _ = reply.send(Ok(rs.index));
+                }
+            }
+        }
+        self.node.advance(rd);
+        Ok(())
+    }
+
+    fn send(&mut self, msgs: Vec<Message>) {
+        for msg in msgs {
+            if msg.msg_type == MessageType::Snapshot {
+                self.snapshots.send(msg, self.transport.clone());
+            } else {
+                self.transport.send(msg.to, msg);
+            }
+        }
+    }
+
+    /// Every `snapshot_count` applied entries: record a raft snapshot at the applied index and
+    /// drop log entries older than `catch_up_entries` behind it, in memory and on disk.
+    fn maybe_compact(&mut self) {
+        let status = self.node.status();
+        let applied = status.applied.min(self.shared.applied());
+        let snap_index = raft_core::Storage::first_index(self.node.store()).unwrap_or(1) - 1;
+        if applied < snap_index + self.snapshot_count {
+            return;
+        }
+        let cs = self.node.applied_conf_state().clone();
+        let store = self.node.mut_store();
+        if let Err(e) = store.create_snapshot(applied, cs.clone(), Vec::new()) {
+            warn!("cannot record a raft snapshot at {applied}: {e}");
+            return;
+        }
+        let compact_to = applied.saturating_sub(self.catch_up_entries);
+        if let Err(e) = store.compact(compact_to) {
+            warn!("cannot compact the raft log to {compact_to}: {e}");
+            return;
+        }
+        let term = self.node.log_term(applied).unwrap_or(0);
+        if let Err(e) = self.log.compact(applied, term, &cs, compact_to) {
+            warn!("cannot compact the durable raft log: {e}");
+        }
+        debug!(applied, compact_to, "raft log compacted");
+    }
+}
+
+pub fn raft_error(e: raft_core::Error) -> EtcdError {
+    match e {
+        raft_core::Error::NoLeader => EtcdError::NoLeader,
+        raft_core::Error::ProposalDropped => EtcdError::Timeout,
+        other => EtcdError::Internal(other.to_string()),
+    }
+}

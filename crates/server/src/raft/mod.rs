@@ -1,0 +1,282 @@
+//! Replication: every write is a raft log entry, committed by a quorum before it is applied.
+//!
+//! Threads and tasks, and what flows between them:
+//!
+//! ```text
+//! gRPC handlers ──Input──▶ raft loop (driver.rs) ──ApplyItem──▶ apply thread (apply.rs) ──▶ mvcc
+//!       ▲                     │  ▲                                     │
+//!       │                     │  └── peer messages ◀── transport       │
+//!       └──── answers (waiters.rs, by request id) ◀────────────────────┘
+//! ```
+//!
+//! The raft loop owns raft-core's `RawNode` and the durable log; the apply thread owns the
+//! store's write side. Reads go through ReadIndex (`RaftNode::read_barrier`) and are then
+//! served by the handler from an LMDB read transaction.
+
+mod apply;
+mod driver;
+mod durable_log;
+mod envelope;
+mod peers;
+mod shared;
+mod snapshots;
+mod waiters;
+
+use crossbeam_channel::Sender;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use raft_core::{ConfState, Config, MemStorage, RawNode, Snapshot};
+use tracing::info;
+
+pub use envelope::MemberAttributes;
+pub use peers::PeerTransport;
+
+use crate::errors::EtcdError;
+use crate::membership::Membership;
+use crate::metrics::Metrics;
+use driver::{Driver, Input};
+use envelope::{Envelope, Payload};
+use shared::Shared;
+use waiters::{Answer, Waiters};
+
+/// How the raft loop is set up.
+pub struct RaftSettings {
+    pub member_dir: PathBuf,
+    pub heartbeat: Duration,
+    pub election_ticks: usize,
+    pub snapshot_count: u64,
+    pub catch_up_entries: u64,
+    pub request_timeout: Duration,
+}
+
+/// The handle request handlers use: propose, read barrier, status. Cheap to clone.
+#[derive(Clone)]
+pub struct RaftNode {
+    local_id: u64,
+    inputs: Sender<Input>,
+    waiters: Arc<Waiters>,
+    shared: Arc<Shared>,
+    next_id: Arc<AtomicU64>,
+    request_timeout: Duration,
+    transport: PeerTransport,
+}
+
+impl RaftNode {
+    /// Recovers the durable log, connects the peers and starts the raft loop and apply thread.
+    pub fn start(
+        settings: RaftSettings,
+        store: Arc<mvcc::Store>,
+        membership: Arc<RwLock<Membership>>,
+        transport: PeerTransport,
+        incoming: transport::IncomingReceiver<raft_core::Message>,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<RaftNode> {
+        let (local_id, voters) = {
+            let m = membership.read().unwrap_or_else(|p| p.into_inner());
+            (
+                m.local_id,
+                m.members.iter().map(|x| x.id).collect::<Vec<_>>(),
+            )
+        };
+        let (log, recovered) = durable_log::DurableLog::open(&settings.member_dir.join("wal"))?;
+        let mut storage = MemStorage::new_with_conf_state(ConfState::with_voters(voters.clone()));
+        let mut snapshot_index = 0;
+        if let Some(meta) = recovered.snapshot {
+            snapshot_index = meta.index;
+            storage
+                .apply_snapshot(Snapshot {
+                    data: Vec::new(),
+                    metadata: meta,
+                })
+                .map_err(|e| anyhow::anyhow!("recovering the raft snapshot record: {e}"))?;
+        }
+        storage
+            .append(&recovered.entries)
+            .map_err(|e| anyhow::anyhow!("recovering the raft log: {e}"))?;
+        let hard_state = recovered.hard_state.unwrap_or_default();
+        storage.set_hard_state(hard_state.clone());
+        // Entries the store already holds are not handed out again (the store would skip them
+        // anyway); raft-core needs applied <= commit.
+        let applied = store
+            .applied_index()
+            .min(hard_state.commit)
+            .max(snapshot_index);
+        let last_index = recovered
+            .entries
+            .last()
+            .map(|e| e.index)
+            .unwrap_or(snapshot_index);
+        info!(
+            term = hard_state.term,
+            commit = hard_state.commit,
+            applied,
+            last_index,
+            "raft log recovered"
+        );
+
+        let mut config = Config::new(local_id);
+        config.election_tick = settings.election_ticks;
+        config.heartbeat_tick = 1;
+        config.applied = applied;
+        config.seed = local_id ^ now_nanos();
+        let mut node =
+            RawNode::new(&config, storage).map_err(|e| anyhow::anyhow!("starting raft: {e}"))?;
+        if voters == [local_id] {
+            // Alone in the cluster: no need to wait an election timeout to lead.
+            node.campaign();
+        }
+
+        let shared = Arc::new(Shared::new(
+            store.applied_index().max(snapshot_index),
+            hard_state.term,
+            hard_state.commit,
+        ));
+        let waiters = Arc::new(Waiters::default());
+        let (inputs_tx, inputs_rx) = crossbeam_channel::unbounded();
+        let (apply_tx, apply_rx) = crossbeam_channel::unbounded();
+        let snapshots = snapshots::Snapshots {
+            store: store.clone(),
+            dir: settings.member_dir.join("snap"),
+            rt: tokio::runtime::Handle::current(),
+            inputs: inputs_tx.clone(),
+            shared: shared.clone(),
+        };
+        peers::pump_incoming(incoming, inputs_tx.clone(), snapshots.clone());
+
+        let applier = apply::Applier {
+            store,
+            waiters: waiters.clone(),
+            shared: shared.clone(),
+            membership,
+            member_dir: settings.member_dir.clone(),
+            local_id,
+            metrics,
+        };
+        std::thread::Builder::new()
+            .name("etcr-apply".into())
+            .spawn(move || applier.run(apply_rx))?;
+        let driver = Driver {
+            node,
+            log,
+            inputs: inputs_rx,
+            transport: transport.clone(),
+            apply: apply_tx,
+            shared: shared.clone(),
+            waiters: waiters.clone(),
+            snapshots,
+            tick: settings.heartbeat,
+            snapshot_count: settings.snapshot_count,
+            catch_up_entries: settings.catch_up_entries,
+            reads: Default::default(),
+            received_snapshot: None,
+        };
+        std::thread::Builder::new()
+            .name("etcr-raft".into())
+            .spawn(move || driver.run())?;
+
+        Ok(RaftNode {
+            local_id,
+            inputs: inputs_tx,
+            waiters,
+            shared,
+            // Request ids must not repeat across restarts (an old entry replayed after a
+            // restart must not answer a new caller): start from the clock.
+            next_id: Arc::new(AtomicU64::new(now_nanos())),
+            request_timeout: settings.request_timeout,
+            transport,
+        })
+    }
+
+    async fn propose_payload(&self, payload: Payload) -> Result<Answer, EtcdError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let data = Envelope {
+            origin: self.local_id,
+            id,
+            payload,
+        }
+        .encode()?;
+        let answer = self.waiters.register(id);
+        if self.inputs.send(Input::Propose { id, data }).is_err() {
+            self.waiters.forget(id);
+            return Err(EtcdError::Stopped);
+        }
+        match tokio::time::timeout(self.request_timeout, answer).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Err(EtcdError::Stopped),
+            Err(_) => {
+                self.waiters.forget(id);
+                Err(if self.shared.leader().is_none() {
+                    EtcdError::NoLeader
+                } else {
+                    EtcdError::Timeout
+                })
+            }
+        }
+    }
+
+    /// Proposes a store command and waits until it is committed and applied.
+    pub async fn propose(&self, cmd: mvcc::Command) -> Result<mvcc::CommandResponse, EtcdError> {
+        match self.propose_payload(Payload::Kv(cmd)).await? {
+            Answer::Kv(r) => Ok(r),
+            Answer::Published => Err(EtcdError::Internal("unexpected answer to a command".into())),
+        }
+    }
+
+    /// Replicates this member's name and client URLs so every member can list them.
+    pub async fn publish(&self, attrs: MemberAttributes) -> Result<(), EtcdError> {
+        self.propose_payload(Payload::Publish(attrs))
+            .await
+            .map(|_| ())
+    }
+
+    /// Waits until this member has applied everything committed before the call: a read
+    /// served after it is linearizable.
+    pub async fn read_barrier(&self) -> Result<(), EtcdError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.inputs
+            .send(Input::Read(tx))
+            .map_err(|_| EtcdError::Stopped)?;
+        let index = match tokio::time::timeout(self.request_timeout, rx).await {
+            Ok(Ok(r)) => r?,
+            Ok(Err(_)) => return Err(EtcdError::Stopped),
+            Err(_) => {
+                return Err(if self.shared.leader().is_none() {
+                    EtcdError::NoLeader
+                } else {
+                    EtcdError::Timeout
+                })
+            }
+        };
+        self.shared.wait_applied(index, self.request_timeout).await
+    }
+
+    pub fn leader(&self) -> Option<u64> {
+        self.shared.leader()
+    }
+
+    pub fn term(&self) -> u64 {
+        self.shared.term()
+    }
+
+    pub fn last_index(&self) -> u64 {
+        self.shared.last_index()
+    }
+
+    pub fn applied_index(&self) -> u64 {
+        self.shared.applied()
+    }
+
+    pub fn peer_stats(&self) -> Vec<transport::PeerStats> {
+        self.transport.stats()
+    }
+}
+
+fn now_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1)
+}
