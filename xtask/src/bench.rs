@@ -19,17 +19,35 @@ pub enum Which {
         /// The load profile: s, m, l or xl.
         #[arg(long, default_value = "m")]
         load: String,
+        /// Members per cluster.
+        #[arg(long, default_value_t = 3)]
+        size: usize,
+        /// etcr's peer transport: tcp or quic.
+        #[arg(long = "peer-transport", default_value = "tcp")]
+        peer_transport: String,
     },
 }
 
 pub fn run(which: Which) -> anyhow::Result<()> {
     let example = |package: &str, name: &str| {
         let mut cmd = Command::new("cargo");
-        cmd.args(["run", "--release", "--quiet", "-p", package, "--example", name]);
+        cmd.args([
+            "run",
+            "--release",
+            "--quiet",
+            "-p",
+            package,
+            "--example",
+            name,
+        ]);
         cmd
     };
     let mut cmd = match which {
-        Which::CheckPerf { load } => return crate::checkperf::run(&load),
+        Which::CheckPerf {
+            load,
+            size,
+            peer_transport,
+        } => return crate::checkperf::run(&load, size, &peer_transport),
         Which::Raft => example("raft-core", "throughput"),
         Which::Transport => example("transport-quic", "transport_bench"),
         Which::Mvcc { keys } => {

@@ -16,7 +16,7 @@ pub enum Action {
     /// Build the release binaries, start the members in the background and wait until healthy.
     Up {
         /// Number of members.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 3)]
         size: usize,
         /// Peer transport between members: tcp or quic.
         #[arg(long = "peer-transport", default_value = "tcp")]
@@ -59,8 +59,12 @@ fn state_path() -> PathBuf {
 
 fn load() -> anyhow::Result<State> {
     let path = state_path();
-    let text = fs::read_to_string(&path)
-        .map_err(|_| anyhow::anyhow!("no cluster here ({} missing); start one with `cargo xtask cluster up`", path.display()))?;
+    let text = fs::read_to_string(&path).map_err(|_| {
+        anyhow::anyhow!(
+            "no cluster here ({} missing); start one with `cargo xtask cluster up`",
+            path.display()
+        )
+    })?;
     Ok(serde_json::from_str(&text)?)
 }
 
@@ -72,7 +76,10 @@ fn save(state: &State) -> anyhow::Result<()> {
 
 pub fn run(action: Action) -> anyhow::Result<()> {
     match action {
-        Action::Up { size, peer_transport } => up(size, &peer_transport),
+        Action::Up {
+            size,
+            peer_transport,
+        } => up(size, &peer_transport),
         Action::Status => status(),
         Action::Stop { name } => {
             let mut state = load()?;
@@ -86,7 +93,10 @@ pub fn run(action: Action) -> anyhow::Result<()> {
             let transport = state.peer_transport.clone();
             let m = find(&mut state, &name)?;
             if m.pid.is_some_and(alive) {
-                anyhow::bail!("{name} is already running (pid {})", m.pid.unwrap_or_default());
+                anyhow::bail!(
+                    "{name} is already running (pid {})",
+                    m.pid.unwrap_or_default()
+                );
             }
             start_member(m, &initial_cluster, &transport)?;
             let url = m.client_url.clone();
@@ -119,7 +129,14 @@ fn up(size: usize, peer_transport: &str) -> anyhow::Result<()> {
         }
     }
     eprintln!("== building release binaries (etcr, etcrctl)");
-    crate::run_cmd(Command::new("cargo").args(["build", "--release", "-p", "etcr", "-p", "etcrctl"]))?;
+    crate::run_cmd(Command::new("cargo").args([
+        "build",
+        "--release",
+        "-p",
+        "etcr",
+        "-p",
+        "etcrctl",
+    ]))?;
     // The etcd convention for local clusters: 2379/2380, 22379/22380, 32379/32380, ...
     let mut members: Vec<Member> = (0..size)
         .map(|i| Member {
@@ -130,14 +147,28 @@ fn up(size: usize, peer_transport: &str) -> anyhow::Result<()> {
         })
         .collect();
     let initial_cluster = initial_cluster(&members);
+    if peer_transport == "quic" {
+        let names: Vec<String> = members.iter().map(|m| m.name.clone()).collect();
+        crate::certs::generate(&certs_dir(), &names)?;
+        eprintln!(
+            "certificates for mutual TLS between members in {}",
+            certs_dir().display()
+        );
+    }
     for m in &mut members {
         start_member(m, &initial_cluster, peer_transport)?;
     }
     let urls: Vec<String> = members.iter().map(|m| m.client_url.clone()).collect();
-    save(&State { peer_transport: peer_transport.to_string(), members })?;
+    save(&State {
+        peer_transport: peer_transport.to_string(),
+        members,
+    })?;
     wait_healthy(&urls)?;
     let endpoints = urls.join(",");
-    println!("cluster is up: {size} member(s), data and logs in {}", dir().display());
+    println!(
+        "cluster is up: {size} member(s), data and logs in {}",
+        dir().display()
+    );
     println!("endpoints: {endpoints}");
     println!("try:");
     println!("  ./target/release/etcrctl --endpoints={endpoints} put hello world");
@@ -154,15 +185,42 @@ fn initial_cluster(members: &[Member]) -> String {
         .join(",")
 }
 
+fn certs_dir() -> PathBuf {
+    dir().join("certs")
+}
+
+/// The flags that give member `name` its transport and, for QUIC, its TLS files in `certs`.
+pub fn tls_flags(certs: &Path, name: &str, peer_transport: &str) -> Vec<String> {
+    let mut flags = vec!["--peer-transport".to_string(), peer_transport.to_string()];
+    if peer_transport == "quic" {
+        let file = |f: String| certs.join(f).display().to_string();
+        flags.extend([
+            "--peer-trusted-ca-file".to_string(),
+            file("ca.pem".into()),
+            "--peer-cert-file".to_string(),
+            file(format!("{name}.pem")),
+            "--peer-key-file".to_string(),
+            file(format!("{name}-key.pem")),
+        ]);
+    }
+    flags
+}
+
 fn start_member(m: &mut Member, initial_cluster: &str, peer_transport: &str) -> anyhow::Result<()> {
     let bin = crate::workspace_root().join("target/release/etcr");
     if !bin.exists() {
-        anyhow::bail!("{} is missing; run `cargo xtask cluster up` to build it", bin.display());
+        anyhow::bail!(
+            "{} is missing; run `cargo xtask cluster up` to build it",
+            bin.display()
+        );
     }
     let data_dir = dir().join(format!("{}.etcd", m.name));
     let log_path = dir().join(format!("{}.log", m.name));
     fs::create_dir_all(dir())?;
-    let log = fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)?;
     let child = Command::new(&bin)
         .arg("--name")
         .arg(&m.name)
@@ -174,7 +232,7 @@ fn start_member(m: &mut Member, initial_cluster: &str, peer_transport: &str) -> 
         .args(["--initial-advertise-peer-urls", &m.peer_url])
         .args(["--initial-cluster", initial_cluster])
         .args(["--initial-cluster-token", "etcr-local"])
-        .args(["--peer-transport", peer_transport])
+        .args(tls_flags(&certs_dir(), &m.name, peer_transport))
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -182,7 +240,12 @@ fn start_member(m: &mut Member, initial_cluster: &str, peer_transport: &str) -> 
         .process_group(0)
         .spawn()
         .map_err(|e| anyhow::anyhow!("cannot start {}: {e}", bin.display()))?;
-    eprintln!("started {} (pid {}), log {}", m.name, child.id(), log_path.display());
+    eprintln!(
+        "started {} (pid {}), log {}",
+        m.name,
+        child.id(),
+        log_path.display()
+    );
     m.pid = Some(child.id());
     Ok(())
 }
@@ -205,15 +268,25 @@ fn wait_healthy(urls: &[String]) -> anyhow::Result<()> {
 
 fn status() -> anyhow::Result<()> {
     let state = load()?;
-    println!("{:<6} {:<8} {:<8} {:<24} {:<24}", "NAME", "PID", "HEALTH", "CLIENT URL", "PEER URL");
+    println!(
+        "{:<6} {:<8} {:<8} {:<24} {:<24}",
+        "NAME", "PID", "HEALTH", "CLIENT URL", "PEER URL"
+    );
     for m in &state.members {
         let running = m.pid.is_some_and(alive);
         let pid = match (m.pid, running) {
             (Some(p), true) => p.to_string(),
             _ => "stopped".to_string(),
         };
-        let health = if running && health::is_healthy(&m.client_url) { "healthy" } else { "-" };
-        println!("{:<6} {:<8} {:<8} {:<24} {:<24}", m.name, pid, health, m.client_url, m.peer_url);
+        let health = if running && health::is_healthy(&m.client_url) {
+            "healthy"
+        } else {
+            "-"
+        };
+        println!(
+            "{:<6} {:<8} {:<8} {:<24} {:<24}",
+            m.name, pid, health, m.client_url, m.peer_url
+        );
     }
     Ok(())
 }
@@ -266,7 +339,10 @@ fn alive(pid: u32) -> bool {
     let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return false;
     };
-    let zombie = stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z'));
+    let zombie = stat
+        .rsplit(')')
+        .next()
+        .is_some_and(|rest| rest.trim_start().starts_with('Z'));
     let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     !zombie && String::from_utf8_lossy(&cmdline).contains("etcr")
 }

@@ -13,13 +13,19 @@ pub fn is_healthy(client_url: &str) -> bool {
 
 /// The body of `GET path`, if the server answered within a second.
 pub fn get(client_url: &str, path: &str) -> Option<String> {
-    let host_port = client_url.trim_start_matches("http://").trim_end_matches('/');
+    let host_port = client_url
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
     let addr = host_port.to_socket_addrs().ok()?.next()?;
     let timeout = Duration::from_secs(1);
     let mut stream = TcpStream::connect_timeout(&addr, timeout).ok()?;
     stream.set_read_timeout(Some(timeout)).ok()?;
     stream.set_write_timeout(Some(timeout)).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host_port}\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host_port}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     let (head, body) = response.split_once("\r\n\r\n")?;

@@ -6,6 +6,7 @@
 //! - `certs`: a cluster CA and member certificates for mutual TLS between peers.
 
 mod bench;
+mod certs;
 mod checkperf;
 mod cluster;
 mod health;
@@ -37,6 +38,15 @@ enum Command {
         #[command(subcommand)]
         which: bench::Which,
     },
+    /// Create a cluster CA and member certificates for mutual TLS between peers.
+    Certs {
+        /// Where to write the PEM files.
+        #[arg(long, default_value = ".etcr/certs")]
+        dir: PathBuf,
+        /// Member names, comma-separated.
+        #[arg(long, default_value = "m1,m2,m3")]
+        members: String,
+    },
 }
 
 fn main() {
@@ -45,6 +55,15 @@ fn main() {
         Command::Cluster { action } => cluster::run(action),
         Command::Test(args) => test::run(args),
         Command::Bench { which } => bench::run(which),
+        Command::Certs { dir, members } => {
+            let names: Vec<String> = members
+                .split(',')
+                .map(|m| m.trim().to_string())
+                .filter(|m| !m.is_empty())
+                .collect();
+            certs::generate(&dir, &names)
+                .map(|_| println!("certificates for {} in {}", names.join(", "), dir.display()))
+        }
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -23,7 +23,9 @@ pub fn ensure_etcd() -> anyhow::Result<()> {
     };
     apt(&["update", "-qq"])?;
     apt(&["install", "-y", "-qq", "etcd-server", "etcd-client"]).map_err(|e| {
-        anyhow::anyhow!("{e}; install the packages etcd-server and etcd-client by hand and run again")
+        anyhow::anyhow!(
+            "{e}; install the packages etcd-server and etcd-client by hand and run again"
+        )
     })?;
     // The package may start a system etcd on the default ports; tests choose their own ports,
     // but a user's `cluster up` wants 2379 free.

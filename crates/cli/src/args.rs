@@ -26,7 +26,12 @@ pub struct Flag {
 }
 
 const fn flag(name: &'static str, short: Option<char>, kind: Kind, default: &'static str) -> Flag {
-    Flag { name, short, kind, default }
+    Flag {
+        name,
+        short,
+        kind,
+        default,
+    }
 }
 
 /// The root command's persistent flags (the "GLOBAL OPTIONS").
@@ -125,11 +130,88 @@ pub const ROOT_USAGE: &str = include_str!("usage/root.txt");
 pub const MEMBER_USAGE: &str = include_str!("usage/member.txt");
 pub const ENDPOINT_USAGE: &str = include_str!("usage/endpoint.txt");
 
-/// etcdctl commands that etcrctl knows by name but does not implement.
-const UNIMPLEMENTED: &[&str] = &[
-    "alarm", "auth", "check", "completion", "defrag", "elect", "lease", "lock", "make-mirror",
-    "migrate", "move-leader", "role", "snapshot", "user", "watch", "help",
+/// etcdctl 3.4's top-level commands in registration order (cobra's suggestion order);
+/// etcrctl implements get, put, del, txn, compaction, endpoint, version and member.
+const ROOT_COMMANDS: &[&str] = &[
+    "get",
+    "put",
+    "del",
+    "txn",
+    "compaction",
+    "alarm",
+    "defrag",
+    "endpoint",
+    "move-leader",
+    "watch",
+    "version",
+    "lease",
+    "member",
+    "snapshot",
+    "make-mirror",
+    "migrate",
+    "lock",
+    "elect",
+    "auth",
+    "user",
+    "role",
+    "check",
+    "help",
+    "completion",
 ];
+const MEMBER_COMMANDS: &[&str] = &["add", "remove", "update", "list", "promote"];
+const ENDPOINT_COMMANDS: &[&str] = &["health", "status", "hashkv"];
+
+/// cobra's `findNext` with prefix matching: the exact name, else the only name with that prefix.
+fn resolve(word: &str, names: &[&'static str]) -> Option<&'static str> {
+    if let Some(exact) = names.iter().find(|n| **n == word) {
+        return Some(exact);
+    }
+    let mut matches = names.iter().filter(|n| n.starts_with(word));
+    match (matches.next(), matches.next()) {
+        (Some(only), None) if !word.is_empty() => Some(only),
+        _ => None,
+    }
+}
+
+/// cobra's Levenshtein distance (case-insensitive).
+fn levenshtein(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.to_lowercase().chars().collect();
+    let b: Vec<char> = b.to_lowercase().chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// cobra's unknown-command error with its "Did you mean this?" suggestions.
+fn unknown_command(word: &str) -> CliError {
+    let mut msg = format!(
+        "unknown command {} for \"etcdctl\"",
+        gofmt::quote(word.as_bytes())
+    );
+    let suggestions: Vec<&str> = ROOT_COMMANDS
+        .iter()
+        .filter(|n| **n != "help")
+        .filter(|n| levenshtein(word, n) <= 2 || n.starts_with(&word.to_lowercase()))
+        .copied()
+        .collect();
+    if !suggestions.is_empty() {
+        msg.push_str("\n\nDid you mean this?\n");
+        for s in suggestions {
+            msg.push_str(&format!("\t{s}\n"));
+        }
+    }
+    CliError::Raw {
+        stderr: format!("Error: {msg}\nRun 'etcdctl --help' for usage.\nError: {msg}\n"),
+        code: crate::error::exit::ERROR,
+    }
+}
 
 /// What the command line asks for.
 #[derive(Debug)]
@@ -155,11 +237,16 @@ impl Parsed {
     }
 
     pub fn bool(&self, name: &str) -> bool {
-        self.values.get(name).is_some_and(|v| gofmt::parse_bool(v).unwrap_or(false))
+        self.values
+            .get(name)
+            .is_some_and(|v| gofmt::parse_bool(v).unwrap_or(false))
     }
 
     pub fn int(&self, name: &str) -> i64 {
-        self.values.get(name).and_then(|v| gofmt::parse_int(v, 0).ok()).unwrap_or(0)
+        self.values
+            .get(name)
+            .and_then(|v| gofmt::parse_int(v, 0).ok())
+            .unwrap_or(0)
     }
 
     pub fn duration(&self, name: &str) -> std::time::Duration {
@@ -212,7 +299,11 @@ impl Parsed {
     /// Applies `ETCDCTL_<FLAG>` environment variables to the global flags as etcdctl's
     /// `SetPflagsFromEnv` does when the client is created. Returns the warnings to print
     /// on stderr, or the fatal conflict (a variable shadowed by a command-line flag).
-    pub fn apply_env(&mut self, env: &[(String, String)], extra: &[&'static str]) -> Result<String> {
+    pub fn apply_env(
+        &mut self,
+        env: &[(String, String)],
+        extra: &[&'static str],
+    ) -> Result<String> {
         let mut warnings = String::new();
         let mut used = Vec::new();
         let candidates: Vec<Flag> = GLOBAL_FLAGS
@@ -235,9 +326,8 @@ impl Parsed {
             if self.changed(f.name) {
                 return Err(conflict(&key));
             }
-            if let Err(e) = self.set(f, value) {
-                return Err(CliError::exit(crate::error::exit::ERROR, e));
-            }
+            // etcdctl ignores a variable whose value does not parse.
+            let _ = self.set(f, value);
         }
         for (k, v) in env {
             if k.starts_with("ETCDCTL_") && k != "ETCDCTL_API" && !used.contains(k) {
@@ -294,39 +384,50 @@ pub fn parse(argv: &[String]) -> Result<Invocation> {
             if a.len() == 2 && find_short(GLOBAL_FLAGS, c).is_some_and(|f| f.kind != Kind::Bool) {
                 i += 1;
             }
-        } else if words.is_empty() || matches!(words[0].1, "member" | "endpoint") {
+        } else if words.is_empty()
+            || matches!(
+                resolve(words[0].1, ROOT_COMMANDS),
+                Some("member" | "endpoint")
+            )
+        {
             words.push((i, a));
         } else {
             break;
         }
         i += 1;
     }
-    let (command, used) = match words.as_slice() {
-        [] => return root_only(argv),
-        [(_, "get"), ..] => (Command::Get, 1),
-        [(_, "put"), ..] => (Command::Put, 1),
-        [(_, "del"), ..] => (Command::Del, 1),
-        [(_, "txn"), ..] => (Command::Txn, 1),
-        [(_, "compaction"), ..] => (Command::Compaction, 1),
-        [(_, "version"), ..] => (Command::Version, 1),
-        [(_, "member"), (_, "list")] => (Command::MemberList, 2),
-        [(_, "endpoint"), (_, "status")] => (Command::EndpointStatus, 2),
-        [(_, "endpoint"), (_, "health")] => (Command::EndpointHealth, 2),
-        [(_, "member")] | [(_, "member"), _] => return Ok(Invocation::Usage(MEMBER_USAGE)),
-        [(_, "endpoint")] | [(_, "endpoint"), _] => return Ok(Invocation::Usage(ENDPOINT_USAGE)),
-        [(_, other), ..] if UNIMPLEMENTED.contains(other) => {
+    // cobra's prefix matching: an unambiguous prefix names the command.
+    let first = words.first().map(|(_, w)| resolve(w, ROOT_COMMANDS));
+    let second = match (first, words.get(1)) {
+        (Some(Some("member")), Some((_, w))) => resolve(w, MEMBER_COMMANDS),
+        (Some(Some("endpoint")), Some((_, w))) => resolve(w, ENDPOINT_COMMANDS),
+        _ => None,
+    };
+    let (command, used) = match (first, second) {
+        (None, _) => return root_only(argv),
+        (Some(Some("get")), _) => (Command::Get, 1),
+        (Some(Some("put")), _) => (Command::Put, 1),
+        (Some(Some("del")), _) => (Command::Del, 1),
+        (Some(Some("txn")), _) => (Command::Txn, 1),
+        (Some(Some("compaction")), _) => (Command::Compaction, 1),
+        (Some(Some("version")), _) => (Command::Version, 1),
+        (Some(Some("member")), Some("list")) => (Command::MemberList, 2),
+        (Some(Some("endpoint")), Some("status")) => (Command::EndpointStatus, 2),
+        (Some(Some("endpoint")), Some("health")) => (Command::EndpointHealth, 2),
+        (Some(Some("member")), None) => return Ok(Invocation::Usage(MEMBER_USAGE)),
+        (Some(Some("endpoint")), None) => return Ok(Invocation::Usage(ENDPOINT_USAGE)),
+        (Some(Some("help")), _) => return Ok(Invocation::Usage(help_for(argv, &words))),
+        (Some(Some(other)), sub) => {
+            let name = match sub {
+                Some(sub) => format!("{other} {sub}"),
+                None => other.to_string(),
+            };
             return Err(CliError::exit(
                 crate::error::exit::ERROR,
-                format!("etcrctl does not implement the {other:?} command yet"),
-            ))
+                format!("etcrctl does not implement the {name:?} command yet"),
+            ));
         }
-        [(_, other), ..] => {
-            let msg = format!("unknown command {} for \"etcdctl\"", gofmt::quote(other.as_bytes()));
-            return Err(CliError::Raw {
-                stderr: format!("Error: {msg}\nRun 'etcdctl --help' for usage.\nError: {msg}\n"),
-                code: crate::error::exit::ERROR,
-            });
-        }
+        (Some(None), _) => return Err(unknown_command(words[0].1)),
     };
     let skip: Vec<usize> = words[..used].iter().map(|(i, _)| *i).collect();
     let rest: Vec<String> = argv
@@ -346,6 +447,16 @@ pub fn parse(argv: &[String]) -> Result<Invocation> {
         return Ok(Invocation::Usage(command.usage()));
     }
     Ok(Invocation::Run(command, parsed))
+}
+
+/// `help [command]`: the named command's usage, else the root usage.
+fn help_for(argv: &[String], words: &[(usize, &str)]) -> &'static str {
+    let rest: Vec<String> = argv.iter().skip(words[0].0 + 1).cloned().collect();
+    match parse(&rest) {
+        Ok(Invocation::Run(command, _)) => command.usage(),
+        Ok(Invocation::Usage(text)) => text,
+        Err(_) => ROOT_USAGE,
+    }
 }
 
 fn root_only(argv: &[String]) -> Result<Invocation> {
@@ -416,7 +527,10 @@ pub fn parse_flags(flags: &[Flag], argv: &[String]) -> std::result::Result<Parse
                     i += 1;
                     parsed.set(f, &argv[i - 1])?;
                 } else {
-                    return Err(format!("flag needs an argument: {} in {a}", gofmt::quote_rune(c)));
+                    return Err(format!(
+                        "flag needs an argument: {} in {a}",
+                        gofmt::quote_rune(c)
+                    ));
                 }
                 break;
             }
@@ -437,7 +551,8 @@ mod tests {
 
     #[test]
     fn finds_command_past_global_flags() {
-        let Invocation::Run(cmd, p) = parse(&argv("--endpoints x:1 -w json get foo --prefix")).unwrap()
+        let Invocation::Run(cmd, p) =
+            parse(&argv("--endpoints x:1 -w json get foo --prefix")).unwrap()
         else {
             panic!("expected a command")
         };
@@ -455,14 +570,34 @@ mod tests {
         };
         assert_eq!(cmd, Command::MemberList);
         assert_eq!(p.str("write-out"), "fields");
-        let Invocation::Run(_, p) = parse(&argv("put -- -x -y")).unwrap() else { panic!() };
+        let Invocation::Run(_, p) = parse(&argv("put -- -x -y")).unwrap() else {
+            panic!()
+        };
         assert_eq!(p.args, vec!["-x", "-y"]);
+    }
+
+    #[test]
+    fn prefixes_and_suggestions_like_cobra() {
+        assert!(matches!(
+            parse(&argv("ver")).unwrap(),
+            Invocation::Run(Command::Version, _)
+        ));
+        assert!(matches!(
+            parse(&argv("mem l")).unwrap(),
+            Invocation::Run(Command::MemberList, _)
+        ));
+        let CliError::Raw { stderr, .. } = parse(&argv("de")).unwrap_err() else {
+            panic!()
+        };
+        assert!(stderr.starts_with("Error: unknown command \"de\" for \"etcdctl\"\n\nDid you mean this?\n\tget\n\tdel\n\tdefrag\n\nRun"));
     }
 
     #[test]
     fn flag_errors_match_pflag() {
         let err = parse(&argv("get --bogus")).unwrap_err();
-        assert!(matches!(err, CliError::Flag { ref message, .. } if message == "unknown flag: --bogus"));
+        assert!(
+            matches!(err, CliError::Flag { ref message, .. } if message == "unknown flag: --bogus")
+        );
         let err = parse(&argv("get -x")).unwrap_err();
         assert!(
             matches!(err, CliError::Flag { ref message, .. } if message == "unknown shorthand flag: 'x' in -x")

@@ -21,10 +21,18 @@ pub struct Client {
 
 impl Client {
     /// Builds lazy channels for `endpoints` (`host:port` or `http://host:port`).
-    pub fn new(endpoints: &[String], dial_timeout: Duration, command_timeout: Duration) -> Result<Self> {
+    pub fn new(
+        endpoints: &[String],
+        dial_timeout: Duration,
+        command_timeout: Duration,
+    ) -> Result<Self> {
         let mut channels = Vec::new();
         for ep in endpoints {
-            let url = if ep.contains("://") { ep.clone() } else { format!("http://{ep}") };
+            let url = if ep.contains("://") {
+                ep.clone()
+            } else {
+                format!("http://{ep}")
+            };
             let endpoint = Endpoint::from_shared(url)
                 .map_err(|e| CliError::exit(exit::ERROR, e.to_string()))?
                 .connect_timeout(dial_timeout);
@@ -39,6 +47,13 @@ impl Client {
         })
     }
 
+    /// Names the connection as grpc's passthrough resolver does for a single dialled
+    /// endpoint (clientv3's `Maintenance.Status(ctx, endpoint)`).
+    pub fn passthrough(mut self, endpoint: &str) -> Self {
+        self.target = format!("passthrough:///{endpoint}");
+        self
+    }
+
     /// Runs one unary RPC, trying endpoints until one answers or the command deadline passes.
     pub async fn unary<T, F, Fut>(&self, call: F) -> Result<T>
     where
@@ -47,7 +62,7 @@ impl Client {
     {
         let deadline = Instant::now() + self.command_timeout;
         let mut next = 0;
-        let mut transport_failure = false;
+        let mut transport_failure: Option<String> = None;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() || self.channels.is_empty() {
@@ -58,8 +73,9 @@ impl Client {
             match tokio::time::timeout(remaining, call(channel)).await {
                 Ok(Ok(resp)) => return Ok(resp.into_inner()),
                 Ok(Err(status)) if is_transport_failure(&status) => {
-                    transport_failure = true;
-                    let pause = Duration::from_millis(50).min(deadline.saturating_duration_since(Instant::now()));
+                    transport_failure = Some(format!("{status:?}"));
+                    let pause = Duration::from_millis(50)
+                        .min(deadline.saturating_duration_since(Instant::now()));
                     tokio::time::sleep(pause).await;
                 }
                 Ok(Err(status)) => {
@@ -69,10 +85,21 @@ impl Client {
                 Err(_) => break,
             }
         }
-        let desc = if transport_failure {
-            "latest balancer error: all SubConns are in TransientFailure"
-        } else {
-            "context deadline exceeded"
+        let desc = match (
+            &transport_failure,
+            self.target.strip_prefix("passthrough:///"),
+        ) {
+            // A single dialled endpoint reports grpc-go's dial error.
+            (Some(detail), Some(ep)) if detail.to_lowercase().contains("refused") => {
+                let host = ep.split_once("://").map_or(ep, |(_, h)| h);
+                format!(
+                    "latest balancer error: connection error: desc = \"transport: Error while dialing dial tcp {host}: connect: connection refused\""
+                )
+            }
+            (Some(_), _) => {
+                "latest balancer error: all SubConns are in TransientFailure".to_string()
+            }
+            (None, _) => "context deadline exceeded".to_string(),
         };
         self.warn(&format!("rpc error: code = DeadlineExceeded desc = {desc}"));
         Err(CliError::exit(exit::ERROR, "context deadline exceeded"))
@@ -95,7 +122,11 @@ fn is_transport_failure(status: &Status) -> bool {
 
 /// grpc-go's `status.Error` text.
 pub fn grpc_error_string(status: &Status) -> String {
-    format!("rpc error: code = {} desc = {}", code_name(status.code()), status.message())
+    format!(
+        "rpc error: code = {} desc = {}",
+        code_name(status.code()),
+        status.message()
+    )
 }
 
 /// What clientv3 returns to etcdctl: etcd's own errors by their description, others as gRPC errors.
@@ -143,7 +174,14 @@ fn uuid_v4() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 #[cfg(test)]
@@ -153,13 +191,19 @@ mod tests {
     #[test]
     fn etcd_errors_keep_their_description() {
         let s = Status::out_of_range("etcdserver: mvcc: required revision has been compacted");
-        assert_eq!(etcd_error_string(&s), "etcdserver: mvcc: required revision has been compacted");
+        assert_eq!(
+            etcd_error_string(&s),
+            "etcdserver: mvcc: required revision has been compacted"
+        );
         assert_eq!(
             grpc_error_string(&s),
             "rpc error: code = OutOfRange desc = etcdserver: mvcc: required revision has been compacted"
         );
         let other = Status::internal("boom");
-        assert_eq!(etcd_error_string(&other), "rpc error: code = Internal desc = boom");
+        assert_eq!(
+            etcd_error_string(&other),
+            "rpc error: code = Internal desc = boom"
+        );
     }
 
     #[test]

@@ -13,7 +13,9 @@ struct Civil {
 }
 
 fn now() -> Civil {
-    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = since.as_secs();
     let days = (secs / 86_400) as i64;
     let (year, month, day) = civil_from_days(days);

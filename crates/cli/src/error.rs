@@ -15,7 +15,10 @@ pub enum CliError {
     Exit { code: i32, message: String },
     /// A flag parsing failure: cobra prints the error, the command's usage on stdout,
     /// then etcdctl prints the error again.
-    Flag { message: String, usage: &'static str },
+    Flag {
+        message: String,
+        usage: &'static str,
+    },
     /// Output already written elsewhere; only the exit code remains.
     Silent { code: i32 },
     /// A message printed verbatim on stderr (cobra's and capnslog's own formats).
@@ -26,7 +29,10 @@ pub enum CliError {
 
 impl CliError {
     pub fn exit(code: i32, message: impl Into<String>) -> Self {
-        CliError::Exit { code, message: message.into() }
+        CliError::Exit {
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn bad_args(message: impl Into<String>) -> Self {
@@ -40,7 +46,9 @@ impl CliError {
     /// What to write to (stdout, stderr) and the exit code.
     pub fn render(&self) -> (String, String, i32) {
         match self {
-            CliError::Exit { code, message } => (String::new(), format!("Error: {message}\n"), *code),
+            CliError::Exit { code, message } => {
+                (String::new(), format!("Error: {message}\n"), *code)
+            }
             CliError::Flag { message, usage } => (
                 usage.to_string(),
                 format!("Error: {message}\n\nError: {message}\n"),

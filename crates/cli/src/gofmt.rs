@@ -128,8 +128,18 @@ pub fn json_string(bytes: &[u8]) -> String {
 
 /// Go's `strconv.ParseInt(s, base, 64)`, with Go's error text on failure.
 pub fn parse_int(s: &str, base: u32) -> Result<i64, String> {
-    let syntax = || format!("strconv.ParseInt: parsing {}: invalid syntax", quote(s.as_bytes()));
-    let range = || format!("strconv.ParseInt: parsing {}: value out of range", quote(s.as_bytes()));
+    let syntax = || {
+        format!(
+            "strconv.ParseInt: parsing {}: invalid syntax",
+            quote(s.as_bytes())
+        )
+    };
+    let range = || {
+        format!(
+            "strconv.ParseInt: parsing {}: value out of range",
+            quote(s.as_bytes())
+        )
+    };
     let (neg, body) = match s.as_bytes().first() {
         Some(b'-') => (true, &s[1..]),
         Some(b'+') => (false, &s[1..]),
@@ -155,7 +165,11 @@ pub fn parse_int(s: &str, base: u32) -> Result<i64, String> {
         return Err(syntax());
     }
     let magnitude = u128::from_str_radix(digits, base).map_err(|_| range())?;
-    let value = if neg { -(magnitude as i128) } else { magnitude as i128 };
+    let value = if neg {
+        -(magnitude as i128)
+    } else {
+        magnitude as i128
+    };
     i64::try_from(value).map_err(|_| range())
 }
 
@@ -164,7 +178,10 @@ pub fn parse_bool(s: &str) -> Result<bool, String> {
     match s {
         "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
         "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
-        _ => Err(format!("strconv.ParseBool: parsing {}: invalid syntax", quote(s.as_bytes()))),
+        _ => Err(format!(
+            "strconv.ParseBool: parsing {}: invalid syntax",
+            quote(s.as_bytes())
+        )),
     }
 }
 
@@ -181,10 +198,14 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let mut total = 0f64;
     let mut rest = body;
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         let number: f64 = rest[..num_len].parse().map_err(|_| invalid())?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let nanos_per_unit = match &rest[..unit_len] {
             "ns" => 1.0,
             "us" | "µs" | "μs" => 1e3,
@@ -192,7 +213,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             "s" => 1e9,
             "m" => 60e9,
             "h" => 3600e9,
-            "" => return Err(format!("time: missing unit in duration {}", quote(s.as_bytes()))),
+            "" => {
+                return Err(format!(
+                    "time: missing unit in duration {}",
+                    quote(s.as_bytes())
+                ))
+            }
             other => {
                 return Err(format!(
                     "time: unknown unit {} in duration {}",
@@ -294,7 +320,10 @@ mod tests {
         );
         assert_eq!(
             parse_int("99999999999999999999", 10),
-            Err(r#"strconv.ParseInt: parsing "99999999999999999999": value out of range"#.to_string())
+            Err(
+                r#"strconv.ParseInt: parsing "99999999999999999999": value out of range"#
+                    .to_string()
+            )
         );
     }
 
@@ -304,7 +333,10 @@ mod tests {
         assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("300ms"), Ok(Duration::from_millis(300)));
         assert!(parse_duration("x").is_err());
-        assert_eq!(duration_string(Duration::from_nanos(1_903_339)), "1.903339ms");
+        assert_eq!(
+            duration_string(Duration::from_nanos(1_903_339)),
+            "1.903339ms"
+        );
         assert_eq!(duration_string(Duration::from_millis(2500)), "2.5s");
         assert_eq!(duration_string(Duration::from_secs(90)), "1m30s");
         assert_eq!(duration_string(Duration::from_nanos(1500)), "1.5µs");

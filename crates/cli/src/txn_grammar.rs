@@ -107,14 +107,16 @@ pub fn argify(line: &str) -> Vec<Vec<u8>> {
             }
             b'\'' => match line[i + 1..].find('\'') {
                 Some(off) => {
-                    out.push(line[i + 1..i + 1 + off].as_bytes().to_vec());
+                    out.push(line.as_bytes()[i + 1..i + 1 + off].to_vec());
                     i += off + 2;
                 }
                 None => i += 1,
             },
             c if c.is_ascii_whitespace() => i += 1,
             _ => {
-                let end = line[i..].find(|c: char| c.is_whitespace()).map_or(b.len(), |o| i + o);
+                let end = line[i..]
+                    .find(|c: char| c.is_whitespace())
+                    .map_or(b.len(), |o| i + o);
                 out.push(b[i..end].to_vec());
                 i = end;
             }
@@ -167,7 +169,7 @@ fn scan_quoted(s: &str) -> Option<(Vec<u8>, &str)> {
     match b.first()? {
         b'`' => {
             let end = s[1..].find('`')? + 1;
-            Some((s[1..end].as_bytes().to_vec(), &s[end + 1..]))
+            Some((s.as_bytes()[1..end].to_vec(), &s[end + 1..]))
         }
         b'"' => {
             let mut j = 1;
@@ -216,7 +218,11 @@ pub fn parse_compare(line: &str) -> Result<Compare> {
         ),
         "val" | "value" => (CompareTarget::Value, TargetUnion::Value(val.clone())),
         // etcdctl 3.4 hands the string to clientv3.Compare, which panics.
-        "lease" => return Err(CliError::Panic { message: "bad value".to_string() }),
+        "lease" => {
+            return Err(CliError::Panic {
+                message: "bad value".to_string(),
+            })
+        }
         other => {
             return Err(invalid_input(format!(
                 "malformed comparison: {line} (unknown target {other})"
@@ -228,7 +234,11 @@ pub fn parse_compare(line: &str) -> Result<Compare> {
         "!=" => CompareResult::NotEqual,
         "<" => CompareResult::Less,
         ">" => CompareResult::Greater,
-        _ => return Err(CliError::Panic { message: "Unknown result op".to_string() }),
+        _ => {
+            return Err(CliError::Panic {
+                message: "Unknown result op".to_string(),
+            })
+        }
     };
     Ok(Compare {
         result: result as i32,
@@ -243,7 +253,9 @@ pub fn parse_compare(line: &str) -> Result<Compare> {
 pub fn parse_request(line: &str) -> Result<RequestOp> {
     let args = argify(line);
     if args.len() < 2 {
-        return Err(invalid_input(format!("invalid txn compare request: {line}")));
+        return Err(invalid_input(format!(
+            "invalid txn compare request: {line}"
+        )));
     }
     let invalid = || invalid_input(format!("invalid txn request: {line}"));
     let command = match args[0].as_slice() {
@@ -263,14 +275,29 @@ pub fn parse_request(line: &str) -> Result<RequestOp> {
         kind: crate::args::Kind::Bool,
         default: "false",
     });
-    let parsed = parse_flags(&flags, &words).map_err(|_| invalid())?;
+    let parsed = parse_flags(&flags, &words).map_err(|_| {
+        // cobra (without SilenceUsage) shows the sub-command's default usage on stderr.
+        let usage = match command {
+            Command::Get => include_str!("usage/txn_get.txt"),
+            Command::Put => include_str!("usage/txn_put.txt"),
+            _ => include_str!("usage/txn_del.txt"),
+        };
+        CliError::Raw {
+            stderr: format!("{usage}Error: invalid txn request: {line}\n"),
+            code: exit::INVALID_INPUT,
+        }
+    })?;
     let request = match command {
         Command::Get => Request::RequestRange(crate::commands::get::op(&parsed)?),
         // stdin is already buffered by the txn reader, so a missing value is an error.
-        Command::Put => Request::RequestPut(crate::commands::put::op(&parsed, &mut std::io::empty())?),
+        Command::Put => {
+            Request::RequestPut(crate::commands::put::op(&parsed, &mut std::io::empty())?)
+        }
         _ => Request::RequestDeleteRange(crate::commands::del::op(&parsed)?),
     };
-    Ok(RequestOp { request: Some(request) })
+    Ok(RequestOp {
+        request: Some(request),
+    })
 }
 
 #[cfg(test)]
@@ -280,7 +307,16 @@ mod tests {
     #[test]
     fn argify_like_etcdctl() {
         let words = argify(r#"put k9 "a b" 'c d' x"y"#);
-        assert_eq!(words, vec![b"put".to_vec(), b"k9".to_vec(), b"a b".to_vec(), b"c d".to_vec(), b"x\"y".to_vec()]);
+        assert_eq!(
+            words,
+            vec![
+                b"put".to_vec(),
+                b"k9".to_vec(),
+                b"a b".to_vec(),
+                b"c d".to_vec(),
+                b"x\"y".to_vec()
+            ]
+        );
     }
 
     #[test]
@@ -297,23 +333,46 @@ mod tests {
             other => panic!("{other:?}"),
         };
         assert_eq!(msg("bad"), "malformed comparison: bad");
-        assert_eq!(msg(r#"val("k1) = 3"#), r#"malformed comparison: val("k1) = 3; got val("")  """#);
-        assert_eq!(msg(r#"ver("k1") = 3"#), r#"malformed comparison: ver("k1") = 3; got ver("k1") = """#);
-        assert_eq!(msg(r#"ver("k1")="1""#), r#"malformed comparison: ver("k1")="1"; got ver("k1")  """#);
+        assert_eq!(
+            msg(r#"val("k1) = 3"#),
+            r#"malformed comparison: val("k1) = 3; got val("")  """#
+        );
+        assert_eq!(
+            msg(r#"ver("k1") = 3"#),
+            r#"malformed comparison: ver("k1") = 3; got ver("k1") = """#
+        );
+        assert_eq!(
+            msg(r#"ver("k1")="1""#),
+            r#"malformed comparison: ver("k1")="1"; got ver("k1")  """#
+        );
         assert_eq!(
             msg(r#"foo("k1") = "3""#),
             r#"malformed comparison: foo("k1") = "3" (unknown target foo)"#
         );
-        assert_eq!(msg(r#"ver("k1") = "x""#), r#"invalid txn compare request: ver("k1") = "x""#);
+        assert_eq!(
+            msg(r#"ver("k1") = "x""#),
+            r#"invalid txn compare request: ver("k1") = "x""#
+        );
     }
 
     #[test]
     fn requests_reuse_command_grammar() {
         let op = parse_request("get k --prefix").unwrap();
-        let Some(Request::RequestRange(r)) = op.request else { panic!() };
+        let Some(Request::RequestRange(r)) = op.request else {
+            panic!()
+        };
         assert_eq!(r.range_end, b"l");
-        assert!(matches!(parse_request("put"), Err(CliError::Exit { code: 3, .. })));
-        assert!(matches!(parse_request("zap a b"), Err(CliError::Exit { code: 3, .. })));
-        assert!(matches!(parse_request("put a"), Err(CliError::Exit { code: 128, .. })));
+        assert!(matches!(
+            parse_request("put"),
+            Err(CliError::Exit { code: 3, .. })
+        ));
+        assert!(matches!(
+            parse_request("zap a b"),
+            Err(CliError::Exit { code: 3, .. })
+        ));
+        assert!(matches!(
+            parse_request("put a"),
+            Err(CliError::Exit { code: 128, .. })
+        ));
     }
 }

@@ -1,10 +1,9 @@
 //! Header block rewriting: decode with the client's HPACK context, fix the
 //! authority, re-encode without touching the server's dynamic table.
 
-use loona_hpack::Decoder;
-
 use crate::authority::host_of;
 use crate::frame::{write_header_block, PRIORITY_LEN};
+use crate::hpack::Decoder;
 use crate::Error;
 
 /// Largest dynamic table the client may ask for with a size update. The
@@ -19,16 +18,14 @@ pub(crate) const MAX_HEADER_BLOCK: usize = 1 << 20;
 
 /// Owns the decoding side of the client's HPACK context.
 pub(crate) struct HeaderRewriter {
-    decoder: Decoder<'static>,
+    decoder: Decoder,
     encoded: Vec<u8>,
 }
 
 impl HeaderRewriter {
     pub(crate) fn new() -> Self {
-        let mut decoder = Decoder::new();
-        decoder.set_max_allowed_table_size(MAX_DYNAMIC_TABLE);
         HeaderRewriter {
-            decoder,
+            decoder: Decoder::new(MAX_DYNAMIC_TABLE),
             encoded: Vec::new(),
         }
     }
@@ -48,15 +45,15 @@ impl HeaderRewriter {
         encoded.clear();
         let mut too_large = false;
         self.decoder
-            .decode_with_cb(block, |name, value| {
+            .decode(block, |name, value| {
                 if too_large {
                     return;
                 }
-                let value = match &*name {
-                    b":authority" | b"host" => host_of(&value).unwrap_or(&value),
-                    _ => &value,
+                let value = match name {
+                    b":authority" | b"host" => host_of(value).unwrap_or(value),
+                    _ => value,
                 };
-                encode_literal(encoded, &name, value);
+                encode_literal(encoded, name, value);
                 too_large = encoded.len() > MAX_HEADER_BLOCK;
             })
             .map_err(|e| Error::Hpack {
@@ -135,7 +132,7 @@ mod tests {
         expected.extend_from_slice(b"/sample/path");
         assert_eq!(out, expected);
         assert_eq!(
-            Decoder::new().decode(&out).unwrap(),
+            loona_hpack::Decoder::new().decode(&out).unwrap(),
             [(b":path".to_vec(), b"/sample/path".to_vec())]
         );
     }
@@ -146,7 +143,7 @@ mod tests {
         let mut out = Vec::new();
         encode_literal(&mut out, b"big", &value);
         assert_eq!(
-            Decoder::new().decode(&out).unwrap(),
+            loona_hpack::Decoder::new().decode(&out).unwrap(),
             [(b"big".to_vec(), value)]
         );
     }

@@ -170,7 +170,13 @@ mod tests {
     fn large_blocks_are_split_into_continuations() {
         let block = vec![0xaa; MAX_OUT_PAYLOAD * 2 + 10];
         let mut out = Vec::new();
-        write_header_block(&mut out, 3, FLAG_END_STREAM | FLAG_PADDED, Some([0; 5]), &block);
+        write_header_block(
+            &mut out,
+            3,
+            FLAG_END_STREAM | FLAG_PADDED,
+            Some([0; 5]),
+            &block,
+        );
         let mut frames = Vec::new();
         let mut rest = &out[..];
         while !rest.is_empty() {
@@ -182,7 +188,11 @@ mod tests {
         assert_eq!(
             kinds,
             [
-                (TYPE_HEADERS, FLAG_END_STREAM | FLAG_PRIORITY, MAX_OUT_PAYLOAD),
+                (
+                    TYPE_HEADERS,
+                    FLAG_END_STREAM | FLAG_PRIORITY,
+                    MAX_OUT_PAYLOAD
+                ),
                 (TYPE_CONTINUATION, 0, MAX_OUT_PAYLOAD),
                 (TYPE_CONTINUATION, FLAG_END_HEADERS, 15),
             ]

@@ -8,8 +8,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::block::{HeaderRewriter, MAX_HEADER_BLOCK};
 use crate::frame::{
-    split_headers_payload, FrameHeader, FLAG_END_HEADERS, HEADER_LEN, PREFACE,
-    TYPE_CONTINUATION, TYPE_HEADERS,
+    split_headers_payload, FrameHeader, FLAG_END_HEADERS, HEADER_LEN, PREFACE, TYPE_CONTINUATION,
+    TYPE_HEADERS,
 };
 use crate::Error;
 
@@ -50,6 +50,8 @@ pub struct AuthorityFix<S> {
     rewriter: HeaderRewriter,
     saw_preface: bool,
     eof: bool,
+    /// Set once processing failed; every later read reports it again.
+    failed: Option<Error>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +93,7 @@ impl<S> AuthorityFix<S> {
             rewriter: HeaderRewriter::new(),
             saw_preface: false,
             eof: false,
+            failed: None,
         }
     }
 
@@ -200,7 +203,7 @@ impl<S> AuthorityFix<S> {
         let complete = header.flags & FLAG_END_HEADERS != 0;
         if let (true, true) = (complete, self.block.is_empty()) {
             // Common case: the whole block is in one frame; skip the copy.
-            let pending = self.pending.take().expect("set above for HEADERS");
+            let pending = self.pending.take().expect("a header block is open");
             self.rewriter.rewrite(
                 fragment,
                 pending.stream_id,
@@ -211,7 +214,7 @@ impl<S> AuthorityFix<S> {
         } else {
             self.block.extend_from_slice(fragment);
             if complete {
-                let pending = self.pending.take().expect("open block");
+                let pending = self.pending.take().expect("a header block is open");
                 self.rewriter.rewrite(
                     &self.block,
                     pending.stream_id,
@@ -231,16 +234,27 @@ impl<S> AuthorityFix<S> {
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for AuthorityFix<S> {
+    /// Fills `buf` with as much processed input as is available without
+    /// blocking, reading from the inner stream at most once after the first
+    /// bytes are produced (so a frame header and its payload usually arrive
+    /// in one call, without an extra would-block read).
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if buf.remaining() == 0 {
-            return Poll::Ready(Ok(()));
-        }
+        let start = buf.filled().len();
+        let mut did_read = false;
+        // Whether to return what `buf` holds instead of reading again.
+        let settle = |buf: &ReadBuf<'_>, did_read: bool| did_read && buf.filled().len() > start;
         loop {
+            if buf.remaining() == 0 {
+                return Poll::Ready(Ok(()));
+            }
+            if let Some(e) = &this.failed {
+                return Poll::Ready(Err(e.clone().into()));
+            }
             // 1. Hand out processed bytes.
             if this.output_pos < this.output.len() {
                 let ready = &this.output[this.output_pos..];
@@ -254,7 +268,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for AuthorityFix<S> {
                         this.output = Vec::new();
                     }
                 }
-                return Poll::Ready(Ok(()));
+                continue;
             }
             // 2. Forward frame payloads (and raw mode) without looking at them.
             if this.body_remaining > 0 || this.mode == Mode::Raw {
@@ -269,18 +283,25 @@ impl<S: AsyncRead + Unpin> AsyncRead for AuthorityFix<S> {
                     buf.put_slice(&data[..n]);
                     this.input.consume(n);
                     n
-                } else if this.eof {
+                } else if this.eof || settle(buf, did_read) {
                     return Poll::Ready(Ok(()));
                 } else {
                     let before = buf.filled().len();
-                    if limit >= buf.remaining() {
-                        ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+                    let polled = if limit >= buf.remaining() {
+                        Pin::new(&mut this.inner).poll_read(cx, buf)
                     } else {
                         let mut limited = ReadBuf::new(buf.initialize_unfilled_to(limit));
-                        ready!(Pin::new(&mut this.inner).poll_read(cx, &mut limited))?;
+                        let polled = Pin::new(&mut this.inner).poll_read(cx, &mut limited);
                         let n = limited.filled().len();
                         buf.advance(n);
+                        polled
+                    };
+                    match polled {
+                        Poll::Pending if buf.filled().len() > start => return Poll::Ready(Ok(())),
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(result) => result?,
                     }
+                    did_read = true;
                     let n = buf.filled().len() - before;
                     if n == 0 {
                         this.eof = true;
@@ -290,12 +311,21 @@ impl<S: AsyncRead + Unpin> AsyncRead for AuthorityFix<S> {
                 if this.mode != Mode::Raw {
                     this.body_remaining -= n;
                 }
-                return Poll::Ready(Ok(()));
+                continue;
             }
             // 3. Parse what is buffered.
-            let need = match this.step().map_err(io::Error::from)? {
-                Step::Progress => continue,
-                Step::NeedInput(need) => need,
+            let need = match this.step() {
+                Ok(Step::Progress) => continue,
+                Ok(Step::NeedInput(need)) => need,
+                Err(e) => {
+                    // Bytes already in `buf` are delivered; the error comes
+                    // with the next read.
+                    this.failed = Some(e);
+                    if buf.filled().len() > start {
+                        return Poll::Ready(Ok(()));
+                    }
+                    continue;
+                }
             };
             // 4. Buffer more input.
             if this.eof {
@@ -303,9 +333,18 @@ impl<S: AsyncRead + Unpin> AsyncRead for AuthorityFix<S> {
                 this.mode = Mode::Raw;
                 continue;
             }
-            let n = ready!(this.input.poll_fill(&mut this.inner, cx, need))?;
-            if n == 0 {
-                this.eof = true;
+            if settle(buf, did_read) {
+                return Poll::Ready(Ok(()));
+            }
+            match this.input.poll_fill(&mut this.inner, cx, need) {
+                Poll::Pending if buf.filled().len() > start => return Poll::Ready(Ok(())),
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(result) => {
+                    did_read = true;
+                    if result? == 0 {
+                        this.eof = true;
+                    }
+                }
             }
         }
     }

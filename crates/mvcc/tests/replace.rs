@@ -3,14 +3,25 @@
 use mvcc::{Command, PutRequest, RangeRequest, Store, StoreOptions};
 
 fn put(k: &str, v: &str) -> Command {
-    Command::Put(PutRequest { key: k.into(), value: v.into(), ..Default::default() })
+    Command::Put(PutRequest {
+        key: k.into(),
+        value: v.into(),
+        ..Default::default()
+    })
 }
 
 fn all(store: &Store) -> Vec<(Vec<u8>, Vec<u8>, i64)> {
     let r = store
-        .range(&RangeRequest { key: vec![0], range_end: vec![0], ..Default::default() })
+        .range(&RangeRequest {
+            key: vec![0],
+            range_end: vec![0],
+            ..Default::default()
+        })
         .unwrap();
-    r.kvs.into_iter().map(|kv| (kv.key, kv.value, kv.mod_revision)).collect()
+    r.kvs
+        .into_iter()
+        .map(|kv| (kv.key, kv.value, kv.mod_revision))
+        .collect()
 }
 
 #[test]
@@ -31,10 +42,16 @@ fn replace_with_snapshot_swaps_contents_of_an_open_store() {
     assert_eq!(follower.current_revision(), leader.current_revision());
     assert_eq!(follower.applied_index(), 3);
     // History came along: a read at an old revision answers as on the leader.
-    let old = RangeRequest { key: b"a".to_vec(), revision: 2, ..Default::default() };
+    let old = RangeRequest {
+        key: b"a".to_vec(),
+        revision: 2,
+        ..Default::default()
+    };
     assert_eq!(follower.range(&old).unwrap().kvs[0].value, b"1");
     // Entries the snapshot covers are skipped; later ones apply.
-    let applied = follower.apply(&[(3, put("a", "again")), (4, put("c", "4"))]).unwrap();
+    let applied = follower
+        .apply(&[(3, put("a", "again")), (4, put("c", "4"))])
+        .unwrap();
     assert_eq!(applied[0].outcome, mvcc::Outcome::Skipped);
     assert_eq!(follower.current_revision(), leader.current_revision() + 1);
     // And the replacement survives a reopen.

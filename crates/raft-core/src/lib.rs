@@ -31,17 +31,44 @@
 //!
 //! ## Persistence contract
 //!
-//! * Entries, snapshot and hard state of a `Ready` must be durable before its
-//!   `persisted_messages` are sent and before `advance` is called.
-//! * `messages` may leave before the write: they never speak for state that is
-//!   not yet durable (a leader counts its own log only after `advance`).
-//! * A member that restarts must come back with exactly what was persisted;
-//!   losing an acknowledged write breaks Raft's guarantees.
-//! * Committed entries are handed out only once persisted locally; the
-//!   application must persist its applied index with its state so that
-//!   [`Config::applied`] can be set on restart.
-//! * Compaction ([`MemStorage::compact`]) may only discard entries covered by
-//!   the storage's snapshot.
+//! 1. The snapshot, entries and hard state of a `Ready` must be durable
+//!    (synced if [`Ready::must_sync`]) before any of its
+//!    [`Ready::persisted_messages`] is sent and before [`RawNode::advance`].
+//!    These are append acknowledgements, vote requests (they carry the
+//!    candidate's own vote) and vote answers.
+//! 2. [`Ready::messages`] may be sent before or while the write happens: the
+//!    leader's appends, heartbeats and snapshots, pre-votes, forwarded
+//!    proposals and reads. They never vouch for unpersisted state: the leader
+//!    counts its own log towards a commit only after `advance` reports it
+//!    persisted (the "leader writes in parallel" optimisation of §10.2.1 of
+//!    the Raft thesis).
+//! 3. Committed entries are handed out only once they are persisted locally.
+//!    The application persists its applied index with its state and passes it
+//!    back as [`Config::applied`] on restart.
+//! 4. A restarted member must come back with exactly what it persisted, no
+//!    less. Compaction may only discard entries covered by the storage's
+//!    snapshot.
+//! 5. The transport must call [`RawNode::report_snapshot`] for every snapshot
+//!    message it sends or fails to send, and may call
+//!    [`RawNode::report_unreachable`] when a peer is down.
+//!
+//! ## Membership
+//!
+//! Membership changes one member at a time, and a member uses the latest
+//! membership in its **log** (appended, not necessarily committed), as in
+//! chapter 4 of the Raft thesis. There is therefore no `apply_conf_change`
+//! call: the change already took effect. [`RawNode::applied_conf_state`] gives
+//! the membership as of the applied index, to store with a snapshot. See
+//! [`confchange`] for the safety argument.
+//!
+//! ## Testing
+//!
+//! `src/paper_tests.rs` holds scenario tests named after the sections of the
+//! Raft paper and thesis they check. `tests/simulation.rs` runs thousands of
+//! seeded random schedules (reordering, loss, duplication, partitions,
+//! crashes, membership changes, leadership transfers) and checks election
+//! safety, log matching, leader completeness, state machine safety and
+//! linearizable ReadIndex after every step, then liveness after healing.
 //!
 //! ## Example: a single-member cluster
 //!

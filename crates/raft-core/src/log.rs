@@ -154,7 +154,7 @@ impl<S: Storage> RaftLog<S> {
     /// Commits `max_index` if it carries `term` (the commit rule of §5.4.2:
     /// only entries of the leader's own term are committed by counting).
     pub(crate) fn maybe_commit(&mut self, max_index: u64, term: u64) -> bool {
-        if max_index > self.committed && term > 0 {
+        if max_index > self.committed && self.term(max_index).ok() == Some(term) {
             self.commit_to(max_index);
             return true;
         }

@@ -63,10 +63,15 @@ pub(crate) enum Record<'a> {
     /// A snapshot whose `(index, term)` matched the log when it was written.
     Snapshot(SnapshotMeta),
     /// Entries below `first` are discarded; `prev_term` is the term of `first - 1`.
-    Compact { first: u64, prev_term: u64 },
+    Compact {
+        first: u64,
+        prev_term: u64,
+    },
     /// Every byte of this segment before `offset` was durable (fdatasync
     /// returned) before this record was written.
-    Synced { offset: u64 },
+    Synced {
+        offset: u64,
+    },
 }
 
 /// Rounds `n` up to a multiple of 8.
@@ -257,7 +262,8 @@ pub(crate) fn decode(buf: &[u8], off: usize) -> Result<(Record<'_>, usize), Fram
         return Err(FrameError::Invalid("record length exceeds limit"));
     }
     let total = framed_len(len);
-    if rest.len() < FRAME_HEADER + len {
+    if rest.len() < total {
+        // Includes a record whose padding is missing: records end 8-aligned.
         return Err(FrameError::Truncated);
     }
     // Cheap plausibility checks first, so that scanning garbage for valid
@@ -272,7 +278,7 @@ pub(crate) fn decode(buf: &[u8], off: usize) -> Result<(Record<'_>, usize), Fram
     if c != stored_crc {
         return Err(FrameError::Invalid("checksum mismatch"));
     }
-    if rest.len() >= total && rest[FRAME_HEADER + len..total].iter().any(|&b| b != 0) {
+    if rest[FRAME_HEADER + len..total].iter().any(|&b| b != 0) {
         return Err(FrameError::Invalid("nonzero record padding"));
     }
     let mut r = Reader { buf: payload };
@@ -311,9 +317,7 @@ pub(crate) fn decode(buf: &[u8], off: usize) -> Result<(Record<'_>, usize), Fram
         _ => return Err(FrameError::Invalid("bad record type")),
     };
     r.finish().map_err(FrameError::Invalid)?;
-    // Padding is covered by the caller's scan only if present in the buffer;
-    // a record whose padding runs past EOF is still complete.
-    Ok((rec, total.min(rest.len())))
+    Ok((rec, total))
 }
 
 #[cfg(test)]
@@ -390,7 +394,10 @@ mod tests {
             for bit in 0..8 {
                 let mut b = buf.clone();
                 b[byte] ^= 1 << bit;
-                assert!(decode(&b, 0).is_err(), "flip of byte {byte} bit {bit} undetected");
+                assert!(
+                    decode(&b, 0).is_err(),
+                    "flip of byte {byte} bit {bit} undetected"
+                );
             }
         }
     }

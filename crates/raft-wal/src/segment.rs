@@ -7,7 +7,7 @@ use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use crate::record::{self, Record, SegmentHeader, MAGIC};
-use crate::{Error, Result};
+use crate::{Error, Preallocate, Result};
 
 /// File name of a segment: `{seq:016x}-{next:016x}.wal`. Sorting names sorts
 /// by sequence number; `next` is the index of the first entry written to it.
@@ -43,15 +43,37 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(io_err(dir))
 }
 
-/// Reserves `len` bytes of disk for `file` (extending its size; the new bytes
-/// read as zeros). Best effort: file systems without `fallocate` are fine.
-pub(crate) fn preallocate(file: &File, len: u64) {
-    let Ok(len) = libc::off_t::try_from(len) else {
-        return;
-    };
-    // SAFETY: fallocate only reads its integer arguments; the descriptor is
-    // owned by `file`, which outlives the call.
-    let _ = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) };
+/// Reserves the bytes `[from, len)` of `file` as `mode` says; the file is
+/// then at least `len` bytes long and the new bytes read as zeros.
+/// `fallocate` is best effort: file systems without it simply grow the file.
+pub(crate) fn preallocate(
+    file: &File,
+    path: &Path,
+    from: u64,
+    len: u64,
+    mode: Preallocate,
+) -> Result<()> {
+    match mode {
+        Preallocate::None => Ok(()),
+        Preallocate::Reserve => {
+            if let Ok(len) = libc::off_t::try_from(len) {
+                // SAFETY: fallocate only reads its integer arguments; the
+                // descriptor is owned by `file`, which outlives the call.
+                let _ = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) };
+            }
+            Ok(())
+        }
+        Preallocate::Zero => {
+            let zeros = vec![0u8; 1 << 20];
+            let mut pos = from;
+            while pos < len {
+                let n = (len - pos).min(zeros.len() as u64) as usize;
+                file.write_all_at(&zeros[..n], pos).map_err(io_err(path))?;
+                pos += n as u64;
+            }
+            Ok(())
+        }
+    }
 }
 
 /// One segment file of the log.
@@ -69,7 +91,7 @@ impl Segment {
     pub(crate) fn create(
         dir: &Path,
         header: &SegmentHeader,
-        prealloc: Option<u64>,
+        prealloc: (Preallocate, u64),
     ) -> Result<(Segment, u64)> {
         let path = dir.join(file_name(header.seq, header.next));
         let tmp = path.with_extension("wal.tmp");
@@ -83,9 +105,7 @@ impl Segment {
             .truncate(true)
             .open(&tmp)
             .map_err(io_err(&tmp))?;
-        if let Some(len) = prealloc {
-            preallocate(&file, len);
-        }
+        preallocate(&file, &tmp, 0, prealloc.1, prealloc.0)?;
         file.write_all_at(&buf, 0).map_err(io_err(&tmp))?;
         file.sync_all().map_err(io_err(&tmp))?;
         fs::rename(&tmp, &path).map_err(io_err(&path))?;
@@ -130,7 +150,10 @@ mod tests {
         assert!(a < b);
         assert_eq!(parse_name(&a), Some((1, 500)));
         assert_eq!(parse_name(&file_name(u64::MAX, 0)), Some((u64::MAX, 0)));
-        assert_eq!(parse_name("0000000000000001-00000000000001f4.wal.tmp"), None);
+        assert_eq!(
+            parse_name("0000000000000001-00000000000001f4.wal.tmp"),
+            None
+        );
         assert_eq!(parse_name("LOCK"), None);
         assert_eq!(parse_name("01-02.wal"), None);
     }

@@ -8,7 +8,16 @@ use std::path::{Path, PathBuf};
 
 use crate::record::{self, FrameError, Record, SegmentHeader, FRAME_HEADER, MAGIC, MAX_PAYLOAD};
 use crate::segment::{self, io_err, Segment};
-use crate::{Entry, Error, HardState, Options, RecoveryReport, Result, SnapshotMeta, TornTail};
+use crate::{
+    Entry, Error, HardState, Options, Preallocate, RecoveryReport, Result, SnapshotMeta, TornTail,
+};
+
+/// Largest index accepted, so that index arithmetic can never overflow
+/// (whatever the disk says).
+const MAX_INDEX: u64 = i64::MAX as u64;
+
+/// Largest single read of older entries.
+const MAX_READ: u64 = 4 << 20;
 
 /// Where one live entry lives on disk.
 #[derive(Clone, Copy, Debug)]
@@ -80,13 +89,18 @@ impl Replay {
     }
 
     /// Applies one record of segment `seq` at `offset`; `Err` is a reason.
-    fn apply(&mut self, seq: u64, offset: u64, rec: &Record<'_>) -> std::result::Result<(), String> {
+    fn apply(
+        &mut self,
+        seq: u64,
+        offset: u64,
+        rec: &Record<'_>,
+    ) -> std::result::Result<(), String> {
         match rec {
             Record::Header(_) => return Err("segment header in the middle of a segment".into()),
             Record::Entry {
                 index, term, data, ..
             } => {
-                if *index != self.last() + 1 {
+                if *index != self.last() + 1 || *index > MAX_INDEX {
                     return Err(format!(
                         "entry {index} does not follow last index {}",
                         self.last()
@@ -94,7 +108,9 @@ impl Replay {
                 }
                 let prev = self.term_of(self.last()).unwrap_or(0);
                 if *term < prev {
-                    return Err(format!("entry {index} has term {term} below previous term {prev}"));
+                    return Err(format!(
+                        "entry {index} has term {term} below previous term {prev}"
+                    ));
                 }
                 self.index.push_back(Slot {
                     seq,
@@ -116,8 +132,11 @@ impl Replay {
                 self.snapshot = meta.clone();
             }
             Record::Compact { first, prev_term } => {
-                if *first > self.last() + 1 {
-                    return Err(format!("compaction to {first} beyond last index {}", self.last()));
+                if *first == 0 || *first > self.last() + 1 {
+                    return Err(format!(
+                        "compaction to {first} beyond last index {}",
+                        self.last()
+                    ));
                 }
                 self.first = *first;
                 self.prev_term = *prev_term;
@@ -187,7 +206,9 @@ fn lock_dir(dir: &Path) -> Result<File> {
     // SAFETY: flock only reads its integer arguments; `file` owns the descriptor.
     let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc != 0 {
-        return Err(Error::Locked { dir: dir.to_path_buf() });
+        return Err(Error::Locked {
+            dir: dir.to_path_buf(),
+        });
     }
     Ok(file)
 }
@@ -258,12 +279,22 @@ impl Wal {
             return Ok(wal);
         }
 
+        if let Some((seq, _, path)) = names.iter().find(|(seq, _, _)| *seq > MAX_INDEX) {
+            return Err(corrupt(
+                path,
+                0,
+                format!("impossible segment sequence {seq}"),
+            ));
+        }
         for w in names.windows(2) {
-            if w[1].0 != w[0].0 + 1 {
+            if w[0].0.checked_add(1) != Some(w[1].0) {
                 return Err(corrupt(
                     &w[1].2,
                     0,
-                    format!("segment sequence jumps from {} to {}: a segment is missing", w[0].0, w[1].0),
+                    format!(
+                        "segment sequence jumps from {} to {}: a segment is missing",
+                        w[0].0, w[1].0
+                    ),
                 ));
             }
         }
@@ -284,7 +315,11 @@ impl Wal {
             });
         };
         if r.first < r.base || r.first > r.last() + 1 {
-            let file = wal.segments.first().map(|s| s.path.clone()).unwrap_or_default();
+            let file = wal
+                .segments
+                .first()
+                .map(|s| s.path.clone())
+                .unwrap_or_default();
             return Err(corrupt(
                 &file,
                 0,
@@ -333,11 +368,31 @@ impl Wal {
                 off += used;
                 h
             }
-            Ok(_) => return Err(corrupt(path, off as u64, "first record is not a segment header")),
+            Ok(_) => {
+                return Err(corrupt(
+                    path,
+                    off as u64,
+                    "first record is not a segment header",
+                ))
+            }
             Err(e) => return Err(corrupt(path, off as u64, e.reason())),
         };
+        if header.first == 0 || header.first > header.next || header.next > MAX_INDEX {
+            return Err(corrupt(
+                path,
+                MAGIC.len() as u64,
+                format!(
+                    "segment header has impossible range: first {} next {}",
+                    header.first, header.next
+                ),
+            ));
+        }
         if header.seq != seg.seq || header.next != name_next {
-            return Err(corrupt(path, MAGIC.len() as u64, "segment header does not match file name"));
+            return Err(corrupt(
+                path,
+                MAGIC.len() as u64,
+                "segment header does not match file name",
+            ));
         }
         match replay {
             None => {
@@ -350,7 +405,9 @@ impl Wal {
                     snapshot: header.snapshot.clone(),
                 });
             }
-            Some(r) => r.apply_header(&header).map_err(|e| corrupt(path, MAGIC.len() as u64, e))?,
+            Some(r) => r
+                .apply_header(&header)
+                .map_err(|e| corrupt(path, MAGIC.len() as u64, e))?,
         }
         let Some(r) = replay.as_mut() else {
             return Err(corrupt(path, 0, "replay state missing"));
@@ -366,7 +423,8 @@ impl Wal {
                     if let Record::Synced { offset } = rec {
                         marker = marker.max(offset);
                     }
-                    r.apply(seg.seq, off as u64, &rec).map_err(|e| corrupt(path, off as u64, e))?;
+                    r.apply(seg.seq, off as u64, &rec)
+                        .map_err(|e| corrupt(path, off as u64, e))?;
                     off += used;
                 }
                 Err(e) => break Some((off, e)),
@@ -397,7 +455,7 @@ impl Wal {
         let rest = &buf[at..];
         if rest.iter().all(|&b| b == 0) {
             // Unwritten space: the normal end of the last segment.
-            if !self.opts.preallocate && !rest.is_empty() {
+            if self.opts.preallocate == Preallocate::None && !rest.is_empty() {
                 seg.file.set_len(at as u64).map_err(io_err(path))?;
                 seg.file.sync_all().map_err(io_err(path))?;
             }
@@ -412,7 +470,8 @@ impl Wal {
         while off + FRAME_HEADER <= buf.len() {
             if let Ok((rec, used)) = record::decode(buf, off) {
                 if let Record::Synced { offset } = rec {
-                    if offset > at as u64 {
+                    // A genuine marker claims only bytes before itself.
+                    if offset > at as u64 && offset <= off as u64 {
                         return Err(corrupt(
                             path,
                             at as u64,
@@ -430,9 +489,8 @@ impl Wal {
             }
         }
         seg.file.set_len(at as u64).map_err(io_err(path))?;
-        if let Some(len) = self.prealloc() {
-            segment::preallocate(&seg.file, len);
-        }
+        let (mode, len) = self.prealloc();
+        segment::preallocate(&seg.file, path, at as u64, len, mode)?;
         seg.file.sync_all().map_err(io_err(path))?;
         self.report.torn_tail = Some(TornTail {
             file: path.clone(),
@@ -444,8 +502,8 @@ impl Wal {
         Ok(())
     }
 
-    fn prealloc(&self) -> Option<u64> {
-        self.opts.preallocate.then_some(self.opts.segment_size)
+    fn prealloc(&self) -> (Preallocate, u64) {
+        (self.opts.preallocate, self.opts.segment_size)
     }
 
     fn active(&self) -> &Segment {
@@ -500,14 +558,17 @@ impl Wal {
     /// Term of entry `index`: known for `first_index() - 1 ..= last_index()`
     /// and for the snapshot index; `None` otherwise.
     pub fn term(&self, index: u64) -> Option<u64> {
-        if index + 1 == self.first {
+        if index.checked_add(1) == Some(self.first) {
             return Some(self.prev_term);
         }
         if index == self.snapshot.index {
             return Some(self.snapshot.term);
         }
         if index >= self.first {
-            return self.index.get((index - self.first) as usize).map(|s| s.term);
+            return self
+                .index
+                .get((index - self.first) as usize)
+                .map(|s| s.term);
         }
         None
     }
@@ -530,23 +591,36 @@ impl Wal {
         let mut out = Vec::new();
         let mut total = 0u64;
         let cache_first = self.cache.front().map_or(u64::MAX, |e| e.index);
-        for i in lo..hi {
-            let entry = if i >= cache_first {
-                self.cache
-                    .get((i - cache_first) as usize)
-                    .cloned()
-                    .ok_or(Error::Unavailable {
-                        index: i,
-                        last_index: self.last_index(),
-                    })?
-            } else {
-                self.read_entry(i)?
-            };
-            total += entry.data.len() as u64;
-            if total > max_bytes && !out.is_empty() {
+        let mut i = lo;
+        while i < hi {
+            if i >= cache_first {
+                let entry =
+                    self.cache
+                        .get((i - cache_first) as usize)
+                        .ok_or(Error::Unavailable {
+                            index: i,
+                            last_index: self.last_index(),
+                        })?;
+                total += entry.data.len() as u64;
+                if total > max_bytes && !out.is_empty() {
+                    break;
+                }
+                out.push(entry.clone());
+                i += 1;
+                continue;
+            }
+            // Older entries: read a run of adjacent records with one pread.
+            let end = hi.min(cache_first);
+            let budget = max_bytes.saturating_sub(total);
+            let run = self.read_run(i, end, budget, out.is_empty())?;
+            if run.is_empty() {
                 break;
             }
-            out.push(entry);
+            i += run.len() as u64;
+            total += run.iter().map(|e| e.data.len() as u64).sum::<u64>();
+            out.extend(run);
+            // A run stops at the byte budget (the next one comes back empty),
+            // at a segment boundary, or where the cache starts.
         }
         Ok(out)
     }
@@ -556,40 +630,86 @@ impl Wal {
         self.segments.get(seq.checked_sub(first)? as usize)
     }
 
-    fn read_entry(&self, i: u64) -> Result<Entry> {
-        let slot = self
-            .index
-            .get((i - self.first) as usize)
-            .copied()
-            .ok_or(Error::Unavailable {
-                index: i,
-                last_index: self.last_index(),
-            })?;
-        let seg = self.segment(slot.seq).ok_or_else(|| {
-            corrupt(&self.dir, slot.offset, format!("segment {} of entry {i} is gone", slot.seq))
-        })?;
-        let mut buf = vec![0u8; FRAME_HEADER + slot.len as usize];
-        seg.file
-            .read_exact_at(&mut buf, slot.offset)
-            .map_err(io_err(&seg.path))?;
-        match record::decode(&buf, 0) {
-            Ok((
-                Record::Entry {
-                    index,
-                    term,
-                    kind,
-                    data,
-                },
-                _,
-            )) if index == i && term == slot.term => Ok(Entry {
-                index,
-                term,
-                kind,
-                data: data.to_vec(),
-            }),
-            Ok(_) => Err(corrupt(&seg.path, slot.offset, format!("record is not entry {i}"))),
-            Err(e) => Err(corrupt(&seg.path, slot.offset, e.reason())),
+    /// Reads entries `[lo, ..)` below `end` that lie back to back in one
+    /// segment, within `budget` bytes of data (at least one if `need_one`),
+    /// with a single pread of at most [`MAX_READ`] bytes.
+    fn read_run(&self, lo: u64, end: u64, budget: u64, need_one: bool) -> Result<Vec<Entry>> {
+        let slot_of = |i: u64| {
+            self.index
+                .get((i - self.first) as usize)
+                .copied()
+                .ok_or(Error::Unavailable {
+                    index: i,
+                    last_index: self.last_index(),
+                })
+        };
+        let head = slot_of(lo)?;
+        let mut slots = Vec::new();
+        let mut data_bytes = 0u64;
+        let mut span = 0u64;
+        let mut next_offset = head.offset;
+        for i in lo..end {
+            let slot = slot_of(i)?;
+            let framed = record::framed_len(slot.len as usize) as u64;
+            let data = u64::from(slot.len) - 17;
+            let fits = data_bytes + data <= budget && span + framed <= MAX_READ;
+            let take = fits || (slots.is_empty() && need_one);
+            if slot.seq != head.seq || slot.offset != next_offset || !take {
+                break;
+            }
+            slots.push(slot);
+            data_bytes += data;
+            span += framed;
+            next_offset += framed;
         }
+        if slots.is_empty() {
+            return Ok(Vec::new());
+        }
+        let seg = self.segment(head.seq).ok_or_else(|| {
+            corrupt(
+                &self.dir,
+                head.offset,
+                format!("segment {} of entry {lo} is gone", head.seq),
+            )
+        })?;
+        let mut buf = vec![0u8; span as usize];
+        seg.file
+            .read_exact_at(&mut buf, head.offset)
+            .map_err(io_err(&seg.path))?;
+        let mut out = Vec::with_capacity(slots.len());
+        let mut off = 0usize;
+        for (k, slot) in slots.iter().enumerate() {
+            let want = lo + k as u64;
+            let at = head.offset + off as u64;
+            match record::decode(&buf, off) {
+                Ok((
+                    Record::Entry {
+                        index,
+                        term,
+                        kind,
+                        data,
+                    },
+                    used,
+                )) if index == want && term == slot.term => {
+                    out.push(Entry {
+                        index,
+                        term,
+                        kind,
+                        data: data.to_vec(),
+                    });
+                    off += used;
+                }
+                Ok(_) => {
+                    return Err(corrupt(
+                        &seg.path,
+                        at,
+                        format!("record is not entry {want}"),
+                    ))
+                }
+                Err(e) => return Err(corrupt(&seg.path, at, e.reason())),
+            }
+        }
+        Ok(out)
     }
 
     /// Writes `entries` and `hard_state` (one raft Ready batch) and makes them
@@ -606,7 +726,11 @@ impl Wal {
     /// `entries` must have consecutive indexes and non-decreasing terms, the
     /// first in `snapshot().index + 1 ..= last_index() + 1`; entries at or
     /// after the first index are replaced (raft's conflict truncation).
-    pub fn append_nosync(&mut self, entries: &[Entry], hard_state: Option<HardState>) -> Result<()> {
+    pub fn append_nosync(
+        &mut self,
+        entries: &[Entry],
+        hard_state: Option<HardState>,
+    ) -> Result<()> {
         self.check_poisoned()?;
         self.validate(entries)?;
         let result = self.write_batch(entries, hard_state);
@@ -649,6 +773,9 @@ impl Wal {
                 return Err(Error::RecordTooLarge { size: e.data.len() });
             }
             prev_term = e.term;
+        }
+        if head.index + (entries.len() as u64 - 1) > MAX_INDEX {
+            return Err(Error::InvalidAppend(format!("indexes above {MAX_INDEX}")));
         }
         Ok(())
     }
@@ -799,6 +926,12 @@ impl Wal {
     /// `meta.index + 1`, and the change is durable when this returns.
     pub fn set_snapshot(&mut self, meta: SnapshotMeta) -> Result<()> {
         self.check_poisoned()?;
+        if meta.index >= MAX_INDEX {
+            return Err(Error::InvalidSnapshot(format!(
+                "index {} is too large",
+                meta.index
+            )));
+        }
         if meta.index < self.snapshot.index {
             return Err(Error::SnapshotOutOfDate {
                 index: meta.index,
@@ -848,7 +981,9 @@ impl Wal {
     /// after, so a crash never loses the compaction record while losing files.
     pub fn compact(&mut self, up_to: u64) -> Result<()> {
         self.check_poisoned()?;
-        let up_to = up_to.min(self.snapshot.index + 1).min(self.last_index() + 1);
+        let up_to = up_to
+            .min(self.snapshot.index + 1)
+            .min(self.last_index() + 1);
         if up_to <= self.first {
             return Ok(());
         }

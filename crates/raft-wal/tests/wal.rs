@@ -5,7 +5,7 @@ use std::fs::{self, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use raft_wal::{Entry, Error, HardState, Options, SnapshotMeta, Wal};
+use raft_wal::{Entry, Error, HardState, Options, Preallocate, SnapshotMeta, Wal};
 
 fn entry(index: u64, term: u64) -> Entry {
     Entry::new(index, term, format!("ENTRY-{index:06}-T{term:03}"))
@@ -18,7 +18,7 @@ fn entries(lo: u64, hi: u64, term: u64) -> Vec<Entry> {
 fn small() -> Options {
     Options {
         segment_size: 4096,
-        preallocate: true,
+        preallocate: Preallocate::Zero,
         cache_bytes: 0,
     }
 }
@@ -67,16 +67,39 @@ fn append_and_read_back() {
     let mut wal = Wal::open(dir.path(), Options::default()).expect("open");
     assert_eq!((wal.first_index(), wal.last_index()), (1, 0));
     assert_eq!(wal.term(0), Some(0));
-    wal.append(&entries(1, 11, 1), Some(HardState { term: 1, vote: 2, commit: 3 }))
-        .expect("append");
+    wal.append(
+        &entries(1, 11, 1),
+        Some(HardState {
+            term: 1,
+            vote: 2,
+            commit: 3,
+        }),
+    )
+    .expect("append");
     assert_eq!((wal.first_index(), wal.last_index()), (1, 10));
     assert_eq!(all(&wal), entries(1, 11, 1));
     assert_eq!(wal.entries(4, 6, u64::MAX).expect("read"), entries(4, 6, 1));
     assert_eq!(wal.term(10), Some(1));
     assert_eq!(wal.term(11), None);
-    assert_eq!(wal.hard_state(), HardState { term: 1, vote: 2, commit: 3 });
-    assert!(matches!(wal.entries(0, 2, u64::MAX), Err(Error::Compacted { index: 0, first_index: 1 })));
-    assert!(matches!(wal.entries(1, 12, u64::MAX), Err(Error::Unavailable { .. })));
+    assert_eq!(
+        wal.hard_state(),
+        HardState {
+            term: 1,
+            vote: 2,
+            commit: 3
+        }
+    );
+    assert!(matches!(
+        wal.entries(0, 2, u64::MAX),
+        Err(Error::Compacted {
+            index: 0,
+            first_index: 1
+        })
+    ));
+    assert!(matches!(
+        wal.entries(1, 12, u64::MAX),
+        Err(Error::Unavailable { .. })
+    ));
     assert!(wal.entries(5, 5, u64::MAX).expect("empty range").is_empty());
 }
 
@@ -85,7 +108,14 @@ fn max_bytes_limits_reads_but_returns_at_least_one() {
     let dir = tempfile::tempdir().expect("tempdir");
     for cache_bytes in [0, 1 << 20] {
         let sub = dir.path().join(format!("c{cache_bytes}"));
-        let mut wal = Wal::open(&sub, Options { cache_bytes, ..small() }).expect("open");
+        let mut wal = Wal::open(
+            &sub,
+            Options {
+                cache_bytes,
+                ..small()
+            },
+        )
+        .expect("open");
         wal.append(&entries(1, 11, 1), None).expect("append");
         let one = entry(1, 1).data.len() as u64;
         assert_eq!(wal.entries(1, 11, 0).expect("read").len(), 1);
@@ -126,7 +156,10 @@ fn invalid_appends_are_rejected_without_writing() {
     let holes = wal.append(&[entry(4, 2), entry(6, 2)], None);
     assert!(matches!(holes, Err(Error::InvalidAppend(_))), "{holes:?}");
     let term_down = wal.append(&[entry(4, 1)], None);
-    assert!(matches!(term_down, Err(Error::InvalidAppend(_))), "{term_down:?}");
+    assert!(
+        matches!(term_down, Err(Error::InvalidAppend(_))),
+        "{term_down:?}"
+    );
     assert_eq!(all(&wal), entries(1, 4, 2));
     wal.append(&entries(4, 5, 2), None).expect("still usable");
 }
@@ -134,13 +167,19 @@ fn invalid_appends_are_rejected_without_writing() {
 #[test]
 fn reopen_preserves_entries_hard_state_and_snapshot() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let hs = HardState { term: 4, vote: 1, commit: 20 };
+    let hs = HardState {
+        term: 4,
+        vote: 1,
+        commit: 20,
+    };
     {
         let mut wal = Wal::open(dir.path(), small()).expect("open");
         for b in 0..10 {
-            wal.append(&entries(b * 10 + 1, b * 10 + 11, 4), Some(hs)).expect("append");
+            wal.append(&entries(b * 10 + 1, b * 10 + 11, 4), Some(hs))
+                .expect("append");
         }
-        wal.append_nosync(&[], Some(HardState { commit: 25, ..hs })).expect("hs only");
+        wal.append_nosync(&[], Some(HardState { commit: 25, ..hs }))
+            .expect("hs only");
         wal.sync().expect("sync");
         assert!(wal.segment_count() > 1, "segments rotate at 4 KiB");
     }
@@ -155,7 +194,10 @@ fn reopen_preserves_entries_hard_state_and_snapshot() {
 fn second_open_of_the_same_directory_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let _wal = Wal::open(dir.path(), small()).expect("open");
-    assert!(matches!(Wal::open(dir.path(), small()), Err(Error::Locked { .. })));
+    assert!(matches!(
+        Wal::open(dir.path(), small()),
+        Err(Error::Locked { .. })
+    ));
 }
 
 #[test]
@@ -163,23 +205,31 @@ fn rotation_and_compaction_drop_whole_segments() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut wal = Wal::open(dir.path(), small()).expect("open");
     for b in 0..20 {
-        wal.append(&entries(b * 10 + 1, b * 10 + 11, 1), None).expect("append");
+        wal.append(&entries(b * 10 + 1, b * 10 + 11, 1), None)
+            .expect("append");
     }
     let before = wal.segment_count();
-    assert!(before >= 4, "{before} segments");
+    assert!(before >= 3, "{before} segments");
     assert_eq!(segment_files(dir.path()).len(), before);
 
     // compact is clamped to the snapshot: without one nothing goes.
     wal.compact(150).expect("compact");
     assert_eq!(wal.first_index(), 1);
 
-    wal.set_snapshot(SnapshotMeta { index: 150, term: 1, conf_state: b"cs".to_vec() })
-        .expect("snapshot");
+    wal.set_snapshot(SnapshotMeta {
+        index: 150,
+        term: 1,
+        conf_state: b"cs".to_vec(),
+    })
+    .expect("snapshot");
     wal.compact(151).expect("compact");
     assert_eq!(wal.first_index(), 151);
     assert_eq!(wal.term(150), Some(1));
     assert_eq!(wal.term(149), None);
-    assert!(matches!(wal.entries(150, 152, u64::MAX), Err(Error::Compacted { .. })));
+    assert!(matches!(
+        wal.entries(150, 152, u64::MAX),
+        Err(Error::Compacted { .. })
+    ));
     assert_eq!(all(&wal), entries(151, 201, 1));
     let after = wal.segment_count();
     assert!(after < before, "{after} < {before}");
@@ -198,27 +248,54 @@ fn stale_snapshot_is_rejected() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut wal = Wal::open(dir.path(), small()).expect("open");
     wal.append(&entries(1, 11, 1), None).expect("append");
-    wal.set_snapshot(SnapshotMeta { index: 5, term: 1, conf_state: vec![] }).expect("snap");
+    wal.set_snapshot(SnapshotMeta {
+        index: 5,
+        term: 1,
+        conf_state: vec![],
+    })
+    .expect("snap");
     assert!(matches!(
-        wal.set_snapshot(SnapshotMeta { index: 4, term: 1, conf_state: vec![] }),
-        Err(Error::SnapshotOutOfDate { index: 4, current: 5 })
+        wal.set_snapshot(SnapshotMeta {
+            index: 4,
+            term: 1,
+            conf_state: vec![]
+        }),
+        Err(Error::SnapshotOutOfDate {
+            index: 4,
+            current: 5
+        })
     ));
     // Appends may not rewrite what the snapshot covers.
-    assert!(matches!(wal.append(&entries(5, 6, 2), None), Err(Error::InvalidAppend(_))));
+    assert!(matches!(
+        wal.append(&entries(5, 6, 2), None),
+        Err(Error::InvalidAppend(_))
+    ));
 }
 
 #[test]
 fn installed_snapshot_replaces_the_log() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut wal = Wal::open(dir.path(), small()).expect("open");
-    wal.append(&entries(1, 60, 1), Some(HardState { term: 1, vote: 1, commit: 10 }))
-        .expect("append");
-    wal.set_snapshot(SnapshotMeta { index: 100, term: 3, conf_state: b"x".to_vec() })
-        .expect("install");
+    wal.append(
+        &entries(1, 60, 1),
+        Some(HardState {
+            term: 1,
+            vote: 1,
+            commit: 10,
+        }),
+    )
+    .expect("append");
+    wal.set_snapshot(SnapshotMeta {
+        index: 100,
+        term: 3,
+        conf_state: b"x".to_vec(),
+    })
+    .expect("install");
     assert_eq!((wal.first_index(), wal.last_index()), (101, 100));
     assert_eq!(wal.term(100), Some(3));
     assert_eq!(wal.segment_count(), 1, "older segments deleted");
-    wal.append(&entries(101, 104, 3), None).expect("append after install");
+    wal.append(&entries(101, 104, 3), None)
+        .expect("append after install");
     drop(wal);
     let wal = Wal::open(dir.path(), small()).expect("reopen");
     assert_eq!((wal.first_index(), wal.last_index()), (101, 103));
@@ -249,7 +326,10 @@ fn log_with_last_record(dir: &Path, opts: &Options) -> (PathBuf, u64, u64) {
 #[test]
 fn torn_tail_cut_at_every_byte_of_the_last_record() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let opts = Options { preallocate: false, ..small() };
+    let opts = Options {
+        preallocate: Preallocate::None,
+        ..small()
+    };
     let orig = dir.path().join("orig");
     let (file, start, len) = log_with_last_record(&orig, &opts);
     assert_eq!(fs::metadata(&file).expect("stat").len(), start + len);
@@ -257,11 +337,20 @@ fn torn_tail_cut_at_every_byte_of_the_last_record() {
         let case = dir.path().join(format!("cut{cut}"));
         copy_dir(&orig, &case);
         let seg = case.join(file.file_name().expect("name"));
-        OpenOptions::new().write(true).open(&seg).expect("open").set_len(cut).expect("cut");
+        OpenOptions::new()
+            .write(true)
+            .open(&seg)
+            .expect("open")
+            .set_len(cut)
+            .expect("cut");
         let wal = Wal::open(&case, opts.clone()).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
         assert_eq!(all(&wal), entries(1, 6, 1), "cut at {cut}");
         if cut > start {
-            let torn = wal.recovery().torn_tail.clone().expect("torn tail reported");
+            let torn = wal
+                .recovery()
+                .torn_tail
+                .clone()
+                .expect("torn tail reported");
             assert_eq!((torn.offset, torn.dropped_bytes), (start, cut - start));
         }
         assert_eq!(fs::metadata(&seg).expect("stat").len(), start);
@@ -282,13 +371,16 @@ fn torn_tail_partially_written_over_preallocated_zeros() {
         let seg = case.join(file.file_name().expect("name"));
         patch(&seg, start + written, &vec![0u8; (len - written) as usize]);
         let mut wal = Wal::open(&case, opts.clone()).unwrap_or_else(|e| panic!("{written}: {e}"));
-        assert_eq!(all(&wal), entries(1, 6, 1), "written {written}");
+        // Once the payload is written the zero padding is already there.
+        let payload_end = 12 + 17 + entry(6, 1).data.len() as u64;
+        let want = if written >= payload_end { 7 } else { 6 };
+        assert_eq!(all(&wal), entries(1, want, 1), "written {written}");
         // The log is usable afterwards and the fix survives another reopen.
-        wal.append(&[entry(6, 2)], None).expect("append");
+        wal.append(&[entry(want, 2)], None).expect("append");
         drop(wal);
         let wal = Wal::open(&case, opts.clone()).expect("reopen");
-        assert_eq!(wal.last_index(), 6);
-        assert_eq!(wal.term(6), Some(2));
+        assert_eq!(wal.last_index(), want);
+        assert_eq!(wal.term(want), Some(2));
         assert_eq!(wal.recovery().torn_tail, None);
         drop(wal);
         fs::remove_dir_all(&case).expect("cleanup");
@@ -299,13 +391,20 @@ fn torn_tail_partially_written_over_preallocated_zeros() {
 fn garbage_or_zeros_after_the_last_record_are_truncated() {
     let dir = tempfile::tempdir().expect("tempdir");
     for (name, tail, prealloc) in [
-        ("zeros", vec![0u8; 1000], false),
-        ("garbage", (0..1000u32).map(|i| (i * 31 + 7) as u8).collect::<Vec<_>>(), false),
-        ("garbage-prealloc", vec![0xA5u8; 333], true),
-        ("ones", vec![0xFFu8; 24], true),
+        ("zeros", vec![0u8; 1000], Preallocate::None),
+        (
+            "garbage",
+            (0..1000u32).map(|i| (i * 31 + 7) as u8).collect::<Vec<_>>(),
+            Preallocate::None,
+        ),
+        ("garbage-reserve", vec![0xA5u8; 333], Preallocate::Reserve),
+        ("ones", vec![0xFFu8; 24], Preallocate::Zero),
     ] {
         let case = dir.path().join(name);
-        let opts = Options { preallocate: prealloc, ..small() };
+        let opts = Options {
+            preallocate: prealloc,
+            ..small()
+        };
         let (file, start, len) = log_with_last_record(&case, &opts);
         patch(&file, start + len, &tail);
         let wal = Wal::open(&case, opts).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -324,7 +423,11 @@ fn flipped_byte_in_an_early_record_refuses_to_open() {
     let victim = record_offset(&file, &entry(2, 1).data);
     patch(&file, victim + 40, b"X");
     match Wal::open(dir.path(), small()) {
-        Err(Error::Corrupt { file: f, offset, reason }) => {
+        Err(Error::Corrupt {
+            file: f,
+            offset,
+            reason,
+        }) => {
             assert_eq!(f, file);
             assert_eq!(offset, victim);
             assert!(reason.contains("checksum"), "{reason}");
@@ -365,17 +468,24 @@ fn missing_segment_refuses_to_open() {
     let files = segment_files(dir.path());
     fs::remove_file(&files[1]).expect("rm");
     let err = Wal::open(dir.path(), small()).expect_err("gap");
-    assert!(matches!(err, Error::Corrupt { ref file, .. } if file == &files[2]), "{err}");
+    assert!(
+        matches!(err, Error::Corrupt { ref file, .. } if file == &files[2]),
+        "{err}"
+    );
 }
 
 #[test]
 fn unsynced_records_that_landed_out_of_order_are_dropped_as_torn() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let opts = Options { segment_size: 1 << 20, ..small() };
+    let opts = Options {
+        segment_size: 1 << 20,
+        ..small()
+    };
     let file = {
         let mut wal = Wal::open(dir.path(), opts.clone()).expect("open");
         wal.append(&entries(1, 11, 1), None).expect("synced batch");
-        wal.append_nosync(&entries(11, 21, 1), None).expect("unsynced batch");
+        wal.append_nosync(&entries(11, 21, 1), None)
+            .expect("unsynced batch");
         segment_files(dir.path()).pop().expect("segment")
     };
     // A page in the middle of the unsynced batch never reached the disk.
@@ -391,7 +501,10 @@ fn unsynced_records_that_landed_out_of_order_are_dropped_as_torn() {
 #[test]
 fn damage_to_a_synced_batch_followed_by_later_batches_is_corruption() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let opts = Options { segment_size: 1 << 20, ..small() };
+    let opts = Options {
+        segment_size: 1 << 20,
+        ..small()
+    };
     let file = {
         let mut wal = Wal::open(dir.path(), opts.clone()).expect("open");
         wal.append(&entries(1, 11, 1), None).expect("synced batch");
@@ -411,8 +524,29 @@ fn oversized_entries_get_a_segment_of_their_own() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut wal = Wal::open(dir.path(), small()).expect("open");
     let big = Entry::new(1, 1, vec![7u8; 10_000]);
-    wal.append(&[big.clone(), entry(2, 1)], None).expect("append");
+    wal.append(&[big.clone(), entry(2, 1)], None)
+        .expect("append");
     drop(wal);
     let wal = Wal::open(dir.path(), small()).expect("reopen");
     assert_eq!(all(&wal), vec![big, entry(2, 1)]);
+}
+
+#[test]
+fn wal_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Wal>();
+}
+
+#[test]
+fn unfinished_segment_creation_is_ignored_and_removed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let mut wal = Wal::open(dir.path(), small()).expect("open");
+        wal.append(&entries(1, 4, 1), None).expect("append");
+    }
+    let stray = dir.path().join("0000000000000001-0000000000000004.wal.tmp");
+    fs::write(&stray, b"ETCRWAL1 half a header").expect("stray");
+    let wal = Wal::open(dir.path(), small()).expect("open");
+    assert_eq!(all(&wal), entries(1, 4, 1));
+    assert!(!stray.exists());
 }

@@ -181,26 +181,37 @@ pub fn delete_response(r: mvcc::DeleteRangeResponse, h: &HeaderInfo) -> pb::Dele
 }
 
 pub fn txn_response(r: mvcc::TxnResponse, h: &HeaderInfo) -> pb::TxnResponse {
-    use pb::response_op::Response;
-    let responses = r
-        .responses
-        .into_iter()
-        .map(|op| pb::ResponseOp {
-            response: Some(match op {
-                mvcc::ResponseOp::Range(r) => Response::ResponseRange(range_response(r, h)),
-                mvcc::ResponseOp::Put(r) => Response::ResponsePut(put_response(r, h)),
-                mvcc::ResponseOp::DeleteRange(r) => {
-                    Response::ResponseDeleteRange(delete_response(r, h))
-                }
-                mvcc::ResponseOp::Txn(r) => Response::ResponseTxn(txn_response(r, h)),
-            }),
-        })
-        .collect();
     pb::TxnResponse {
         header: h.at(r.header.revision),
         succeeded: r.succeeded,
-        responses,
+        responses: response_ops(r.responses),
     }
+}
+
+/// The responses inside a txn carry only a revision in their headers, as etcd's do.
+fn response_ops(ops: Vec<mvcc::ResponseOp>) -> Vec<pb::ResponseOp> {
+    use pb::response_op::Response;
+    let bare = HeaderInfo {
+        cluster_id: 0,
+        member_id: 0,
+        raft_term: 0,
+    };
+    ops.into_iter()
+        .map(|op| pb::ResponseOp {
+            response: Some(match op {
+                mvcc::ResponseOp::Range(r) => Response::ResponseRange(range_response(r, &bare)),
+                mvcc::ResponseOp::Put(r) => Response::ResponsePut(put_response(r, &bare)),
+                mvcc::ResponseOp::DeleteRange(r) => {
+                    Response::ResponseDeleteRange(delete_response(r, &bare))
+                }
+                mvcc::ResponseOp::Txn(r) => Response::ResponseTxn(pb::TxnResponse {
+                    header: bare.at(r.header.revision),
+                    succeeded: r.succeeded,
+                    responses: response_ops(r.responses),
+                }),
+            }),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -247,5 +258,18 @@ mod tests {
         assert_eq!(out.header.unwrap().revision, 5);
         assert_eq!(out.header.unwrap().member_id, 2);
         assert_eq!(out.responses.len(), 1);
+        // Inner responses carry only the revision, as etcd's do.
+        match &out.responses[0].response {
+            Some(pb::response_op::Response::ResponsePut(p)) => {
+                assert_eq!(
+                    p.header,
+                    Some(pb::ResponseHeader {
+                        revision: 5,
+                        ..Default::default()
+                    })
+                );
+            }
+            other => panic!("expected a put response, got {other:?}"),
+        }
     }
 }

@@ -155,8 +155,9 @@ impl Cluster for ClusterService {
         &self,
         _req: Request<pb::MemberListRequest>,
     ) -> Result<Response<pb::MemberListResponse>, Status> {
+        // etcd's member list header carries no revision: membership is not in the keyspace.
         Ok(Response::new(pb::MemberListResponse {
-            header: self.ctx.header_info().at(self.ctx.store.current_revision()),
+            header: self.ctx.header_info().at(0),
             members: self.members(),
         }))
     }

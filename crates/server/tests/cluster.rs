@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use api::etcdserverpb::kv_client::KvClient;
 use api::etcdserverpb::{PutRequest, RangeRequest};
-use common::Cluster;
+use common::{Cluster, Net};
 use tonic::transport::Channel;
 
 async fn kv(endpoint: String) -> KvClient<Channel> {
@@ -113,9 +113,8 @@ async fn assert_all_readable(cluster: &Cluster, keys: &[String]) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn writes_replicate_and_reads_are_linearizable_everywhere() {
-    let cluster = Cluster::start(3, &[]);
+async fn writes_replicate_and_reads_are_linearizable_everywhere(net: Net) {
+    let cluster = Cluster::start_on(net, 3, &[]);
     let leader = cluster.leader(Duration::from_secs(10)).await;
     let follower = (leader + 1) % 3;
     // A write to a follower is forwarded to the leader.
@@ -167,9 +166,8 @@ async fn writes_replicate_and_reads_are_linearizable_everywhere() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn leader_killed_under_writes_loses_nothing() {
-    let mut cluster = Cluster::start(3, &[]);
+async fn leader_killed_under_writes_loses_nothing(net: Net) {
+    let mut cluster = Cluster::start_on(net, 3, &[]);
     let leader = cluster.leader(Duration::from_secs(10)).await;
     let survivors: Vec<String> = (0..3)
         .filter(|i| *i != leader)
@@ -198,9 +196,8 @@ async fn leader_killed_under_writes_loses_nothing() {
     assert_all_readable(&cluster, &acked).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn whole_cluster_killed_mid_writes_keeps_acknowledged_writes() {
-    let mut cluster = Cluster::start(3, &[]);
+async fn whole_cluster_killed_mid_writes_keeps_acknowledged_writes(net: Net) {
+    let mut cluster = Cluster::start_on(net, 3, &[]);
     let writers = Writers::start(cluster.endpoints(), 3);
     writers.wait_for(300, Duration::from_secs(20)).await;
     for m in &mut cluster.members {
@@ -226,9 +223,8 @@ async fn whole_cluster_killed_mid_writes_keeps_acknowledged_writes() {
     assert_all_readable(&cluster, &["after-restart".to_string()]).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn member_down_for_many_writes_catches_up_by_snapshot() {
-    let mut cluster = Cluster::start(3, &["--snapshot-count", "1000"]);
+async fn member_down_for_many_writes_catches_up_by_snapshot(net: Net) {
+    let mut cluster = Cluster::start_on(net, 3, &["--snapshot-count", "1000"]);
     let leader = cluster.leader(Duration::from_secs(10)).await;
     let down = (leader + 1) % 3;
     cluster.members[down].kill9();
@@ -277,9 +273,8 @@ async fn member_down_for_many_writes_catches_up_by_snapshot() {
     assert_all_readable(&cluster, &acked[acked.len() - 100..]).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn isolated_leader_steps_down_and_majority_serves() {
-    let cluster = Cluster::start(3, &["--experimental-fault-injection"]);
+async fn isolated_leader_steps_down_and_majority_serves(net: Net) {
+    let cluster = Cluster::start_on(net, 3, &["--experimental-fault-injection"]);
     let old = cluster.leader(Duration::from_secs(10)).await;
     let mut old_kv = kv(cluster.members[old].endpoint()).await;
     old_kv.put(put("x", "v1")).await.unwrap();
@@ -349,3 +344,35 @@ async fn isolated_leader_steps_down_and_majority_serves() {
         "a write refused by the isolated leader appeared after healing"
     );
 }
+
+/// Every scenario runs on both peer transports.
+macro_rules! on_both_transports {
+    ($($scenario:ident),* $(,)?) => {
+        mod tcp {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(Net::Tcp).await
+                }
+            )*
+        }
+        mod quic {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(Net::Quic).await
+                }
+            )*
+        }
+    };
+}
+
+on_both_transports!(
+    writes_replicate_and_reads_are_linearizable_everywhere,
+    leader_killed_under_writes_loses_nothing,
+    whole_cluster_killed_mid_writes_keeps_acknowledged_writes,
+    member_down_for_many_writes_catches_up_by_snapshot,
+    isolated_leader_steps_down_and_majority_serves,
+);

@@ -85,6 +85,9 @@ pub struct TransportConfig {
     pub backoff: Backoff,
     /// Deadline for connecting plus the handshake, either way.
     pub connect_timeout: Duration,
+    /// A raft stream whose write makes no progress for this long is dropped and re-dialled (a
+    /// vanished host never answers; a fresh connection finds out sooner). Its batch is counted as dropped.
+    pub write_timeout: Duration,
 }
 
 impl TransportConfig {
@@ -103,6 +106,7 @@ impl TransportConfig {
             tls: None,
             backoff: Backoff::default(),
             connect_timeout: Duration::from_secs(5),
+            write_timeout: Duration::from_secs(10),
         }
     }
 

@@ -202,7 +202,10 @@ async fn serve_stream<M: Message, S: PeerIo>(shared: Arc<Shared<M>>, io: S) -> R
         return Err(Error::Shutdown);
     };
     match hello.stream {
-        StreamKind::Raft => receive_raft(reader, from, &counters, tx).await,
+        StreamKind::Raft => {
+            let generation = counters.raft_stream.fetch_add(1, Ordering::AcqRel) + 1;
+            receive_raft(reader, from, &counters, generation, tx).await
+        }
         StreamKind::Snapshot => receive_snapshot(reader, w, from, &counters, tx, &shared.cfg).await,
     }
 }
@@ -211,6 +214,7 @@ async fn receive_raft<M: Message, R: AsyncRead + Unpin>(
     mut reader: FrameReader<R>,
     from: MemberId,
     counters: &PeerCounters,
+    generation: u64,
     tx: mpsc::Sender<Incoming<M>>,
 ) -> Result<()> {
     loop {
@@ -227,6 +231,11 @@ async fn receive_raft<M: Message, R: AsyncRead + Unpin>(
         if counters.removed.load(Ordering::Relaxed) {
             return Err(Error::Rejected(format!(
                 "member {from} left the cluster; dropping its messages"
+            )));
+        }
+        if counters.raft_stream.load(Ordering::Acquire) != generation {
+            return Err(Error::Rejected(format!(
+                "member {from} opened a newer raft stream; closing this one"
             )));
         }
         let msg: M = decode_payload(payload)?;
@@ -409,9 +418,22 @@ async fn run_writer<M: Message, C: Connector>(
                         counters.connected.store(false, Ordering::Relaxed);
                         return;
                     }
-                    if let Err(e) = write_batch(&mut w, &mut batch, &mut buf, &counters, cfg.max_frame_bytes).await {
-                        warn!(error = %e, "raft stream broken; reconnecting");
-                        break;
+                    let sent_before = counters.msgs_sent.load(Ordering::Relaxed);
+                    let write = write_batch(&mut w, &mut batch, &mut buf, &counters, cfg.max_frame_bytes);
+                    match tokio::time::timeout(cfg.write_timeout, write).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
+                            warn!(error = %e, "raft stream broken; reconnecting");
+                            break;
+                        }
+                        Err(_) => {
+                            // A vanished host never answers; a fresh connection finds out sooner.
+                            let sent = counters.msgs_sent.load(Ordering::Relaxed) - sent_before;
+                            PeerCounters::add(&counters.dropped, (n as u64).saturating_sub(sent));
+                            batch.clear();
+                            warn!(timeout = ?cfg.write_timeout, "raft stream write stalled; reconnecting");
+                            break;
+                        }
                     }
                 }
                 res = r.read(&mut probe) => {
@@ -541,6 +563,8 @@ async fn send_snapshot_stream<M: Message, C: Connector>(
         w.write_all(&chunk[..n]).await?;
         total += n as u64;
         PeerCounters::add(&counters.bytes_sent, (n + crate::frame::HEADER_LEN) as u64);
+        // A fast source and a fast socket never return Pending: let raft traffic run between chunks.
+        tokio::task::yield_now().await;
     }
     buf.clear();
     encode_frame(

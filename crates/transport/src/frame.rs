@@ -118,6 +118,11 @@ pub fn raw_header(kind: FrameKind, len: usize) -> [u8; HEADER_LEN] {
 }
 
 /// Decodes a bincode payload, with allocation bounded to 16 × the payload size (at least 64 KiB).
+///
+/// Through serde, sequences preallocate cautiously (serde caps size hints) and grow as elements
+/// actually decode; byte strings and strings are claimed against bincode's limit before they are
+/// allocated. A valid payload never needs more than its own length for those, so the limit only
+/// ever stops hostile length prefixes.
 pub fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T> {
     macro_rules! try_limit {
         ($($lim:expr),*) => {{
@@ -268,6 +273,26 @@ mod tests {
         let trunc = &raw_header(FrameKind::Message, 10)[..3];
         let mut r = FrameReader::new(trunc, 1024);
         assert!(matches!(r.read_header().await, Err(Error::Frame(_))));
+    }
+
+    #[test]
+    fn compact_messages_with_large_in_memory_size_decode() {
+        // 10 000 one-byte variants of a 264-byte enum: far more memory than 16 × the wire size.
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        #[allow(clippy::large_enum_variant)] // the point of the test
+        enum Entry {
+            Empty,
+            Wide([u64; 32]),
+        }
+        let msg: Vec<Entry> = (0..10_000).map(|_| Entry::Empty).collect();
+        let mut buf = Vec::new();
+        encode_frame(&mut buf, FrameKind::Message, &msg, 1 << 20).unwrap();
+        let back: Vec<Entry> = decode_payload(&buf[HEADER_LEN..]).unwrap();
+        assert_eq!(back, msg);
+        assert_eq!(
+            decode_payload::<Entry>(&[1; 33]).unwrap(),
+            Entry::Wide([1; 32])
+        );
     }
 
     #[test]

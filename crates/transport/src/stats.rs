@@ -43,6 +43,9 @@ pub struct PeerCounters {
     pub(crate) connected: AtomicBool,
     /// Set when the peer leaves the cluster: its streams stop delivering.
     pub(crate) removed: AtomicBool,
+    /// Generation of the peer's newest accepted raft stream: older ones stop delivering, so a
+    /// reconnect never interleaves the tail of the old stream with the head of the new one.
+    pub(crate) raft_stream: AtomicU64,
 }
 
 impl PeerCounters {

@@ -15,7 +15,9 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
     let (client, _) = ctx.connect()?;
     client
         .unary(|ch| async move {
-            KvClient::new(ch).compact(CompactionRequest { revision, physical }).await
+            KvClient::new(ch)
+                .compact(CompactionRequest { revision, physical })
+                .await
         })
         .await?;
     println!("compacted revision {revision}");

@@ -14,39 +14,13 @@ pub fn op(p: &Parsed) -> Result<DeleteRangeRequest> {
             "del command needs one argument as key and an optional argument as range_end",
         ));
     }
-    let (prefix, from_key) = (p.bool("prefix"), p.bool("from-key"));
-    if prefix && from_key {
-        return Err(CliError::bad_args(
-            "`--prefix` and `--from-key` cannot be set at the same time, choose one",
-        ));
-    }
-    let mut req = DeleteRangeRequest::default();
-    let mut key = args[0].clone().into_bytes();
-    if args.len() > 1 {
-        if prefix || from_key {
-            return Err(CliError::bad_args(
-                "too many arguments, only accept one argument when `--prefix` or `--from-key` is set",
-            ));
-        }
-        req.range_end = args[1].clone().into_bytes();
-    }
-    if prefix {
-        if key.is_empty() {
-            key = vec![0];
-            req.range_end = vec![0];
-        } else {
-            req.range_end = api::prefix_range_end(&key);
-        }
-    }
-    req.prev_kv = p.bool("prev-kv");
-    if from_key {
-        if key.is_empty() {
-            key = vec![0];
-        }
-        req.range_end = vec![0];
-    }
-    req.key = key;
-    Ok(req)
+    super::range::check_exclusive(p)?;
+    let (key, range_end) = super::range::key_range(p)?;
+    Ok(DeleteRangeRequest {
+        key,
+        range_end,
+        prev_kv: p.bool("prev-kv"),
+    })
 }
 
 pub async fn run(ctx: &mut Ctx) -> Result<()> {

@@ -20,7 +20,11 @@ async fn endpoints(ctx: &Ctx) -> Result<Vec<String>> {
     let client = ctx.client_for(&ctx.endpoints())?;
     let members = client
         .unary(|ch| async move {
-            ClusterClient::new(ch).member_list(MemberListRequest { linearizable: false }).await
+            ClusterClient::new(ch)
+                .member_list(MemberListRequest {
+                    linearizable: false,
+                })
+                .await
         })
         .await
         .map_err(|e| match e {
@@ -30,7 +34,11 @@ async fn endpoints(ctx: &Ctx) -> Result<Vec<String>> {
             ),
             other => other,
         })?;
-    Ok(members.members.into_iter().flat_map(|m| m.client_ur_ls).collect())
+    Ok(members
+        .members
+        .into_iter()
+        .flat_map(|m| m.client_ur_ls)
+        .collect())
 }
 
 pub async fn status(ctx: &mut Ctx) -> Result<()> {
@@ -38,12 +46,15 @@ pub async fn status(ctx: &mut Ctx) -> Result<()> {
     let mut list = Vec::new();
     let mut failed = false;
     for ep in endpoints(ctx).await? {
-        let client = ctx.client_for(std::slice::from_ref(&ep))?;
+        let client = ctx.client_for(std::slice::from_ref(&ep))?.passthrough(&ep);
         let resp = client
             .unary(|ch| async move { MaintenanceClient::new(ch).status(StatusRequest {}).await })
             .await;
         match resp {
-            Ok(status) => list.push(EpStatus { endpoint: ep, status }),
+            Ok(status) => list.push(EpStatus {
+                endpoint: ep,
+                status,
+            }),
             Err(CliError::Exit { message, .. }) => {
                 failed = true;
                 eprintln!("Failed to get the status of endpoint {ep} ({message})");
@@ -58,12 +69,14 @@ pub async fn status(ctx: &mut Ctx) -> Result<()> {
     Ok(())
 }
 
-async fn check(ctx: &Ctx, ep: String) -> Result<EpHealth> {
-    let client = ctx.client_for(std::slice::from_ref(&ep))?;
+async fn check(client: crate::client::Client, ep: String) -> Result<EpHealth> {
     let start = Instant::now();
     let got = client
         .unary(|ch| async move {
-            let req = RangeRequest { key: b"health".to_vec(), ..Default::default() };
+            let req = RangeRequest {
+                key: b"health".to_vec(),
+                ..Default::default()
+            };
             KvClient::new(ch).range(req).await
         })
         .await;
@@ -74,7 +87,9 @@ async fn check(ctx: &Ctx, ep: String) -> Result<EpHealth> {
     };
     match got {
         Ok(_) => h.health = true,
-        Err(CliError::Exit { message, .. }) if message == "etcdserver: permission denied" => h.health = true,
+        Err(CliError::Exit { message, .. }) if message == "etcdserver: permission denied" => {
+            h.health = true
+        }
         Err(CliError::Exit { message, .. }) => h.error = message,
         Err(other) => return Err(other),
     }
@@ -113,9 +128,16 @@ async fn check(ctx: &Ctx, ep: String) -> Result<EpHealth> {
 
 pub async fn health(ctx: &mut Ctx) -> Result<()> {
     let printer = ctx.configure()?;
-    let mut list = Vec::new();
+    // Every endpoint is checked at once (each within the command timeout) and, as in
+    // etcdctl, reported in the order the checks finish.
+    let mut checks = tokio::task::JoinSet::new();
     for ep in endpoints(ctx).await? {
-        list.push(check(ctx, ep).await?);
+        let client = ctx.client_for(std::slice::from_ref(&ep))?;
+        checks.spawn(check(client, ep));
+    }
+    let mut list = Vec::new();
+    while let Some(done) = checks.join_next().await {
+        list.push(done.map_err(|e| CliError::exit(exit::ERROR, e.to_string()))??);
     }
     emit(&printer.endpoint_health(&list)?);
     if list.iter().any(|h| !h.error.is_empty()) {

@@ -15,12 +15,7 @@ pub fn op(p: &Parsed) -> Result<RangeRequest> {
             "get command needs one argument as key and an optional argument as range_end",
         ));
     }
-    let (prefix, from_key) = (p.bool("prefix"), p.bool("from-key"));
-    if prefix && from_key {
-        return Err(CliError::bad_args(
-            "`--prefix` and `--from-key` cannot be set at the same time, choose one",
-        ));
-    }
+    super::range::check_exclusive(p)?;
     let mut req = RangeRequest::default();
     match p.str("consistency").as_str() {
         "s" => req.serializable = true,
@@ -32,15 +27,8 @@ pub fn op(p: &Parsed) -> Result<RangeRequest> {
             )))
         }
     }
-    let mut key = args[0].clone().into_bytes();
-    if args.len() > 1 {
-        if prefix || from_key {
-            return Err(CliError::bad_args(
-                "too many arguments, only accept one argument when `--prefix` or `--from-key` is set",
-            ));
-        }
-        req.range_end = args[1].clone().into_bytes();
-    }
+    let (key, range_end) = super::range::key_range(p)?;
+    req.range_end = range_end;
     req.limit = p.int("limit");
     if p.int("rev") > 0 {
         req.revision = p.int("rev");
@@ -50,7 +38,11 @@ pub fn op(p: &Parsed) -> Result<RangeRequest> {
         "ASCEND" => SortOrder::Ascend,
         "DESCEND" => SortOrder::Descend,
         "" => SortOrder::None,
-        _ => return Err(CliError::bad_feature(format!("bad sort order {order_flag}"))),
+        _ => {
+            return Err(CliError::bad_feature(format!(
+                "bad sort order {order_flag}"
+            )))
+        }
     };
     let target_flag = p.str("sort-by");
     let target = match target_flag.to_uppercase().as_str() {
@@ -59,7 +51,11 @@ pub fn op(p: &Parsed) -> Result<RangeRequest> {
         "MODIFY" => SortTarget::Mod,
         "VALUE" => SortTarget::Value,
         "VERSION" => SortTarget::Version,
-        _ => return Err(CliError::bad_feature(format!("bad sort target {target_flag}"))),
+        _ => {
+            return Err(CliError::bad_feature(format!(
+                "bad sort target {target_flag}"
+            )))
+        }
     };
     // clientv3.WithSort: the server already returns keys in ascending order.
     if target == SortTarget::Key && order == SortOrder::Ascend {
@@ -67,20 +63,6 @@ pub fn op(p: &Parsed) -> Result<RangeRequest> {
     }
     req.sort_order = order as i32;
     req.sort_target = target as i32;
-    if prefix {
-        if key.is_empty() {
-            key = vec![0];
-            req.range_end = vec![0];
-        } else {
-            req.range_end = api::prefix_range_end(&key);
-        }
-    }
-    if from_key {
-        if key.is_empty() {
-            key = vec![0];
-        }
-        req.range_end = vec![0];
-    }
     req.keys_only = p.bool("keys-only");
     req.key = key;
     Ok(req)
@@ -97,7 +79,9 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         .await?;
     let value_only = ctx.parsed.bool("print-value-only");
     if value_only && printer.format != crate::printer::Format::Simple {
-        return Err(CliError::bad_args("print-value-only is only for `--write-out=simple`"));
+        return Err(CliError::bad_args(
+            "print-value-only is only for `--write-out=simple`",
+        ));
     }
     emit(&printer.get(&resp, value_only)?);
     Ok(())

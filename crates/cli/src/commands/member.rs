@@ -9,7 +9,11 @@ pub async fn list(ctx: &mut Ctx) -> Result<()> {
     let (client, printer) = ctx.connect()?;
     let resp = client
         .unary(|ch| async move {
-            ClusterClient::new(ch).member_list(MemberListRequest { linearizable: false }).await
+            ClusterClient::new(ch)
+                .member_list(MemberListRequest {
+                    linearizable: false,
+                })
+                .await
         })
         .await?;
     emit(&printer.member_list(&resp)?);

@@ -7,6 +7,7 @@ pub mod endpoint;
 pub mod get;
 pub mod member;
 pub mod put;
+mod range;
 pub mod txn;
 pub mod version;
 

@@ -62,7 +62,11 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
     let success = read_ops(&mut input)?;
     prompt(interactive, "failure requests (get, put, del):");
     let failure = read_ops(&mut input)?;
-    let req = TxnRequest { compare, success, failure };
+    let req = TxnRequest {
+        compare,
+        success,
+        failure,
+    };
     let resp = client
         .unary(|ch| {
             let req = req.clone();

@@ -29,15 +29,27 @@ impl Obj {
     }
 
     fn u64(self, name: &str, v: u64) -> Self {
-        if v == 0 { self } else { self.raw(name, v.to_string()) }
+        if v == 0 {
+            self
+        } else {
+            self.raw(name, v.to_string())
+        }
     }
 
     fn i64(self, name: &str, v: i64) -> Self {
-        if v == 0 { self } else { self.raw(name, v.to_string()) }
+        if v == 0 {
+            self
+        } else {
+            self.raw(name, v.to_string())
+        }
     }
 
     fn bool(self, name: &str, v: bool) -> Self {
-        if v { self.raw(name, "true") } else { self }
+        if v {
+            self.raw(name, "true")
+        } else {
+            self
+        }
     }
 
     fn bytes(self, name: &str, v: &[u8]) -> Self {
@@ -50,7 +62,11 @@ impl Obj {
     }
 
     fn str(self, name: &str, v: &str) -> Self {
-        if v.is_empty() { self } else { self.raw(name, json_string(v.as_bytes())) }
+        if v.is_empty() {
+            self
+        } else {
+            self.raw(name, json_string(v.as_bytes()))
+        }
     }
 
     fn strings(self, name: &str, v: &[String]) -> Self {
@@ -63,7 +79,11 @@ impl Obj {
     }
 
     fn objects(self, name: &str, v: Vec<String>) -> Self {
-        if v.is_empty() { self } else { self.raw(name, format!("[{}]", v.join(","))) }
+        if v.is_empty() {
+            self
+        } else {
+            self.raw(name, format!("[{}]", v.join(",")))
+        }
     }
 
     fn opt(self, name: &str, v: Option<String>) -> Self {
@@ -136,7 +156,9 @@ fn response_op(op: &ResponseOp) -> String {
         None => "null".to_string(),
         Some(Response::ResponseRange(r)) => Obj::default().raw("ResponseRange", range(r)).end(),
         Some(Response::ResponsePut(r)) => Obj::default().raw("ResponsePut", put(r)).end(),
-        Some(Response::ResponseDeleteRange(r)) => Obj::default().raw("ResponseDeleteRange", del(r)).end(),
+        Some(Response::ResponseDeleteRange(r)) => {
+            Obj::default().raw("ResponseDeleteRange", del(r)).end()
+        }
         Some(Response::ResponseTxn(r)) => Obj::default().raw("ResponseTxn", txn(r)).end(),
     };
     Obj::default().raw("Response", inner).end()

@@ -72,7 +72,10 @@ pub struct Output {
 
 impl Output {
     fn stdout(stdout: Vec<u8>) -> Self {
-        Output { stdout, stderr: Vec::new() }
+        Output {
+            stdout,
+            stderr: Vec::new(),
+        }
     }
 }
 
@@ -152,7 +155,10 @@ impl Printer {
 
     pub fn endpoint_health(&self, list: &[EpHealth]) -> Result<Output> {
         match self.format {
-            Format::Simple => Ok(Output { stdout: Vec::new(), stderr: simple::endpoint_health(list).into_bytes() }),
+            Format::Simple => Ok(Output {
+                stdout: Vec::new(),
+                stderr: simple::endpoint_health(list).into_bytes(),
+            }),
             Format::Json => Ok(Output::stdout(json::line(json::endpoint_health(list)))),
             Format::Fields => Ok(Output::stdout(fields::endpoint_health(list).into_bytes())),
             Format::Table => Ok(Output::stdout(table::endpoint_health(list).into_bytes())),
@@ -166,7 +172,11 @@ fn member_rows(resp: &MemberListResponse) -> Vec<Vec<String>> {
     resp.members
         .iter()
         .map(|m| {
-            let status = if m.name.is_empty() { "unstarted" } else { "started" };
+            let status = if m.name.is_empty() {
+                "unstarted"
+            } else {
+                "started"
+            };
             vec![
                 format!("{:x}", m.id),
                 status.to_string(),

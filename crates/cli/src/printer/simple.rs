@@ -10,7 +10,10 @@ use super::{member_rows, status_rows, EpHealth, EpStatus};
 
 /// `\x`-prefixed hex of every byte, as etcdctl's `addHexPrefix(hex.EncodeToString(b))`.
 fn hex_escaped(bytes: &[u8]) -> Vec<u8> {
-    bytes.iter().flat_map(|b| format!("\\x{b:02x}").into_bytes()).collect()
+    bytes
+        .iter()
+        .flat_map(|b| format!("\\x{b:02x}").into_bytes())
+        .collect()
 }
 
 /// etcdctl's `printKV`: the key line (unless value-only), then the value line.
@@ -53,7 +56,11 @@ pub fn del(resp: &DeleteRangeResponse, hex: bool) -> Vec<u8> {
 }
 
 pub fn txn(resp: &TxnResponse, hex: bool) -> Vec<u8> {
-    let mut out = if resp.succeeded { b"SUCCESS\n".to_vec() } else { b"FAILURE\n".to_vec() };
+    let mut out = if resp.succeeded {
+        b"SUCCESS\n".to_vec()
+    } else {
+        b"FAILURE\n".to_vec()
+    };
     for r in &resp.responses {
         out.push(b'\n');
         match &r.response {
@@ -67,11 +74,17 @@ pub fn txn(resp: &TxnResponse, hex: bool) -> Vec<u8> {
 }
 
 pub fn member_list(resp: &MemberListResponse) -> String {
-    member_rows(resp).iter().map(|row| format!("{}\n", row.join(", "))).collect()
+    member_rows(resp)
+        .iter()
+        .map(|row| format!("{}\n", row.join(", ")))
+        .collect()
 }
 
 pub fn endpoint_status(list: &[EpStatus]) -> String {
-    status_rows(list).iter().map(|row| format!("{}\n", row.join(", "))).collect()
+    status_rows(list)
+        .iter()
+        .map(|row| format!("{}\n", row.join(", ")))
+        .collect()
 }
 
 /// Printed on stderr, as etcdctl 3.4 does.
@@ -79,9 +92,15 @@ pub fn endpoint_health(list: &[EpHealth]) -> String {
     list.iter()
         .map(|h| {
             if h.error.is_empty() {
-                format!("{} is healthy: successfully committed proposal: took = {}\n", h.endpoint, h.took)
+                format!(
+                    "{} is healthy: successfully committed proposal: took = {}\n",
+                    h.endpoint, h.took
+                )
             } else {
-                format!("{} is unhealthy: failed to commit proposal: {}\n", h.endpoint, h.error)
+                format!(
+                    "{} is unhealthy: failed to commit proposal: {}\n",
+                    h.endpoint, h.error
+                )
             }
         })
         .collect()
@@ -94,11 +113,18 @@ mod tests {
     #[test]
     fn hex_and_value_only() {
         let resp = RangeResponse {
-            kvs: vec![KeyValue { key: b"foo".to_vec(), value: b"bar".to_vec(), ..Default::default() }],
+            kvs: vec![KeyValue {
+                key: b"foo".to_vec(),
+                value: b"bar".to_vec(),
+                ..Default::default()
+            }],
             ..Default::default()
         };
         assert_eq!(get(&resp, false, false), b"foo\nbar\n");
-        assert_eq!(get(&resp, true, false), b"\\x66\\x6f\\x6f\n\\x62\\x61\\x72\n");
+        assert_eq!(
+            get(&resp, true, false),
+            b"\\x66\\x6f\\x6f\n\\x62\\x61\\x72\n"
+        );
         assert_eq!(get(&resp, false, true), b"bar\n");
     }
 }

@@ -26,14 +26,29 @@ pub fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
     let widths: Vec<usize> = headers
         .iter()
         .enumerate()
-        .map(|(i, h)| rows.iter().map(|r| width(&r[i])).chain([width(h)]).max().unwrap_or(0))
+        .map(|(i, h)| {
+            rows.iter()
+                .map(|r| width(&r[i]))
+                .chain([width(h)])
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
-    let border: String = widths.iter().map(|w| format!("+{}", "-".repeat(w + 2))).collect::<String>() + "+\n";
+    let border: String = widths
+        .iter()
+        .map(|w| format!("+{}", "-".repeat(w + 2)))
+        .collect::<String>()
+        + "+\n";
     let mut out = border.clone();
     for (h, w) in headers.iter().zip(&widths) {
         let gap = w - width(h);
         let left = gap / 2;
-        out.push_str(&format!("| {}{}{} ", " ".repeat(left), h, " ".repeat(gap - left)));
+        out.push_str(&format!(
+            "| {}{}{} ",
+            " ".repeat(left),
+            h,
+            " ".repeat(gap - left)
+        ));
     }
     out.push_str("|\n");
     out.push_str(&border);
@@ -48,7 +63,17 @@ pub fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 pub fn member_list(resp: &MemberListResponse) -> String {
-    render(&["ID", "Status", "Name", "Peer Addrs", "Client Addrs", "Is Learner"], &member_rows(resp))
+    render(
+        &[
+            "ID",
+            "Status",
+            "Name",
+            "Peer Addrs",
+            "Client Addrs",
+            "Is Learner",
+        ],
+        &member_rows(resp),
+    )
 }
 
 pub fn endpoint_status(list: &[EpStatus]) -> String {
@@ -72,7 +97,14 @@ pub fn endpoint_status(list: &[EpStatus]) -> String {
 pub fn endpoint_health(list: &[EpHealth]) -> String {
     let rows: Vec<Vec<String>> = list
         .iter()
-        .map(|h| vec![h.endpoint.clone(), h.health.to_string(), h.took.clone(), h.error.clone()])
+        .map(|h| {
+            vec![
+                h.endpoint.clone(),
+                h.health.to_string(),
+                h.took.clone(),
+                h.error.clone(),
+            ]
+        })
         .collect();
     render(&["endpoint", "health", "took", "error"], &rows)
 }
@@ -81,7 +113,12 @@ pub fn endpoint_health(list: &[EpHealth]) -> String {
 mod tests {
     #[test]
     fn layout_matches_tablewriter() {
-        let rows = vec![vec!["127.0.0.1:23791".to_string(), "true".to_string(), "1.928356ms".to_string(), String::new()]];
+        let rows = vec![vec![
+            "127.0.0.1:23791".to_string(),
+            "true".to_string(),
+            "1.928356ms".to_string(),
+            String::new(),
+        ]];
         let expected = "\
 +-----------------+--------+------------+-------+
 |    ENDPOINT     | HEALTH |    TOOK    | ERROR |
@@ -89,6 +126,9 @@ mod tests {
 | 127.0.0.1:23791 |   true | 1.928356ms |       |
 +-----------------+--------+------------+-------+
 ";
-        assert_eq!(super::render(&["endpoint", "health", "took", "error"], &rows), expected);
+        assert_eq!(
+            super::render(&["endpoint", "health", "took", "error"], &rows),
+            expected
+        );
     }
 }

@@ -198,15 +198,58 @@ pub fn http(port: u16, method: &str, path: &str) -> Option<String> {
     head.starts_with("HTTP/1.1 200").then(|| body.to_string())
 }
 
+/// The peer transport a test cluster runs on.
+#[derive(Clone, Copy, Debug)]
+pub enum Net {
+    Tcp,
+    /// QUIC with mutual TLS, certificates from a fresh test CA.
+    Quic,
+}
+
 /// A cluster of real etcr processes on 127.0.0.1 sharing one temporary directory.
 pub struct Cluster {
     pub members: Vec<Etcr>,
     _dir: tempfile::TempDir,
 }
 
+/// Writes a CA and a certificate per member under `dir`; returns each member's TLS flags.
+fn quic_flags(dir: &Path, names: &[String]) -> Vec<Vec<String>> {
+    let pki = transport::conformance::Pki::new("etcr test CA");
+    names
+        .iter()
+        .map(|name| {
+            let tls = pki.member(name);
+            let file = |suffix: &str, pem: &[u8]| {
+                let path = dir.join(format!("{name}{suffix}"));
+                std::fs::write(&path, pem).expect("write a PEM file");
+                path.display().to_string()
+            };
+            vec![
+                "--peer-transport".into(),
+                "quic".into(),
+                "--peer-trusted-ca-file".into(),
+                file("-ca.pem", &tls.ca_pem),
+                "--peer-cert-file".into(),
+                file(".pem", &tls.cert_pem),
+                "--peer-key-file".into(),
+                file("-key.pem", &tls.key_pem),
+            ]
+        })
+        .collect()
+}
+
 impl Cluster {
     pub fn start(size: usize, extra: &[&str]) -> Cluster {
+        Cluster::start_on(Net::Tcp, size, extra)
+    }
+
+    pub fn start_on(net: Net, size: usize, extra: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().expect("temporary directory");
+        let names: Vec<String> = (0..size).map(|i| format!("m{}", i + 1)).collect();
+        let net_flags = match net {
+            Net::Tcp => vec![vec!["--peer-transport".to_string(), "tcp".to_string()]; size],
+            Net::Quic => quic_flags(dir.path(), &names),
+        };
         let peer_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
         let initial = (0..size)
             .map(|i| format!("m{}=http://127.0.0.1:{}", i + 1, peer_ports[i]))
@@ -214,9 +257,11 @@ impl Cluster {
             .join(",");
         let mut members: Vec<Etcr> = (0..size)
             .map(|i| {
-                let name = format!("m{}", i + 1);
-                let data = dir.path().join(&name);
-                Etcr::new(&name, peer_ports[i], &initial, &data, extra)
+                let name = &names[i];
+                let data = dir.path().join(name);
+                let mut flags: Vec<&str> = extra.to_vec();
+                flags.extend(net_flags[i].iter().map(String::as_str));
+                Etcr::new(name, peer_ports[i], &initial, &data, &flags)
             })
             .collect();
         for m in &mut members {
