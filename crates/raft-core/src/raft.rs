@@ -174,9 +174,9 @@ impl<S: Storage> Raft<S> {
             // These speak for persisted state (the log a follower
             // acknowledges, the vote a voter or candidate cast), so they wait
             // until the Ready that changed that state is durable.
-            MessageType::RequestVote | MessageType::RequestVoteResponse => {
-                self.msgs_after_persist.push(m)
-            }
+            MessageType::AppendResponse
+            | MessageType::RequestVote
+            | MessageType::RequestVoteResponse => self.msgs_after_persist.push(m),
             _ => self.msgs.push(m),
         }
     }

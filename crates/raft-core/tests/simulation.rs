@@ -821,7 +821,13 @@ impl Sim {
             self.step_no += 1;
             self.flush_reports();
             self.drain_readies();
+            let mut delivered = 0;
             while !self.pool.is_empty() {
+                delivered += 1;
+                assert!(
+                    delivered < 100_000,
+                    "message storm: members keep talking without ticks"
+                );
                 let k = self.pick(self.pool.len());
                 self.deliver(k);
                 self.check();

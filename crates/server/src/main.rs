@@ -150,9 +150,10 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         servers.push(tokio::spawn(
             tonic::transport::Server::builder()
                 .accept_http1(true)
-                .tcp_nodelay(true)
                 .add_routes(routes)
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+                // etcdctl 3.4 sends some requests with a URL as the HTTP/2 authority, which
+                // hyper refuses; AuthorityFix rewrites it to host:port first.
+                .serve_with_incoming_shutdown(with_authority_fix(listener), async move {
                     let _ = stop.wait_for(|s| *s).await;
                 }),
         ));
@@ -167,6 +168,17 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn with_authority_fix(
+    listener: TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<h2_authority_fix::AuthorityFix<tokio::net::TcpStream>>> {
+    use futures::StreamExt;
+    TcpListenerStream::new(listener).map(|conn| {
+        let conn = conn?;
+        conn.set_nodelay(true)?;
+        Ok(h2_authority_fix::AuthorityFix::new(conn))
+    })
 }
 
 /// Entries kept in the log behind a raft snapshot, so a briefly lagging follower catches up
