@@ -837,3 +837,43 @@ fn messages_round_trip_through_bincode() {
     let (back, _): (Message, usize) = bincode::serde::decode_from_slice(&bytes, cfg).unwrap();
     assert_eq!(back, m);
 }
+
+#[test]
+fn section_6_4_new_leader_serves_reads_only_after_committing_in_its_term() {
+    let mut net = Net::new(3);
+    net.node(1).campaign();
+    // Run the election but hold back the leader's first append.
+    for _ in 0..4 {
+        net.process_all();
+        let msgs: Vec<Message> = net.queue.drain(..).collect();
+        for m in msgs {
+            if m.msg_type != MessageType::Append {
+                net.deliver(m);
+            }
+        }
+    }
+    assert_eq!(net.role(1), StateRole::Leader);
+    net.node(1).read_index(b"early".to_vec()).unwrap();
+    net.process(1);
+    assert!(net.reads.get(&1).is_none_or(|r| r.is_empty()));
+    net.queue.clear();
+    net.tick_all(2);
+    let reads = &net.reads[&1];
+    assert_eq!(reads.len(), 1);
+    assert_eq!(reads[0].index, net.commit(1));
+    assert!(reads[0].index >= 1, "the index covers the new term's entry");
+}
+
+#[test]
+fn unreachable_follower_is_probed_again() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    let state = |net: &Net| net.nodes[&1].status().progress[&2].state;
+    assert_eq!(state(&net), crate::ProgressState::Replicate);
+    net.node(1).report_unreachable(2);
+    assert_eq!(state(&net), crate::ProgressState::Probe);
+    net.node(1).propose(b"x".to_vec()).unwrap();
+    net.stabilize();
+    assert_eq!(state(&net), crate::ProgressState::Replicate);
+    assert_eq!(net.data_applied(2), vec![b"x".to_vec()]);
+}
