@@ -26,6 +26,13 @@ pub enum Which {
         #[arg(long = "peer-transport", default_value = "tcp")]
         peer_transport: String,
     },
+    /// etcr-bench against a 3-member etcr, then a 3-member etcd 3.4: one Markdown table,
+    /// target/bench/compare.{md,json} and target/bench/latency.svg.
+    Compare {
+        /// Three short workloads instead of the full matrix (under 3 minutes).
+        #[arg(long)]
+        quick: bool,
+    },
 }
 
 pub fn run(which: Which) -> anyhow::Result<()> {
@@ -48,6 +55,7 @@ pub fn run(which: Which) -> anyhow::Result<()> {
             size,
             peer_transport,
         } => return crate::checkperf::run(&load, size, &peer_transport),
+        Which::Compare { quick } => return crate::compare::run(quick),
         Which::Raft => example("raft-core", "throughput"),
         Which::Transport => example("transport-quic", "transport_bench"),
         Which::Mvcc { keys } => {

@@ -9,8 +9,10 @@ mod bench;
 mod certs;
 mod checkperf;
 mod cluster;
+mod compare;
 mod health;
 mod packages;
+mod procs;
 mod test;
 
 use std::path::PathBuf;

@@ -16,7 +16,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     eprintln!("== cargo test");
     crate::run_cmd(
         Command::new("cargo")
-            .args(["test", "--workspace"])
+            .args(["test", "--workspace", "--no-fail-fast"])
             .args(&args.cargo_args),
     )
 }

@@ -110,13 +110,13 @@ impl<S: Storage> RaftLog<S> {
         index: u64,
         log_term: u64,
         committed: u64,
-        ents: &[Entry],
+        mut ents: Vec<Entry>,
     ) -> Option<(u64, u64)> {
         if !self.match_term(index, log_term) {
             return None;
         }
         let last_new = index + ents.len() as u64;
-        let conflict = self.find_conflict(ents);
+        let conflict = self.find_conflict(&ents);
         if conflict != 0 {
             assert!(
                 conflict > self.committed,
@@ -124,7 +124,8 @@ impl<S: Storage> RaftLog<S> {
                 self.committed
             );
             let start = (conflict - (index + 1)) as usize;
-            self.append(&ents[start..]);
+            ents.drain(..start);
+            self.unstable.truncate_and_append_owned(ents);
         }
         self.commit_to(cmp::min(committed, last_new));
         Some((last_new, conflict))
@@ -289,11 +290,11 @@ mod tests {
     fn maybe_append_truncates_only_conflicts() {
         let mut l = log_with(&[1, 1, 1]);
         let ents = vec![Entry::new(1, 2, vec![]), Entry::new(2, 3, vec![])];
-        assert_eq!(l.maybe_append(1, 1, 3, &ents), Some((3, 3)));
+        assert_eq!(l.maybe_append(1, 1, 3, ents), Some((3, 3)));
         assert_eq!(l.term(3).unwrap(), 2);
         assert_eq!(l.committed, 3);
         assert_eq!(l.persisted(), 2);
-        assert_eq!(l.maybe_append(3, 1, 3, &[]), None);
+        assert_eq!(l.maybe_append(3, 1, 3, Vec::new()), None);
     }
 
     #[test]

@@ -79,6 +79,18 @@ impl Unstable {
         }
     }
 
+    /// Like [`Unstable::truncate_and_append`], taking ownership.
+    pub(crate) fn truncate_and_append_owned(&mut self, mut ents: Vec<Entry>) {
+        let after = ents[0].index;
+        if after <= self.offset {
+            self.offset = after;
+            self.entries = ents;
+            return;
+        }
+        self.entries.truncate((after - self.offset) as usize);
+        self.entries.append(&mut ents);
+    }
+
     pub(crate) fn slice(&self, lo: u64, hi: u64) -> &[Entry] {
         &self.entries[(lo - self.offset) as usize..(hi - self.offset) as usize]
     }

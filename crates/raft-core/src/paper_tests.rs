@@ -877,3 +877,53 @@ fn unreachable_follower_is_probed_again() {
     assert_eq!(state(&net), crate::ProgressState::Replicate);
     assert_eq!(net.data_applied(2), vec![b"x".to_vec()]);
 }
+
+#[test]
+fn section_4_learners_do_not_count_towards_commit() {
+    let mut net = Net::new(3);
+    net.nodes
+        .insert(4, RawNode::new(&config(4), MemStorage::new()).unwrap());
+    net.elect(1);
+    net.node(1).propose(b"warm-up".to_vec()).unwrap();
+    net.stabilize();
+    net.node(1)
+        .propose_conf_change(cc(ConfChangeType::AddLearner, 4))
+        .unwrap();
+    net.stabilize();
+    let commit = net.commit(1);
+    net.isolate(2);
+    net.isolate(3);
+    net.node(1).propose(b"needs a voter".to_vec()).unwrap();
+    net.stabilize();
+    assert_eq!(net.commit(1), commit, "leader plus learner is no majority");
+    assert_eq!(net.nodes[&4].last_index(), net.nodes[&1].last_index());
+}
+
+#[test]
+fn stale_acknowledgement_does_not_restart_pipelining() {
+    let mut net = Net::new(2);
+    net.elect(1);
+    net.node(1).report_unreachable(2);
+    net.node(1).propose(b"x".to_vec()).unwrap();
+    net.process(1);
+    net.queue.clear();
+    let matched = net.nodes[&1].status().progress[&2].matched;
+    let term = net.term(1);
+    // A duplicate of an old acknowledgement arrives while the probe is out.
+    net.node(1)
+        .step(Message {
+            msg_type: MessageType::AppendResponse,
+            from: 2,
+            to: 1,
+            term,
+            index: matched,
+            ..Message::default()
+        })
+        .unwrap();
+    assert_eq!(
+        net.nodes[&1].status().progress[&2].state,
+        crate::ProgressState::Probe
+    );
+    net.tick_all(2);
+    assert_eq!(net.data_applied(2), vec![b"x".to_vec()]);
+}

@@ -617,6 +617,7 @@ impl<S: Storage> Raft<S> {
 
     fn handle_append_response(&mut self, m: &Message) {
         let first_index = self.raft_log.first_index();
+        let last_index = self.raft_log.last_index();
         let pr = self
             .prs
             .progress
@@ -645,7 +646,14 @@ impl<S: Storage> Raft<S> {
             return;
         }
         let updated = pr.maybe_update(m.index);
-        let probe_confirmed = pr.matched == m.index && pr.state == ProgressState::Probe;
+        // An acknowledgement of exactly what we know matches confirms only an
+        // outstanding empty probe; otherwise it is a stale duplicate and must
+        // not restart pipelining (under heavy reordering that feeds a storm
+        // of appends that never drains).
+        let probe_confirmed = pr.matched == m.index
+            && pr.state == ProgressState::Probe
+            && pr.probe_sent
+            && pr.next_idx > last_index;
         if !(updated || probe_confirmed) {
             return;
         }
@@ -819,12 +827,11 @@ impl<S: Storage> Raft<S> {
         }
         match self
             .raft_log
-            .maybe_append(m.index, m.log_term, m.commit, &m.entries)
+            .maybe_append(m.index, m.log_term, m.commit, m.entries)
         {
             Some((last_new, conflict)) => {
                 if conflict != 0 {
-                    let start = (conflict - (m.index + 1)) as usize;
-                    self.update_membership(conflict, &m.entries[start..]);
+                    self.update_membership(conflict, last_new);
                 }
                 self.send(Message {
                     msg_type: MessageType::AppendResponse,
@@ -849,17 +856,25 @@ impl<S: Storage> Raft<S> {
         }
     }
 
-    /// The log was rewritten from `from` with `written`: follow the
-    /// membership changes it dropped and added.
-    fn update_membership(&mut self, from: u64, written: &[Entry]) {
+    /// The log was rewritten from `from` to `to` (the entries are unstable):
+    /// follow the membership changes it dropped and added.
+    fn update_membership(&mut self, from: u64, to: u64) {
         let mut changed = self.membership.truncate_from(from);
-        for e in written {
-            if e.entry_type == EntryType::ConfChange {
+        let added: Vec<(u64, ConfState)> = self
+            .raft_log
+            .unstable
+            .slice(from, to + 1)
+            .iter()
+            .filter(|e| e.entry_type == EntryType::ConfChange)
+            .map(|e| {
                 let (_, cs) = confchange::decode_conf_change(&e.data)
                     .expect("a leader appended an undecodable membership change");
-                self.membership.push(e.index, cs);
-                changed = true;
-            }
+                (e.index, cs)
+            })
+            .collect();
+        for (index, cs) in added {
+            self.membership.push(index, cs);
+            changed = true;
         }
         if changed {
             let cs = self.membership.current().clone();

@@ -52,6 +52,9 @@ pub struct Ready {
     /// Whether the write of step 1 must be synced to disk (the term, the vote
     /// or the log changed). A commit-index-only change may be written lazily.
     pub must_sync: bool,
+    /// The last entry (index, term) this Ready asks to persist, recorded so
+    /// that `advance` works even if the application moved `entries` out.
+    persist_to: Option<(u64, u64)>,
 }
 
 /// A member's view of its own replication status, for monitoring.
@@ -200,11 +203,14 @@ impl<S: Storage> RawNode<S> {
                 }
             }
         }
+        let entries = r.raft_log.unstable.entries.clone();
+        let persist_to = entries.last().map(|e| (e.index, e.term));
         Ready {
             soft_state,
             hard_state,
             snapshot,
-            entries: r.raft_log.unstable.entries.clone(),
+            entries,
+            persist_to,
             committed_entries,
             messages: std::mem::take(&mut r.msgs),
             persisted_messages: std::mem::take(&mut r.msgs_after_persist),
@@ -221,8 +227,8 @@ impl<S: Storage> RawNode<S> {
             r.raft_log.stable_snap_to(s.metadata.index);
             r.raft_log.applied_to(s.metadata.index);
         }
-        if let Some(e) = rd.entries.last() {
-            r.raft_log.stable_to(e.index, e.term);
+        if let Some((index, term)) = rd.persist_to {
+            r.raft_log.stable_to(index, term);
             r.on_persisted();
         }
         if let Some(e) = rd.committed_entries.last() {

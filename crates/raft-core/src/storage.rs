@@ -114,6 +114,31 @@ impl MemStorage {
         Ok(())
     }
 
+    /// Like [`MemStorage::append`], taking ownership of the entries (no copy).
+    pub fn append_owned(&mut self, mut ents: Vec<Entry>) -> Result<()> {
+        let Some(first_new) = ents.first().map(|e| e.index) else {
+            return Ok(());
+        };
+        let first = self.offset() + 1;
+        let last_new = first_new + ents.len() as u64 - 1;
+        if last_new < first {
+            return Ok(());
+        }
+        if first_new > self.last() + 1 {
+            return Err(StorageError::Other(format!(
+                "gap: appending {first_new} after last index {}",
+                self.last()
+            ))
+            .into());
+        }
+        let skip = first.saturating_sub(first_new) as usize;
+        ents.drain(..skip);
+        let start = ents[0].index;
+        self.entries.truncate((start - self.offset()) as usize);
+        self.entries.append(&mut ents);
+        Ok(())
+    }
+
     /// Replaces the whole state with a snapshot received from the leader.
     pub fn apply_snapshot(&mut self, snap: Snapshot) -> Result<()> {
         let meta = &snap.metadata;
@@ -242,7 +267,7 @@ mod tests {
     fn append_truncates_conflicts() {
         let mut s = MemStorage::new();
         s.append(&ents(1..=5, 1)).unwrap();
-        s.append(&ents(4..=6, 2)).unwrap();
+        s.append_owned(ents(4..=6, 2)).unwrap();
         assert_eq!(s.last_index().unwrap(), 6);
         assert_eq!(s.term(3).unwrap(), 1);
         assert_eq!(s.term(4).unwrap(), 2);

@@ -373,7 +373,9 @@ impl Sim {
         }
         let node = &mut self.nodes[i];
         let raw = node.raw.as_mut().unwrap();
-        raw.mut_store().append(&rd.entries).unwrap();
+        raw.mut_store()
+            .append_owned(std::mem::take(&mut rd.entries))
+            .unwrap();
         if let Some(hs) = rd.hard_state {
             assert!(
                 hs.commit >= node.persisted_commit,
@@ -487,7 +489,24 @@ impl Sim {
         });
         let snapshot_from = (m.msg_type == MessageType::Snapshot).then_some(m.from);
         let dest = m.to;
+        let from = m.from;
         self.nodes[to].raw.as_mut().unwrap().step(m).unwrap();
+        if self.trace {
+            let raw = self.nodes[to].raw.as_ref().unwrap();
+            if let Some(pr) = raw.status().progress.get(&from) {
+                let (st, matched, next, sent, ins) = (
+                    pr.state,
+                    pr.matched,
+                    pr.next_idx,
+                    pr.probe_sent,
+                    pr.ins.count(),
+                );
+                let rd = raw.has_ready();
+                self.log(|| {
+                    format!("  progress of {from}: {st:?} match {matched} next {next} probe_sent {sent} inflight {ins} ready {rd}")
+                });
+            }
+        }
         if let Some(from) = snapshot_from {
             // The transport reports every snapshot it sends.
             self.nodes[Self::idx(from)]
@@ -824,6 +843,10 @@ impl Sim {
             let mut delivered = 0;
             while !self.pool.is_empty() {
                 delivered += 1;
+                if delivered % 5000 == 0 {
+                    let n = self.pool.len();
+                    self.log(|| format!("storm check: {delivered} delivered, pool {n}"));
+                }
                 assert!(
                     delivered < 100_000,
                     "message storm: members keep talking without ticks"
@@ -1018,4 +1041,16 @@ fn replay_is_deterministic() {
     };
     assert_eq!(a, b);
     assert!(a.0 > 0, "the cluster committed something");
+}
+
+/// Seeds that once failed, replayed on every run. 2027576: duplicated stale
+/// append acknowledgements restarted pipelining over and over, and the
+/// message pool never drained after healing.
+#[test]
+fn regression_seeds() {
+    for seed in [2_027_576] {
+        if let Err(msg) = run_seed(seed, false) {
+            panic!("seed {seed} failed: {msg}");
+        }
+    }
 }

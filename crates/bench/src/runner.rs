@@ -1,0 +1,245 @@
+//! Runs a workload: connects the channels, drives the request loops, prints progress and
+//! gathers the samples into a [`Report`].
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use api::etcdserverpb::kv_client::KvClient;
+use api::etcdserverpb::maintenance_client::MaintenanceClient;
+use api::etcdserverpb::StatusRequest;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::args::{Args, Consistency, Stop};
+use crate::report::{Latency, Report};
+use crate::workload::Generator;
+use crate::BenchError;
+
+/// How long to look for a leader with `--target-leader`.
+const LEADER_WAIT: Duration = Duration::from_secs(10);
+
+/// Counters shared by the request loops and the progress line.
+#[derive(Default)]
+struct Counters {
+    issued: AtomicU64,
+    ok: AtomicU64,
+    errors: AtomicU64,
+}
+
+/// What one request loop saw.
+#[derive(Default)]
+struct LoopResult {
+    latencies_us: Vec<u64>,
+    errors: BTreeMap<String, u64>,
+    samples: BTreeMap<String, String>,
+}
+
+impl LoopResult {
+    fn error(&mut self, code: String, message: String) {
+        *self.errors.entry(code.clone()).or_default() += 1;
+        self.samples.entry(code).or_insert(message);
+    }
+}
+
+/// `host:port` becomes `http://host:port`; URLs stay as they are.
+pub fn endpoint_url(endpoint: &str) -> String {
+    if endpoint.contains("://") {
+        endpoint.to_string()
+    } else {
+        format!("http://{endpoint}")
+    }
+}
+
+async fn connect(url: &str) -> Result<Channel, BenchError> {
+    let endpoint = Endpoint::from_shared(url.to_string())
+        .map_err(|e| BenchError::Endpoint(url.to_string(), e.to_string()))?
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(5));
+    endpoint.connect().await.map_err(|e| BenchError::Connect {
+        endpoint: url.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// The URL of the member that Maintenance.Status names as leader.
+pub async fn find_leader(urls: &[String]) -> Result<String, BenchError> {
+    let give_up = Instant::now() + LEADER_WAIT;
+    let mut last = String::from("no endpoint answered");
+    loop {
+        let mut members = Vec::new();
+        let mut leader = 0;
+        for url in urls {
+            let Ok(channel) = connect(url).await else {
+                last = format!("cannot connect to {url}");
+                continue;
+            };
+            match MaintenanceClient::new(channel)
+                .status(StatusRequest {})
+                .await
+            {
+                Ok(resp) => {
+                    let resp = resp.into_inner();
+                    let id = resp.header.map_or(0, |h| h.member_id);
+                    members.push((id, url.clone()));
+                    leader = leader.max(resp.leader);
+                }
+                Err(status) => last = format!("{url}: {}", status.message()),
+            }
+        }
+        if let Some((_, url)) = members.iter().find(|(id, _)| leader != 0 && *id == leader) {
+            return Ok(url.clone());
+        }
+        if leader != 0 {
+            last = format!("the leader {leader:x} is not among the endpoints");
+        }
+        if Instant::now() >= give_up {
+            return Err(BenchError::NoLeader(last));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Runs the workload that `args` describe and reports on it.
+pub async fn run(args: &Args) -> Result<Report, BenchError> {
+    args.validate().map_err(BenchError::Args)?;
+    let urls: Vec<String> = args.endpoints.iter().map(|e| endpoint_url(e)).collect();
+    let targets = if args.target_leader {
+        vec![find_leader(&urls).await?]
+    } else {
+        urls
+    };
+    let mut channels = Vec::with_capacity(args.conns);
+    for i in 0..args.conns {
+        channels.push(connect(&targets[i % targets.len()]).await?);
+    }
+
+    let generator = Generator::new(args);
+    let counters = Arc::new(Counters::default());
+    let stop = args.stop();
+    let timeout = Duration::from_secs_f64(args.timeout);
+    let start = Instant::now();
+    let loops: Vec<_> = (0..args.clients)
+        .map(|i| {
+            let kv = KvClient::new(channels[i % channels.len()].clone());
+            let lp = RequestLoop {
+                kv,
+                generator: generator.clone(),
+                counters: counters.clone(),
+                stop,
+                start,
+                timeout,
+            };
+            tokio::spawn(lp.run())
+        })
+        .collect();
+    let progress = (!args.quiet)
+        .then(|| tokio::spawn(progress(args.workload.name(), counters.clone(), start)));
+
+    let mut total = LoopResult::default();
+    for handle in loops {
+        let mut one = handle.await.map_err(|e| BenchError::Task(e.to_string()))?;
+        total.latencies_us.append(&mut one.latencies_us);
+        for (code, n) in one.errors {
+            *total.errors.entry(code).or_default() += n;
+        }
+        for (code, message) in one.samples {
+            total.samples.entry(code).or_insert(message);
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    if let Some(p) = progress {
+        p.abort();
+    }
+
+    let requests = total.latencies_us.len() as u64;
+    let report = Report {
+        workload: args.workload.name().to_string(),
+        endpoints: targets,
+        conns: args.conns,
+        clients: args.clients,
+        key_size: args.key_size,
+        value_size: args.value_size,
+        consistency: match args.consistency {
+            Consistency::Linearizable => "l".into(),
+            Consistency::Serializable => "s".into(),
+        },
+        requests,
+        errors: total.errors.values().sum(),
+        errors_by_code: total.errors,
+        error_samples: total.samples,
+        seconds,
+        throughput: requests as f64 / seconds.max(f64::EPSILON),
+        latency_ms: Latency::from_micros(&mut total.latencies_us),
+    };
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&report).expect("a report serialises");
+        std::fs::write(path, text + "\n").map_err(|e| BenchError::Write {
+            path: path.clone(),
+            source: e,
+        })?;
+    }
+    Ok(report)
+}
+
+/// One client: sends a request, waits for the answer, records it, repeats.
+struct RequestLoop {
+    kv: KvClient<Channel>,
+    generator: Generator,
+    counters: Arc<Counters>,
+    stop: Stop,
+    start: Instant,
+    timeout: Duration,
+}
+
+impl RequestLoop {
+    async fn run(mut self) -> LoopResult {
+        let mut result = LoopResult::default();
+        loop {
+            let more = match self.stop {
+                Stop::Total(n) => self.counters.issued.fetch_add(1, Ordering::Relaxed) < n,
+                Stop::Duration(d) => self.start.elapsed() < d,
+            };
+            if !more {
+                return result;
+            }
+            let op = self.generator.next_op();
+            let sent = Instant::now();
+            match tokio::time::timeout(self.timeout, op.send(&mut self.kv)).await {
+                Ok(Ok(())) => {
+                    result.latencies_us.push(sent.elapsed().as_micros() as u64);
+                    self.counters.ok.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Err(status)) => {
+                    result.error(format!("{:?}", status.code()), status.message().to_string());
+                    self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(_) => {
+                    result.error(
+                        "DeadlineExceeded".into(),
+                        format!("no answer within {:?}", self.timeout),
+                    );
+                    self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+/// Prints one line a second on stderr: elapsed time, totals and the last second's rate.
+async fn progress(workload: &'static str, counters: Arc<Counters>, start: Instant) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    let mut last = 0;
+    loop {
+        tick.tick().await;
+        let ok = counters.ok.load(Ordering::Relaxed);
+        let errors = counters.errors.load(Ordering::Relaxed);
+        eprintln!(
+            "[{workload}] {:>5.1}s {ok:>9} ok {errors:>6} errors {:>9} req/s",
+            start.elapsed().as_secs_f64(),
+            ok - last
+        );
+        last = ok;
+    }
+}

@@ -1,0 +1,171 @@
+//! The requests of each workload: which key, which value, which RPC.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use api::etcdserverpb::kv_client::KvClient;
+use api::etcdserverpb::{request_op, PutRequest, RangeRequest, RequestOp, TxnRequest};
+use tonic::transport::Channel;
+use tonic::Status;
+
+use crate::args::{Args, Consistency, Workload};
+
+/// Picks keys from the key space: zero-padded decimal numbers of exactly `size` bytes
+/// (the lowest digits when the key space has more digits than fit).
+#[derive(Clone, Debug)]
+pub struct KeyGen {
+    size: usize,
+    space: u64,
+    sequential: Option<Arc<AtomicU64>>,
+}
+
+impl KeyGen {
+    pub fn new(size: usize, space: u64, sequential: bool) -> Self {
+        KeyGen {
+            size,
+            space: space.max(1),
+            sequential: sequential.then(|| Arc::new(AtomicU64::new(0))),
+        }
+    }
+
+    /// The key with number `n`.
+    pub fn key(&self, n: u64) -> Vec<u8> {
+        let digits = format!("{:0width$}", n % self.space, width = self.size);
+        digits.as_bytes()[digits.len() - self.size..].to_vec()
+    }
+
+    /// The next key: the next number in order, or a random one.
+    pub fn next_key(&self) -> Vec<u8> {
+        let n = match &self.sequential {
+            Some(counter) => counter.fetch_add(1, Ordering::Relaxed),
+            None => fastrand::u64(0..self.space),
+        };
+        self.key(n)
+    }
+}
+
+/// One request of a workload, ready to send.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    Put(PutRequest),
+    Range(RangeRequest),
+    Txn(TxnRequest),
+}
+
+/// Builds the requests of one workload; cheap to clone into every request loop.
+#[derive(Clone, Debug)]
+pub struct Generator {
+    workload: Workload,
+    keys: KeyGen,
+    value: Vec<u8>,
+    serializable: bool,
+    read_ratio: f64,
+    txn_ops: usize,
+}
+
+impl Generator {
+    pub fn new(args: &Args) -> Self {
+        // One random value for every request, as etcd's benchmark does.
+        let value = std::iter::repeat_with(fastrand::alphanumeric)
+            .take(args.value_size)
+            .map(|c| c as u8)
+            .collect();
+        Generator {
+            workload: args.workload,
+            keys: KeyGen::new(args.key_size, args.key_space_size, args.sequential_keys),
+            value,
+            serializable: args.consistency == Consistency::Serializable,
+            read_ratio: args.read_ratio,
+            txn_ops: args.txn_ops,
+        }
+    }
+
+    pub fn next_op(&self) -> Op {
+        match self.workload {
+            Workload::Put => Op::Put(self.put()),
+            Workload::Range => Op::Range(self.range()),
+            Workload::TxnPut => Op::Txn(TxnRequest {
+                success: (0..self.txn_ops)
+                    .map(|_| RequestOp {
+                        request: Some(request_op::Request::RequestPut(self.put())),
+                    })
+                    .collect(),
+                ..Default::default()
+            }),
+            Workload::Mixed if fastrand::f64() < self.read_ratio => Op::Range(self.range()),
+            Workload::Mixed => Op::Put(self.put()),
+        }
+    }
+
+    fn put(&self) -> PutRequest {
+        PutRequest {
+            key: self.keys.next_key(),
+            value: self.value.clone(),
+            ..Default::default()
+        }
+    }
+
+    fn range(&self) -> RangeRequest {
+        RangeRequest {
+            key: self.keys.next_key(),
+            serializable: self.serializable,
+            ..Default::default()
+        }
+    }
+}
+
+impl Op {
+    /// Sends the request and waits for its answer.
+    pub async fn send(self, kv: &mut KvClient<Channel>) -> Result<(), Status> {
+        match self {
+            Op::Put(r) => kv.put(r).await.map(drop),
+            Op::Range(r) => kv.range(r).await.map(drop),
+            Op::Txn(r) => kv.txn(r).await.map(drop),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn keys_have_the_requested_size() {
+        let keys = KeyGen::new(8, 10_000, false);
+        assert_eq!(keys.key(42), b"00000042");
+        let short = KeyGen::new(2, 1000, false);
+        assert_eq!(short.key(987), b"87");
+        for _ in 0..100 {
+            assert_eq!(keys.next_key().len(), 8);
+        }
+    }
+
+    #[test]
+    fn sequential_keys_walk_the_space_in_order() {
+        let keys = KeyGen::new(3, 3, true);
+        let got: Vec<Vec<u8>> = (0..4).map(|_| keys.next_key()).collect();
+        assert_eq!(got, [b"000", b"001", b"002", b"000"]);
+    }
+
+    #[test]
+    fn ops_follow_the_workload() {
+        let args = Args::parse_from(["b", "txn-put", "--txn-ops", "3", "--val-size", "5"]);
+        let Op::Txn(txn) = Generator::new(&args).next_op() else {
+            panic!("txn-put makes transactions")
+        };
+        assert_eq!(txn.success.len(), 3);
+        assert!(txn.compare.is_empty());
+
+        let args = Args::parse_from(["b", "range", "--consistency", "s"]);
+        let Op::Range(r) = Generator::new(&args).next_op() else {
+            panic!("range makes ranges")
+        };
+        assert!(r.serializable);
+
+        let args = Args::parse_from(["b", "mixed", "--read-ratio", "0"]);
+        assert!(matches!(Generator::new(&args).next_op(), Op::Put(p) if p.value.len() == 256));
+        let args = Args::parse_from(["b", "mixed", "--read-ratio", "1"]);
+        assert!(matches!(Generator::new(&args).next_op(), Op::Range(_)));
+    }
+}

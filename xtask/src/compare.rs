@@ -1,0 +1,627 @@
+//! `cargo xtask bench compare [--quick]`: the same load, from `etcr-bench`, against a fresh
+//! 3-member etcr cluster and then a fresh 3-member etcd 3.4 cluster on this machine, with
+//! fsync on in both. It writes one Markdown table (`target/bench/compare.md`), the raw
+//! numbers (`target/bench/compare.json`) and a latency plot (`target/bench/latency.svg`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde::{Deserialize, Serialize};
+
+use crate::procs::{self, Servers};
+
+/// Members per cluster.
+const MEMBERS: usize = 3;
+
+/// One cell of the matrix: a workload at one concurrency.
+struct Case {
+    /// The row's name, e.g. `put 8B/256B 50/500`.
+    label: String,
+    /// etcr-bench's workload and its flags.
+    args: Vec<&'static str>,
+    conns: usize,
+    clients: usize,
+}
+
+/// What to run: the workloads, how long each, how many keys for the disk measurement.
+struct Plan {
+    cases: Vec<Case>,
+    seconds: u32,
+    disk_keys: u64,
+    check_perf: Option<&'static str>,
+}
+
+impl Plan {
+    fn new(quick: bool) -> Plan {
+        let case = |name: &str, args: &[&'static str], (conns, clients): (usize, usize)| Case {
+            label: format!("{name} {conns}/{clients}"),
+            args: args.to_vec(),
+            conns,
+            clients,
+        };
+        let put_small = ["put", "--key-size", "8", "--val-size", "256"];
+        let range_l = ["range", "--consistency", "l"];
+        let mixed = ["mixed", "--read-ratio", "0.9"];
+        if quick {
+            return Plan {
+                cases: vec![
+                    case("put 8B/256B", &put_small, (50, 500)),
+                    case("range linearizable", &range_l, (50, 500)),
+                    case("mixed 90/10", &mixed, (10, 100)),
+                ],
+                seconds: 5,
+                disk_keys: 20_000,
+                check_perf: None,
+            };
+        }
+        let workloads: [(&str, &[&'static str]); 6] = [
+            ("put 8B/256B", &put_small),
+            (
+                "put 256B/1KiB",
+                &["put", "--key-size", "256", "--val-size", "1024"],
+            ),
+            ("range linearizable", &range_l),
+            ("range serializable", &["range", "--consistency", "s"]),
+            ("txn-put", &["txn-put"]),
+            ("mixed 90/10", &mixed),
+        ];
+        let mut cases = Vec::new();
+        for (name, args) in workloads {
+            for concurrency in [(1, 1), (10, 100), (50, 500)] {
+                cases.push(case(name, args, concurrency));
+            }
+        }
+        Plan {
+            cases,
+            seconds: 10,
+            disk_keys: 100_000,
+            check_perf: Some("l"),
+        }
+    }
+}
+
+/// The parts of etcr-bench's JSON report that the comparison uses.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct BenchReport {
+    requests: u64,
+    errors: u64,
+    #[serde(default)]
+    errors_by_code: BTreeMap<String, u64>,
+    throughput: f64,
+    latency_ms: Latency,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Latency {
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    p999: f64,
+    max: f64,
+}
+
+/// One workload against one system.
+#[derive(Clone, Debug, Serialize)]
+struct CaseResult {
+    label: String,
+    report: BenchReport,
+    /// CPU seconds the members spent during the workload, summed over members.
+    member_cpu_seconds: f64,
+}
+
+/// Disk use of the data directories around writing `keys` distinct keys.
+#[derive(Clone, Debug, Default, Serialize)]
+struct Disk {
+    keys: u64,
+    key_size: u32,
+    value_size: u32,
+    /// Allocated bytes of each member's data directory before and after.
+    before: Vec<u64>,
+    after: Vec<u64>,
+    /// The average member's data directory after the keys, scaled to 100k keys.
+    bytes_per_100k_keys: f64,
+    /// The average member's growth while writing the keys, scaled to 100k keys.
+    growth_per_100k_keys: f64,
+}
+
+/// Everything measured on one system.
+#[derive(Clone, Debug, Default, Serialize)]
+struct SystemResult {
+    name: String,
+    cases: Vec<CaseResult>,
+    disk: Disk,
+    /// Peak RSS (VmHWM) of each member at the end, bytes.
+    peak_rss_bytes: Vec<u64>,
+    /// CPU seconds of each member from start to end.
+    cpu_seconds: Vec<f64>,
+    check_perf: Vec<String>,
+}
+
+impl SystemResult {
+    fn requests(&self) -> u64 {
+        self.cases.iter().map(|c| c.report.requests).sum()
+    }
+    fn workload_cpu(&self) -> f64 {
+        self.cases.iter().map(|c| c.member_cpu_seconds).sum()
+    }
+}
+
+pub fn run(quick: bool) -> anyhow::Result<()> {
+    crate::packages::ensure_etcd()?;
+    eprintln!("== building etcr and etcr-bench (release)");
+    crate::run_cmd(Command::new("cargo").args([
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "etcr",
+        "-p",
+        "etcr-bench",
+    ]))?;
+    let release = procs::target_dir().join("release");
+    let bench_bin = release.join("etcr-bench");
+    let out_dir = crate::workspace_root().join("target/bench");
+    let work = out_dir.join("compare");
+    let _ = fs::remove_dir_all(&work);
+    fs::create_dir_all(&work)?;
+
+    let plan = Plan::new(quick);
+    let systems = [
+        ("etcr", release.join("etcr")),
+        ("etcd", PathBuf::from("/usr/bin/etcd")),
+    ];
+    let mut results = Vec::new();
+    for (name, bin) in systems {
+        results.push(measure(name, &bin, &bench_bin, &work.join(name), &plan)?);
+    }
+
+    let table = markdown(&results[0], &results[1], &plan, quick);
+    println!("\n{table}");
+    fs::write(out_dir.join("compare.md"), &table)?;
+    let json = serde_json::json!({
+        "quick": quick,
+        "members": MEMBERS,
+        "seconds_per_workload": plan.seconds,
+        "systems": results,
+    });
+    fs::write(
+        out_dir.join("compare.json"),
+        serde_json::to_string_pretty(&json)? + "\n",
+    )?;
+    fs::write(
+        out_dir.join("latency.svg"),
+        latency_svg(&results[0], &results[1]),
+    )?;
+    eprintln!(
+        "== wrote {0}/compare.md, {0}/compare.json and {0}/latency.svg",
+        out_dir.display()
+    );
+    Ok(())
+}
+
+/// Starts a fresh cluster of `bin`, runs the plan against it and stops it.
+fn measure(
+    name: &str,
+    bin: &Path,
+    bench_bin: &Path,
+    dir: &Path,
+    plan: &Plan,
+) -> anyhow::Result<SystemResult> {
+    eprintln!(
+        "== {name}: starting {MEMBERS} members under {}",
+        dir.display()
+    );
+    let (servers, endpoints) = procs::start_cluster(bin, dir, MEMBERS, &|_| Vec::new())?;
+    let pids = servers.pids();
+    let cpu_at_start = cpu(&pids)?;
+    let member_dirs: Vec<PathBuf> = (1..=MEMBERS).map(|i| dir.join(format!("m{i}"))).collect();
+    let mut result = SystemResult {
+        name: name.to_string(),
+        ..Default::default()
+    };
+
+    // Disk first, on the fresh cluster: distinct keys, which the reads below then find.
+    let before: Vec<u64> = member_dirs.iter().map(|d| procs::disk_bytes(d)).collect();
+    let keys = plan.disk_keys.to_string();
+    eprintln!("== {name}: writing {keys} keys (8 B keys, 256 B values) to measure disk use");
+    let fill = bench(
+        bench_bin,
+        &endpoints,
+        dir,
+        "disk",
+        &["put", "--sequential-keys", "--key-space-size", &keys],
+        &["--total", &keys, "--conns", "10", "--clients", "100"],
+    )?;
+    if fill.errors > 0 {
+        eprintln!(
+            "   {} errors while writing: {:?}",
+            fill.errors, fill.errors_by_code
+        );
+    }
+    let after: Vec<u64> = member_dirs.iter().map(|d| procs::disk_bytes(d)).collect();
+    let per_100k = |bytes: u64| bytes as f64 / MEMBERS as f64 * 100_000.0 / plan.disk_keys as f64;
+    result.disk = Disk {
+        keys: plan.disk_keys,
+        key_size: 8,
+        value_size: 256,
+        bytes_per_100k_keys: per_100k(after.iter().sum()),
+        growth_per_100k_keys: per_100k(after.iter().sum::<u64>() - before.iter().sum::<u64>()),
+        before,
+        after,
+    };
+
+    let seconds = plan.seconds.to_string();
+    for (i, case) in plan.cases.iter().enumerate() {
+        eprintln!(
+            "== {name} [{}/{}]: {} for {seconds} s",
+            i + 1,
+            plan.cases.len(),
+            case.label
+        );
+        let cpu_before: f64 = cpu(&pids)?.iter().sum();
+        let report = bench(
+            bench_bin,
+            &endpoints,
+            dir,
+            &format!("case{i}"),
+            &case.args,
+            &[
+                "--conns",
+                &case.conns.to_string(),
+                "--clients",
+                &case.clients.to_string(),
+                "--duration",
+                &seconds,
+            ],
+        )?;
+        let cpu_used = cpu(&pids)?.iter().sum::<f64>() - cpu_before;
+        eprintln!(
+            "   {name} {}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {} errors, members used {cpu_used:.1} CPU s",
+            case.label,
+            report.throughput,
+            report.latency_ms.p50,
+            report.latency_ms.p99,
+            report.errors
+        );
+        result.cases.push(CaseResult {
+            label: case.label.clone(),
+            report,
+            member_cpu_seconds: cpu_used,
+        });
+    }
+
+    if let Some(load) = plan.check_perf {
+        eprintln!("== {name}: etcdctl check perf --load={load}");
+        result.check_perf = crate::checkperf::check_perf(&endpoints, load)?;
+    }
+    result.peak_rss_bytes = pids
+        .iter()
+        .map(|&p| procs::peak_rss_bytes(p))
+        .collect::<anyhow::Result<_>>()?;
+    result.cpu_seconds = pids
+        .iter()
+        .zip(&cpu_at_start)
+        .map(|(&p, start)| Ok(procs::cpu_seconds(p)? - start))
+        .collect::<anyhow::Result<_>>()?;
+    stop(servers);
+    Ok(result)
+}
+
+fn cpu(pids: &[u32]) -> anyhow::Result<Vec<f64>> {
+    pids.iter().map(|&p| procs::cpu_seconds(p)).collect()
+}
+
+fn stop(servers: Servers) {
+    drop(servers);
+}
+
+/// Runs etcr-bench once with a JSON report in `dir/<tag>.json` and returns the report.
+fn bench(
+    bench_bin: &Path,
+    endpoints: &[String],
+    dir: &Path,
+    tag: &str,
+    workload: &[&str],
+    flags: &[&str],
+) -> anyhow::Result<BenchReport> {
+    let json = dir.join(format!("{tag}.json"));
+    let output = Command::new(bench_bin)
+        .args(workload)
+        .args(flags)
+        .arg("--endpoints")
+        .arg(endpoints.join(","))
+        .arg("--json")
+        .arg(&json)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| anyhow::anyhow!("cannot run {}: {e}", bench_bin.display()))?;
+    if !output.status.success() {
+        anyhow::bail!(
+            "etcr-bench {} failed with {}",
+            workload.join(" "),
+            output.status
+        );
+    }
+    Ok(serde_json::from_str(&fs::read_to_string(&json)?)?)
+}
+
+fn mib(bytes: f64) -> String {
+    format!("{:.1} MiB", bytes / (1024.0 * 1024.0))
+}
+
+fn ratio(etcr: f64, etcd: f64) -> String {
+    if etcd > 0.0 {
+        format!("{:.2}", etcr / etcd)
+    } else {
+        "-".into()
+    }
+}
+
+fn errors(r: &BenchReport) -> String {
+    if r.errors == 0 {
+        return "0".into();
+    }
+    let codes: Vec<String> = r
+        .errors_by_code
+        .iter()
+        .map(|(code, n)| format!("{n} {code}"))
+        .collect();
+    codes.join(", ")
+}
+
+/// The comparison as one Markdown table: workloads, then memory, CPU, disk and check perf.
+fn markdown(etcr: &SystemResult, etcd: &SystemResult, plan: &Plan, quick: bool) -> String {
+    let mut out = String::new();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let _ = writeln!(
+        out,
+        "### etcr vs etcd 3.4: {MEMBERS} members each, fsync on, {} s per workload{}, \
+         {cores} cores shared by the members and etcr-bench\n",
+        plan.seconds,
+        if quick { " (--quick)" } else { "" }
+    );
+    let _ = writeln!(
+        out,
+        "| workload (conns/clients) | etcr req/s | etcd req/s | ratio | etcr p99 | etcd p99 | errors (etcr / etcd) |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---|");
+    for (a, b) in etcr.cases.iter().zip(&etcd.cases) {
+        let _ = writeln!(
+            out,
+            "| {} | {:.0} | {:.0} | {} | {:.2} ms | {:.2} ms | {} / {} |",
+            a.label,
+            a.report.throughput,
+            b.report.throughput,
+            ratio(a.report.throughput, b.report.throughput),
+            a.report.latency_ms.p99,
+            b.report.latency_ms.p99,
+            errors(&a.report),
+            errors(&b.report)
+        );
+    }
+    let max_rss = |s: &SystemResult| s.peak_rss_bytes.iter().copied().max().unwrap_or(0) as f64;
+    let _ = writeln!(
+        out,
+        "| peak RSS, largest member (VmHWM) | {} | {} | {} | | | |",
+        mib(max_rss(etcr)),
+        mib(max_rss(etcd)),
+        ratio(max_rss(etcr), max_rss(etcd))
+    );
+    let per_1k = |s: &SystemResult| s.workload_cpu() * 1000.0 / s.requests().max(1) as f64;
+    let _ = writeln!(
+        out,
+        "| member CPU per 1k requests, all members | {:.0} ms | {:.0} ms | {} | | | |",
+        per_1k(etcr) * 1000.0,
+        per_1k(etcd) * 1000.0,
+        ratio(per_1k(etcr), per_1k(etcd))
+    );
+    let total_cpu = |s: &SystemResult| s.cpu_seconds.iter().sum::<f64>();
+    let _ = writeln!(
+        out,
+        "| member CPU, whole run, all members | {:.1} s | {:.1} s | {} | | | |",
+        total_cpu(etcr),
+        total_cpu(etcd),
+        ratio(total_cpu(etcr), total_cpu(etcd))
+    );
+    let _ = writeln!(
+        out,
+        "| disk per 100k keys (8 B/256 B), per member, data dir after {} keys | {} | {} | {} | | | |",
+        etcr.disk.keys,
+        mib(etcr.disk.bytes_per_100k_keys),
+        mib(etcd.disk.bytes_per_100k_keys),
+        ratio(etcr.disk.bytes_per_100k_keys, etcd.disk.bytes_per_100k_keys)
+    );
+    let _ =
+        writeln!(
+        out,
+        "| disk growth per 100k keys, per member (preallocation hides some) | {} | {} | {} | | | |",
+        mib(etcr.disk.growth_per_100k_keys),
+        mib(etcd.disk.growth_per_100k_keys),
+        ratio(etcr.disk.growth_per_100k_keys, etcd.disk.growth_per_100k_keys)
+    );
+    if let Some(load) = plan.check_perf {
+        let rows = etcr.check_perf.len().max(etcd.check_perf.len());
+        for i in 0..rows {
+            let cell = |s: &SystemResult| s.check_perf.get(i).cloned().unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "| etcdctl check perf --load={load} | {} | {} | | | | |",
+                cell(etcr),
+                cell(etcd)
+            );
+        }
+    }
+    out
+}
+
+/// A grouped bar chart of p50 and p99 latency per workload for both systems, log scale.
+fn latency_svg(etcr: &SystemResult, etcd: &SystemResult) -> String {
+    const LEFT: f64 = 70.0;
+    const TOP: f64 = 50.0;
+    const HEIGHT: f64 = 320.0;
+    const BOTTOM: f64 = 170.0;
+    const GROUP: f64 = 76.0;
+    const BAR: f64 = 14.0;
+    let series: [(&str, &SystemResult, fn(&Latency) -> f64, &str); 4] = [
+        ("etcr p50", etcr, |l| l.p50, "#1f77b4"),
+        ("etcr p99", etcr, |l| l.p99, "#9ecae1"),
+        ("etcd p50", etcd, |l| l.p50, "#d62728"),
+        ("etcd p99", etcd, |l| l.p99, "#fc9272"),
+    ];
+    let groups = etcr.cases.len().min(etcd.cases.len());
+    let values: Vec<f64> = series
+        .iter()
+        .flat_map(|(_, s, f, _)| s.cases.iter().map(|c| f(&c.report.latency_ms)))
+        .filter(|v| *v > 0.0)
+        .collect();
+    let lo = values
+        .iter()
+        .copied()
+        .fold(f64::MAX, f64::min)
+        .log10()
+        .floor();
+    let hi = values.iter().copied().fold(0.0, f64::max).log10().ceil();
+    let (lo, hi) = if values.is_empty() {
+        (-1.0, 3.0)
+    } else {
+        (lo, hi.max(lo + 1.0))
+    };
+    let y = |v: f64| TOP + HEIGHT * (1.0 - (v.max(10f64.powf(lo)).log10() - lo) / (hi - lo));
+    let width = LEFT + GROUP * groups as f64 + 30.0;
+    let total_height = TOP + HEIGHT + BOTTOM;
+
+    let mut svg = String::new();
+    let _ = writeln!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{total_height}" font-family="sans-serif" font-size="11">"#
+    );
+    let _ = writeln!(
+        svg,
+        r#"<rect width="100%" height="100%" fill="white"/><text x="{LEFT}" y="20" font-size="14">Latency per workload (ms, log scale): etcr vs etcd 3.4, {MEMBERS} members</text>"#
+    );
+    for decade in lo as i32..=hi as i32 {
+        let v = 10f64.powi(decade);
+        let yy = y(v);
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{LEFT}" x2="{}" y1="{yy:.1}" y2="{yy:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{v}</text>"##,
+            width - 20.0,
+            LEFT - 6.0,
+            yy + 4.0
+        );
+    }
+    for (i, (name, _, _, color)) in series.iter().enumerate() {
+        let x = LEFT + 10.0 + i as f64 * 90.0;
+        let _ = writeln!(
+            svg,
+            r#"<rect x="{x}" y="30" width="10" height="10" fill="{color}"/><text x="{}" y="39">{name}</text>"#,
+            x + 14.0
+        );
+    }
+    for g in 0..groups {
+        let x0 = LEFT + GROUP * g as f64 + (GROUP - 4.0 * BAR) / 2.0;
+        for (i, (name, system, f, color)) in series.iter().enumerate() {
+            let v = f(&system.cases[g].report.latency_ms);
+            let top = y(v);
+            let _ = writeln!(
+                svg,
+                r#"<rect x="{:.1}" y="{top:.1}" width="{BAR}" height="{:.1}" fill="{color}"><title>{} {name}: {v:.3} ms</title></rect>"#,
+                x0 + BAR * i as f64,
+                TOP + HEIGHT - top,
+                system.cases[g].label
+            );
+        }
+        let lx = LEFT + GROUP * g as f64 + GROUP / 2.0;
+        let ly = TOP + HEIGHT + 10.0;
+        let _ = writeln!(
+            svg,
+            r#"<text x="{lx:.1}" y="{ly:.1}" transform="rotate(45 {lx:.1} {ly:.1})">{}</text>"#,
+            etcr.cases[g].label
+        );
+    }
+    let _ = writeln!(
+        svg,
+        r#"<line x1="{LEFT}" x2="{LEFT}" y1="{TOP}" y2="{}" stroke="black"/>"#,
+        TOP + HEIGHT
+    );
+    svg.push_str("</svg>\n");
+    svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn system(name: &str, p50: f64, p99: f64) -> SystemResult {
+        SystemResult {
+            name: name.into(),
+            cases: vec![CaseResult {
+                label: "put 8B/256B 50/500".into(),
+                report: BenchReport {
+                    requests: 1000,
+                    throughput: 200.0,
+                    latency_ms: Latency {
+                        p50,
+                        p99,
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+                member_cpu_seconds: 2.0,
+            }],
+            peak_rss_bytes: vec![50 << 20, 60 << 20, 55 << 20],
+            cpu_seconds: vec![1.0, 1.0, 1.0],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn quick_plan_is_small_and_full_plan_is_the_matrix() {
+        let quick = Plan::new(true);
+        assert_eq!(quick.cases.len(), 3);
+        assert!(quick.cases.len() as u32 * quick.seconds * 2 < 60);
+        let full = Plan::new(false);
+        assert_eq!(full.cases.len(), 18);
+        assert_eq!(full.cases[0].label, "put 8B/256B 1/1");
+        assert_eq!(full.cases[17].label, "mixed 90/10 50/500");
+    }
+
+    #[test]
+    fn table_has_one_row_per_workload_and_the_ratio() {
+        let plan = Plan::new(true);
+        let md = markdown(
+            &system("etcr", 1.0, 4.0),
+            &system("etcd", 2.0, 8.0),
+            &plan,
+            true,
+        );
+        assert!(
+            md.contains("| put 8B/256B 50/500 | 200 | 200 | 1.00 | 4.00 ms | 8.00 ms | 0 / 0 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| peak RSS, largest member (VmHWM) | 60.0 MiB | 60.0 MiB | 1.00 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| member CPU per 1k requests, all members | 2000 ms |"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn svg_draws_four_bars_per_workload() {
+        let svg = latency_svg(&system("etcr", 1.0, 4.0), &system("etcd", 0.5, 20.0));
+        assert!(svg.starts_with("<svg"));
+        assert!(svg.trim_end().ends_with("</svg>"));
+        assert_eq!(svg.matches("<title>").count(), 4);
+        assert!(
+            svg.contains(">0.1</text>") && svg.contains(">100</text>"),
+            "{svg}"
+        );
+    }
+}
