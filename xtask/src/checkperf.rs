@@ -5,7 +5,7 @@ use std::fs;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use crate::procs::start_cluster;
+use crate::procs::{start_cluster, MemberFlags};
 
 /// Runs `etcdctl check perf --load=LOAD` against `endpoints` and returns its verdict lines
 /// (PASS/FAIL).
@@ -38,7 +38,7 @@ pub fn run(load: &str, size: usize, peer_transport: &str) -> anyhow::Result<()> 
     }
     let etcr_flags = |name: &str| crate::cluster::tls_flags(&certs, name, peer_transport);
     let etcd_flags = |_: &str| Vec::new();
-    let targets: [(&str, PathBuf, &dyn Fn(&str) -> Vec<String>); 2] = [
+    let targets: [(&str, PathBuf, MemberFlags); 2] = [
         (
             "etcr",
             crate::procs::target_dir().join("release/etcr"),

@@ -466,7 +466,8 @@ fn latency_svg(etcr: &SystemResult, etcd: &SystemResult) -> String {
     const BOTTOM: f64 = 170.0;
     const GROUP: f64 = 76.0;
     const BAR: f64 = 14.0;
-    let series: [(&str, &SystemResult, fn(&Latency) -> f64, &str); 4] = [
+    type Series<'a> = (&'a str, &'a SystemResult, fn(&Latency) -> f64, &'a str);
+    let series: [Series; 4] = [
         ("etcr p50", etcr, |l| l.p50, "#1f77b4"),
         ("etcr p99", etcr, |l| l.p99, "#9ecae1"),
         ("etcd p50", etcd, |l| l.p50, "#d62728"),

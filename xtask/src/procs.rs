@@ -28,6 +28,9 @@ impl Drop for Servers {
     }
 }
 
+/// Extra flags for a member, by member name (`m1`, `m2`, ...).
+pub type MemberFlags<'a> = &'a dyn Fn(&str) -> Vec<String>;
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
@@ -46,7 +49,7 @@ pub fn start_cluster(
     bin: &Path,
     dir: &Path,
     size: usize,
-    extra: &dyn Fn(&str) -> Vec<String>,
+    extra: MemberFlags,
 ) -> anyhow::Result<(Servers, Vec<String>)> {
     fs::create_dir_all(dir)?;
     let mut ports = Vec::new();

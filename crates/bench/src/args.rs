@@ -20,6 +20,7 @@ pub enum Workload {
 }
 
 impl Workload {
+    /// The workload's name on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Workload::Put => "put",
@@ -43,11 +44,9 @@ pub enum Consistency {
     Serializable,
 }
 
+/// Load generator for the etcd v3 gRPC API (etcr or etcd).
 #[derive(Clone, Debug, Parser)]
-#[command(
-    name = "etcr-bench",
-    about = "Load generator for the etcd v3 gRPC API (etcr or etcd)"
-)]
+#[command(name = "etcr-bench")]
 pub struct Args {
     /// The workload to run.
     #[arg(value_enum)]
@@ -143,8 +142,8 @@ impl Args {
         if !(0.0..=1.0).contains(&self.read_ratio) {
             return Err("--read-ratio must be between 0 and 1".into());
         }
-        if self.txn_ops == 0 {
-            return Err("--txn-ops must be at least 1".into());
+        if self.txn_ops == 0 || self.txn_ops as u64 > self.key_space_size {
+            return Err("--txn-ops must be between 1 and --key-space-size".into());
         }
         if self.duration.is_some_and(|d| !(d > 0.0 && d.is_finite())) {
             return Err("--duration must be a positive number of seconds".into());
@@ -155,6 +154,7 @@ impl Args {
         Ok(())
     }
 
+    /// When the run stops: `--duration`, else `--total`, else after 10000 requests.
     pub fn stop(&self) -> Stop {
         match (self.total, self.duration) {
             (_, Some(secs)) => Stop::Duration(Duration::from_secs_f64(secs)),

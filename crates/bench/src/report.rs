@@ -8,11 +8,17 @@ use serde::{Deserialize, Serialize};
 /// Latency percentiles of the successful requests, in milliseconds.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Latency {
+    /// Average.
     pub mean: f64,
+    /// Median.
     pub p50: f64,
+    /// 90th percentile.
     pub p90: f64,
+    /// 99th percentile.
     pub p99: f64,
+    /// 99.9th percentile.
     pub p999: f64,
+    /// Slowest.
     pub max: f64,
 }
 
@@ -44,12 +50,19 @@ impl Latency {
 /// What one run measured.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Report {
+    /// `put`, `range`, `txn-put` or `mixed`.
     pub workload: String,
+    /// The endpoints the connections went to.
     pub endpoints: Vec<String>,
+    /// gRPC connections.
     pub conns: usize,
+    /// Concurrent request loops.
     pub clients: usize,
+    /// Key size in bytes.
     pub key_size: usize,
+    /// Value size in bytes.
     pub value_size: usize,
+    /// Read consistency, `l` or `s`.
     pub consistency: String,
     /// Successful requests.
     pub requests: u64,
@@ -63,6 +76,7 @@ pub struct Report {
     pub seconds: f64,
     /// Successful requests per second.
     pub throughput: f64,
+    /// Latency of the successful requests.
     pub latency_ms: Latency,
 }
 

@@ -20,6 +20,7 @@ pub struct KeyGen {
 }
 
 impl KeyGen {
+    /// Keys of `size` bytes from a space of `space` keys, in order or at random.
     pub fn new(size: usize, space: u64, sequential: bool) -> Self {
         KeyGen {
             size,
@@ -47,8 +48,11 @@ impl KeyGen {
 /// One request of a workload, ready to send.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
+    /// KV.Put.
     Put(PutRequest),
+    /// KV.Range.
     Range(RangeRequest),
+    /// KV.Txn.
     Txn(TxnRequest),
 }
 
@@ -64,6 +68,7 @@ pub struct Generator {
 }
 
 impl Generator {
+    /// The generator for the workload and sizes in `args`.
     pub fn new(args: &Args) -> Self {
         // One random value for every request, as etcd's benchmark does.
         let value = std::iter::repeat_with(fastrand::alphanumeric)
@@ -80,27 +85,46 @@ impl Generator {
         }
     }
 
+    /// The next request to send.
     pub fn next_op(&self) -> Op {
         match self.workload {
             Workload::Put => Op::Put(self.put()),
             Workload::Range => Op::Range(self.range()),
-            Workload::TxnPut => Op::Txn(TxnRequest {
-                success: (0..self.txn_ops)
-                    .map(|_| RequestOp {
-                        request: Some(request_op::Request::RequestPut(self.put())),
-                    })
-                    .collect(),
-                ..Default::default()
-            }),
+            Workload::TxnPut => Op::Txn(self.txn_put()),
             Workload::Mixed if fastrand::f64() < self.read_ratio => Op::Range(self.range()),
             Workload::Mixed => Op::Put(self.put()),
         }
     }
 
     fn put(&self) -> PutRequest {
+        self.put_key(self.keys.next_key())
+    }
+
+    fn put_key(&self, key: Vec<u8>) -> PutRequest {
         PutRequest {
-            key: self.keys.next_key(),
+            key,
             value: self.value.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// A transaction of `txn_ops` puts of distinct keys: etcd refuses a txn that writes one
+    /// key twice.
+    fn txn_put(&self) -> TxnRequest {
+        let mut keys: Vec<Vec<u8>> = Vec::with_capacity(self.txn_ops);
+        while keys.len() < self.txn_ops {
+            let key = self.keys.next_key();
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        TxnRequest {
+            success: keys
+                .into_iter()
+                .map(|key| RequestOp {
+                    request: Some(request_op::Request::RequestPut(self.put_key(key))),
+                })
+                .collect(),
             ..Default::default()
         }
     }
@@ -156,6 +180,25 @@ mod tests {
         };
         assert_eq!(txn.success.len(), 3);
         assert!(txn.compare.is_empty());
+
+        // Two puts from a space of two keys: always both keys, never one twice.
+        let args = Args::parse_from(["b", "txn-put", "--txn-ops", "2", "--key-space-size", "2"]);
+        let generator = Generator::new(&args);
+        for _ in 0..50 {
+            let Op::Txn(txn) = generator.next_op() else {
+                panic!("txn-put makes transactions")
+            };
+            let mut keys: Vec<Vec<u8>> = txn
+                .success
+                .into_iter()
+                .filter_map(|op| match op.request {
+                    Some(request_op::Request::RequestPut(p)) => Some(p.key),
+                    _ => None,
+                })
+                .collect();
+            keys.sort();
+            assert_eq!(keys, [b"00000000", b"00000001"]);
+        }
 
         let args = Args::parse_from(["b", "range", "--consistency", "s"]);
         let Op::Range(r) = Generator::new(&args).next_op() else {

@@ -220,7 +220,9 @@ impl<S: Storage> RawNode<S> {
     }
 
     /// Acknowledges that a [`Ready`] was handled: its entries, snapshot and
-    /// hard state are durable and its committed entries applied.
+    /// hard state are durable and its committed entries applied (or handed
+    /// to the applier). The application may have moved `entries` out of the
+    /// `Ready` (for example into [`crate::MemStorage::append_owned`]).
     pub fn advance(&mut self, rd: Ready) {
         let r = &mut self.raft;
         if let Some(s) = &rd.snapshot {

@@ -38,6 +38,17 @@ impl Context {
         }
     }
 
+    /// Ready to serve as etcd is: a leader is known and this member's client URLs have been
+    /// replicated, so every member can list it.
+    pub fn is_healthy(&self) -> bool {
+        self.raft.leader().is_some()
+            && self
+                .membership()
+                .members
+                .iter()
+                .any(|m| m.id == self.member_id && !m.client_urls.is_empty())
+    }
+
     pub fn membership(&self) -> RwLockReadGuard<'_, Membership> {
         self.membership.read().unwrap_or_else(|p| p.into_inner())
     }

@@ -23,7 +23,7 @@ pub fn routes(ctx: Arc<Context>) -> Router {
 }
 
 async fn health(State(ctx): State<Arc<Context>>) -> impl IntoResponse {
-    let healthy = ctx.raft.leader().is_some();
+    let healthy = ctx.is_healthy();
     let status = if healthy {
         StatusCode::OK
     } else {

@@ -172,7 +172,8 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
 
 fn with_authority_fix(
     listener: TcpListener,
-) -> impl futures::Stream<Item = std::io::Result<h2_authority_fix::AuthorityFix<tokio::net::TcpStream>>> {
+) -> impl futures::Stream<Item = std::io::Result<h2_authority_fix::AuthorityFix<tokio::net::TcpStream>>>
+{
     use futures::StreamExt;
     TcpListenerStream::new(listener).map(|conn| {
         let conn = conn?;
@@ -250,9 +251,15 @@ fn publish_attributes(raft: RaftNode, flags: &Flags, id: u64) -> anyhow::Result<
             .collect::<anyhow::Result<Vec<_>>>()?,
     };
     tokio::spawn(async move {
-        while let Err(e) = raft.publish(attrs.clone()).await {
-            tracing::debug!("publishing member attributes: {e}; retrying");
-            tokio::time::sleep(Duration::from_millis(200)).await;
+        loop {
+            // A proposal lost in an election would otherwise wait out the whole request
+            // timeout; publishing is idempotent, so retry soon instead.
+            match tokio::time::timeout(Duration::from_secs(1), raft.publish(attrs.clone())).await {
+                Ok(Ok(())) => break,
+                Ok(Err(e)) => tracing::debug!("publishing member attributes: {e}; retrying"),
+                Err(_) => tracing::debug!("publishing member attributes timed out; retrying"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
     Ok(())

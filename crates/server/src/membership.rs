@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{normalize_url, split_urls, Flags};
+use crate::config::Flags;
 use crate::ids;
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -57,19 +57,14 @@ impl Membership {
 
     pub fn bootstrap(flags: &Flags) -> anyhow::Result<Membership> {
         let token = &flags.initial_cluster_token;
-        let client_urls = split_urls(&flags.advertise_client_urls)
-            .map(normalize_url)
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        // Client URLs, this member's included, arrive through the log once each member
+        // publishes them; until then a member is not healthy, as in etcd.
         let mut members: Vec<Member> = flags
             .initial_members()?
             .into_iter()
             .map(|m| Member {
                 id: ids::member_id(&m.peer_urls, token),
-                client_urls: if m.name == flags.name {
-                    client_urls.clone()
-                } else {
-                    Vec::new()
-                },
+                client_urls: Vec::new(),
                 name: m.name,
                 peer_urls: m.peer_urls,
                 is_learner: false,
@@ -114,7 +109,10 @@ mod tests {
         assert!(a.members[0].id < a.members[1].id);
         let local = a.members.iter().find(|m| m.id == a.local_id).unwrap();
         assert_eq!(local.name, "m2");
-        assert_eq!(local.client_urls, vec!["http://127.0.0.1:12379"]);
+        assert!(
+            local.client_urls.is_empty(),
+            "client URLs come from the log, not the flags"
+        );
         // A restart with other flags keeps the stored identity.
         let other = Flags::parse_from(["etcr", "--name", "zzz"]);
         let b = Membership::load_or_bootstrap(dir.path(), &other).unwrap();

@@ -242,7 +242,13 @@ async fn member_down_for_many_writes_catches_up_by_snapshot(net: Net) {
     let mut c = kv(cluster.members[down].endpoint()).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let r = c.range(get(&last, true)).await.unwrap().into_inner();
+        let r = match c.range(get(&last, true)).await {
+            Ok(r) => r.into_inner(),
+            Err(e) => panic!(
+                "the restarted member failed: {e}; log:\n{}",
+                cluster.members[down].log_tail()
+            ),
+        };
         if !r.kvs.is_empty() {
             break;
         }

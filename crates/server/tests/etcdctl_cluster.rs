@@ -21,7 +21,12 @@ fn etcdctl(endpoints: &str, args: &[&str], stdin: &str) -> (bool, String, String
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("run etcdctl");
-    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
     let out = child.wait_with_output().expect("etcdctl output");
     (
         out.status.success(),
@@ -41,14 +46,20 @@ async fn etcdctl_works_against_a_cluster() {
     let all = cluster.endpoints().join(",");
     let one = cluster.members[2].endpoint();
 
-    assert_eq!(etcdctl(&all, &["put", "foo", "bar"], ""), (true, "OK\n".into(), String::new()));
+    assert_eq!(
+        etcdctl(&all, &["put", "foo", "bar"], ""),
+        (true, "OK\n".into(), String::new())
+    );
     assert_eq!(etcdctl(&one, &["get", "foo"], "").1, "foo\nbar\n");
     let txn = "value(\"foo\") = \"bar\"\n\nput foo baz\n\nget foo\n\n";
     let (ok, out, err) = etcdctl(&all, &["txn"], txn);
     assert!(ok, "{err}");
     // The compare held, so the success branch (the put) ran and the failure branch did not.
     assert_eq!(out, "SUCCESS\n\nOK\n");
-    assert_eq!(etcdctl(&one, &["get", "foo", "--print-value-only"], "").1, "baz\n");
+    assert_eq!(
+        etcdctl(&one, &["get", "foo", "--print-value-only"], "").1,
+        "baz\n"
+    );
     assert_eq!(etcdctl(&all, &["del", "foo"], "").1, "1\n");
 
     let (ok, members, err) = etcdctl(&all, &["member", "list"], "");
@@ -58,7 +69,9 @@ async fn etcdctl_works_against_a_cluster() {
     for (i, m) in cluster.members.iter().enumerate() {
         let name = format!("m{}", i + 1);
         assert!(
-            lines.iter().any(|l| l.contains(&format!(", started, {name}, ")) && l.contains(&m.endpoint())),
+            lines
+                .iter()
+                .any(|l| l.contains(&format!(", started, {name}, ")) && l.contains(&m.endpoint())),
             "member {name} missing from:\n{members}"
         );
     }
@@ -68,8 +81,18 @@ async fn etcdctl_works_against_a_cluster() {
     assert!(ok, "{err}");
     let rows: Vec<&str> = status.lines().collect();
     assert_eq!(rows.len(), 3, "{status}{err}");
-    assert_eq!(rows.iter().filter(|r| r.contains(", true, false, ")).count(), 1, "one leader:\n{status}");
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r.contains(", true, false, "))
+            .count(),
+        1,
+        "one leader:\n{status}"
+    );
     let (ok, _, health) = etcdctl(&one, &["endpoint", "health", "--cluster"], "");
     assert!(ok, "{health}");
-    assert_eq!(health.lines().filter(|l| l.contains("is healthy")).count(), 3, "{health}");
+    assert_eq!(
+        health.lines().filter(|l| l.contains("is healthy")).count(),
+        3,
+        "{health}"
+    );
 }

@@ -22,13 +22,26 @@ pub struct Etcr {
     extra: Vec<String>,
 }
 
-/// A port nobody listens on right now. The OS hands out ephemeral ports in sequence, so two
-/// tests asking at once get different ones.
+/// A port nobody listens on right now, below Linux's ephemeral range (32768 and up): a
+/// member that restarts gets its port back, which an ephemeral port could meanwhile have been
+/// handed to an outgoing connection. Each test process starts at its own offset and counts up,
+/// so concurrent tests do not collide.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port on 127.0.0.1")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = (std::process::id() * 97) % SPAN;
+    for _ in 0..SPAN {
+        let port = (FIRST + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!(
+        "no free port on 127.0.0.1 between {FIRST} and {}",
+        FIRST + SPAN
+    );
 }
 
 impl Etcr {
