@@ -63,7 +63,8 @@ pub struct Flags {
     /// Maximum number of operations permitted in a transaction.
     #[arg(long = "max-txn-ops", default_value_t = 128)]
     pub max_txn_ops: usize,
-    /// Raise an alarm when the backend size exceeds this many bytes (0 means the default, 2 GiB).
+    /// Refuse writes with "database space exceeded" once the backend reaches this many bytes
+    /// (0: 8 GiB).
     #[arg(long = "quota-backend-bytes", default_value_t = 0)]
     pub quota_backend_bytes: u64,
     /// Number of committed entries between raft snapshots (log compactions).

@@ -70,7 +70,15 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create the data directory {}", member_dir.display()))?;
     let membership = Membership::load_or_bootstrap(&member_dir, &flags)?;
     let (cluster_id, member_id) = (membership.cluster_id, membership.local_id);
-    let store = mvcc::Store::open(member_dir.join("kv"), mvcc::StoreOptions::default())
+    let mut store_options = mvcc::StoreOptions::default();
+    if flags.quota_backend_bytes > 0 {
+        // The LMDB map size is the hard ceiling of the database file: at the quota, writes
+        // fail with etcd's "database space exceeded".
+        store_options.map_size = usize::try_from(flags.quota_backend_bytes)
+            .context("--quota-backend-bytes does not fit this machine's address space")?
+            .next_multiple_of(4096);
+    }
+    let store = mvcc::Store::open(member_dir.join("kv"), store_options)
         .map(Arc::new)
         .with_context(|| format!("cannot open the store in {}", member_dir.display()))?;
     info!(

@@ -11,6 +11,7 @@ use pb::maintenance_server::Maintenance;
 use tonic::{Request, Response, Status};
 
 use crate::context::{Context, ETCD_API_VERSION};
+use crate::errors::EtcdError;
 
 pub struct MaintenanceService {
     ctx: Arc<Context>,
@@ -79,11 +80,19 @@ impl Maintenance for MaintenanceService {
         Err(not_yet("hash"))
     }
 
+    /// A hash of the keyspace at a revision, equal on members that agree. It is etcr's own
+    /// hash (not etcd's CRC over bbolt pages), so compare etcr members with each other only.
     async fn hash_kv(
         &self,
-        _req: Request<pb::HashKvRequest>,
+        req: Request<pb::HashKvRequest>,
     ) -> Result<Response<pb::HashKvResponse>, Status> {
-        Err(not_yet("hashkv"))
+        let rev = req.into_inner().revision;
+        let h = self.ctx.store.hash_kv(rev).map_err(EtcdError::from)?;
+        Ok(Response::new(pb::HashKvResponse {
+            header: self.ctx.header_info().at(h.revision),
+            hash: h.hash,
+            compact_revision: h.compact_revision,
+        }))
     }
 
     type SnapshotStream = SnapshotStream;

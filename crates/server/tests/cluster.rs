@@ -97,6 +97,21 @@ impl Writers {
     }
 }
 
+/// Every member holds the same keyspace: equal HashKV at one revision, reached by all.
+async fn assert_replicas_agree(cluster: &Cluster) {
+    use api::etcdserverpb::{maintenance_client::MaintenanceClient, HashKvRequest};
+    let mut first = kv(cluster.members[0].endpoint()).await;
+    let rev = first.range(get("any", false)).await.unwrap().into_inner().header.unwrap().revision;
+    let mut hashes = Vec::new();
+    for endpoint in cluster.endpoints() {
+        // A linearizable read first: the member has then applied at least `rev`.
+        kv(endpoint.clone()).await.range(get("any", false)).await.unwrap();
+        let mut m = MaintenanceClient::connect(endpoint).await.unwrap();
+        hashes.push(m.hash_kv(HashKvRequest { revision: rev }).await.unwrap().into_inner().hash);
+    }
+    assert!(hashes.windows(2).all(|w| w[0] == w[1]), "replicas differ at revision {rev}: {hashes:?}");
+}
+
 /// Every key reads back, linearizably, from every member.
 async fn assert_all_readable(cluster: &Cluster, keys: &[String]) {
     for endpoint in cluster.endpoints() {
@@ -194,6 +209,7 @@ async fn leader_killed_under_writes_loses_nothing(net: Net) {
 
     cluster.members[leader].restart();
     assert_all_readable(&cluster, &acked).await;
+    assert_replicas_agree(&cluster).await;
 }
 
 async fn whole_cluster_killed_mid_writes_keeps_acknowledged_writes(net: Net) {
@@ -221,6 +237,7 @@ async fn whole_cluster_killed_mid_writes_keeps_acknowledged_writes(net: Net) {
         .into_inner();
     assert!(r.header.unwrap().revision as usize > acked.len());
     assert_all_readable(&cluster, &["after-restart".to_string()]).await;
+    assert_replicas_agree(&cluster).await;
 }
 
 async fn member_down_for_many_writes_catches_up_by_snapshot(net: Net) {
@@ -277,6 +294,7 @@ async fn member_down_for_many_writes_catches_up_by_snapshot(net: Net) {
     };
     assert!(count(all).await as usize >= acked.len());
     assert_all_readable(&cluster, &acked[acked.len() - 100..]).await;
+    assert_replicas_agree(&cluster).await;
 }
 
 async fn isolated_leader_steps_down_and_majority_serves(net: Net) {
