@@ -107,7 +107,8 @@ impl Metrics {
 
     /// Per-peer transport counters, labelled with the peer's id in hex as etcd labels them.
     pub fn render_peers(&self, peers: &[transport::PeerStats]) -> String {
-        let families: [(&str, &str, fn(&transport::PeerStats) -> u64); 5] = [
+        type Family = (&'static str, &'static str, fn(&transport::PeerStats) -> u64);
+        let families: [Family; 5] = [
             (
                 "etcd_network_peer_sent_bytes_total",
                 "The total number of bytes sent to peers.",

@@ -59,17 +59,21 @@ pub struct Driver {
     /// Entries kept behind a snapshot so that slightly lagging followers catch up from the log.
     pub catch_up_entries: u64,
     pub reads: ReadBatches,
-    pub received_snapshot: Option<PathBuf>,
+    /// The data of the last snapshot message received, by the snapshot's index.
+    pub received_snapshot: Option<(u64, PathBuf)>,
 }
 
 /// Linearizable reads waiting for a read index: all reads that arrive in one turn share one
 /// raft `read_index` request, so a burst of reads costs one heartbeat round.
 #[derive(Default)]
 pub struct ReadBatches {
-    waiting: Vec<oneshot::Sender<Result<u64, EtcdError>>>,
-    in_flight: HashMap<Vec<u8>, (Instant, Vec<oneshot::Sender<Result<u64, EtcdError>>>)>,
+    waiting: Vec<ReadReply>,
+    /// Read index requests sent to raft, by context, with when they were sent.
+    in_flight: HashMap<Vec<u8>, (Instant, Vec<ReadReply>)>,
     next_ctx: u64,
 }
+
+type ReadReply = oneshot::Sender<Result<u64, EtcdError>>;
 
 impl Driver {
     pub fn run(mut self) {
@@ -108,7 +112,7 @@ impl Driver {
                 if let Err(e) = self.handle_ready(rd) {
                     // Raft's guarantees rest on the log: a member that cannot persist must stop
                     // rather than acknowledge what it did not write.
-                    tracing::error!("cannot persist the raft log: {e}; stopping this member");
+                    tracing::error!("cannot carry out a raft ready (persist, install): {e}; stopping this member");
                     std::process::exit(1);
                 }
             }
@@ -126,7 +130,10 @@ impl Driver {
             Input::Read(reply) => self.reads.waiting.push(reply),
             Input::Peer(msg) => self.step(msg),
             Input::PeerSnapshot { msg, file } => {
-                self.received_snapshot = Some(file);
+                let index = msg.snapshot.as_ref().map(|s| s.metadata.index).unwrap_or(0);
+                if let Some((_, stale)) = self.received_snapshot.replace((index, file)) {
+                    let _ = std::fs::remove_file(stale);
+                }
                 self.step(msg);
             }
             Input::SnapshotSent { to, ok } => {
@@ -189,7 +196,13 @@ impl Driver {
         self.send(std::mem::take(&mut rd.messages));
 
         if let Some(snap) = &rd.snapshot {
-            let file = self.received_snapshot.take();
+            // Installing raft's snapshot without the matching store would leave the store
+            // behind the log for good: refuse rather than diverge.
+            let index = snap.metadata.index;
+            let file = match self.received_snapshot.take() {
+                Some((received, file)) if received == index => file,
+                _ => return Err(format!("no data received for the snapshot at index {index}")),
+            };
             self.log
                 .install_snapshot(&snap.metadata)
                 .map_err(|e| e.to_string())?;
@@ -197,15 +210,7 @@ impl Driver {
                 .mut_store()
                 .apply_snapshot(snap.clone())
                 .map_err(|e| e.to_string())?;
-            match file {
-                Some(file) => {
-                    let _ = self.apply.send(ApplyItem::Restore {
-                        file,
-                        index: snap.metadata.index,
-                    });
-                }
-                None => warn!(index = snap.metadata.index, "snapshot without data file"),
-            }
+            let _ = self.apply.send(ApplyItem::Restore { file, index });
         }
         self.log
             .append(&rd.entries, rd.hard_state.as_ref(), rd.must_sync)
@@ -215,7 +220,7 @@ impl Driver {
             .append(&rd.entries)
             .map_err(|e| e.to_string())?;
         if let Some(hs) = &rd.hard_state {
-            self.node.mut_store().set_hard_state(hs.clone());
+            self.node.mut_store().set_hard_state(*hs);
             self.shared.set_hard_state(hs.term, hs.commit);
         }
         self.shared.set_last_index(self.node.last_index());

@@ -97,7 +97,7 @@ impl RaftNode {
             .append(&recovered.entries)
             .map_err(|e| anyhow::anyhow!("recovering the raft log: {e}"))?;
         let hard_state = recovered.hard_state.unwrap_or_default();
-        storage.set_hard_state(hard_state.clone());
+        storage.set_hard_state(hard_state);
         // Entries the store already holds are not handed out again (the store would skip them
         // anyway); raft-core needs applied <= commit.
         let applied = store
