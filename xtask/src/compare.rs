@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::procs::{self, Servers};
+use crate::procs;
 
 /// Members per cluster.
 const MEMBERS: usize = 3;
@@ -111,6 +111,8 @@ struct CaseResult {
     report: BenchReport,
     /// CPU seconds the members spent during the workload, summed over members.
     member_cpu_seconds: f64,
+    /// Each member's peak RSS (VmHWM) so far, after the workload, bytes.
+    peak_rss_bytes: Vec<u64>,
 }
 
 /// Disk use of the data directories around writing `keys` distinct keys. Both etcr and etcd
@@ -311,6 +313,7 @@ fn measure(
             label: case.label.clone(),
             report,
             member_cpu_seconds: cpu_used,
+            peak_rss_bytes: peak_rss(&pids)?,
         });
     }
 
@@ -318,16 +321,13 @@ fn measure(
         eprintln!("== {name}: etcdctl check perf --load={load}");
         result.check_perf = crate::checkperf::check_perf(&endpoints, load)?;
     }
-    result.peak_rss_bytes = pids
-        .iter()
-        .map(|&p| procs::peak_rss_bytes(p))
-        .collect::<anyhow::Result<_>>()?;
+    result.peak_rss_bytes = peak_rss(&pids)?;
     result.cpu_seconds = pids
         .iter()
         .zip(&cpu_at_start)
         .map(|(&p, start)| Ok(procs::cpu_seconds(p)? - start))
         .collect::<anyhow::Result<_>>()?;
-    stop(servers);
+    drop(servers); // kills the members
     Ok(result)
 }
 
@@ -335,8 +335,8 @@ fn cpu(pids: &[u32]) -> anyhow::Result<Vec<f64>> {
     pids.iter().map(|&p| procs::cpu_seconds(p)).collect()
 }
 
-fn stop(servers: Servers) {
-    drop(servers);
+fn peak_rss(pids: &[u32]) -> anyhow::Result<Vec<u64>> {
+    pids.iter().map(|&p| procs::peak_rss_bytes(p)).collect()
 }
 
 /// Runs etcr-bench once with a JSON report in `dir/<tag>.json` and returns the report.
@@ -522,7 +522,7 @@ fn latency_svg(etcr: &SystemResult, etcd: &SystemResult) -> String {
     };
     let y = |v: f64| TOP + HEIGHT * (1.0 - (v.max(10f64.powf(lo)).log10() - lo) / (hi - lo));
     // Room on the right for the legend, the title and the last slanted label.
-    let width = (LEFT + GROUP * groups as f64 + 120.0).max(520.0);
+    let width = (LEFT + GROUP * groups as f64 + 120.0).max(600.0);
     let total_height = TOP + HEIGHT + BOTTOM;
 
     let mut svg = String::new();
@@ -603,6 +603,7 @@ mod tests {
                     ..Default::default()
                 },
                 member_cpu_seconds: 2.0,
+                peak_rss_bytes: vec![],
             }],
             peak_rss_bytes: vec![50 << 20, 60 << 20, 55 << 20],
             cpu_seconds: vec![1.0, 1.0, 1.0],

@@ -101,15 +101,35 @@ impl Writers {
 async fn assert_replicas_agree(cluster: &Cluster) {
     use api::etcdserverpb::{maintenance_client::MaintenanceClient, HashKvRequest};
     let mut first = kv(cluster.members[0].endpoint()).await;
-    let rev = first.range(get("any", false)).await.unwrap().into_inner().header.unwrap().revision;
+    let rev = first
+        .range(get("any", false))
+        .await
+        .unwrap()
+        .into_inner()
+        .header
+        .unwrap()
+        .revision;
     let mut hashes = Vec::new();
     for endpoint in cluster.endpoints() {
         // A linearizable read first: the member has then applied at least `rev`.
-        kv(endpoint.clone()).await.range(get("any", false)).await.unwrap();
+        kv(endpoint.clone())
+            .await
+            .range(get("any", false))
+            .await
+            .unwrap();
         let mut m = MaintenanceClient::connect(endpoint).await.unwrap();
-        hashes.push(m.hash_kv(HashKvRequest { revision: rev }).await.unwrap().into_inner().hash);
+        hashes.push(
+            m.hash_kv(HashKvRequest { revision: rev })
+                .await
+                .unwrap()
+                .into_inner()
+                .hash,
+        );
     }
-    assert!(hashes.windows(2).all(|w| w[0] == w[1]), "replicas differ at revision {rev}: {hashes:?}");
+    assert!(
+        hashes.windows(2).all(|w| w[0] == w[1]),
+        "replicas differ at revision {rev}: {hashes:?}"
+    );
 }
 
 /// Every key reads back, linearizably, from every member.

@@ -201,7 +201,11 @@ impl Driver {
             let index = snap.metadata.index;
             let file = match self.received_snapshot.take() {
                 Some((received, file)) if received == index => file,
-                _ => return Err(format!("no data received for the snapshot at index {index}")),
+                _ => {
+                    return Err(format!(
+                        "no data received for the snapshot at index {index}"
+                    ))
+                }
             };
             self.log
                 .install_snapshot(&snap.metadata)

@@ -137,12 +137,20 @@ impl RaftNode {
         let waiters = Arc::new(Waiters::default());
         let (inputs_tx, inputs_rx) = crossbeam_channel::unbounded();
         let (apply_tx, apply_rx) = crossbeam_channel::unbounded();
+        // Snapshot files left by a crash are transfers that never finished; raft asks for
+        // the data again if it still needs it.
+        let snap_dir = settings.member_dir.join("snap");
+        if snap_dir.exists() {
+            std::fs::remove_dir_all(&snap_dir)?;
+        }
         let snapshots = snapshots::Snapshots {
             store: store.clone(),
-            dir: settings.member_dir.join("snap"),
+            dir: snap_dir,
             rt: tokio::runtime::Handle::current(),
             inputs: inputs_tx.clone(),
             shared: shared.clone(),
+            sending: Default::default(),
+            seq: Default::default(),
         };
         peers::pump_incoming(incoming, inputs_tx.clone(), snapshots.clone());
 

@@ -2,8 +2,11 @@
 //! writes the stream to a file and installs it when raft hands the snapshot out.
 
 use crossbeam_channel::Sender;
+use std::collections::HashSet;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use raft_core::Message;
@@ -21,14 +24,28 @@ pub struct Snapshots {
     pub rt: tokio::runtime::Handle,
     pub inputs: Sender<Input>,
     pub shared: Arc<Shared>,
+    /// Members a snapshot is being sent to: one transfer per member at a time.
+    pub sending: Arc<Mutex<HashSet<u64>>>,
+    /// Makes every snapshot file name unique, so two transfers never share a file.
+    pub seq: Arc<AtomicU64>,
 }
 
 impl Snapshots {
     /// Sends the store to `msg.to` behind the snapshot message, in the background.
     pub fn send(&self, msg: Message, transport: PeerTransport) {
+        let to = msg.to;
+        if !self
+            .sending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(to)
+        {
+            // The transfer under way reports its outcome to raft; a second copy would only
+            // compete with it for bandwidth.
+            return;
+        }
         let this = self.clone();
         self.rt.spawn(async move {
-            let to = msg.to;
             let ok = match this.send_inner(msg, transport).await {
                 Ok(bytes) => {
                     info!(to = %format!("{to:x}"), bytes, "snapshot sent");
@@ -39,6 +56,10 @@ impl Snapshots {
                     false
                 }
             };
+            this.sending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&to);
             let _ = this.inputs.send(Input::SnapshotSent { to, ok });
         });
     }
@@ -51,7 +72,10 @@ impl Snapshots {
             .await
             .map_err(|e| e.to_string())?;
         std::fs::create_dir_all(&self.dir).map_err(|e| e.to_string())?;
-        let file = self.dir.join(format!("send-{:x}-{index}.mdb", msg.to));
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let file = self
+            .dir
+            .join(format!("send-{:x}-{index}-{seq}.mdb", msg.to));
         let store = self.store.clone();
         let path = file.clone();
         tokio::task::spawn_blocking(move || store.snapshot_to(&path))
@@ -74,9 +98,10 @@ impl Snapshots {
             .as_ref()
             .map(|s| s.metadata.index)
             .unwrap_or(0);
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let file = self
             .dir
-            .join(format!("recv-{:x}-{index}.mdb", incoming.from));
+            .join(format!("recv-{:x}-{index}-{seq}.mdb", incoming.from));
         let written = async {
             tokio::fs::create_dir_all(&self.dir).await?;
             let mut out = tokio::fs::File::create(&file).await?;
