@@ -2,7 +2,8 @@
 //!
 //! - `cluster up|status|stop|start|down`: a local etcr cluster in the background, under `.etcr/`.
 //! - `test`: everything CI runs (installs Debian's etcd packages the compatibility tests need).
-//! - `bench raft|transport|mvcc`: the crates' benchmarks.
+//! - `bench raft|transport|mvcc`: the crates' benchmarks; `bench check-perf` and
+//!   `bench compare`: etcr and etcd 3.4 clusters side by side.
 //! - `certs`: a cluster CA and member certificates for mutual TLS between peers.
 
 mod bench;
