@@ -578,6 +578,31 @@ mod tests {
     use super::*;
     use crate::types::{CompactRequest, DeleteRangeRequest, PutRequest};
 
+    /// A small store whose compaction walks one history row per step, so tests can stop it
+    /// anywhere.
+    fn one_row_compactions(dir: &Path) -> Store {
+        let opts = StoreOptions {
+            map_size: 16 << 20,
+            compaction_rows_per_batch: 1,
+            ..Default::default()
+        };
+        Store::open(dir, opts).unwrap()
+    }
+
+    fn put(k: &[u8]) -> Command {
+        Command::Put(PutRequest {
+            key: k.to_vec(),
+            ..Default::default()
+        })
+    }
+
+    fn compact(revision: i64) -> Command {
+        Command::Compact(CompactRequest {
+            revision,
+            physical: false,
+        })
+    }
+
     fn rows(store: &Store) -> (u64, u64, u64) {
         let txn = store.read_txn().unwrap();
         (
@@ -590,24 +615,7 @@ mod tests {
     #[test]
     fn compaction_drops_every_unneeded_row_even_when_interrupted() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = StoreOptions {
-            map_size: 16 << 20,
-            compaction_rows_per_batch: 1,
-            ..Default::default()
-        };
-        let store = Store::open(dir.path(), opts).unwrap();
-        let put = |k: &[u8]| {
-            Command::Put(PutRequest {
-                key: k.to_vec(),
-                ..Default::default()
-            })
-        };
-        let compact = |revision| {
-            Command::Compact(CompactRequest {
-                revision,
-                physical: false,
-            })
-        };
+        let store = one_row_compactions(dir.path());
         let del = Command::DeleteRange(DeleteRangeRequest {
             key: b"b".to_vec(),
             ..Default::default()
@@ -640,24 +648,7 @@ mod tests {
     #[test]
     fn a_new_compaction_revisits_rows_kept_at_the_previous_target() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = StoreOptions {
-            map_size: 16 << 20,
-            compaction_rows_per_batch: 1,
-            ..Default::default()
-        };
-        let store = Store::open(dir.path(), opts).unwrap();
-        let put = |k: &[u8]| {
-            Command::Put(PutRequest {
-                key: k.to_vec(),
-                ..Default::default()
-            })
-        };
-        let compact = |revision| {
-            Command::Compact(CompactRequest {
-                revision,
-                physical: false,
-            })
-        };
+        let store = one_row_compactions(dir.path());
         let del_all = Command::DeleteRange(DeleteRangeRequest {
             key: vec![0],
             range_end: vec![0],

@@ -61,6 +61,8 @@ pub struct Driver {
     pub reads: ReadBatches,
     /// The data of the last snapshot message received, by the snapshot's index.
     pub received_snapshot: Option<(u64, PathBuf)>,
+    /// The last index handed to the apply thread (or installed by a snapshot).
+    pub handed_out: u64,
 }
 
 /// Linearizable reads waiting for a read index: all reads that arrive in one turn share one
@@ -215,6 +217,7 @@ impl Driver {
                 .apply_snapshot(snap.clone())
                 .map_err(|e| e.to_string())?;
             let _ = self.apply.send(ApplyItem::Restore { file, index });
+            self.handed_out = self.handed_out.max(index);
         }
         self.log
             .append(&rd.entries, rd.hard_state.as_ref(), rd.must_sync)
@@ -230,7 +233,8 @@ impl Driver {
         self.shared.set_last_index(self.node.last_index());
         self.send(std::mem::take(&mut rd.persisted_messages));
 
-        if !rd.committed_entries.is_empty() {
+        if let Some(last) = rd.committed_entries.last() {
+            self.handed_out = last.index;
             // `advance` reads the committed entries to move the applied index: hand a copy on.
             let _ = self
                 .apply
@@ -260,8 +264,9 @@ impl Driver {
     /// Every `snapshot_count` applied entries: record a raft snapshot at the applied index and
     /// drop log entries older than `catch_up_entries` behind it, in memory and on disk.
     fn maybe_compact(&mut self) {
-        let status = self.node.status();
-        let applied = status.applied.min(self.shared.applied());
+        // `status()` would clone every follower's progress on each turn; the handed-out index
+        // is all this needs.
+        let applied = self.handed_out.min(self.shared.applied());
         let snap_index = raft_core::Storage::first_index(self.node.store()).unwrap_or(1) - 1;
         if applied < snap_index + self.snapshot_count {
             return;

@@ -180,6 +180,7 @@ impl RaftNode {
             catch_up_entries: settings.catch_up_entries,
             reads: Default::default(),
             received_snapshot: None,
+            handed_out: applied,
         };
         std::thread::Builder::new()
             .name("etcr-raft".into())
