@@ -105,6 +105,6 @@ mod types;
 mod write;
 
 pub use error::{Error, Result};
-pub use store::{is_read_only, HashKv, Store, StoreOptions};
+pub use store::{is_read_only, Durability, HashKv, Store, StoreOptions};
 pub use types::*;
 pub use write::check_txn;

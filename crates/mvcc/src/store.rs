@@ -27,6 +27,25 @@ pub struct StoreOptions {
     pub max_readers: u32,
     /// History rows a pending compaction drops after each applied batch (at least 1).
     pub compaction_rows_per_batch: usize,
+    /// What a committed write transaction promises about the disk.
+    pub durability: Durability,
+}
+
+/// How much of each commit is on disk when the commit returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Every commit is on disk when it returns (two fsyncs: data pages, then the meta page).
+    #[default]
+    Full,
+    /// One fsync per commit (LMDB's `NOMETASYNC`): data pages are flushed before the meta page
+    /// that points to them is written, so a machine crash leaves a consistent store that may
+    /// lack the last commit. Suits a store whose commands can be replayed from a log, as
+    /// [`Store::apply`] records the applied index with the data.
+    Ordered,
+    /// No fsync at commit (LMDB's `NOSYNC`): only a process crash is survived. A machine crash
+    /// can lose or corrupt anything written since the last [`Store::sync`]. For tests and
+    /// benchmarks.
+    None,
 }
 
 impl Default for StoreOptions {
@@ -35,6 +54,7 @@ impl Default for StoreOptions {
             map_size: 8 << 30,
             max_readers: 1024,
             compaction_rows_per_batch: 16 * 1024,
+            durability: Durability::Full,
         }
     }
 }
@@ -78,12 +98,20 @@ impl Store {
         // that an environment is opened once per process; heed rejects a second open of the
         // same path, and this crate never writes the file except through LMDB.
         let env = unsafe {
-            EnvOpenOptions::new()
-                .read_txn_without_tls()
-                .map_size(options.map_size)
+            let mut opts = EnvOpenOptions::new().read_txn_without_tls();
+            opts.map_size(options.map_size)
                 .max_readers(options.max_readers)
-                .max_dbs(8)
-                .open(dir)?
+                .max_dbs(8);
+            match options.durability {
+                Durability::Full => {}
+                Durability::Ordered => {
+                    opts.flags(heed::EnvFlags::NO_META_SYNC);
+                }
+                Durability::None => {
+                    opts.flags(heed::EnvFlags::NO_SYNC);
+                }
+            }
+            opts.open(dir)?
         };
         let mut wtxn = env.write_txn()?;
         let t = Tables {
@@ -441,6 +469,12 @@ impl Store {
         self.env.path().to_path_buf()
     }
 
+    /// Flushes every committed transaction to disk, whatever [`StoreOptions::durability`] says.
+    pub fn sync(&self) -> Result<()> {
+        self.env.force_sync()?;
+        Ok(())
+    }
+
     /// Writes a compacted copy of the whole database (free pages dropped) to the new file
     /// `file`, consistent at one point in time; writers are not blocked. This is both the raft
     /// snapshot and etcd's "defrag".
@@ -494,6 +528,8 @@ impl Store {
         let c = Counters::load(&self.t, &wtxn)?;
         let applied = self.t.meta_u64(&wtxn, codec::META_APPLIED)?;
         wtxn.commit()?;
+        // Whatever the durability setting: the caller's log forgets what came before this.
+        self.env.force_sync()?;
         self.revision.store(c.revision, Ordering::SeqCst);
         self.compacted.store(c.compacted, Ordering::SeqCst);
         self.applied.store(applied, Ordering::SeqCst);
@@ -610,6 +646,32 @@ mod tests {
             store.t.revs.len(&txn).unwrap(),
             store.t.history.len(&txn).unwrap(),
         )
+    }
+
+    #[test]
+    fn durability_chooses_the_lmdb_sync_flags_and_commits_survive_a_reopen() {
+        let sync_flags = heed::EnvFlags::NO_SYNC | heed::EnvFlags::NO_META_SYNC;
+        for (durability, expected) in [
+            (Durability::Full, heed::EnvFlags::empty()),
+            (Durability::Ordered, heed::EnvFlags::NO_META_SYNC),
+            (Durability::None, heed::EnvFlags::NO_SYNC),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let opts = || StoreOptions {
+                map_size: 16 << 20,
+                durability,
+                ..Default::default()
+            };
+            let store = Store::open(dir.path(), opts()).unwrap();
+            let flags = store.env.flags().unwrap().unwrap();
+            assert_eq!(flags & sync_flags, expected, "{durability:?}");
+            store.apply(&[(1, put(b"a")), (2, put(b"b"))]).unwrap();
+            store.sync().unwrap();
+            drop(store);
+            let reopened = Store::open(dir.path(), opts()).unwrap();
+            assert_eq!(reopened.applied_index(), 2, "{durability:?}");
+            assert_eq!(reopened.current_revision(), 3, "{durability:?}");
+        }
     }
 
     #[test]

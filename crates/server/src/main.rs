@@ -8,6 +8,7 @@ mod config;
 mod context;
 mod convert;
 mod errors;
+mod histogram;
 mod http;
 mod ids;
 mod kv;
@@ -78,6 +79,10 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
             .context("--quota-backend-bytes does not fit this machine's address space")?
             .next_multiple_of(4096);
     }
+    // The raft log is the durable copy of every applied entry and the store records the applied
+    // index with the data: one fsync per commit keeps the store consistent across a machine
+    // crash, and entries it lost are applied again from the log.
+    store_options.durability = mvcc::Durability::Ordered;
     let store = mvcc::Store::open(member_dir.join("kv"), store_options)
         .map(Arc::new)
         .with_context(|| format!("cannot open the store in {}", member_dir.display()))?;

@@ -3,12 +3,18 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use crate::histogram::Histogram;
+
 #[derive(Default)]
 pub struct Metrics {
     applied: AtomicU64,
     failed: AtomicU64,
     batches: AtomicU64,
     batched_commands: AtomicU64,
+    /// Each synced write of the raft log (entries and hard state of one ready batch).
+    pub wal_fsync: Histogram,
+    /// Each apply batch: running its commands and committing the LMDB transaction.
+    pub apply_batch: Histogram,
 }
 
 /// Store gauges read at scrape time.
@@ -101,6 +107,16 @@ impl Metrics {
             "gauge",
             "The current applied index.",
             store.applied_index.to_string(),
+        );
+        self.wal_fsync.render(
+            &mut out,
+            "etcd_disk_wal_fsync_duration_seconds",
+            "The latency distributions of fsync called by WAL.",
+        );
+        self.apply_batch.render(
+            &mut out,
+            "etcr_apply_batch_duration_seconds",
+            "Time to apply one batch of committed entries to the store, commit included.",
         );
         out
     }

@@ -245,3 +245,34 @@ async fn txn_compares_and_branches() {
         other => panic!("expected a range response, got {other:?}"),
     }
 }
+
+/// The sample value of `name` (a metric line without labels) in Prometheus text.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
+}
+
+#[tokio::test]
+async fn metrics_time_the_log_fsync_and_the_apply_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let etcr = Etcr::start(dir.path(), &[]);
+    let mut kv = etcr.kv().await;
+    let port = etcr.client_port;
+    let before = common::http_get(port, "/metrics").expect("/metrics answers");
+    for i in 0..5 {
+        kv.put(put(&format!("k{i}"), "v")).await.unwrap();
+    }
+    let after = common::http_get(port, "/metrics").expect("/metrics answers");
+    let grew = |name: &str| metric(&after, name) - metric(&before, name);
+    // Every acknowledged put was synced to the log and applied in some batch.
+    assert!(grew("etcd_disk_wal_fsync_duration_seconds_count") >= 1.0);
+    assert!(grew("etcd_disk_wal_fsync_duration_seconds_sum") > 0.0);
+    assert!(grew("etcr_apply_batch_duration_seconds_count") >= 1.0);
+    assert_eq!(
+        metric(&after, "etcr_apply_batch_duration_seconds_bucket{le=\"+Inf\"}"),
+        metric(&after, "etcr_apply_batch_duration_seconds_count"),
+    );
+    assert_eq!(grew("etcd_server_proposals_applied_total"), 5.0);
+}

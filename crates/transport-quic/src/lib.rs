@@ -36,6 +36,8 @@
 //! ```
 #![deny(missing_docs)]
 
+mod socket;
+
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
@@ -83,6 +85,13 @@ const SERVER_NAME: &str = "etcr-member";
 /// The largest UDP payload path MTU discovery tries: jumbo frames (and loopback) benefit, and
 /// paths with a smaller MTU settle lower through discovery.
 const MTU_UPPER_BOUND: u16 = 8952;
+/// The most handed to quinn per write: quinn copies each write into one allocation, and
+/// megabyte-sized ones cost page faults on every snapshot chunk.
+const MAX_WRITE_BYTES: usize = 64 << 10;
+/// Kernel buffer size asked for the UDP socket: the default (about 200 KiB) overflows during
+/// bursts, and every drop shrinks the congestion window; much larger only queues more in front of
+/// heartbeats.
+const SOCKET_BUFFER_BYTES: usize = 2 << 20;
 /// How long shutdown waits for closed connections to drain.
 const DRAIN_WAIT: Duration = Duration::from_millis(500);
 
@@ -99,6 +108,17 @@ fn quic_transport_config() -> Arc<quinn::TransportConfig> {
     mtu.upper_bound(MTU_UPPER_BOUND);
     t.mtu_discovery_config(Some(mtu));
     Arc::new(t)
+}
+
+/// A quinn endpoint on `addr`, accepting connections if `server` is given.
+fn bind_endpoint(addr: SocketAddr, server: Option<quinn::ServerConfig>) -> io::Result<Endpoint> {
+    let mut cfg = quinn::EndpointConfig::default();
+    // Peers may only probe up to the payload size this endpoint advertises (quinn's default is
+    // 1472), so without this the discovery upper bound would never be reached.
+    cfg.max_udp_payload_size(MTU_UPPER_BOUND)
+        .map_err(io::Error::other)?;
+    let socket = socket::bind(addr, SOCKET_BUFFER_BYTES)?;
+    Endpoint::new_with_abstract_socket(cfg, server, socket, Arc::new(quinn::TokioRuntime))
 }
 
 /// A quinn client configuration presenting `tls` and trusting only the cluster CA.
@@ -144,6 +164,7 @@ impl AsyncWrite for QuicStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        let buf = &buf[..buf.len().min(MAX_WRITE_BYTES)];
         Pin::new(&mut self.send)
             .poll_write(cx, buf)
             .map_err(io::Error::from)
@@ -158,7 +179,7 @@ impl AsyncWrite for QuicStream {
 
 /// Opens a stream to `addr` from a private client endpoint presenting `tls` (tests, tools).
 pub async fn dial_stream(addr: SocketAddr, tls: &TlsConfig) -> io::Result<QuicStream> {
-    let mut endpoint = Endpoint::client(SocketAddr::new(addr.ip(), 0))?;
+    let mut endpoint = bind_endpoint(SocketAddr::new(addr.ip(), 0), None)?;
     endpoint.set_default_client_config(client_config(tls).map_err(io::Error::other)?);
     let conn = endpoint
         .connect(addr, SERVER_NAME)
@@ -275,7 +296,8 @@ impl<M: Message> QuicTransport<M> {
             addr: cfg.listen,
             reason: e.to_string(),
         };
-        let mut endpoint = Endpoint::server(server_config(tls)?, cfg.listen).map_err(bind_err)?;
+        let mut endpoint =
+            bind_endpoint(cfg.listen, Some(server_config(tls)?)).map_err(bind_err)?;
         endpoint.set_default_client_config(client_config(tls)?);
         let local_addr = endpoint.local_addr().map_err(bind_err)?;
         let connector = QuicConnector {

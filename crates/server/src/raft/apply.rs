@@ -7,6 +7,7 @@
 use crossbeam_channel::Receiver;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 use raft_core::{Entry, EntryType};
 use tracing::{error, info, warn};
@@ -20,10 +21,12 @@ use crate::metrics::Metrics;
 
 pub enum ApplyItem {
     Entries(Vec<Entry>),
-    /// Replace the store with a snapshot received from the leader, taken at or after `index`.
+    /// Replace the store with a snapshot received from the leader, taken at or after `index`;
+    /// `done` is told once the store holds it on disk.
     Restore {
         file: PathBuf,
         index: u64,
+        done: crossbeam_channel::Sender<()>,
     },
 }
 
@@ -62,7 +65,10 @@ impl Applier {
                     }
                     self.apply_entries(entries);
                 }
-                ApplyItem::Restore { file, index } => self.restore(file, index),
+                ApplyItem::Restore { file, index, done } => {
+                    self.restore(file, index);
+                    let _ = done.send(());
+                }
             }
         }
     }
@@ -99,7 +105,10 @@ impl Applier {
         }
         if !batch.is_empty() {
             self.metrics.observe_batch(batch.len());
-            match self.store.apply(&batch) {
+            let started = Instant::now();
+            let result = self.store.apply(&batch);
+            self.metrics.apply_batch.observe(started.elapsed());
+            match result {
                 Ok(applied) => {
                     for (a, (origin, id)) in applied.into_iter().zip(callers) {
                         let outcome = match a.outcome {

@@ -26,6 +26,7 @@ use super::snapshots::Snapshots;
 use super::waiters::Waiters;
 use super::PeerTransport;
 use crate::errors::EtcdError;
+use crate::metrics::Metrics;
 
 /// Inputs to the raft loop.
 pub enum Input {
@@ -53,6 +54,9 @@ pub struct Driver {
     pub shared: Arc<Shared>,
     pub waiters: Arc<Waiters>,
     pub snapshots: Snapshots,
+    /// The store, flushed before the log forgets entries it may not hold durably yet.
+    pub store: Arc<mvcc::Store>,
+    pub metrics: Arc<Metrics>,
     pub tick: Duration,
     /// Take a raft snapshot (and compact the log) every this many applied entries.
     pub snapshot_count: u64,
@@ -209,6 +213,14 @@ impl Driver {
                     ))
                 }
             };
+            // The store takes the snapshot before the log records it: a crash in between
+            // leaves the old log, which still leads to the new state, rather than a log that
+            // starts past what the store holds.
+            let (done, restored) = crossbeam_channel::bounded(1);
+            let _ = self.apply.send(ApplyItem::Restore { file, index, done });
+            restored
+                .recv()
+                .map_err(|_| "the apply thread stopped while installing a snapshot".to_string())?;
             self.log
                 .install_snapshot(&snap.metadata)
                 .map_err(|e| e.to_string())?;
@@ -216,12 +228,15 @@ impl Driver {
                 .mut_store()
                 .apply_snapshot(snap.clone())
                 .map_err(|e| e.to_string())?;
-            let _ = self.apply.send(ApplyItem::Restore { file, index });
             self.handed_out = self.handed_out.max(index);
         }
+        let started = Instant::now();
         self.log
             .append(&rd.entries, rd.hard_state.as_ref(), rd.must_sync)
             .map_err(|e| e.to_string())?;
+        if rd.must_sync {
+            self.metrics.wal_fsync.observe(started.elapsed());
+        }
         self.node
             .mut_store()
             .append(&rd.entries)
@@ -269,6 +284,12 @@ impl Driver {
         let applied = self.handed_out.min(self.shared.applied());
         let snap_index = raft_core::Storage::first_index(self.node.store()).unwrap_or(1) - 1;
         if applied < snap_index + self.snapshot_count {
+            return;
+        }
+        // The store commits without waiting for the disk (the log is the durable copy): once
+        // the log forgets entries up to `applied`, the store must hold them on disk.
+        if let Err(e) = self.store.sync() {
+            warn!("cannot flush the store before compacting the raft log: {e}");
             return;
         }
         let cs = self.node.applied_conf_state().clone();

@@ -155,13 +155,13 @@ impl RaftNode {
         peers::pump_incoming(incoming, inputs_tx.clone(), snapshots.clone());
 
         let applier = apply::Applier {
-            store,
+            store: store.clone(),
             waiters: waiters.clone(),
             shared: shared.clone(),
             membership,
             member_dir: settings.member_dir.clone(),
             local_id,
-            metrics,
+            metrics: metrics.clone(),
         };
         std::thread::Builder::new()
             .name("etcr-apply".into())
@@ -175,6 +175,8 @@ impl RaftNode {
             shared: shared.clone(),
             waiters: waiters.clone(),
             snapshots,
+            store,
+            metrics,
             tick: settings.heartbeat,
             snapshot_count: settings.snapshot_count,
             catch_up_entries: settings.catch_up_entries,
