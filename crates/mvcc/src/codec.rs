@@ -109,7 +109,7 @@ pub(crate) fn index_key(key: &[u8], id: u64) -> Vec<u8> {
 /// Latest state of one user key, the value of the `keys` table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct KeyEntry {
-    /// Stable id of the key while it has revisions (prefix of its `revs` rows).
+    /// Stable id of the key while it has revisions (in each of its history rows).
     pub id: u64,
     /// Revision of the latest change.
     pub latest: Revision,
@@ -165,21 +165,7 @@ impl KeyEntry {
 }
 
 // ---------------------------------------------------------------------------------------------
-// revs table: key id ++ revision -> RevEntry
-
-pub(crate) fn revs_key(id: u64, rev: Revision) -> [u8; 24] {
-    let mut k = [0u8; 24];
-    k[..8].copy_from_slice(&id.to_be_bytes());
-    k[8..].copy_from_slice(&rev.to_bytes());
-    k
-}
-
-pub(crate) fn decode_revs_key(b: &[u8]) -> Result<(u64, Revision)> {
-    if b.len() != 24 {
-        return Err(corrupt("revs key length"));
-    }
-    Ok((be_u64(&b[..8])?, Revision::from_bytes(&b[8..])?))
-}
+// revision metadata
 
 /// Metadata of one revision of one key, enough to answer counts and `keys_only` reads
 /// without touching the value.
@@ -189,27 +175,6 @@ pub(crate) struct RevEntry {
     pub create: i64,
     pub version: i64,
     pub lease: i64,
-}
-
-impl RevEntry {
-    pub fn encode(&self) -> [u8; 25] {
-        let mut v = [0u8; 25];
-        v[0] = self.tombstone as u8;
-        v[1..9].copy_from_slice(&self.create.to_be_bytes());
-        v[9..17].copy_from_slice(&self.version.to_be_bytes());
-        v[17..25].copy_from_slice(&self.lease.to_be_bytes());
-        v
-    }
-
-    pub fn decode(b: &[u8]) -> Result<RevEntry> {
-        let mut r = Reader { b };
-        Ok(RevEntry {
-            tombstone: r.u8()? != 0,
-            create: r.i64()?,
-            version: r.i64()?,
-            lease: r.i64()?,
-        })
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -223,7 +188,8 @@ pub(crate) struct HistoryRecord<'a> {
     pub create: i64,
     pub version: i64,
     pub lease: i64,
-    /// Previous revision of the same key (zero when none), for events' `prev_kv`.
+    /// Previous revision of the same key (zero when none): events' `prev_kv`, and the chain
+    /// that reads at a past revision and compaction walk back.
     pub prev: Revision,
     pub key: &'a [u8],
     pub value: &'a [u8],
@@ -290,8 +256,9 @@ pub(crate) const META_COMPACT_CURSOR: &[u8] = b"compact_cursor";
 /// Revision the compaction walk works towards.
 pub(crate) const META_COMPACT_TARGET: &[u8] = b"compact_target";
 
-/// Version of this layout, checked at open.
-pub(crate) const FORMAT_VERSION: u64 = 1;
+/// Version of this layout, checked at open. 2: no `revs` table; reads at a past revision
+/// follow the history rows' `prev` chain.
+pub(crate) const FORMAT_VERSION: u64 = 2;
 
 #[cfg(test)]
 mod tests {

@@ -52,7 +52,7 @@
 //!
 //! # Storage layout
 //!
-//! One LMDB environment with five tables; integers big-endian so that byte order is numeric
+//! One LMDB environment with four tables; integers big-endian so that byte order is numeric
 //! order:
 //!
 //! - `meta`: `revision`, `compacted`, `applied_index`, `next_key_id`, `compact_cursor`,
@@ -63,11 +63,16 @@
 //!   LMDB keys are limited to 511 bytes, while etcd keys may be up to 1.5 MiB. Long keys
 //!   sharing a 480-byte prefix form a contiguous group that scans sort by full key, so ranges
 //!   stay in byte order.
-//! - `revs`: key id ‖ main ‖ sub → tombstone flag, create revision, version, lease: every
-//!   retained revision of every key. Reading a key at revision *r* is one seek.
 //! - `history`: main ‖ sub → key id, the change (key, value, create revision, version,
 //!   lease, tombstone) and the key's previous revision. Values are stored only here. It
-//!   feeds [`Store::events`].
+//!   feeds [`Store::events`], and the previous-revision pointers chain each key's changes:
+//!   reading a key at a past revision walks its chain back from the latest change.
+//!
+//! A write touches one `keys` row and appends to `history`. An earlier layout also kept a
+//! per-key revision index; it made past reads one seek but dirtied a second random page per
+//! write. Dropping it raised 3-member put throughput with 500 clients by about 30% (6.6–7.2k
+//! to 8.1–9.4k req/s) and cut the disk bytes written per put from 20.7 to 11.8 KB. The price:
+//! reading a key at a past revision costs one history read per newer change of that key.
 //! - `leases`: lease id ‖ index key → user key, for keys whose latest state has a lease.
 //!
 //! Nothing is rebuilt in memory at open, so opening does not depend on the number of keys.
@@ -77,8 +82,9 @@
 //! [`Command::Compact`] follows etcd: afterwards reads below the revision fail with
 //! [`Error::Compacted`], and for every key the latest revision at or below it survives
 //! unless it is a deletion, so reads at or above it are unchanged. The physical work walks
-//! the history rows up to the revision, dropping superseded `revs` and `history` rows and
-//! the `keys` entries of deleted keys. It runs in bounded steps
+//! the history rows up to the revision, dropping superseded `history` rows (a row's
+//! previous change, and every row older than the key's newest change at or before the
+//! revision) and the `keys` entries of deleted keys. It runs in bounded steps
 //! ([`StoreOptions::compaction_rows_per_batch`] rows after every applied batch, or
 //! [`Store::run_compaction`] when idle), so a large compaction never stalls a batch;
 //! leftover rows are invisible to reads. History rows at exactly the compaction revision are

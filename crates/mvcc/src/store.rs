@@ -117,7 +117,6 @@ impl Store {
         let t = Tables {
             meta: env.create_database(&mut wtxn, Some("meta"))?,
             keys: env.create_database(&mut wtxn, Some("keys"))?,
-            revs: env.create_database(&mut wtxn, Some("revs"))?,
             history: env.create_database(&mut wtxn, Some("history"))?,
             leases: env.create_database(&mut wtxn, Some("leases"))?,
         };
@@ -510,7 +509,6 @@ impl Store {
         let tables = [
             ("meta", self.t.meta),
             ("keys", self.t.keys),
-            ("revs", self.t.revs),
             ("history", self.t.history),
             ("leases", self.t.leases),
         ];
@@ -639,11 +637,10 @@ mod tests {
         })
     }
 
-    fn rows(store: &Store) -> (u64, u64, u64) {
+    fn rows(store: &Store) -> (u64, u64) {
         let txn = store.read_txn().unwrap();
         (
             store.t.keys.len(&txn).unwrap(),
-            store.t.revs.len(&txn).unwrap(),
             store.t.history.len(&txn).unwrap(),
         )
     }
@@ -697,7 +694,7 @@ mod tests {
             .unwrap();
         while !store.run_compaction(1).unwrap() {}
         // Left: a@6 and c@7, nothing else.
-        assert_eq!(rows(&store), (2, 2, 2));
+        assert_eq!(rows(&store), (2, 2));
         let all = RangeRequest {
             key: vec![0],
             range_end: vec![0],
@@ -730,6 +727,6 @@ mod tests {
         store.run_compaction(1).unwrap();
         store.apply(&[(5, put(b"c")), (6, compact(5))]).unwrap();
         while !store.run_compaction(1).unwrap() {}
-        assert_eq!(rows(&store), (1, 1, 1));
+        assert_eq!(rows(&store), (1, 1));
     }
 }

@@ -4,7 +4,6 @@
 //! Tables (all `Bytes -> Bytes`):
 //! - `meta`: named counters (see `codec::META_*`).
 //! - `keys`: index key (see [`codec::index_key`]) -> [`KeyEntry`] (+ full key for long keys).
-//! - `revs`: key id ++ revision -> [`RevEntry`], every retained revision of every key.
 //! - `history`: revision -> [`HistoryRecord`], the change log (values live only here).
 //! - `leases`: lease id ++ index key -> user key, for keys whose latest state has a lease.
 //!
@@ -18,7 +17,7 @@ use heed::types::Bytes;
 use heed::{Database, RoTxn};
 
 use crate::codec::{
-    self, corrupt, revs_key, KeyEntry, RevEntry, Revision, KEY_PREFIX_MAX, LONG_INDEX_KEY_LEN,
+    self, corrupt, KeyEntry, RevEntry, Revision, KEY_PREFIX_MAX, LONG_INDEX_KEY_LEN,
 };
 use crate::error::Result;
 use crate::types::KeyValue;
@@ -30,7 +29,6 @@ pub(crate) type Table = Database<Bytes, Bytes>;
 pub(crate) struct Tables {
     pub meta: Table,
     pub keys: Table,
-    pub revs: Table,
     pub history: Table,
     pub leases: Table,
 }
@@ -244,22 +242,41 @@ impl Tables {
             };
             return Ok(Some((entry.latest, meta)));
         }
-        let lo = revs_key(entry.id, Revision::new(0, 0));
-        let hi = revs_key(entry.id, Revision::new(rev, i64::MAX));
-        let bounds: (Bound<&[u8]>, Bound<&[u8]>) = (Bound::Included(&lo), Bound::Included(&hi));
-        match self.revs.rev_range(txn, &bounds)?.next() {
-            Some(item) => {
-                let (k, v) = item?;
-                let (_, r) = codec::decode_revs_key(k)?;
-                let meta = RevEntry::decode(v)?;
-                if meta.tombstone {
-                    Ok(None)
-                } else {
-                    Ok(Some((r, meta)))
-                }
+        // Walk the key's chain of changes back from its latest one: each history row points to
+        // the key's previous revision. The rows passed are newer than `rev`, which no
+        // compaction that still allows reading at `rev` has removed.
+        let Some((_, mut prev)) = self.change_at(txn, entry.latest)? else {
+            return Ok(None);
+        };
+        while prev != Revision::default() {
+            let row = self.change_at(txn, prev)?;
+            if prev.main <= rev {
+                // The newest change at or before `rev`. A compacted row was a deletion or was
+                // superseded at or before the compaction: the key was not live at `rev`.
+                return Ok(row.filter(|(m, _)| !m.tombstone).map(|(m, _)| (prev, m)));
             }
-            None => Ok(None),
+            match row {
+                Some((_, p)) => prev = p,
+                None => return Ok(None),
+            }
         }
+        Ok(None)
+    }
+
+    /// What the history row at `rev` says of its key, and the key's revision before it, if
+    /// the row is still stored.
+    pub fn change_at(&self, txn: &RoTxn, rev: Revision) -> Result<Option<(RevEntry, Revision)>> {
+        let Some(b) = self.history.get(txn, &rev.to_bytes())? else {
+            return Ok(None);
+        };
+        let r = codec::HistoryRecord::decode(b)?;
+        let meta = RevEntry {
+            tombstone: r.tombstone,
+            create: r.create,
+            version: r.version,
+            lease: r.lease,
+        };
+        Ok(Some((meta, r.prev)))
     }
 
     /// Value stored at a revision.

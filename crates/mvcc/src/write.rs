@@ -1,13 +1,12 @@
 //! The write path: one [`Change`] per command turns requests into rows of the tables at one
 //! new main revision.
 
+use std::collections::HashMap;
 use std::ops::Bound;
 
 use heed::{RoTxn, RwTxn};
 
-use crate::codec::{
-    self, index_key, lease_key, revs_key, HistoryRecord, KeyEntry, RevEntry, Revision,
-};
+use crate::codec::{self, index_key, lease_key, HistoryRecord, KeyEntry, Revision};
 use crate::error::{Error, Result};
 use crate::read::{self, ReadView};
 use crate::tables::{FoundKey, KeySpan, Tables};
@@ -185,13 +184,6 @@ impl<'s> Change<'s> {
             value,
         };
         t.history.put(wtxn, &rev.to_bytes(), &record.encode())?;
-        let meta = RevEntry {
-            tombstone: false,
-            create,
-            version,
-            lease,
-        };
-        t.revs.put(wtxn, &revs_key(id, rev), &meta.encode())?;
         let entry = KeyEntry {
             id,
             latest: rev,
@@ -241,13 +233,6 @@ impl<'s> Change<'s> {
             value: &[],
         };
         t.history.put(wtxn, &rev.to_bytes(), &record.encode())?;
-        let meta = RevEntry {
-            tombstone: true,
-            create: 0,
-            version: 0,
-            lease: 0,
-        };
-        t.revs.put(wtxn, &revs_key(e.id, rev), &meta.encode())?;
         let entry = KeyEntry {
             id: e.id,
             latest: rev,
@@ -468,6 +453,7 @@ pub(crate) fn compact_step(
 ) -> Result<bool> {
     let at = c.compact_target;
     let end = Revision::new(at, i64::MAX).to_bytes();
+    let mut survivors = HashMap::new();
     let mut done_rows = 0;
     while c.compaction_pending() {
         if done_rows >= max_rows {
@@ -483,7 +469,7 @@ pub(crate) fn compact_step(
                 let (k, v) = item?;
                 let rev = Revision::from_bytes(k)?;
                 let rec = HistoryRecord::decode(v)?;
-                chunk.push((rev, rec.id, rec.tombstone, rec.key.to_vec()));
+                chunk.push((rev, rec.id, rec.prev, rec.key.to_vec()));
             }
         }
         let Some(last) = chunk.last() else {
@@ -493,67 +479,107 @@ pub(crate) fn compact_step(
         };
         c.compact_cursor = Revision::new(last.0.main, last.0.sub + 1);
         done_rows += chunk.len();
-        for (rev, id, tombstone, key) in chunk {
-            compact_row(t, wtxn, at, rev, id, tombstone, &key)?;
+        for (rev, id, prev, key) in chunk {
+            let survivor = match survivors.get(&id) {
+                Some(s) => Survivor::clone(s),
+                None => {
+                    let s = survivor(t, wtxn, at, id, &key)?;
+                    survivors.insert(id, s.clone());
+                    s
+                }
+            };
+            compact_row(t, wtxn, at, rev, prev, survivor)?;
         }
     }
     Ok(true)
 }
 
-/// Applies compaction at `at` to one history row.
+/// What compaction at `at` keeps of one key id: its newest change at or before `at`.
+#[derive(Clone, Debug)]
+enum Survivor {
+    /// The id has no `keys` entry any more (its final deletion was compacted; a key written
+    /// again later has a new id): none of its rows up to `at` are needed.
+    Gone,
+    /// The newest change at or before `at`, whether it is a deletion, and whether it is the
+    /// key's latest change.
+    Change {
+        rev: Revision,
+        tombstone: bool,
+        latest: bool,
+        index_key: Option<Vec<u8>>,
+    },
+}
+
+/// Finds the newest change of key id `id` (user key `key`) at or before `at`, walking the
+/// key's chain back from its latest change.
+fn survivor(t: &Tables, txn: &RoTxn, at: i64, id: u64, key: &[u8]) -> Result<Survivor> {
+    let found = match t.lookup(txn, key)? {
+        Some(f) if f.entry.id == id => f,
+        _ => return Ok(Survivor::Gone),
+    };
+    let mut rev = found.entry.latest;
+    let mut tombstone = found.entry.tombstone;
+    while rev.main > at {
+        // Rows newer than the compaction target are never removed, and the chain reaches
+        // every change of the id: a row at or before `at` is being compacted.
+        let prev = match t.change_at(txn, rev)? {
+            Some((_, prev)) if prev != Revision::default() => prev,
+            _ => return Err(codec::corrupt("broken revision chain")),
+        };
+        rev = prev;
+        tombstone = match t.change_at(txn, rev)? {
+            Some((meta, _)) => meta.tombstone,
+            // Dropped by an earlier compaction, so a deletion or superseded: either way
+            // nothing of it is kept.
+            None => true,
+        };
+    }
+    let latest = rev == found.entry.latest;
+    Ok(Survivor::Change {
+        rev,
+        tombstone,
+        latest,
+        index_key: latest.then_some(found.index_key),
+    })
+}
+
+/// Applies compaction at `at` to the history row at `rev` (`rev.main <= at`), whose key's
+/// previous change is `prev`.
 fn compact_row(
     t: &Tables,
     wtxn: &mut RwTxn,
     at: i64,
     rev: Revision,
-    id: u64,
-    tombstone: bool,
-    key: &[u8],
+    prev: Revision,
+    survivor: Survivor,
 ) -> Result<()> {
-    // Revisions of this key older than `rev` are superseded by it (rev <= at).
-    let older: Vec<Revision> = {
-        let lo = revs_key(id, Revision::new(0, 0));
-        let hi = revs_key(id, rev);
-        let bounds: (Bound<&[u8]>, Bound<&[u8]>) = (Bound::Included(&lo), Bound::Excluded(&hi));
-        let mut v = Vec::new();
-        for item in t.revs.range(wtxn, &bounds)? {
-            let (k, _) = item?;
-            v.push(codec::decode_revs_key(k)?.1);
-        }
-        v
-    };
-    for old in older {
-        t.revs.delete(wtxn, &revs_key(id, old))?;
-        if old.main < at {
-            t.history.delete(wtxn, &old.to_bytes())?;
-        }
+    // `prev` is superseded by this change. It may be older than this walk's start: the
+    // survivor of an earlier compaction, which only now has a newer change at or before `at`.
+    if prev != Revision::default() && prev.main < at {
+        t.history.delete(wtxn, &prev.to_bytes())?;
     }
-    let this = revs_key(id, rev);
-    let drop_row = |wtxn: &mut RwTxn| -> Result<()> {
-        if rev.main < at {
-            t.history.delete(wtxn, &rev.to_bytes())?;
-        }
-        Ok(())
+    let drop_row = match &survivor {
+        Survivor::Gone => true,
+        Survivor::Change {
+            rev: keep,
+            tombstone,
+            ..
+        } => rev < *keep || *tombstone,
     };
-    if t.revs.get(wtxn, &this)?.is_none() {
-        // Already dropped from the index by an earlier step; only the history row is left.
-        return drop_row(wtxn);
+    // Rows at exactly `at` stay until the next compaction, for watches that start there.
+    if drop_row && rev.main < at {
+        t.history.delete(wtxn, &rev.to_bytes())?;
     }
-    let next: Option<Revision> = {
-        let hi = revs_key(id, Revision::new(i64::MAX, i64::MAX));
-        let bounds: (Bound<&[u8]>, Bound<&[u8]>) =
-            (Bound::Excluded(&this[..]), Bound::Included(&hi[..]));
-        match t.revs.range(wtxn, &bounds)?.next() {
-            Some(item) => Some(codec::decode_revs_key(item?.0)?.1),
-            None => None,
-        }
-    };
-    let superseded = next.is_some_and(|n| n.main <= at);
-    if superseded || tombstone {
-        t.revs.delete(wtxn, &this)?;
-        drop_row(wtxn)?;
-        if tombstone && next.is_none() {
-            t.keys.delete(wtxn, &index_key(key, id))?;
+    if let Survivor::Change {
+        rev: keep,
+        tombstone: true,
+        latest: true,
+        index_key: Some(ik),
+    } = survivor
+    {
+        if keep == rev {
+            // The key's final change is a deletion at or before `at`: forget the key.
+            t.keys.delete(wtxn, &ik)?;
         }
     }
     Ok(())

@@ -271,7 +271,10 @@ async fn metrics_time_the_log_fsync_and_the_apply_batches() {
     assert!(grew("etcd_disk_wal_fsync_duration_seconds_sum") > 0.0);
     assert!(grew("etcr_apply_batch_duration_seconds_count") >= 1.0);
     assert_eq!(
-        metric(&after, "etcr_apply_batch_duration_seconds_bucket{le=\"+Inf\"}"),
+        metric(
+            &after,
+            "etcr_apply_batch_duration_seconds_bucket{le=\"+Inf\"}"
+        ),
         metric(&after, "etcr_apply_batch_duration_seconds_count"),
     );
     assert_eq!(grew("etcd_server_proposals_applied_total"), 5.0);
