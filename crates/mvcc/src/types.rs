@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 pub struct KeyValue {
     /// The user key (never empty).
+    #[serde(with = "serde_bytes")]
     pub key: Vec<u8>,
     /// Main revision at which the key's current generation was created.
     pub create_revision: i64,
@@ -18,6 +19,7 @@ pub struct KeyValue {
     /// Number of modifications since creation; 1 right after creation, 0 for a deletion.
     pub version: i64,
     /// The value (empty for `keys_only` reads and deletion events).
+    #[serde(with = "serde_bytes")]
     pub value: Vec<u8>,
     /// Lease attached to the key, 0 for none.
     pub lease: i64,
@@ -64,8 +66,10 @@ pub enum SortTarget {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 pub struct RangeRequest {
     /// First key of the range, or the single key.
+    #[serde(with = "serde_bytes")]
     pub key: Vec<u8>,
     /// Exclusive end of the range; see the type's documentation.
+    #[serde(with = "serde_bytes")]
     pub range_end: Vec<u8>,
     /// Maximum number of keys returned; 0 for no limit.
     pub limit: i64,
@@ -106,8 +110,10 @@ pub struct RangeResponse {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 pub struct PutRequest {
     /// Key to write (must not be empty).
+    #[serde(with = "serde_bytes")]
     pub key: Vec<u8>,
     /// New value.
+    #[serde(with = "serde_bytes")]
     pub value: Vec<u8>,
     /// Lease to attach, 0 for none.
     pub lease: i64,
@@ -133,8 +139,10 @@ pub struct PutResponse {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 pub struct DeleteRangeRequest {
     /// First key, or the single key.
+    #[serde(with = "serde_bytes")]
     pub key: Vec<u8>,
     /// Exclusive end of the range.
+    #[serde(with = "serde_bytes")]
     pub range_end: Vec<u8>,
     /// Return the deleted pairs.
     pub prev_kv: bool,
@@ -175,7 +183,7 @@ pub enum CompareTarget {
     /// The key's mod revision.
     ModRevision(i64),
     /// The key's value; never true for a missing key.
-    Value(Vec<u8>),
+    Value(#[serde(with = "serde_bytes")] Vec<u8>),
     /// The key's lease.
     Lease(i64),
 }
@@ -197,8 +205,10 @@ pub struct Compare {
     /// Field and operand.
     pub target: CompareTarget,
     /// Key compared.
+    #[serde(with = "serde_bytes")]
     pub key: Vec<u8>,
     /// Optional end of a key range.
+    #[serde(with = "serde_bytes")]
     pub range_end: Vec<u8>,
 }
 

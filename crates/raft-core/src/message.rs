@@ -27,6 +27,7 @@ pub struct Entry {
     /// Whether the entry is a command or a membership change.
     pub entry_type: EntryType,
     /// The opaque payload.
+    #[serde(with = "serde_bytes")]
     pub data: Vec<u8>,
 }
 
@@ -112,6 +113,7 @@ pub struct SnapshotMetadata {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 pub struct Snapshot {
     /// The application's serialized state.
+    #[serde(with = "serde_bytes")]
     pub data: Vec<u8>,
     /// Where in the log the snapshot stands.
     pub metadata: SnapshotMetadata,
@@ -193,6 +195,7 @@ pub struct Message {
     /// The snapshot of a [`MessageType::Snapshot`].
     pub snapshot: Option<Snapshot>,
     /// Opaque context (ReadIndex rounds, leadership-transfer campaigns).
+    #[serde(with = "serde_bytes")]
     pub context: Vec<u8>,
 }
 
@@ -227,6 +230,7 @@ pub struct ReadState {
     /// The commit index to wait for.
     pub index: u64,
     /// The context the request was made with.
+    #[serde(with = "serde_bytes")]
     pub request_ctx: Vec<u8>,
 }
 
