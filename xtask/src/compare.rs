@@ -160,6 +160,9 @@ struct SystemResult {
     disk: Disk,
     /// Peak RSS (VmHWM) of each member at the end, bytes.
     peak_rss_bytes: Vec<u64>,
+    /// Private memory (RssAnon) of each member at the end, bytes: RSS without the pages of
+    /// mapped files, which for LMDB is the page cache of the store.
+    anon_rss_bytes: Vec<u64>,
     /// CPU seconds of each member from start to end.
     cpu_seconds: Vec<f64>,
     check_perf: Vec<String>,
@@ -342,6 +345,10 @@ fn measure(
         result.check_perf = crate::checkperf::check_perf(&endpoints, load)?;
     }
     result.peak_rss_bytes = peak_rss(&pids)?;
+    result.anon_rss_bytes = pids
+        .iter()
+        .map(|&p| procs::anon_rss_bytes(p))
+        .collect::<anyhow::Result<_>>()?;
     result.cpu_seconds = pids
         .iter()
         .zip(&cpu_at_start)
@@ -451,6 +458,14 @@ fn markdown(etcr: &SystemResult, etcd: &SystemResult, plan: &Plan, quick: bool) 
         mib(max_rss(etcr)),
         mib(max_rss(etcd)),
         ratio(max_rss(etcr), max_rss(etcd))
+    );
+    let anon = |s: &SystemResult| s.anon_rss_bytes.iter().copied().max().unwrap_or(0) as f64;
+    let _ = writeln!(
+        out,
+        "| private memory at the end, largest member (RssAnon; RSS less mapped files) | {} | {} | {} | | | |",
+        mib(anon(etcr)),
+        mib(anon(etcd)),
+        ratio(anon(etcr), anon(etcd))
     );
     let per_1k = |s: &SystemResult| s.workload_cpu() * 1000.0 / s.requests().max(1) as f64;
     let _ = writeln!(

@@ -121,6 +121,11 @@ pub fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
     status_kib(pid, "VmRSS:").map(|kib| kib * 1024)
 }
 
+/// A process's private memory now (`RssAnon`: heap and stacks, not mapped files), in bytes.
+pub fn anon_rss_bytes(pid: u32) -> anyhow::Result<u64> {
+    status_kib(pid, "RssAnon:").map(|kib| kib * 1024)
+}
+
 fn status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
     status

@@ -59,3 +59,26 @@ fn replace_with_snapshot_swaps_contents_of_an_open_store() {
     let reopened = Store::open(dir.path().join("follower"), StoreOptions::default()).unwrap();
     assert_eq!(reopened.applied_index(), 4);
 }
+
+#[test]
+fn apply_then_hands_out_outcomes_before_readers_see_the_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    store.apply(&[(1, put("a", "1"))]).unwrap();
+    let mut seen = None;
+    store
+        .apply_then(
+            &[(1, put("a", "replayed")), (2, put("a", "2"))],
+            |applied| {
+                // Not committed yet: a reader still sees the state before the batch.
+                seen = Some((applied, all(&store)));
+            },
+        )
+        .unwrap();
+    let (applied, before) = seen.expect("before_commit was called");
+    assert_eq!(applied[0].outcome, mvcc::Outcome::Skipped);
+    assert!(matches!(applied[1].outcome, mvcc::Outcome::Done { .. }));
+    assert_eq!(before, vec![(b"a".to_vec(), b"1".to_vec(), 2)]);
+    assert_eq!(all(&store), vec![(b"a".to_vec(), b"2".to_vec(), 3)]);
+    assert_eq!(store.applied_index(), 2);
+}

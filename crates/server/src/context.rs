@@ -61,11 +61,12 @@ impl Context {
         Ok(())
     }
 
-    /// Waits until a read may be served: at once when serializable, after a ReadIndex round
+    /// Waits until a read may be served: when serializable, once the store holds what this
+    /// member has acknowledged (at once, but for a commit in flight); after a ReadIndex round
     /// otherwise.
     pub async fn read_barrier(&self, serializable: bool) -> Result<(), EtcdError> {
         if serializable {
-            return Ok(());
+            return self.raft.local_barrier().await;
         }
         self.raft.read_barrier().await
     }

@@ -279,3 +279,32 @@ async fn metrics_time_the_log_fsync_and_the_apply_batches() {
     );
     assert_eq!(grew("etcd_server_proposals_applied_total"), 5.0);
 }
+
+#[tokio::test]
+async fn a_serializable_read_sees_the_members_own_acknowledged_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let etcr = Etcr::start(dir.path(), &[]);
+    let mut kv = etcr.kv().await;
+    // Answers leave before the store's commit; a local read must still see them.
+    for i in 0..50 {
+        let v = i.to_string();
+        let put_rev = kv
+            .put(put("k", &v))
+            .await
+            .unwrap()
+            .into_inner()
+            .header
+            .unwrap()
+            .revision;
+        let r = kv
+            .range(RangeRequest {
+                serializable: true,
+                ..get("k")
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.kvs[0].value, v.as_bytes(), "write {i}");
+        assert!(r.header.unwrap().revision >= put_rev);
+    }
+}

@@ -106,34 +106,34 @@ impl Applier {
         if !batch.is_empty() {
             self.metrics.observe_batch(batch.len());
             let started = Instant::now();
-            let result = self.store.apply(&batch);
-            self.metrics.apply_batch.observe(started.elapsed());
-            match result {
-                Ok(applied) => {
-                    for (a, (origin, id)) in applied.into_iter().zip(callers) {
-                        let outcome = match a.outcome {
-                            mvcc::Outcome::Done { response, .. } => {
-                                self.metrics.proposal_applied();
-                                Ok(Answer::Kv(response))
-                            }
-                            mvcc::Outcome::Failed(e) => {
-                                self.metrics.proposal_failed();
-                                Err(EtcdError::from(e))
-                            }
-                            // Replayed after a restart or a snapshot: its caller is long gone.
-                            mvcc::Outcome::Skipped => continue,
-                        };
-                        if origin == self.local_id {
-                            self.waiters.answer(id, outcome);
+            // Callers are answered before the commit's fsync: the outcomes are final (the log
+            // holds the entries), and reads wait for the commit (see `Shared::answered`).
+            let result = self.store.apply_then(&batch, |applied| {
+                self.shared.set_answered(last);
+                for (a, (origin, id)) in applied.into_iter().zip(callers) {
+                    let outcome = match a.outcome {
+                        mvcc::Outcome::Done { response, .. } => {
+                            self.metrics.proposal_applied();
+                            Ok(Answer::Kv(response))
                         }
+                        mvcc::Outcome::Failed(e) => {
+                            self.metrics.proposal_failed();
+                            Err(EtcdError::from(e))
+                        }
+                        // Replayed after a restart or a snapshot: its caller is long gone.
+                        mvcc::Outcome::Skipped => continue,
+                    };
+                    if origin == self.local_id {
+                        self.waiters.answer(id, outcome);
                     }
                 }
-                Err(e) => {
-                    // The state machine cannot move past this entry; serving on would answer
-                    // from a store that silently lags the log.
-                    error!("applying committed entries failed: {e}; stopping this member");
-                    std::process::exit(1);
-                }
+            });
+            self.metrics.apply_batch.observe(started.elapsed());
+            if let Err(e) = result {
+                // The state machine cannot move past this entry; serving on would answer
+                // from a store that silently lags the log.
+                error!("applying committed entries failed: {e}; stopping this member");
+                std::process::exit(1);
             }
         }
         self.shared.set_applied(last);

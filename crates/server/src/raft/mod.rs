@@ -276,6 +276,14 @@ impl RaftNode {
         self.shared.last_index()
     }
 
+    /// Waits until the store holds every entry this member has answered for, so that a
+    /// serializable read sees this member's own acknowledged writes.
+    pub async fn local_barrier(&self) -> Result<(), EtcdError> {
+        self.shared
+            .wait_applied(self.shared.answered(), self.request_timeout)
+            .await
+    }
+
     pub fn applied_index(&self) -> u64 {
         self.shared.applied()
     }

@@ -14,6 +14,7 @@ pub struct Shared {
     commit: AtomicU64,
     last_index: AtomicU64,
     applied: watch::Sender<u64>,
+    answered: AtomicU64,
 }
 
 impl Shared {
@@ -25,6 +26,7 @@ impl Shared {
             commit: AtomicU64::new(commit),
             last_index: AtomicU64::new(commit),
             applied: watch::Sender::new(applied),
+            answered: AtomicU64::new(applied),
         }
     }
 
@@ -40,6 +42,17 @@ impl Shared {
 
     pub fn set_last_index(&self, index: u64) {
         self.last_index.store(index, Relaxed);
+    }
+
+    /// Callers of entries up to `index` are being answered, before the store commits them.
+    pub fn set_answered(&self, index: u64) {
+        self.answered.fetch_max(index, Relaxed);
+    }
+
+    /// The last entry whose callers may have their answer: a local read waits until the
+    /// store has committed it, so that a member's answers and its reads agree.
+    pub fn answered(&self) -> u64 {
+        self.answered.load(Relaxed)
     }
 
     pub fn set_applied(&self, index: u64) {
@@ -71,6 +84,9 @@ impl Shared {
 
     /// Waits until everything up to `index` has been applied to the store.
     pub async fn wait_applied(&self, index: u64, timeout: Duration) -> Result<(), EtcdError> {
+        if self.applied() >= index {
+            return Ok(());
+        }
         let mut rx = self.applied.subscribe();
         let reached = async move { rx.wait_for(|a| *a >= index).await.map(|_| ()) };
         match tokio::time::timeout(timeout, reached).await {
