@@ -288,14 +288,7 @@ async fn a_serializable_read_sees_the_members_own_acknowledged_writes() {
     // Answers leave before the store's commit; a local read must still see them.
     for i in 0..50 {
         let v = i.to_string();
-        let put_rev = kv
-            .put(put("k", &v))
-            .await
-            .unwrap()
-            .into_inner()
-            .header
-            .unwrap()
-            .revision;
+        let written = kv.put(put("k", &v)).await.unwrap().into_inner().header;
         let r = kv
             .range(RangeRequest {
                 serializable: true,
@@ -305,6 +298,6 @@ async fn a_serializable_read_sees_the_members_own_acknowledged_writes() {
             .unwrap()
             .into_inner();
         assert_eq!(r.kvs[0].value, v.as_bytes(), "write {i}");
-        assert!(r.header.unwrap().revision >= put_rev);
+        assert!(r.header.unwrap().revision >= written.unwrap().revision);
     }
 }
