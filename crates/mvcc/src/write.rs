@@ -519,20 +519,23 @@ fn survivor(t: &Tables, txn: &RoTxn, at: i64, id: u64, key: &[u8]) -> Result<Sur
     };
     let mut rev = found.entry.latest;
     let mut tombstone = found.entry.tombstone;
+    let mut row = if rev.main > at {
+        t.change_at(txn, rev)?
+    } else {
+        None
+    };
     while rev.main > at {
         // Rows newer than the compaction target are never removed, and the chain reaches
         // every change of the id: a row at or before `at` is being compacted.
-        let prev = match t.change_at(txn, rev)? {
+        let prev = match row {
             Some((_, prev)) if prev != Revision::default() => prev,
             _ => return Err(codec::corrupt("broken revision chain")),
         };
         rev = prev;
-        tombstone = match t.change_at(txn, rev)? {
-            Some((meta, _)) => meta.tombstone,
-            // Dropped by an earlier compaction, so a deletion or superseded: either way
-            // nothing of it is kept.
-            None => true,
-        };
+        row = t.change_at(txn, rev)?;
+        // A row dropped by an earlier compaction was a deletion or superseded: either way
+        // nothing of it is kept.
+        tombstone = row.is_none_or(|(meta, _)| meta.tombstone);
     }
     let latest = rev == found.entry.latest;
     Ok(Survivor::Change {

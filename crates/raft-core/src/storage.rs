@@ -91,38 +91,31 @@ impl MemStorage {
     /// Persists entries, replacing any existing entries from the first new
     /// index on. Entries at or below the compaction point are ignored.
     pub fn append(&mut self, ents: &[Entry]) -> Result<()> {
-        let Some(first_new) = ents.first().map(|e| e.index) else {
-            return Ok(());
-        };
-        let first = self.offset() + 1;
-        let last_new = first_new + ents.len() as u64 - 1;
-        if last_new < first {
-            return Ok(());
+        if let Some(skip) = self.make_room(ents)? {
+            self.entries.extend_from_slice(&ents[skip..]);
         }
-        if first_new > self.last() + 1 {
-            return Err(StorageError::Other(format!(
-                "gap: appending {first_new} after last index {}",
-                self.last()
-            ))
-            .into());
-        }
-        let skip = first.saturating_sub(first_new) as usize;
-        let ents = &ents[skip..];
-        let start = ents[0].index;
-        self.entries.truncate((start - self.offset()) as usize);
-        self.entries.extend_from_slice(ents);
         Ok(())
     }
 
     /// Like [`MemStorage::append`], taking ownership of the entries (no copy).
     pub fn append_owned(&mut self, mut ents: Vec<Entry>) -> Result<()> {
+        if let Some(skip) = self.make_room(&ents)? {
+            ents.drain(..skip);
+            self.entries.append(&mut ents);
+        }
+        Ok(())
+    }
+
+    /// Checks that `ents` continue the log and truncates the log where they start. Returns how
+    /// many leading entries are already compacted away, or `None` when all of them are.
+    fn make_room(&mut self, ents: &[Entry]) -> Result<Option<usize>> {
         let Some(first_new) = ents.first().map(|e| e.index) else {
-            return Ok(());
+            return Ok(None);
         };
         let first = self.offset() + 1;
         let last_new = first_new + ents.len() as u64 - 1;
         if last_new < first {
-            return Ok(());
+            return Ok(None);
         }
         if first_new > self.last() + 1 {
             return Err(StorageError::Other(format!(
@@ -131,12 +124,9 @@ impl MemStorage {
             ))
             .into());
         }
-        let skip = first.saturating_sub(first_new) as usize;
-        ents.drain(..skip);
-        let start = ents[0].index;
+        let start = first_new.max(first);
         self.entries.truncate((start - self.offset()) as usize);
-        self.entries.append(&mut ents);
-        Ok(())
+        Ok(Some((start - first_new) as usize))
     }
 
     /// Replaces the whole state with a snapshot received from the leader.

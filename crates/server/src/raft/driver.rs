@@ -237,9 +237,10 @@ impl Driver {
         if rd.must_sync {
             self.metrics.wal_fsync.observe(started.elapsed());
         }
+        // `advance` needs only `persist_to`: the entries move into the log mirror uncopied.
         self.node
             .mut_store()
-            .append(&rd.entries)
+            .append_owned(std::mem::take(&mut rd.entries))
             .map_err(|e| e.to_string())?;
         if let Some(hs) = &rd.hard_state {
             self.node.mut_store().set_hard_state(*hs);
