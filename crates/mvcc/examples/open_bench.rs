@@ -73,9 +73,10 @@ fn status_kib(field: &str) -> u64 {
 
 fn rss_line(label: &str) {
     println!(
-        "{label:<22} VmRSS {:>8} KiB   VmHWM {:>8} KiB",
+        "{label:<22} VmRSS {:>8} KiB   VmHWM {:>8} KiB   RssAnon {:>8} KiB",
         status_kib("VmRSS:"),
-        status_kib("VmHWM:")
+        status_kib("VmHWM:"),
+        status_kib("RssAnon:")
     );
 }
 

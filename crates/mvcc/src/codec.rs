@@ -6,14 +6,6 @@
 
 use crate::error::{Error, Result};
 
-/// Keys up to this many bytes are stored verbatim as `keys` table keys; longer keys are stored
-/// as their first `KEY_PREFIX_MAX` bytes followed by their 8-byte key id. With the lease
-/// table's 8-byte lease prefix the longest LMDB key is 496 bytes, below LMDB's 511.
-pub(crate) const KEY_PREFIX_MAX: usize = 480;
-
-/// Length of the `keys` table key of a long user key.
-pub(crate) const LONG_INDEX_KEY_LEN: usize = KEY_PREFIX_MAX + 8;
-
 /// A point in the store's history: `main` counts write requests, `sub` orders the changes
 /// inside one request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -92,92 +84,6 @@ impl<'a> Reader<'a> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// keys table: index key -> KeyEntry
-
-/// The `keys` table key of a user key with a given key id.
-pub(crate) fn index_key(key: &[u8], id: u64) -> Vec<u8> {
-    if key.len() <= KEY_PREFIX_MAX {
-        key.to_vec()
-    } else {
-        let mut k = Vec::with_capacity(LONG_INDEX_KEY_LEN);
-        k.extend_from_slice(&key[..KEY_PREFIX_MAX]);
-        k.extend_from_slice(&id.to_be_bytes());
-        k
-    }
-}
-
-/// Latest state of one user key, the value of the `keys` table.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct KeyEntry {
-    /// Stable id of the key while it has revisions (in each of its history rows).
-    pub id: u64,
-    /// Revision of the latest change.
-    pub latest: Revision,
-    /// Create revision of the latest generation (0 when deleted).
-    pub create: i64,
-    /// Version at `latest` (0 when deleted).
-    pub version: i64,
-    /// Lease at `latest`.
-    pub lease: i64,
-    /// Whether the latest change is a deletion.
-    pub tombstone: bool,
-}
-
-const KEY_ENTRY_LEN: usize = 8 * 6 + 1;
-
-impl KeyEntry {
-    /// Encodes the entry; `full_key` is stored only for long keys.
-    pub fn encode(&self, full_key: &[u8]) -> Vec<u8> {
-        let long = full_key.len() > KEY_PREFIX_MAX;
-        let mut v = Vec::with_capacity(KEY_ENTRY_LEN + if long { full_key.len() } else { 0 });
-        v.extend_from_slice(&self.id.to_be_bytes());
-        v.extend_from_slice(&self.latest.to_bytes());
-        v.extend_from_slice(&self.create.to_be_bytes());
-        v.extend_from_slice(&self.version.to_be_bytes());
-        v.extend_from_slice(&self.lease.to_be_bytes());
-        v.push(self.tombstone as u8);
-        if long {
-            v.extend_from_slice(full_key);
-        }
-        v
-    }
-
-    /// Decodes an entry and the full key stored with it (empty for short keys).
-    pub fn decode(b: &[u8]) -> Result<(KeyEntry, &[u8])> {
-        let mut r = Reader { b };
-        let id = r.u64()?;
-        let main = r.i64()?;
-        let sub = r.i64()?;
-        let create = r.i64()?;
-        let version = r.i64()?;
-        let lease = r.i64()?;
-        let tombstone = r.u8()? != 0;
-        let e = KeyEntry {
-            id,
-            latest: Revision::new(main, sub),
-            create,
-            version,
-            lease,
-            tombstone,
-        };
-        Ok((e, r.b))
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// revision metadata
-
-/// Metadata of one revision of one key, enough to answer counts and `keys_only` reads
-/// without touching the value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct RevEntry {
-    pub tombstone: bool,
-    pub create: i64,
-    pub version: i64,
-    pub lease: i64,
-}
-
-// ---------------------------------------------------------------------------------------------
 // history table: revision -> HistoryRecord
 
 /// One change as stored in the history table.
@@ -234,12 +140,12 @@ impl<'a> HistoryRecord<'a> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// leases table: lease id ++ index key -> user key
+// leases table: lease id ++ key id -> user key
 
-pub(crate) fn lease_key(lease: i64, index_key: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(8 + index_key.len());
-    k.extend_from_slice(&lease.to_be_bytes());
-    k.extend_from_slice(index_key);
+pub(crate) fn lease_key(lease: i64, id: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&lease.to_be_bytes());
+    k[8..].copy_from_slice(&id.to_be_bytes());
     k
 }
 
@@ -257,8 +163,12 @@ pub(crate) const META_COMPACT_CURSOR: &[u8] = b"compact_cursor";
 pub(crate) const META_COMPACT_TARGET: &[u8] = b"compact_target";
 
 /// Version of this layout, checked at open. 2: no `revs` table; reads at a past revision
-/// follow the history rows' `prev` chain.
-pub(crate) const FORMAT_VERSION: u64 = 2;
+/// follow the history rows' `prev` chain. 3: no `keys` table (the key index is rebuilt in
+/// memory from history at open); `leases` rows are keyed by key id.
+pub(crate) const FORMAT_VERSION: u64 = 3;
+
+/// The previous layout, which [`crate::Store::open`] upgrades in place.
+pub(crate) const FORMAT_WITH_KEYS_TABLE: u64 = 2;
 
 #[cfg(test)]
 mod tests {
@@ -292,36 +202,5 @@ mod tests {
         // Claim a key longer than the record.
         bad[49..53].copy_from_slice(&1000u32.to_be_bytes());
         assert!(HistoryRecord::decode(&bad).is_err());
-    }
-
-    #[test]
-    fn key_entry_round_trips_with_long_key() {
-        let e = KeyEntry {
-            id: 1,
-            latest: Revision::new(5, 0),
-            create: 3,
-            version: 2,
-            lease: 0,
-            tombstone: false,
-        };
-        let long = vec![b'x'; KEY_PREFIX_MAX + 10];
-        let b = e.encode(&long);
-        let (d, k) = KeyEntry::decode(&b).unwrap();
-        assert_eq!(d, e);
-        assert_eq!(k, &long[..]);
-        let b = e.encode(b"short");
-        assert_eq!(KeyEntry::decode(&b).unwrap().1, b"");
-        assert!(KeyEntry::decode(&b[..10]).is_err());
-    }
-
-    #[test]
-    fn index_keys_of_long_keys_share_prefix() {
-        let mut a = vec![b'a'; KEY_PREFIX_MAX + 1];
-        let ia = index_key(&a, 1);
-        a.push(0);
-        let ib = index_key(&a, 2);
-        assert_eq!(ia.len(), LONG_INDEX_KEY_LEN);
-        assert_eq!(ia[..KEY_PREFIX_MAX], ib[..KEY_PREFIX_MAX]);
-        assert_eq!(index_key(b"abc", 9), b"abc");
     }
 }

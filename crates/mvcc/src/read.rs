@@ -6,6 +6,7 @@ use std::cmp::Ordering;
 use heed::RoTxn;
 
 use crate::error::{Error, Result};
+use crate::index::KeyIndex;
 use crate::tables::{KeySpan, Tables};
 use crate::types::{
     Compare, CompareResult, CompareTarget, KeyValue, RangeRequest, RangeResponse, ResponseHeader,
@@ -49,9 +50,11 @@ fn has_revision_filters(r: &RangeRequest) -> bool {
 
 /// Live pairs of a span at a revision: up to `fetch_limit` (0 = all) pairs in key order and
 /// the total number of live keys.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn live_kvs(
     t: &Tables,
     txn: &RoTxn,
+    index: &KeyIndex,
     span: &KeySpan,
     rev: i64,
     fetch_limit: usize,
@@ -60,14 +63,14 @@ pub(crate) fn live_kvs(
 ) -> Result<(Vec<KeyValue>, i64)> {
     let mut kvs = Vec::new();
     let mut count = 0i64;
-    t.scan(txn, span, |found| {
+    index.scan(span, |found| {
         let want = with_kvs && (fetch_limit == 0 || kvs.len() < fetch_limit);
         if want {
             if let Some(kv) = t.kv_at(txn, &found, rev, with_values)? {
                 kvs.push(kv);
                 count += 1;
             }
-        } else if t.state_at(txn, &found.entry, rev)?.is_some() {
+        } else if t.live_rev_at(txn, &found.entry, rev)?.is_some() {
             count += 1;
         }
         Ok(true)
@@ -81,6 +84,7 @@ pub(crate) fn live_kvs(
 pub(crate) fn range(
     t: &Tables,
     txn: &RoTxn,
+    index: &KeyIndex,
     req: &RangeRequest,
     check: ReadView,
     view: ReadView,
@@ -104,7 +108,16 @@ pub(crate) fn range(
 
     let span = KeySpan::new(&req.key, &req.range_end);
     let fetch = usize::try_from(fetch).unwrap_or(usize::MAX);
-    let (mut kvs, count) = live_kvs(t, txn, &span, rev, fetch, !req.count_only, with_values)?;
+    let (mut kvs, count) = live_kvs(
+        t,
+        txn,
+        index,
+        &span,
+        rev,
+        fetch,
+        !req.count_only,
+        with_values,
+    )?;
 
     if req.max_mod_revision != 0 {
         kvs.retain(|kv| kv.mod_revision <= req.max_mod_revision);
@@ -181,10 +194,16 @@ fn compare_kv(c: &Compare, kv: &KeyValue) -> bool {
 }
 
 /// Evaluates one transaction guard at revision `rev`.
-pub(crate) fn compare(t: &Tables, txn: &RoTxn, c: &Compare, rev: i64) -> Result<bool> {
+pub(crate) fn compare(
+    t: &Tables,
+    txn: &RoTxn,
+    index: &KeyIndex,
+    c: &Compare,
+    rev: i64,
+) -> Result<bool> {
     let span = KeySpan::new(&c.key, &c.range_end);
     let with_values = matches!(c.target, CompareTarget::Value(_));
-    let (kvs, _) = live_kvs(t, txn, &span, rev, 0, true, with_values)?;
+    let (kvs, _) = live_kvs(t, txn, index, &span, rev, 0, true, with_values)?;
     if kvs.is_empty() {
         // A missing key has no value to compare; every other field compares as zero.
         if with_values {

@@ -3,12 +3,13 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 
 use heed::{CompactionOption, Env, EnvOpenOptions, RoTxn, RwTxn, WithoutTls};
 
 use crate::codec::{self, HistoryRecord, Revision};
 use crate::error::{Error, Result};
+use crate::index::KeyIndex;
 use crate::read::{self, ReadView};
 use crate::tables::{KeySpan, Tables};
 use crate::types::{
@@ -29,6 +30,10 @@ pub struct StoreOptions {
     pub compaction_rows_per_batch: usize,
     /// What a committed write transaction promises about the disk.
     pub durability: Durability,
+    /// Whether [`Store::apply`] reports each command's changes as [`Event`]s. Building them
+    /// copies every written value and the previous pair; a caller without watchers can skip
+    /// it and read changes later with [`Store::events`].
+    pub apply_events: bool,
 }
 
 /// How much of each commit is on disk when the commit returns.
@@ -55,6 +60,7 @@ impl Default for StoreOptions {
             max_readers: 1024,
             compaction_rows_per_batch: 16 * 1024,
             durability: Durability::Full,
+            apply_events: true,
         }
     }
 }
@@ -62,6 +68,23 @@ impl Default for StoreOptions {
 /// Most history rows [`Store::events`] examines in one call (it stops only between main
 /// revisions, so it may go slightly past this).
 const EVENTS_SCAN_BUDGET: usize = 65_536;
+
+/// What reads see: the key index as of `revision`, published once the batch that reached
+/// `revision` has committed.
+struct Published {
+    index: KeyIndex,
+    revision: i64,
+    compacted: i64,
+}
+
+impl Published {
+    fn view(&self) -> ReadView {
+        ReadView {
+            current: self.revision,
+            compacted: self.compacted,
+        }
+    }
+}
 
 /// An etcd-v3 revisioned key-value store in one LMDB environment (a directory).
 ///
@@ -71,7 +94,9 @@ pub struct Store {
     env: Env<WithoutTls>,
     t: Tables,
     write_lock: Mutex<()>,
+    published: RwLock<Arc<Published>>,
     compaction_rows: usize,
+    apply_events: bool,
     revision: AtomicI64,
     compacted: AtomicI64,
     applied: AtomicU64,
@@ -89,8 +114,8 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store in directory `dir`. Cost does not depend on the
-    /// number of keys: the key index lives in LMDB.
+    /// Opens (creating if needed) the store in directory `dir`, and builds the in-memory key
+    /// index by reading the history table once: the cost grows with the history kept.
     pub fn open(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
         let dir = dir.as_ref();
         fs::create_dir_all(dir)?;
@@ -116,7 +141,6 @@ impl Store {
         let mut wtxn = env.write_txn()?;
         let t = Tables {
             meta: env.create_database(&mut wtxn, Some("meta"))?,
-            keys: env.create_database(&mut wtxn, Some("keys"))?,
             history: env.create_database(&mut wtxn, Some("history"))?,
             leases: env.create_database(&mut wtxn, Some("leases"))?,
         };
@@ -138,21 +162,27 @@ impl Store {
                     &codec::FORMAT_VERSION.to_be_bytes(),
                 )?;
             }
-            Some(v) => {
-                let format = codec::be_u64(v)?;
-                if format != codec::FORMAT_VERSION {
-                    return Err(Error::Corrupt(format!("unknown store format {format}")));
-                }
-            }
+            Some(v) => match codec::be_u64(v)? {
+                codec::FORMAT_VERSION => {}
+                codec::FORMAT_WITH_KEYS_TABLE => upgrade_from_keys_table(&env, &t, &mut wtxn)?,
+                format => return Err(Error::Corrupt(format!("unknown store format {format}"))),
+            },
         }
         let c = Counters::load(&t, &wtxn)?;
         let applied = t.meta_u64(&wtxn, codec::META_APPLIED)?;
+        let index = KeyIndex::rebuild(&t, &wtxn)?;
         wtxn.commit()?;
         Ok(Store {
             env,
             t,
             write_lock: Mutex::new(()),
+            published: RwLock::new(Arc::new(Published {
+                index,
+                revision: c.revision,
+                compacted: c.compacted,
+            })),
             compaction_rows: options.compaction_rows_per_batch.max(1),
+            apply_events: options.apply_events,
             revision: AtomicI64::new(c.revision),
             compacted: AtomicI64::new(c.compacted),
             applied: AtomicU64::new(applied),
@@ -187,6 +217,9 @@ impl Store {
         before_commit: impl FnOnce(Vec<Applied>),
     ) -> Result<()> {
         let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+        // The batch changes a private copy of the index (an O(1) clone) that readers see only
+        // once it is published after the commit.
+        let mut keys = self.published().index.clone();
         let mut wtxn = self.env.write_txn()?;
         let mut c = Counters::load(&self.t, &wtxn)?;
         let mut applied = self.t.meta_u64(&wtxn, codec::META_APPLIED)?;
@@ -200,7 +233,7 @@ impl Store {
                 });
                 continue;
             }
-            let outcome = self.run(&mut wtxn, &mut c, cmd)?;
+            let outcome = self.run(&mut wtxn, &mut keys, &mut c, cmd)?;
             applied = *index;
             any = true;
             out.push(Applied {
@@ -210,7 +243,7 @@ impl Store {
         }
         if any {
             if c.compaction_pending() {
-                write::compact_step(&self.t, &mut wtxn, &mut c, self.compaction_rows)?;
+                write::compact_step(&self.t, &mut wtxn, &mut keys, &mut c, self.compaction_rows)?;
             }
             c.save(&self.t, &mut wtxn)?;
             self.t
@@ -218,6 +251,7 @@ impl Store {
                 .put(&mut wtxn, codec::META_APPLIED, &applied.to_be_bytes())?;
             before_commit(out);
             wtxn.commit()?;
+            self.publish(keys, &c);
             self.revision.store(c.revision, Ordering::Release);
             self.compacted.store(c.compacted, Ordering::Release);
             self.applied.store(applied, Ordering::Release);
@@ -245,14 +279,35 @@ impl Store {
         if !c.compaction_pending() {
             return Ok(true);
         }
-        let done = write::compact_step(&self.t, &mut wtxn, &mut c, max_rows)?;
+        let mut index = self.published().index.clone();
+        let done = write::compact_step(&self.t, &mut wtxn, &mut index, &mut c, max_rows)?;
         c.save(&self.t, &mut wtxn)?;
         wtxn.commit()?;
+        self.publish(index, &c);
         Ok(done)
     }
 
-    fn run(&self, wtxn: &mut RwTxn, c: &mut Counters, cmd: &Command) -> Result<Outcome> {
-        let mut ch = Change::new(&self.t, c);
+    fn published(&self) -> Arc<Published> {
+        Arc::clone(&self.published.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn publish(&self, index: KeyIndex, c: &Counters) {
+        let next = Arc::new(Published {
+            index,
+            revision: c.revision,
+            compacted: c.compacted,
+        });
+        *self.published.write().unwrap_or_else(|p| p.into_inner()) = next;
+    }
+
+    fn run(
+        &self,
+        wtxn: &mut RwTxn,
+        index: &mut KeyIndex,
+        c: &mut Counters,
+        cmd: &Command,
+    ) -> Result<Outcome> {
+        let mut ch = Change::new(&self.t, index, c, self.apply_events);
         let result = match cmd {
             Command::Put(r) => ch.put(wtxn, r).map(CommandResponse::Put),
             Command::DeleteRange(r) => ch.delete_range(wtxn, r).map(CommandResponse::DeleteRange),
@@ -290,11 +345,29 @@ impl Store {
         Ok(Counters::load(&self.t, txn)?.view())
     }
 
+    /// The published index and a read transaction that holds every history row it refers to.
+    ///
+    /// The transaction may already see a batch that is committed but not yet published. Its
+    /// rows are ignored (reads go by the index, at the published revision), but a compaction
+    /// in it may have dropped rows the published index still needs: then wait for the
+    /// publication, which follows the commit at once.
+    fn reader(&self) -> Result<(Arc<Published>, RoTxn<'_, WithoutTls>)> {
+        loop {
+            let published = self.published();
+            let txn = self.read_txn()?;
+            if self.t.meta_i64(&txn, codec::META_COMPACTED)? == published.compacted {
+                return Ok((published, txn));
+            }
+            drop(txn);
+            std::thread::yield_now();
+        }
+    }
+
     /// Reads a key or key range (see [`RangeRequest`]) on a read transaction.
     pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse> {
-        let txn = self.read_txn()?;
-        let view = self.view(&txn)?;
-        read::range(&self.t, &txn, req, view, view)
+        let (p, txn) = self.reader()?;
+        let view = p.view();
+        read::range(&self.t, &txn, &p.index, req, view, view)
     }
 
     /// Evaluates a transaction whose every branch only reads, without going through the log.
@@ -303,12 +376,12 @@ impl Store {
         if !is_read_only(req) {
             return Err(Error::NotReadOnly);
         }
-        let txn = self.read_txn()?;
-        let view = self.view(&txn)?;
+        let (p, txn) = self.reader()?;
+        let view = p.view();
         let mut path = Vec::new();
-        write::txn_path(&self.t, &txn, req, view.current, &mut path)?;
+        write::txn_path(&self.t, &txn, &p.index, req, view.current, &mut path)?;
         let mut path = path.into_iter();
-        let mut resp = self.read_txn_branch(&txn, req, view, &mut path)?;
+        let mut resp = self.read_txn_branch(&txn, &p.index, req, view, &mut path)?;
         resp.header = ResponseHeader {
             revision: view.current,
         };
@@ -318,6 +391,7 @@ impl Store {
     fn read_txn_branch(
         &self,
         txn: &RoTxn,
+        index: &KeyIndex,
         req: &TxnRequest,
         view: ReadView,
         path: &mut impl Iterator<Item = bool>,
@@ -333,8 +407,12 @@ impl Store {
         let mut responses = Vec::with_capacity(ops.len());
         for op in ops {
             responses.push(match op {
-                RequestOp::Range(r) => ResponseOp::Range(read::range(&self.t, txn, r, view, view)?),
-                RequestOp::Txn(n) => ResponseOp::Txn(self.read_txn_branch(txn, n, view, path)?),
+                RequestOp::Range(r) => {
+                    ResponseOp::Range(read::range(&self.t, txn, index, r, view, view)?)
+                }
+                RequestOp::Txn(n) => {
+                    ResponseOp::Txn(self.read_txn_branch(txn, index, n, view, path)?)
+                }
                 RequestOp::Put(_) | RequestOp::DeleteRange(_) => return Err(Error::NotReadOnly),
             });
         }
@@ -429,12 +507,12 @@ impl Store {
     /// A hash of every live key-value pair at revision `rev` (0 = current), to check that
     /// replicas agree: equal states give equal hashes. Reads every key.
     pub fn hash_kv(&self, rev: i64) -> Result<HashKv> {
-        let txn = self.read_txn()?;
-        let view = self.view(&txn)?;
+        let (p, txn) = self.reader()?;
+        let view = p.view();
         let at = view.resolve(rev)?;
         let mut h = Fnv32::default();
         let span = KeySpan::Range(&[], None);
-        self.t.scan(&txn, &span, |found| {
+        p.index.scan(&span, |found| {
             if let Some(kv) = self.t.kv_at(&txn, &found, at, true)? {
                 for part in [&kv.key[..], &kv.value[..]] {
                     h.write(&(part.len() as u64).to_be_bytes());
@@ -457,6 +535,12 @@ impl Store {
     pub fn leased_keys(&self, lease: i64) -> Result<Vec<Vec<u8>>> {
         let txn = self.read_txn()?;
         self.t.leased_keys(&txn, lease)
+    }
+
+    /// Keys in the index: every key with history, deleted ones included until a compaction
+    /// forgets them (etcd's `keys_total`).
+    pub fn keys_total(&self) -> usize {
+        self.published().index.len()
     }
 
     /// Current main revision (1 for an empty store).
@@ -529,7 +613,6 @@ impl Store {
         let mut wtxn = self.env.write_txn()?;
         let tables = [
             ("meta", self.t.meta),
-            ("keys", self.t.keys),
             ("history", self.t.history),
             ("leases", self.t.leases),
         ];
@@ -544,9 +627,19 @@ impl Store {
                 dst.put(&mut wtxn, k, v)?;
             }
         }
+        let format = self.t.meta_u64(&wtxn, codec::META_FORMAT)?;
+        if format != codec::FORMAT_VERSION {
+            return Err(Error::Corrupt(format!(
+                "snapshot {} has store format {format}, this member reads {}",
+                file.display(),
+                codec::FORMAT_VERSION
+            )));
+        }
         let c = Counters::load(&self.t, &wtxn)?;
         let applied = self.t.meta_u64(&wtxn, codec::META_APPLIED)?;
+        let index = KeyIndex::rebuild(&self.t, &wtxn)?;
         wtxn.commit()?;
+        self.publish(index, &c);
         // Whatever the durability setting: the caller's log forgets what came before this.
         self.env.force_sync()?;
         self.revision.store(c.revision, Ordering::SeqCst);
@@ -577,6 +670,35 @@ impl Store {
         fs::File::open(dir)?.sync_all()?;
         Store::open(dir, options)
     }
+}
+
+/// Upgrades a format-2 store in place: its `keys` table is emptied (the index now lives in
+/// memory) and its `leases` rows are re-keyed by key id.
+fn upgrade_from_keys_table(env: &Env<WithoutTls>, t: &Tables, wtxn: &mut RwTxn) -> Result<()> {
+    let keys: Option<crate::tables::Table> = env.open_database(wtxn, Some("keys"))?;
+    if let Some(keys) = keys {
+        keys.clear(wtxn)?;
+    }
+    let index = KeyIndex::rebuild(t, wtxn)?;
+    t.leases.clear(wtxn)?;
+    let mut leased = Vec::new();
+    index.scan(&KeySpan::Range(&[], None), |found| {
+        if let Some(kv) = t.current_kv(wtxn, &found)? {
+            if kv.lease != 0 {
+                leased.push((codec::lease_key(kv.lease, found.entry.id()), kv.key));
+            }
+        }
+        Ok(true)
+    })?;
+    for (k, key) in leased {
+        t.leases.put(wtxn, &k, &key)?;
+    }
+    t.meta.put(
+        wtxn,
+        codec::META_FORMAT,
+        &codec::FORMAT_VERSION.to_be_bytes(),
+    )?;
+    Ok(())
 }
 
 /// Answer of [`Store::hash_kv`].
@@ -661,7 +783,7 @@ mod tests {
     fn rows(store: &Store) -> (u64, u64) {
         let txn = store.read_txn().unwrap();
         (
-            store.t.keys.len(&txn).unwrap(),
+            store.published().index.len() as u64,
             store.t.history.len(&txn).unwrap(),
         )
     }
@@ -690,6 +812,105 @@ mod tests {
             assert_eq!(reopened.applied_index(), 2, "{durability:?}");
             assert_eq!(reopened.current_revision(), 3, "{durability:?}");
         }
+    }
+
+    #[test]
+    fn a_store_with_a_keys_table_is_upgraded_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // Lay out a format-2 store by hand: key "a" with lease 7 at revision 2, "b" at 3.
+            // SAFETY: a fresh directory, mapped once, closed before the store opens it.
+            let env = unsafe {
+                let mut opts = EnvOpenOptions::new().read_txn_without_tls();
+                opts.map_size(16 << 20).max_dbs(8);
+                opts.open(dir.path()).unwrap()
+            };
+            let mut wtxn = env.write_txn().unwrap();
+            let db = |name, w: &mut RwTxn| -> crate::tables::Table {
+                env.create_database(w, Some(name)).unwrap()
+            };
+            let (meta, keys, history, leases) = (
+                db("meta", &mut wtxn),
+                db("keys", &mut wtxn),
+                db("history", &mut wtxn),
+                db("leases", &mut wtxn),
+            );
+            let t = Tables {
+                meta,
+                history,
+                leases,
+            };
+            let c = Counters {
+                revision: 3,
+                compacted: 0,
+                next_key_id: 3,
+                compact_cursor: Revision::default(),
+                compact_target: 0,
+            };
+            c.save(&t, &mut wtxn).unwrap();
+            meta.put(&mut wtxn, codec::META_APPLIED, &2u64.to_be_bytes())
+                .unwrap();
+            meta.put(&mut wtxn, codec::META_FORMAT, &2u64.to_be_bytes())
+                .unwrap();
+            for (main, id, key, lease) in [(2, 1, &b"a"[..], 7), (3, 2, b"b", 0)] {
+                let rec = HistoryRecord {
+                    id,
+                    tombstone: false,
+                    create: main,
+                    version: 1,
+                    lease,
+                    prev: Revision::default(),
+                    key,
+                    value: b"v",
+                };
+                history
+                    .put(&mut wtxn, &Revision::new(main, 0).to_bytes(), &rec.encode())
+                    .unwrap();
+                keys.put(&mut wtxn, key, b"old index entry").unwrap();
+            }
+            leases.put(&mut wtxn, b"\0\0\0\0\0\0\0\x07a", b"a").unwrap();
+            wtxn.commit().unwrap();
+        }
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let txn = store.read_txn().unwrap();
+        assert_eq!(
+            store.t.meta_u64(&txn, codec::META_FORMAT).unwrap(),
+            codec::FORMAT_VERSION
+        );
+        let keys: Option<crate::tables::Table> =
+            store.env.open_database(&txn, Some("keys")).unwrap();
+        assert!(keys.unwrap().is_empty(&txn).unwrap());
+        drop(txn);
+        assert_eq!(store.leased_keys(7).unwrap(), vec![b"a".to_vec()]);
+        let all = RangeRequest {
+            key: vec![0],
+            range_end: vec![0],
+            ..Default::default()
+        };
+        let got = store.range(&all).unwrap();
+        assert_eq!(got.kvs.len(), 2);
+        assert_eq!(got.kvs[0].lease, 7);
+        assert_eq!(got.kvs[1].mod_revision, 3);
+        assert_eq!(store.applied_index(), 2);
+    }
+
+    #[test]
+    fn without_apply_events_changes_are_still_in_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = StoreOptions {
+            map_size: 16 << 20,
+            apply_events: false,
+            ..Default::default()
+        };
+        let store = Store::open(dir.path(), opts).unwrap();
+        let applied = store.apply(&[(1, put(b"a")), (2, put(b"a"))]).unwrap();
+        for a in &applied {
+            assert!(matches!(&a.outcome, Outcome::Done { events, .. } if events.is_empty()));
+        }
+        let (events, next) = store.events(1, b"a", b"", 0).unwrap();
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[1].prev_kv.as_ref().unwrap().mod_revision, 2);
+        assert_eq!(next, 4);
     }
 
     #[test]

@@ -346,7 +346,8 @@ pub struct Event {
 pub enum Outcome {
     /// The command's log index was at or below the stored applied index: nothing was done.
     Skipped,
-    /// The command ran; `events` are its changes in revision order.
+    /// The command ran; `events` are its changes in revision order (empty unless
+    /// [`crate::StoreOptions::apply_events`]).
     Done {
         /// The answer for the client.
         response: CommandResponse,

@@ -6,10 +6,11 @@ use std::ops::Bound;
 
 use heed::{RoTxn, RwTxn};
 
-use crate::codec::{self, index_key, lease_key, HistoryRecord, KeyEntry, Revision};
+use crate::codec::{self, lease_key, HistoryRecord, Revision};
 use crate::error::{Error, Result};
+use crate::index::{FoundKey, IndexKey, KeyEntry, KeyIndex};
 use crate::read::{self, ReadView};
-use crate::tables::{FoundKey, KeySpan, Tables};
+use crate::tables::{KeySpan, Tables};
 use crate::types::{
     CompactRequest, CompactResponse, DeleteRangeRequest, DeleteRangeResponse, Event, EventKind,
     KeyValue, PutRequest, PutResponse, RequestOp, ResponseHeader, ResponseOp, TxnRequest,
@@ -84,26 +85,34 @@ impl Counters {
 /// The changes of one command: every write gets the next sub revision of `main`.
 pub(crate) struct Change<'s> {
     t: &'s Tables,
+    index: &'s mut KeyIndex,
     c: &'s mut Counters,
     begin: i64,
     main: i64,
     sub: i64,
-    events: Vec<Event>,
+    /// `None` when the store does not report events.
+    events: Option<Vec<Event>>,
 }
 
 /// How many history rows compaction reads at a time before writing.
 const COMPACT_CHUNK: usize = 1024;
 
 impl<'s> Change<'s> {
-    pub fn new(t: &'s Tables, c: &'s mut Counters) -> Self {
+    pub fn new(
+        t: &'s Tables,
+        index: &'s mut KeyIndex,
+        c: &'s mut Counters,
+        with_events: bool,
+    ) -> Self {
         let begin = c.revision;
         Change {
             t,
+            index,
             c,
             begin,
             main: begin + 1,
             sub: 0,
-            events: Vec::new(),
+            events: with_events.then(Vec::new),
         }
     }
 
@@ -130,7 +139,7 @@ impl<'s> Change<'s> {
         if self.changed() {
             self.c.revision = self.main;
         }
-        self.events
+        self.events.unwrap_or_default()
     }
 
     fn next_rev(&mut self) -> Revision {
@@ -157,20 +166,20 @@ impl<'s> Change<'s> {
             Some(f) => t.current_kv(wtxn, f)?,
             None => None,
         };
-        let (id, ik, create, version, prev_rev, old_lease) = match found {
-            Some(f) if !f.entry.tombstone => (
-                f.entry.id,
-                f.index_key,
-                f.entry.create,
-                f.entry.version + 1,
-                f.entry.latest,
-                f.entry.lease,
+        let (id, create, version, prev_rev, old_lease) = match (&found, &prev_kv) {
+            (Some(f), Some(p)) => (
+                f.entry.id(),
+                p.create_revision,
+                p.version + 1,
+                f.entry.latest(),
+                p.lease,
             ),
-            Some(f) => (f.entry.id, f.index_key, rev.main, 1, f.entry.latest, 0),
-            None => {
+            // The key's latest change is a deletion: a new generation.
+            (Some(f), None) => (f.entry.id(), rev.main, 1, f.entry.latest(), 0),
+            (None, _) => {
                 let id = self.c.next_key_id;
                 self.c.next_key_id += 1;
-                (id, index_key(key, id), rev.main, 1, Revision::default(), 0)
+                (id, rev.main, 1, Revision::default(), 0)
             }
         };
         let record = HistoryRecord {
@@ -184,33 +193,27 @@ impl<'s> Change<'s> {
             value,
         };
         t.history.put(wtxn, &rev.to_bytes(), &record.encode())?;
-        let entry = KeyEntry {
-            id,
-            latest: rev,
-            create,
-            version,
-            lease,
-            tombstone: false,
-        };
-        t.keys.put(wtxn, &ik, &entry.encode(key))?;
+        self.index.set(key, KeyEntry::new(id, rev, false)?);
         if old_lease != 0 && old_lease != lease {
-            t.leases.delete(wtxn, &lease_key(old_lease, &ik))?;
+            t.leases.delete(wtxn, &lease_key(old_lease, id))?;
         }
-        if lease != 0 {
-            t.leases.put(wtxn, &lease_key(lease, &ik), key)?;
+        if lease != 0 && lease != old_lease {
+            t.leases.put(wtxn, &lease_key(lease, id), key)?;
         }
-        self.events.push(Event {
-            kind: EventKind::Put,
-            kv: KeyValue {
-                key: key.to_vec(),
-                create_revision: create,
-                mod_revision: rev.main,
-                version,
-                value: value.to_vec(),
-                lease,
-            },
-            prev_kv: prev_kv.clone(),
-        });
+        if let Some(events) = &mut self.events {
+            events.push(Event {
+                kind: EventKind::Put,
+                kv: KeyValue {
+                    key: key.to_vec(),
+                    create_revision: create,
+                    mod_revision: rev.main,
+                    version,
+                    value: value.to_vec(),
+                    lease,
+                },
+                prev_kv: prev_kv.clone(),
+            });
+        }
         Ok(prev_kv)
     }
 
@@ -221,41 +224,33 @@ impl<'s> Change<'s> {
             .current_kv(wtxn, &found)?
             .ok_or_else(|| codec::corrupt("deleting a key that is not live"))?;
         let rev = self.next_rev();
-        let e = &found.entry;
+        let id = found.entry.id();
         let record = HistoryRecord {
-            id: e.id,
+            id,
             tombstone: true,
             create: 0,
             version: 0,
             lease: 0,
-            prev: e.latest,
+            prev: found.entry.latest(),
             key: &found.key,
             value: &[],
         };
         t.history.put(wtxn, &rev.to_bytes(), &record.encode())?;
-        let entry = KeyEntry {
-            id: e.id,
-            latest: rev,
-            create: 0,
-            version: 0,
-            lease: 0,
-            tombstone: true,
-        };
-        t.keys
-            .put(wtxn, &found.index_key, &entry.encode(&found.key))?;
-        if e.lease != 0 {
-            t.leases
-                .delete(wtxn, &lease_key(e.lease, &found.index_key))?;
+        self.index.set(&found.key, KeyEntry::new(id, rev, true)?);
+        if prev.lease != 0 {
+            t.leases.delete(wtxn, &lease_key(prev.lease, id))?;
         }
-        self.events.push(Event {
-            kind: EventKind::Delete,
-            kv: KeyValue {
-                key: found.key.clone(),
-                mod_revision: rev.main,
-                ..Default::default()
-            },
-            prev_kv: Some(prev.clone()),
-        });
+        if let Some(events) = &mut self.events {
+            events.push(Event {
+                kind: EventKind::Delete,
+                kv: KeyValue {
+                    key: found.key.to_vec(),
+                    mod_revision: rev.main,
+                    ..Default::default()
+                },
+                prev_kv: Some(prev.clone()),
+            });
+        }
         Ok(prev)
     }
 
@@ -272,19 +267,22 @@ impl<'s> Change<'s> {
         if req.key.is_empty() {
             return Err(Error::EmptyKey);
         }
-        let found = self.t.lookup(wtxn, &req.key)?;
-        let live = found.as_ref().filter(|f| !f.entry.tombstone);
+        let found = self.index.lookup(&req.key);
         let mut lease = req.lease;
         let mut current_value = None;
         if req.ignore_value || req.ignore_lease {
-            let Some(live) = live else {
+            let current = match &found {
+                Some(f) => self.t.current_kv(wtxn, f)?,
+                None => None,
+            };
+            let Some(current) = current else {
                 return Err(Error::KeyNotFound);
             };
             if req.ignore_lease {
-                lease = live.entry.lease;
+                lease = current.lease;
             }
             if req.ignore_value {
-                current_value = Some(self.t.value_at(wtxn, live.entry.latest)?);
+                current_value = Some(current.value);
             }
         }
         let value = current_value.as_deref().unwrap_or(&req.value);
@@ -303,8 +301,8 @@ impl<'s> Change<'s> {
         want_prev: bool,
     ) -> Result<(i64, Vec<KeyValue>)> {
         let mut victims = Vec::new();
-        self.t.scan(wtxn, span, |found| {
-            if !found.entry.tombstone {
+        self.index.scan(span, |found| {
+            if !found.entry.tombstone() {
                 victims.push(found);
             }
             Ok(true)
@@ -342,8 +340,8 @@ impl<'s> Change<'s> {
     ) -> Result<DeleteRangeResponse> {
         let mut deleted = 0;
         for key in keys {
-            if let Some(found) = self.t.lookup(wtxn, key)? {
-                if !found.entry.tombstone {
+            if let Some(found) = self.index.lookup(key) {
+                if !found.entry.tombstone() {
                     self.write_delete(wtxn, found)?;
                     deleted += 1;
                 }
@@ -359,7 +357,7 @@ impl<'s> Change<'s> {
     /// Deletes every key whose latest state carries `lease`.
     pub fn revoke_lease(&mut self, wtxn: &mut RwTxn, lease: i64) -> Result<DeleteRangeResponse> {
         let mut keys = self.t.leased_keys(wtxn, lease)?;
-        // Index order differs from key order only within long-key groups; delete in key order.
+        // The lease table is in key id order; delete in key order, like etcd.
         keys.sort();
         self.delete_keys(wtxn, &keys)
     }
@@ -370,8 +368,8 @@ impl<'s> Change<'s> {
         check_txn(req)?;
         let before = self.view();
         let mut path = Vec::new();
-        txn_path(self.t, wtxn, req, before.current, &mut path)?;
-        precheck(self.t, wtxn, req, before, &mut path.iter().copied())?;
+        txn_path(self.t, wtxn, self.index, req, before.current, &mut path)?;
+        precheck(self.index, req, before, &mut path.iter().copied())?;
         let mut path = path.into_iter();
         let mut resp = self.run_txn(wtxn, req, before, &mut path)?;
         resp.header = self.header();
@@ -397,7 +395,8 @@ impl<'s> Change<'s> {
         for op in ops {
             let r = match op {
                 RequestOp::Range(r) => {
-                    ResponseOp::Range(read::range(self.t, wtxn, r, before, self.view())?)
+                    let view = self.view();
+                    ResponseOp::Range(read::range(self.t, wtxn, self.index, r, before, view)?)
                 }
                 RequestOp::Put(p) => ResponseOp::Put(self.put(wtxn, p)?),
                 RequestOp::DeleteRange(d) => ResponseOp::DeleteRange(self.delete_range(wtxn, d)?),
@@ -448,6 +447,7 @@ impl<'s> Change<'s> {
 pub(crate) fn compact_step(
     t: &Tables,
     wtxn: &mut RwTxn,
+    index: &mut KeyIndex,
     c: &mut Counters,
     max_rows: usize,
 ) -> Result<bool> {
@@ -483,12 +483,12 @@ pub(crate) fn compact_step(
             let survivor = match survivors.get(&id) {
                 Some(s) => Survivor::clone(s),
                 None => {
-                    let s = survivor(t, wtxn, at, id, &key)?;
+                    let s = survivor(t, wtxn, index, at, id, &key)?;
                     survivors.insert(id, s.clone());
                     s
                 }
             };
-            compact_row(t, wtxn, at, rev, prev, survivor)?;
+            compact_row(t, wtxn, index, at, rev, prev, survivor)?;
         }
     }
     Ok(true)
@@ -497,7 +497,7 @@ pub(crate) fn compact_step(
 /// What compaction at `at` keeps of one key id: its newest change at or before `at`.
 #[derive(Clone, Debug)]
 enum Survivor {
-    /// The id has no `keys` entry any more (its final deletion was compacted; a key written
+    /// The id has no index entry any more (its final deletion was compacted; a key written
     /// again later has a new id): none of its rows up to `at` are needed.
     Gone,
     /// The newest change at or before `at`, whether it is a deletion, and whether it is the
@@ -506,19 +506,26 @@ enum Survivor {
         rev: Revision,
         tombstone: bool,
         latest: bool,
-        index_key: Option<Vec<u8>>,
+        key: Option<IndexKey>,
     },
 }
 
 /// Finds the newest change of key id `id` (user key `key`) at or before `at`, walking the
 /// key's chain back from its latest change.
-fn survivor(t: &Tables, txn: &RoTxn, at: i64, id: u64, key: &[u8]) -> Result<Survivor> {
-    let found = match t.lookup(txn, key)? {
-        Some(f) if f.entry.id == id => f,
+fn survivor(
+    t: &Tables,
+    txn: &RoTxn,
+    index: &KeyIndex,
+    at: i64,
+    id: u64,
+    key: &[u8],
+) -> Result<Survivor> {
+    let found = match index.lookup(key) {
+        Some(f) if f.entry.id() == id => f,
         _ => return Ok(Survivor::Gone),
     };
-    let mut rev = found.entry.latest;
-    let mut tombstone = found.entry.tombstone;
+    let mut rev = found.entry.latest();
+    let mut tombstone = found.entry.tombstone();
     let mut row = if rev.main > at {
         t.change_at(txn, rev)?
     } else {
@@ -535,14 +542,14 @@ fn survivor(t: &Tables, txn: &RoTxn, at: i64, id: u64, key: &[u8]) -> Result<Sur
         row = t.change_at(txn, rev)?;
         // A row dropped by an earlier compaction was a deletion or superseded: either way
         // nothing of it is kept.
-        tombstone = row.is_none_or(|(meta, _)| meta.tombstone);
+        tombstone = row.is_none_or(|(deleted, _)| deleted);
     }
-    let latest = rev == found.entry.latest;
+    let latest = rev == found.entry.latest();
     Ok(Survivor::Change {
         rev,
         tombstone,
         latest,
-        index_key: latest.then_some(found.index_key),
+        key: latest.then_some(found.key),
     })
 }
 
@@ -551,6 +558,7 @@ fn survivor(t: &Tables, txn: &RoTxn, at: i64, id: u64, key: &[u8]) -> Result<Sur
 fn compact_row(
     t: &Tables,
     wtxn: &mut RwTxn,
+    index: &mut KeyIndex,
     at: i64,
     rev: Revision,
     prev: Revision,
@@ -577,12 +585,12 @@ fn compact_row(
         rev: keep,
         tombstone: true,
         latest: true,
-        index_key: Some(ik),
+        key: Some(key),
     } = survivor
     {
         if keep == rev {
             // The key's final change is a deletion at or before `at`: forget the key.
-            t.keys.delete(wtxn, &ik)?;
+            index.remove(&key);
         }
     }
     Ok(())
@@ -593,13 +601,14 @@ fn compact_row(
 pub(crate) fn txn_path(
     t: &Tables,
     txn: &RoTxn,
+    index: &KeyIndex,
     req: &TxnRequest,
     rev: i64,
     path: &mut Vec<bool>,
 ) -> Result<()> {
     let mut ok = true;
     for c in &req.compare {
-        if !read::compare(t, txn, c, rev)? {
+        if !read::compare(t, txn, index, c, rev)? {
             ok = false;
             break;
         }
@@ -608,7 +617,7 @@ pub(crate) fn txn_path(
     let ops = if ok { &req.success } else { &req.failure };
     for op in ops {
         if let RequestOp::Txn(n) = op {
-            txn_path(t, txn, n, rev, path)?;
+            txn_path(t, txn, index, n, rev, path)?;
         }
     }
     Ok(())
@@ -616,8 +625,7 @@ pub(crate) fn txn_path(
 
 /// etcd's request checks on the chosen path, against the state before the transaction.
 fn precheck(
-    t: &Tables,
-    txn: &RoTxn,
+    index: &KeyIndex,
     req: &TxnRequest,
     before: ReadView,
     path: &mut impl Iterator<Item = bool>,
@@ -636,14 +644,14 @@ fn precheck(
                     return Err(Error::EmptyKey);
                 }
                 if p.ignore_value || p.ignore_lease {
-                    let live = t.lookup(txn, &p.key)?.is_some_and(|f| !f.entry.tombstone);
+                    let live = index.lookup(&p.key).is_some_and(|f| !f.entry.tombstone());
                     if !live {
                         return Err(Error::KeyNotFound);
                     }
                 }
             }
             RequestOp::DeleteRange(_) => {}
-            RequestOp::Txn(n) => precheck(t, txn, n, before, path)?,
+            RequestOp::Txn(n) => precheck(index, n, before, path)?,
         }
     }
     Ok(())

@@ -83,6 +83,8 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     // index with the data: one fsync per commit keeps the store consistent across a machine
     // crash, and entries it lost are applied again from the log.
     store_options.durability = mvcc::Durability::Ordered;
+    // Nothing consumes per-command events yet (watches will read history from the store).
+    store_options.apply_events = false;
     let store = mvcc::Store::open(member_dir.join("kv"), store_options)
         .map(Arc::new)
         .with_context(|| format!("cannot open the store in {}", member_dir.display()))?;
