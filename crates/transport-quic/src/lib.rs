@@ -47,11 +47,14 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{Connection, Endpoint, RecvStream, SendStream, VarInt};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tracing::{debug, info_span, warn, Instrument};
-use transport::engine::{Connector, Engine, Inbound, PeerIo, HANDSHAKE_TIMEOUT};
+use transport::engine::{
+    Connector, Engine, Inbound, PeerRead, PeerStream, PeerWrite, HANDSHAKE_TIMEOUT,
+};
 use transport::frame::StreamKind;
 use transport::{
     IncomingReceiver, MemberId, Message, PeerStats, SnapshotSource, TlsConfig, Transport,
@@ -82,16 +85,20 @@ pub enum Error {
 
 /// The server name put in the QUIC/TLS handshake (names are not checked, see [`transport::tls`]).
 const SERVER_NAME: &str = "etcr-member";
-/// The largest UDP payload path MTU discovery tries: jumbo frames (and loopback) benefit, and
-/// paths with a smaller MTU settle lower through discovery.
-const MTU_UPPER_BOUND: u16 = 8952;
-/// The most handed to quinn per write: quinn copies each write into one allocation, and
-/// megabyte-sized ones cost page faults on every snapshot chunk.
-const MAX_WRITE_BYTES: usize = 64 << 10;
-/// Kernel buffer size asked for the UDP socket: the default (about 200 KiB) overflows during
-/// bursts, and every drop shrinks the congestion window; much larger only queues more in front of
-/// heartbeats.
-const SOCKET_BUFFER_BYTES: usize = 2 << 20;
+/// The largest UDP payload path MTU discovery tries, QUIC's maximum: per-packet costs (headers,
+/// AEAD setup, syscalls, acknowledgements) shrink with the packet count, so paths with large MTUs
+/// (loopback's 64 KiB, jumbo frames) carry far more per CPU second, as they do for TCP. Paths with
+/// a smaller MTU settle lower through discovery; its failed probes cost only the probes.
+const MTU_UPPER_BOUND: u16 = 65527;
+/// What one stream may have sent and not yet read by the application. Kept within the socket's
+/// receive buffer: when it overflows, the dropped datagrams look like congestion, and a few lost
+/// large ones like an MTU black hole, which sends the connection back to 1200-byte packets for a
+/// minute.
+const STREAM_WINDOW_BYTES: u32 = 4 << 20;
+/// Kernel buffer size asked for the UDP socket (Linux doubles it, capped by `net.core.rmem_max`
+/// and `wmem_max`): the default (about 200 KiB) overflows during bursts; a stream's window leaves
+/// room for the others.
+const SOCKET_BUFFER_BYTES: usize = STREAM_WINDOW_BYTES as usize;
 /// How long shutdown waits for closed connections to drain.
 const DRAIN_WAIT: Duration = Duration::from_millis(500);
 
@@ -99,7 +106,7 @@ fn quic_transport_config() -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
     t.keep_alive_interval(Some(Duration::from_secs(2)))
         .max_idle_timeout(Some(VarInt::from_u32(10_000).into()))
-        .stream_receive_window(VarInt::from_u32(8 << 20))
+        .stream_receive_window(VarInt::from_u32(STREAM_WINDOW_BYTES))
         .receive_window(VarInt::from_u32(32 << 20))
         .send_window(32 << 20)
         .max_concurrent_bidi_streams(VarInt::from_u32(1024))
@@ -139,13 +146,13 @@ pub fn server_config(tls: &TlsConfig) -> Result<quinn::ServerConfig, Error> {
     Ok(cfg)
 }
 
-/// One QUIC bidirectional stream as a byte stream. Holds its connection (and, for streams dialled
-/// from a private endpoint, that endpoint) open while it lives.
+/// One QUIC bidirectional stream as a byte stream, dialled by [`dial_stream`]. Holds its
+/// connection and private endpoint open while it lives.
 pub struct QuicStream {
     send: SendStream,
     recv: RecvStream,
     _conn: Connection,
-    _endpoint: Option<Endpoint>,
+    _endpoint: Endpoint,
 }
 
 impl AsyncRead for QuicStream {
@@ -164,7 +171,6 @@ impl AsyncWrite for QuicStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let buf = &buf[..buf.len().min(MAX_WRITE_BYTES)];
         Pin::new(&mut self.send)
             .poll_write(cx, buf)
             .map_err(io::Error::from)
@@ -175,6 +181,55 @@ impl AsyncWrite for QuicStream {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.send).poll_shutdown(cx)
     }
+}
+
+/// The receiving half of a stream as the engine reads it: quinn's reassembled buffers as they
+/// are, without copying them out. Holds the connection open while it lives.
+struct QuicRead {
+    recv: RecvStream,
+    _conn: Connection,
+}
+
+#[async_trait]
+impl PeerRead for QuicRead {
+    async fn read_chunk(&mut self, max: usize) -> io::Result<Option<Bytes>> {
+        Ok(self.recv.read_chunk(max, true).await?.map(|c| c.bytes))
+    }
+
+    async fn read_into(&mut self, buf: &mut BytesMut, max: usize) -> io::Result<usize> {
+        match self.recv.read_chunk(max, true).await? {
+            Some(c) => {
+                buf.extend_from_slice(&c.bytes);
+                Ok(c.bytes.len())
+            }
+            None => Ok(0),
+        }
+    }
+}
+
+/// The sending half of a stream as the engine writes it: quinn keeps the buffers it is handed
+/// until they are acknowledged, instead of copying them into its own.
+struct QuicWrite {
+    send: SendStream,
+}
+
+#[async_trait]
+impl PeerWrite for QuicWrite {
+    async fn write_chunks(&mut self, chunks: &mut [Bytes]) -> io::Result<()> {
+        Ok(self.send.write_all_chunks(chunks).await?)
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    async fn shutdown(&mut self) -> io::Result<()> {
+        self.send.finish().map_err(io::Error::other)
+    }
+}
+
+fn peer_stream(send: SendStream, recv: RecvStream, conn: Connection) -> PeerStream {
+    PeerStream::new(QuicRead { recv, _conn: conn }, QuicWrite { send })
 }
 
 /// Opens a stream to `addr` from a private client endpoint presenting `tls` (tests, tools).
@@ -191,7 +246,7 @@ pub async fn dial_stream(addr: SocketAddr, tls: &TlsConfig) -> io::Result<QuicSt
         send,
         recv,
         _conn: conn,
-        _endpoint: Some(endpoint),
+        _endpoint: endpoint,
     })
 }
 
@@ -242,7 +297,7 @@ impl Connector for QuicConnector {
         peer: MemberId,
         addr: SocketAddr,
         kind: StreamKind,
-    ) -> io::Result<Box<dyn PeerIo>> {
+    ) -> io::Result<PeerStream> {
         let conn = self.connection(peer, addr).await?;
         let (send, recv) = match conn.open_bi().await {
             Ok(s) => s,
@@ -257,12 +312,7 @@ impl Connector for QuicConnector {
             StreamKind::Snapshot => 0,
         };
         send.set_priority(priority).map_err(io::Error::other)?;
-        Ok(Box::new(QuicStream {
-            send,
-            recv,
-            _conn: conn,
-            _endpoint: None,
-        }))
+        Ok(peer_stream(send, recv, conn))
     }
 
     async fn close(&self) {
@@ -330,12 +380,7 @@ async fn accept_loop<M: Message>(endpoint: Endpoint, inbound: Inbound<M>) {
             loop {
                 match conn.accept_bi().await {
                     Ok((send, recv)) => {
-                        let stream = QuicStream {
-                            send,
-                            recv,
-                            _conn: conn.clone(),
-                            _endpoint: None,
-                        };
+                        let stream = peer_stream(send, recv, conn.clone());
                         let serve = conn_inbound.clone();
                         conn_inbound.spawn(async move { serve.serve(stream, remote).await });
                     }

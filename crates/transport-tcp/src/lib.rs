@@ -49,7 +49,9 @@ use async_trait::async_trait;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tracing::{debug, info_span, warn, Instrument};
-use transport::engine::{Connector, Engine, Inbound, PeerIo, HANDSHAKE_TIMEOUT};
+use transport::engine::{
+    Connector, Engine, Inbound, IoReader, IoWriter, PeerIo, PeerStream, HANDSHAKE_TIMEOUT,
+};
 use transport::frame::StreamKind;
 use transport::{
     IncomingReceiver, MemberId, Message, PeerStats, SnapshotSource, TlsConfig, Transport,
@@ -88,6 +90,36 @@ impl TcpConnector {
         };
         Ok(Self { tls })
     }
+
+    /// Opens a byte stream to `addr`, with TLS established if configured (tests, tools).
+    pub async fn dial(&self, addr: SocketAddr) -> io::Result<Box<dyn PeerIo>> {
+        Ok(match self.connect_stream(addr).await? {
+            Conn::Tcp(tcp) => Box::new(tcp),
+            Conn::Tls(tls) => tls,
+        })
+    }
+
+    async fn connect_stream(&self, addr: SocketAddr) -> io::Result<Conn> {
+        let tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        Ok(match &self.tls {
+            Some(tls) => Conn::Tls(Box::new(
+                tls.connect(transport::tls::server_name(), tcp).await?,
+            )),
+            None => Conn::Tcp(tcp),
+        })
+    }
+}
+
+enum Conn {
+    Tcp(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+/// Plain TCP splits into independent halves; TLS halves share the session.
+fn tcp_stream(tcp: TcpStream) -> PeerStream {
+    let (r, w) = tcp.into_split();
+    PeerStream::new(IoReader::new(r), IoWriter::new(w))
 }
 
 #[async_trait]
@@ -97,12 +129,10 @@ impl Connector for TcpConnector {
         _peer: MemberId,
         addr: SocketAddr,
         _kind: StreamKind,
-    ) -> io::Result<Box<dyn PeerIo>> {
-        let tcp = TcpStream::connect(addr).await?;
-        tcp.set_nodelay(true)?;
-        Ok(match &self.tls {
-            Some(tls) => Box::new(tls.connect(transport::tls::server_name(), tcp).await?),
-            None => Box::new(tcp),
+    ) -> io::Result<PeerStream> {
+        Ok(match self.connect_stream(addr).await? {
+            Conn::Tcp(tcp) => tcp_stream(tcp),
+            Conn::Tls(tls) => PeerStream::from_io(tls),
         })
     }
 }
@@ -162,10 +192,10 @@ async fn accept_loop<M: Message>(
         let conn = inbound.clone();
         inbound.spawn(async move {
             match acceptor {
-                None => conn.serve(tcp, remote).await,
+                None => conn.serve(tcp_stream(tcp), remote).await,
                 Some(acceptor) => {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                        Ok(Ok(tls)) => conn.serve(tls, remote).await,
+                        Ok(Ok(tls)) => conn.serve(PeerStream::from_io(tls), remote).await,
                         Ok(Err(e)) => warn!(%remote, error = %e, "TLS handshake refused"),
                         Err(_) => debug!(%remote, "TLS handshake timed out"),
                     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use transport::conformance::{Harness, Node, TestMsg};
-use transport::engine::{Connector, PeerIo};
+use transport::engine::PeerIo;
 use transport::{TlsConfig, TransportConfig};
 use transport_tcp::{TcpConnector, TcpTransport};
 
@@ -37,7 +37,7 @@ impl Harness for Tcp {
     ) -> io::Result<Box<dyn PeerIo>> {
         TcpConnector::new(tls)
             .map_err(io::Error::other)?
-            .connect(0, addr, transport::frame::StreamKind::Raft)
+            .dial(addr)
             .await
     }
 }

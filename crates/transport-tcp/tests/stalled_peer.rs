@@ -24,7 +24,7 @@ async fn stalled_writes_are_abandoned_and_redialled() {
                 .await
                 .unwrap();
             assert_eq!((hello.from, hello.to), (1, 2));
-            let mut buf = Vec::new();
+            let mut buf = bytes::BytesMut::new();
             let ok = Verdict {
                 ok: true,
                 reason: String::new(),

@@ -544,7 +544,7 @@ pub async fn heartbeats_not_blocked_by_snapshot<H: Harness + ?Sized>(h: &H) {
 
 /// Writes a `Hello` on a raw stream and reads the verdict; `Err` if the stream failed or was closed.
 pub async fn raw_handshake(io: &mut Box<dyn PeerIo>, hello: &Hello) -> io::Result<Verdict> {
-    let mut buf = Vec::new();
+    let mut buf = bytes::BytesMut::new();
     encode_frame(&mut buf, FrameKind::Hello, hello, 1 << 20).map_err(io::Error::other)?;
     io.write_all(&buf).await?;
     io.flush().await?;

@@ -1,15 +1,16 @@
 //! The connection engine shared by every implementation: per-peer queues and writer tasks,
 //! handshakes, the raft and snapshot stream protocols, counters, task tracking and shutdown.
 //!
-//! An implementation only supplies byte streams: a [`Connector`] that dials a peer, and an accept
-//! loop that hands each accepted stream to [`Inbound::serve`]. Everything above the byte stream
-//! (framing, identity, batching, backoff, snapshots) is written once, here.
+//! An implementation only supplies streams ([`PeerStream`]: a [`PeerRead`] and a [`PeerWrite`]
+//! half): a [`Connector`] that dials a peer, and an accept loop that hands each accepted stream to
+//! [`Inbound::serve`]. Everything above the stream (framing, identity, batching, backoff,
+//! snapshots) is written once, here.
 //!
 //! Streams (one per direction of a peer pair for raft messages, one per snapshot):
 //! 1. the dialer sends a `Hello` (cluster, from, to, stream kind); the acceptor checks it against
 //!    its cluster id, its own id and its member list and answers with a `HelloAck` verdict;
 //! 2. raft stream: the dialer writes `Message` frames until the connection breaks; every batch
-//!    drained from the peer's queue is written with one `write_all`;
+//!    drained from the peer's queue is written as one buffer;
 //! 3. snapshot stream: `SnapshotMeta`, then `SnapshotChunk`s, then `SnapshotEnd(total)`; the
 //!    acceptor answers `SnapshotAck` once every byte has been handed to the reader.
 
@@ -22,22 +23,26 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use bytes::{BufMut, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::{AbortHandle, JoinSet};
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::frame::{
-    decode_payload, encode_frame, raw_header, FrameKind, FrameReader, Hello, StreamKind, Verdict,
+    decode_payload, encode_frame, raw_header, FrameKind, Hello, StreamKind, Verdict, HEADER_LEN,
 };
 use crate::incoming::{Chunk, IncomingSnapshot, SnapshotReader};
 use crate::stats::PeerCounters;
+use crate::stream::{FrameStream, Recycler};
+pub use crate::stream::{IoReader, IoWriter, PeerRead, PeerStream, PeerWrite};
 use crate::{
     Error, Incoming, IncomingReceiver, MemberId, Message, PeerStats, Result, SnapshotSource,
     Transport, TransportConfig,
 };
 
-/// A bidirectional byte stream to a peer (TCP, TLS over TCP, a QUIC stream pair).
+/// A bidirectional byte stream to a peer (TCP, TLS over TCP, a QUIC stream pair), as tests and
+/// tools speaking the wire protocol by hand use it; [`PeerStream::from_io`] adapts one.
 pub trait PeerIo: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> PeerIo for T {}
 
@@ -51,7 +56,7 @@ pub trait Connector: Send + Sync + 'static {
         peer: MemberId,
         addr: SocketAddr,
         kind: StreamKind,
-    ) -> io::Result<Box<dyn PeerIo>>;
+    ) -> io::Result<PeerStream>;
     /// Releases transport-wide resources (sockets, endpoints) at shutdown, after every task ended.
     async fn close(&self) {}
 }
@@ -66,6 +71,12 @@ pub const SNAPSHOT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_BATCH: usize = 256;
 /// A batch buffer is written out early once it holds this many bytes.
 const FLUSH_BYTES: usize = 1 << 20;
+/// The smallest batch buffer allocated.
+const BATCH_BUFFER_BYTES: usize = 64 << 10;
+/// Batch buffers (of up to `4 * FLUSH_BYTES`) kept for reuse per peer.
+const BATCH_BUFFERS_KEPT: usize = 4;
+/// Snapshot chunk buffers kept for reuse per snapshot: about what a stream holds unacknowledged.
+const CHUNK_BUFFERS_KEPT: usize = 8;
 
 struct PeerEntry<M> {
     addr: SocketAddr,
@@ -145,9 +156,9 @@ impl<M: Message> Inbound<M> {
 
     /// Serves one accepted stream to its end: handshake, then raft messages or one snapshot.
     /// Errors are logged and close the stream; they never panic.
-    pub async fn serve<S: PeerIo>(&self, io: S, remote: SocketAddr) {
+    pub async fn serve(&self, stream: PeerStream, remote: SocketAddr) {
         let span = info_span!("peer_stream", local = self.shared.cfg.local_id, %remote);
-        if let Err(e) = serve_stream(self.shared.clone(), io)
+        if let Err(e) = serve_stream(self.shared.clone(), stream)
             .instrument(span.clone())
             .await
         {
@@ -156,10 +167,25 @@ impl<M: Message> Inbound<M> {
     }
 }
 
-async fn serve_stream<M: Message, S: PeerIo>(shared: Arc<Shared<M>>, io: S) -> Result<()> {
-    let (r, mut w) = tokio::io::split(io);
+/// One frame with a bincode payload, ready to write.
+fn frame<T: serde::Serialize>(kind: FrameKind, value: &T, max_frame_bytes: usize) -> Result<Bytes> {
+    let mut buf = BytesMut::new();
+    encode_frame(&mut buf, kind, value, max_frame_bytes)?;
+    Ok(buf.freeze())
+}
+
+/// Writes one frame and flushes it; returns its size.
+async fn send_frame(w: &mut dyn PeerWrite, frame: Bytes) -> Result<usize> {
+    let len = frame.len();
+    w.write_chunks(&mut [frame]).await?;
+    w.flush().await?;
+    Ok(len)
+}
+
+async fn serve_stream<M: Message>(shared: Arc<Shared<M>>, stream: PeerStream) -> Result<()> {
+    let PeerStream { reader, mut writer } = stream;
     let max = shared.cfg.max_frame_bytes;
-    let mut reader = FrameReader::new(BufReader::with_capacity(64 << 10, r), max);
+    let mut reader = FrameStream::new(reader, max);
     let hello: Hello =
         tokio::time::timeout(HANDSHAKE_TIMEOUT, reader.read_expected(FrameKind::Hello))
             .await
@@ -183,16 +209,13 @@ async fn serve_stream<M: Message, S: PeerIo>(shared: Arc<Shared<M>>, io: S) -> R
             .is_none()
             .then(|| format!("member {} is not in the cluster", hello.from))
     });
-    let mut buf = Vec::new();
     let verdict = Verdict {
         ok: refusal.is_none(),
         reason: refusal.clone().unwrap_or_default(),
     };
-    encode_frame(&mut buf, FrameKind::HelloAck, &verdict, max)?;
-    w.write_all(&buf).await?;
-    w.flush().await?;
+    send_frame(&mut *writer, frame(FrameKind::HelloAck, &verdict, max)?).await?;
     if let Some(reason) = refusal {
-        let _ = w.shutdown().await;
+        let _ = writer.shutdown().await;
         return Err(Error::Rejected(reason));
     }
     let counters = counters.expect("checked above");
@@ -206,12 +229,14 @@ async fn serve_stream<M: Message, S: PeerIo>(shared: Arc<Shared<M>>, io: S) -> R
             let generation = counters.raft_stream.fetch_add(1, Ordering::AcqRel) + 1;
             receive_raft(reader, from, &counters, generation, tx).await
         }
-        StreamKind::Snapshot => receive_snapshot(reader, w, from, &counters, tx, &shared.cfg).await,
+        StreamKind::Snapshot => {
+            receive_snapshot(reader, writer, from, &counters, tx, &shared.cfg).await
+        }
     }
 }
 
-async fn receive_raft<M: Message, R: AsyncRead + Unpin>(
-    mut reader: FrameReader<R>,
+async fn receive_raft<M: Message>(
+    mut reader: FrameStream,
     from: MemberId,
     counters: &PeerCounters,
     generation: u64,
@@ -238,21 +263,18 @@ async fn receive_raft<M: Message, R: AsyncRead + Unpin>(
                 "member {from} opened a newer raft stream; closing this one"
             )));
         }
-        let msg: M = decode_payload(payload)?;
+        let msg: M = decode_payload(&payload)?;
         PeerCounters::add(&counters.msgs_received, 1);
-        PeerCounters::add(
-            &counters.bytes_received,
-            (len + crate::frame::HEADER_LEN) as u64,
-        );
+        PeerCounters::add(&counters.bytes_received, (len + HEADER_LEN) as u64);
         if tx.send(Incoming::Message { from, msg }).await.is_err() {
             return Ok(());
         }
     }
 }
 
-async fn receive_snapshot<M: Message, R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
-    mut reader: FrameReader<R>,
-    mut w: W,
+async fn receive_snapshot<M: Message>(
+    mut reader: FrameStream,
+    mut w: Box<dyn PeerWrite>,
     from: MemberId,
     counters: &PeerCounters,
     tx: mpsc::Sender<Incoming<M>>,
@@ -271,7 +293,7 @@ async fn receive_snapshot<M: Message, R: AsyncRead + Unpin, W: AsyncWrite + Unpi
     drop(tx);
     info!(from, "receiving snapshot");
     let mut total: u64 = 0;
-    let verdict = loop {
+    let verdict = 'frames: loop {
         let header = tokio::time::timeout(SNAPSHOT_IDLE_TIMEOUT, reader.read_header()).await;
         let Ok(header) = header else {
             let _ = chunks
@@ -285,23 +307,26 @@ async fn receive_snapshot<M: Message, R: AsyncRead + Unpin, W: AsyncWrite + Unpi
                 .await;
             return Err(Error::Frame("snapshot stream closed before its end".into()));
         };
-        PeerCounters::add(
-            &counters.bytes_received,
-            (len + crate::frame::HEADER_LEN) as u64,
-        );
+        PeerCounters::add(&counters.bytes_received, (len + HEADER_LEN) as u64);
         match kind {
             FrameKind::SnapshotChunk => {
-                let data = reader.read_payload_owned(len).await?;
-                total += len as u64;
-                if chunks.send(Chunk::Data(data.into())).await.is_err() {
-                    break Verdict {
-                        ok: false,
-                        reason: "the receiver dropped the snapshot".into(),
-                    };
+                // Passed on as it arrives: no buffer the size of a chunk, and no copy where the
+                // stream hands out what it received.
+                let mut left = len;
+                while left > 0 {
+                    let piece = reader.read_piece(left).await?;
+                    left -= piece.len();
+                    total += piece.len() as u64;
+                    if chunks.send(Chunk::Data(piece)).await.is_err() {
+                        break 'frames Verdict {
+                            ok: false,
+                            reason: "the receiver dropped the snapshot".into(),
+                        };
+                    }
                 }
             }
             FrameKind::SnapshotEnd => {
-                let announced: u64 = decode_payload(reader.read_payload(len).await?)?;
+                let announced: u64 = decode_payload(&reader.read_payload(len).await?)?;
                 if announced != total {
                     let reason =
                         format!("snapshot ended after {total} bytes, sender announced {announced}");
@@ -326,15 +351,11 @@ async fn receive_snapshot<M: Message, R: AsyncRead + Unpin, W: AsyncWrite + Unpi
             }
         }
     };
-    let mut buf = Vec::new();
-    encode_frame(
-        &mut buf,
-        FrameKind::SnapshotAck,
-        &verdict,
-        cfg.max_frame_bytes,
-    )?;
-    w.write_all(&buf).await?;
-    w.flush().await?;
+    send_frame(
+        &mut *w,
+        frame(FrameKind::SnapshotAck, &verdict, cfg.max_frame_bytes)?,
+    )
+    .await?;
     let _ = w.shutdown().await;
     if verdict.ok {
         Ok(())
@@ -349,21 +370,20 @@ async fn open_stream<C: Connector>(
     hello: Hello,
     addr: SocketAddr,
     max_frame_bytes: usize,
-) -> Result<Box<dyn PeerIo>> {
+) -> Result<(FrameStream, Box<dyn PeerWrite>)> {
     let to = hello.to;
-    let mut io = connector.connect(to, addr, hello.stream).await?;
-    let mut buf = Vec::new();
-    encode_frame(&mut buf, FrameKind::Hello, &hello, max_frame_bytes)?;
-    io.write_all(&buf).await?;
-    io.flush().await?;
-    // Unbuffered: reads exactly the answer's bytes, nothing of what follows.
-    let verdict: Verdict = FrameReader::new(&mut io, max_frame_bytes)
-        .read_expected(FrameKind::HelloAck)
-        .await?;
+    let PeerStream { reader, mut writer } = connector.connect(to, addr, hello.stream).await?;
+    send_frame(
+        &mut *writer,
+        frame(FrameKind::Hello, &hello, max_frame_bytes)?,
+    )
+    .await?;
+    let mut reader = FrameStream::new(reader, max_frame_bytes);
+    let verdict: Verdict = reader.read_expected(FrameKind::HelloAck).await?;
     if !verdict.ok {
         return Err(Error::Rejected(verdict.reason));
     }
-    Ok(io)
+    Ok((reader, writer))
 }
 
 async fn run_writer<M: Message, C: Connector>(
@@ -378,7 +398,8 @@ async fn run_writer<M: Message, C: Connector>(
     let mut delay = cfg.backoff.initial;
     let mut connected_before = false;
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut buf: Vec<u8> = Vec::with_capacity(64 << 10);
+    let mut buffers = Recycler::new(BATCH_BUFFERS_KEPT);
+    let mut batch_bytes = BATCH_BUFFER_BYTES;
     loop {
         let opened = tokio::time::timeout(
             cfg.connect_timeout,
@@ -391,8 +412,8 @@ async fn run_writer<M: Message, C: Connector>(
         )
         .await
         .unwrap_or(Err(Error::Timeout("connect")));
-        let io = match opened {
-            Ok(io) => io,
+        let (mut r, mut w) = match opened {
+            Ok(stream) => stream,
             Err(e) => {
                 debug!(error = %e, ?delay, "connect failed; backing off");
                 tokio::time::sleep(delay).await;
@@ -407,8 +428,6 @@ async fn run_writer<M: Message, C: Connector>(
         connected_before = true;
         counters.connected.store(true, Ordering::Relaxed);
         info!("raft stream connected");
-        let (mut r, mut w) = tokio::io::split(io);
-        let mut probe = [0u8; 1];
         loop {
             tokio::select! {
                 n = queue.recv_many(&mut batch, MAX_BATCH) => {
@@ -419,7 +438,7 @@ async fn run_writer<M: Message, C: Connector>(
                         return;
                     }
                     let sent_before = counters.msgs_sent.load(Ordering::Relaxed);
-                    let write = write_batch(&mut w, &mut batch, &mut buf, &counters, cfg.max_frame_bytes);
+                    let write = write_batch(&mut *w, &mut batch, &mut buffers, &mut batch_bytes, &counters, cfg.max_frame_bytes);
                     match tokio::time::timeout(cfg.write_timeout, write).await {
                         Ok(Ok(())) => {}
                         Ok(Err(e)) => {
@@ -436,10 +455,9 @@ async fn run_writer<M: Message, C: Connector>(
                         }
                     }
                 }
-                res = r.read(&mut probe) => {
+                res = r.closed() => {
                     match res {
-                        Ok(0) => info!("raft stream closed by peer; reconnecting"),
-                        Ok(_) => warn!("unexpected bytes on an outgoing raft stream; reconnecting"),
+                        Ok(()) => info!("raft stream closed by peer; reconnecting"),
                         Err(e) => info!(error = %e, "raft stream failed; reconnecting"),
                     }
                     break;
@@ -447,27 +465,29 @@ async fn run_writer<M: Message, C: Connector>(
             }
         }
         counters.connected.store(false, Ordering::Relaxed);
-        if buf.capacity() > 4 * FLUSH_BYTES {
-            buf = Vec::with_capacity(64 << 10);
-        }
     }
 }
 
-/// Encodes and writes one drained batch, flushing early past `FLUSH_BYTES`.
-async fn write_batch<M: Message, W: AsyncWrite + Unpin>(
-    w: &mut W,
+/// Encodes and writes one drained batch, flushing early past `FLUSH_BYTES`. Each write is one
+/// buffer, sized after the previous write (`batch_bytes`) so that it rarely grows by copying.
+async fn write_batch<M: Message>(
+    w: &mut dyn PeerWrite,
     batch: &mut Vec<M>,
-    buf: &mut Vec<u8>,
+    buffers: &mut Recycler,
+    batch_bytes: &mut usize,
     counters: &PeerCounters,
     max_frame_bytes: usize,
 ) -> Result<()> {
     let total = batch.len();
     let mut written = 0usize;
     let mut pending = 0usize;
-    buf.clear();
+    let mut buf = BytesMut::new();
     let result: Result<()> = async {
         for msg in batch.drain(..) {
-            match encode_frame(buf, FrameKind::Message, &msg, max_frame_bytes) {
+            if buf.capacity() == 0 {
+                buf = buffers.take(*batch_bytes);
+            }
+            match encode_frame(&mut buf, FrameKind::Message, &msg, max_frame_bytes) {
                 Ok(_) => pending += 1,
                 Err(e) => {
                     warn!(error = %e, "dropping a message that cannot be framed");
@@ -476,17 +496,23 @@ async fn write_batch<M: Message, W: AsyncWrite + Unpin>(
                 }
             }
             if buf.len() >= FLUSH_BYTES {
-                w.write_all(buf).await?;
-                PeerCounters::add(&counters.bytes_sent, buf.len() as u64);
+                let bytes = buf.len();
+                *batch_bytes = bytes.clamp(BATCH_BUFFER_BYTES, 2 * FLUSH_BYTES);
+                let full = std::mem::take(&mut buf);
+                w.write_chunks(&mut [buffers.lend(full, 4 * FLUSH_BYTES)])
+                    .await?;
+                PeerCounters::add(&counters.bytes_sent, bytes as u64);
                 PeerCounters::add(&counters.msgs_sent, pending as u64);
                 written += pending;
                 pending = 0;
-                buf.clear();
             }
         }
         if !buf.is_empty() {
-            w.write_all(buf).await?;
-            PeerCounters::add(&counters.bytes_sent, buf.len() as u64);
+            let bytes = buf.len();
+            *batch_bytes = bytes.clamp(BATCH_BUFFER_BYTES, 2 * FLUSH_BYTES);
+            w.write_chunks(&mut [buffers.lend(buf, 4 * FLUSH_BYTES)])
+                .await?;
+            PeerCounters::add(&counters.bytes_sent, bytes as u64);
         }
         w.flush().await?;
         PeerCounters::add(&counters.msgs_sent, pending as u64);
@@ -501,14 +527,15 @@ async fn write_batch<M: Message, W: AsyncWrite + Unpin>(
     result
 }
 
-/// Reads until `buf` is full or the source ends; returns the bytes read.
-async fn read_full<R: AsyncRead + Unpin + ?Sized>(
+/// Appends up to `len` bytes of `src` to `buf`, fewer only where the source ends; returns how many.
+async fn read_up_to<R: AsyncRead + Unpin + ?Sized>(
     src: &mut R,
-    buf: &mut [u8],
+    buf: &mut BytesMut,
+    len: usize,
 ) -> io::Result<usize> {
     let mut filled = 0;
-    while filled < buf.len() {
-        let n = src.read(&mut buf[filled..]).await?;
+    while filled < len {
+        let n = src.read_buf(&mut buf.limit(len - filled)).await?;
         if n == 0 {
             break;
         }
@@ -530,7 +557,7 @@ async fn send_snapshot_stream<M: Message, C: Connector>(
         let p = peers.get(&to).ok_or(Error::UnknownPeer(to))?;
         (p.addr, p.counters.clone())
     };
-    let io = tokio::time::timeout(
+    let (mut reader, mut w) = tokio::time::timeout(
         cfg.connect_timeout,
         open_stream(
             &*connector,
@@ -541,41 +568,36 @@ async fn send_snapshot_stream<M: Message, C: Connector>(
     )
     .await
     .map_err(|_| Error::Timeout("snapshot connect"))??;
-    let (r, mut w) = tokio::io::split(io);
-    let mut buf = Vec::new();
-    encode_frame(
-        &mut buf,
-        FrameKind::SnapshotMeta,
-        &meta,
-        cfg.max_frame_bytes,
-    )?;
-    w.write_all(&buf).await?;
-    PeerCounters::add(&counters.bytes_sent, buf.len() as u64);
-    let mut chunk = vec![0u8; cfg.snapshot_chunk_bytes];
+    let sent = send_frame(
+        &mut *w,
+        frame(FrameKind::SnapshotMeta, &meta, cfg.max_frame_bytes)?,
+    )
+    .await?;
+    PeerCounters::add(&counters.bytes_sent, sent as u64);
+    let chunk_bytes = cfg.snapshot_chunk_bytes;
+    let mut buffers = Recycler::new(CHUNK_BUFFERS_KEPT);
     let mut total: u64 = 0;
     loop {
-        let n = read_full(&mut data, &mut chunk).await?;
+        // Each frame is one buffer, header included, handed to the stream whole.
+        let mut buf = buffers.take(HEADER_LEN + chunk_bytes);
+        buf.put_slice(&[0; HEADER_LEN]);
+        let n = read_up_to(&mut data, &mut buf, chunk_bytes).await?;
         if n == 0 {
             break;
         }
-        w.write_all(&raw_header(FrameKind::SnapshotChunk, n))
-            .await?;
-        w.write_all(&chunk[..n]).await?;
+        buf[..HEADER_LEN].copy_from_slice(&raw_header(FrameKind::SnapshotChunk, n));
+        w.write_chunks(&mut [buffers.lend(buf, usize::MAX)]).await?;
         total += n as u64;
-        PeerCounters::add(&counters.bytes_sent, (n + crate::frame::HEADER_LEN) as u64);
+        PeerCounters::add(&counters.bytes_sent, (n + HEADER_LEN) as u64);
         // A fast source and a fast socket never return Pending: let raft traffic run between chunks.
         tokio::task::yield_now().await;
     }
-    buf.clear();
-    encode_frame(
-        &mut buf,
-        FrameKind::SnapshotEnd,
-        &total,
-        cfg.max_frame_bytes,
-    )?;
-    w.write_all(&buf).await?;
-    w.flush().await?;
-    let mut reader = FrameReader::new(r, cfg.max_frame_bytes);
+    let sent = send_frame(
+        &mut *w,
+        frame(FrameKind::SnapshotEnd, &total, cfg.max_frame_bytes)?,
+    )
+    .await?;
+    PeerCounters::add(&counters.bytes_sent, sent as u64);
     let verdict: Verdict = tokio::time::timeout(
         SNAPSHOT_ACK_TIMEOUT,
         reader.read_expected(FrameKind::SnapshotAck),

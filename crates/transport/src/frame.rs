@@ -6,6 +6,7 @@
 //! carrying it is closed. The length is checked before anything is allocated, and decoding is bounded
 //! by a bincode limit proportional to the frame size, so a hostile frame cannot make us allocate much.
 
+use bytes::{BufMut, BytesMut};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -89,14 +90,16 @@ fn bincode_config() -> bincode::config::Configuration {
 
 /// Appends one frame with a bincode payload to `buf`. Returns the frame's size in bytes.
 pub fn encode_frame<T: Serialize + ?Sized>(
-    buf: &mut Vec<u8>,
+    buf: &mut BytesMut,
     kind: FrameKind,
     value: &T,
     max_frame_bytes: usize,
 ) -> Result<usize> {
     let start = buf.len();
     buf.extend_from_slice(&[0, 0, 0, 0, FORMAT_VERSION, kind as u8]);
-    if let Err(e) = bincode::serde::encode_into_std_write(value, buf, bincode_config()) {
+    let encoded =
+        bincode::serde::encode_into_std_write(value, &mut (&mut *buf).writer(), bincode_config());
+    if let Err(e) = encoded {
         buf.truncate(start);
         return Err(Error::Codec(e.to_string()));
     }
@@ -147,7 +150,29 @@ pub fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T> {
     try_limit!(1 << 16, 1 << 20, 1 << 24, 1 << 28, 1 << 32)
 }
 
-/// Reads frames from a stream, refusing any larger than the maximum before allocating.
+/// Checks a frame header: its version, kind and length (against `max_frame_bytes`).
+pub(crate) fn parse_header(
+    header: &[u8; HEADER_LEN],
+    max_frame_bytes: usize,
+) -> Result<(FrameKind, usize)> {
+    let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    if header[4] != FORMAT_VERSION {
+        return Err(Error::Frame(format!(
+            "unknown format version {}",
+            header[4]
+        )));
+    }
+    let kind = FrameKind::from_u8(header[5])
+        .ok_or_else(|| Error::Frame(format!("unknown frame kind {}", header[5])))?;
+    if len > max_frame_bytes {
+        return Err(Error::Frame(format!(
+            "frame of {len} bytes exceeds the maximum of {max_frame_bytes}"
+        )));
+    }
+    Ok((kind, len))
+}
+
+/// Reads frames from a byte stream, refusing any larger than the maximum before allocating.
 pub struct FrameReader<R> {
     inner: R,
     max_frame_bytes: usize,
@@ -177,22 +202,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 .await
                 .map_err(|e| Error::Frame(format!("truncated frame header: {e}")))?;
         }
-        let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
-        if header[4] != FORMAT_VERSION {
-            return Err(Error::Frame(format!(
-                "unknown format version {}",
-                header[4]
-            )));
-        }
-        let kind = FrameKind::from_u8(header[5])
-            .ok_or_else(|| Error::Frame(format!("unknown frame kind {}", header[5])))?;
-        if len > self.max_frame_bytes {
-            return Err(Error::Frame(format!(
-                "frame of {len} bytes exceeds the maximum of {}",
-                self.max_frame_bytes
-            )));
-        }
-        Ok(Some((kind, len)))
+        parse_header(&header, self.max_frame_bytes).map(Some)
     }
 
     /// Reads a payload of `len` bytes (as announced by [`Self::read_header`]) into the reused buffer.
@@ -209,25 +219,9 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         Ok(&self.payload)
     }
 
-    /// Reads a payload of `len` bytes into a fresh buffer (snapshot chunks change hands).
-    pub async fn read_payload_owned(&mut self, len: usize) -> Result<Vec<u8>> {
-        let mut v = vec![0u8; len];
-        self.inner
-            .read_exact(&mut v)
-            .await
-            .map_err(|e| Error::Frame(format!("truncated frame: {e}")))?;
-        Ok(v)
-    }
-
     /// Reads one whole frame, which must be of kind `want`, and decodes it.
     pub async fn read_expected<T: DeserializeOwned>(&mut self, want: FrameKind) -> Result<T> {
-        let (kind, len) = self
-            .read_header()
-            .await?
-            .ok_or_else(|| Error::Frame(format!("stream ended before {want:?}")))?;
-        if kind != want {
-            return Err(Error::Frame(format!("expected {want:?}, got {kind:?}")));
-        }
+        let len = expect_kind(self.read_header().await?, want)?;
         let payload = self.read_payload(len).await?;
         decode_payload(payload)
     }
@@ -238,13 +232,23 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     }
 }
 
+/// The payload length of a frame header read where a frame of kind `want` must come.
+pub(crate) fn expect_kind(header: Option<(FrameKind, usize)>, want: FrameKind) -> Result<usize> {
+    let (kind, len) =
+        header.ok_or_else(|| Error::Frame(format!("stream ended before {want:?}")))?;
+    if kind != want {
+        return Err(Error::Frame(format!("expected {want:?}, got {kind:?}")));
+    }
+    Ok(len)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[tokio::test]
     async fn round_trip() {
-        let mut buf = Vec::new();
+        let mut buf = BytesMut::new();
         encode_frame(&mut buf, FrameKind::Message, &("hello", 7u64), 1024).unwrap();
         encode_frame(&mut buf, FrameKind::Message, &vec![1u32, 2, 3], 1024).unwrap();
         let mut r = FrameReader::new(&buf[..], 1024);
@@ -285,7 +289,7 @@ mod tests {
             Wide([u64; 32]),
         }
         let msg: Vec<Entry> = (0..10_000).map(|_| Entry::Empty).collect();
-        let mut buf = Vec::new();
+        let mut buf = BytesMut::new();
         encode_frame(&mut buf, FrameKind::Message, &msg, 1 << 20).unwrap();
         let back: Vec<Entry> = decode_payload(&buf[HEADER_LEN..]).unwrap();
         assert_eq!(back, msg);

@@ -65,7 +65,7 @@
 //! assert_eq!(rules.fate(1, 2), Fate::Deliver(Duration::ZERO));
 //!
 //! // What goes on the wire for one message.
-//! let mut wire = Vec::new();
+//! let mut wire = bytes::BytesMut::new();
 //! encode_frame(&mut wire, FrameKind::Message, &("append", 42u64), 1 << 20).unwrap();
 //! let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
 //! rt.block_on(async {
@@ -92,6 +92,7 @@ pub mod fault;
 pub mod frame;
 mod incoming;
 mod stats;
+mod stream;
 pub mod tls;
 
 #[cfg(feature = "conformance")]
