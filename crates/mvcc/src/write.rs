@@ -151,7 +151,7 @@ impl<'s> Change<'s> {
     // -----------------------------------------------------------------------------------------
     // primitive writes (inputs already validated: only storage errors remain)
 
-    /// Writes `key = value`; returns the previous live pair.
+    /// Writes `key = value`; returns the previous live pair when `want_prev`.
     fn write_put(
         &mut self,
         wtxn: &mut RwTxn,
@@ -159,12 +159,18 @@ impl<'s> Change<'s> {
         value: &[u8],
         lease: i64,
         found: Option<FoundKey>,
+        want_prev: bool,
     ) -> Result<Option<KeyValue>> {
         let t = *self.t;
         let rev = self.next_rev();
+        // The previous row gives the create revision, version and lease; its value is copied
+        // only for a caller or an event that shows it.
+        let with_value = want_prev || self.events.is_some();
         let prev_kv = match &found {
-            Some(f) => t.current_kv(wtxn, f)?,
-            None => None,
+            Some(f) if !f.entry.tombstone() => {
+                Some(t.kv_of_row(wtxn, &f.key, f.entry.latest(), with_value)?)
+            }
+            _ => None,
         };
         let (id, create, version, prev_rev, old_lease) = match (&found, &prev_kv) {
             (Some(f), Some(p)) => (
@@ -214,7 +220,7 @@ impl<'s> Change<'s> {
                 prev_kv: prev_kv.clone(),
             });
         }
-        Ok(prev_kv)
+        Ok(prev_kv.filter(|_| want_prev))
     }
 
     /// Deletes a live key; returns its last pair.
@@ -286,10 +292,10 @@ impl<'s> Change<'s> {
             }
         }
         let value = current_value.as_deref().unwrap_or(&req.value);
-        let prev = self.write_put(wtxn, &req.key, value, lease, found)?;
+        let prev_kv = self.write_put(wtxn, &req.key, value, lease, found, req.prev_kv)?;
         Ok(PutResponse {
             header: self.header(),
-            prev_kv: if req.prev_kv { prev } else { None },
+            prev_kv,
         })
     }
 

@@ -704,12 +704,14 @@ fn run_case(
     batch_sizes: Vec<usize>,
     queries: Vec<RangeRequest>,
     compaction_rows: usize,
+    apply_events: bool,
 ) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
     // A tiny compaction budget leaves compactions half done across batches.
     let opts = StoreOptions {
         map_size: 64 << 20,
         compaction_rows_per_batch: compaction_rows,
+        apply_events,
         ..Default::default()
     };
     let mut store = Store::open(dir.path(), opts.clone()).unwrap();
@@ -725,10 +727,11 @@ fn run_case(
             // Compaction targets depend on the model's state when the step runs.
             let cmd = resolve_step(&step, &model);
             index += 1;
-            want.push(mvcc::Applied {
-                index,
-                outcome: model.apply(&cmd),
-            });
+            let mut outcome = model.apply(&cmd);
+            if let (Outcome::Done { events, .. }, false) = (&mut outcome, apply_events) {
+                events.clear();
+            }
+            want.push(mvcc::Applied { index, outcome });
             batch.push((index, cmd));
         }
         let got = store.apply(&batch).unwrap();
@@ -760,7 +763,8 @@ proptest! {
         batch_sizes in prop::collection::vec(1usize..6, 1..4),
         queries in prop::collection::vec(range_strategy(), 0..4),
         compaction_rows in prop_oneof![Just(1usize), Just(4), Just(1 << 20)],
+        apply_events in any::<bool>(),
     ) {
-        run_case(steps, batch_sizes, queries, compaction_rows)?;
+        run_case(steps, batch_sizes, queries, compaction_rows, apply_events)?;
     }
 }
