@@ -583,6 +583,35 @@ fn section_6_2_proposals_are_forwarded_or_fail_fast() {
 }
 
 #[test]
+fn section_6_2_a_turns_forwarded_proposals_share_messages_within_the_size_limit() {
+    let mut net = Net::with(3, |id| Config {
+        max_size_per_msg: 10,
+        ..config(id)
+    });
+    net.elect(1);
+    net.stabilize();
+    net.queue.clear();
+    for p in [&b"aaaa"[..], b"bbbb", b"cccc", b"dd"] {
+        net.node(2).propose(p.to_vec()).unwrap();
+    }
+    net.process(2);
+    let props: Vec<usize> = net
+        .queue
+        .iter()
+        .filter(|m| m.msg_type == MessageType::Propose)
+        .map(|m| m.entries.len())
+        .collect();
+    // 4 + 4 fit in 10 bytes, the third would not; 4 + 2 do.
+    assert_eq!(props, vec![2, 2]);
+    net.stabilize();
+    let want: Vec<Vec<u8>> = [&b"aaaa"[..], b"bbbb", b"cccc", b"dd"]
+        .iter()
+        .map(|p| p.to_vec())
+        .collect();
+    assert_eq!(net.data_applied(3), want);
+}
+
+#[test]
 fn section_6_4_read_index_batches_reads_into_one_heartbeat_round() {
     let mut net = Net::new(3);
     net.elect(1);

@@ -1033,12 +1033,23 @@ impl<S: Storage> Raft<S> {
             StateRole::Leader => self.append_proposal(e),
             StateRole::Follower if self.lead != 0 => {
                 let to = self.lead;
-                self.send(Message {
-                    msg_type: MessageType::Propose,
-                    to,
-                    entries: vec![e],
-                    ..Message::default()
+                // Proposals of one turn travel to the leader together, up to the message size
+                // limit: one message to encode, send and step instead of one per proposal.
+                let limit = self.max_msg_size;
+                let open = self.msgs.last_mut().filter(|m| {
+                    m.msg_type == MessageType::Propose
+                        && m.to == to
+                        && proposal_bytes(m) + e.data.len() as u64 <= limit
                 });
+                match open {
+                    Some(m) => m.entries.push(e),
+                    None => self.send(Message {
+                        msg_type: MessageType::Propose,
+                        to,
+                        entries: vec![e],
+                        ..Message::default()
+                    }),
+                }
                 Ok(())
             }
             _ => Err(Error::NoLeader),
@@ -1131,4 +1142,8 @@ impl<S: Storage> Raft<S> {
             self.on_commit_advanced();
         }
     }
+}
+/// Bytes of entry data a proposal message carries.
+fn proposal_bytes(m: &Message) -> u64 {
+    m.entries.iter().map(|e| e.data.len() as u64).sum()
 }
