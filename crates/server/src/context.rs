@@ -75,6 +75,7 @@ impl Context {
         StoreGauges {
             revision: self.store.current_revision(),
             compacted: self.store.compacted_revision(),
+            keys: self.store.keys_total(),
             db_size: self.store.db_size_bytes().unwrap_or(0),
             db_size_in_use: self.store.db_size_in_use_bytes().unwrap_or(0),
             applied_index: self.raft.applied_index(),

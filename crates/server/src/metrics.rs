@@ -21,6 +21,7 @@ pub struct Metrics {
 pub struct StoreGauges {
     pub revision: i64,
     pub compacted: i64,
+    pub keys: usize,
     pub db_size: u64,
     pub db_size_in_use: u64,
     pub applied_index: u64,
@@ -89,6 +90,12 @@ impl Metrics {
             "gauge",
             "The revision of the last compaction in store.",
             store.compacted.to_string(),
+        );
+        metric(
+            "etcd_debugging_mvcc_keys_total",
+            "gauge",
+            "Total number of keys.",
+            store.keys.to_string(),
         );
         metric(
             "etcd_mvcc_db_total_size_in_bytes",
@@ -174,6 +181,7 @@ mod tests {
         let g = StoreGauges {
             revision: 7,
             compacted: 2,
+            keys: 5,
             db_size: 4096,
             db_size_in_use: 1024,
             applied_index: 9,
@@ -183,5 +191,6 @@ mod tests {
         assert!(text.contains("\netcd_server_proposals_applied_total 1\n"));
         assert!(text.contains("\netcr_apply_batched_commands_total 3\n"));
         assert!(text.contains("\netcd_debugging_mvcc_current_revision 7\n"));
+        assert!(text.contains("\netcd_debugging_mvcc_keys_total 5\n"));
     }
 }
