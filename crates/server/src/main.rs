@@ -85,6 +85,8 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     store_options.durability = mvcc::Durability::Ordered;
     // Nothing consumes per-command events yet (watches will read history from the store).
     store_options.apply_events = false;
+    // Opening rebuilds the key index from the store's history: it takes longer as history grows.
+    let opened = std::time::Instant::now();
     let store = mvcc::Store::open(member_dir.join("kv"), store_options)
         .map(Arc::new)
         .with_context(|| format!("cannot open the store in {}", member_dir.display()))?;
@@ -94,6 +96,8 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         cluster_id = %format!("{cluster_id:x}"),
         data_dir = %data_dir.display(),
         revision = store.current_revision(),
+        keys = store.keys_total(),
+        store_open_ms = opened.elapsed().as_millis() as u64,
         "starting etcr"
     );
     let (mut transport, incoming) = peer_transport(&flags, &membership).await?;
