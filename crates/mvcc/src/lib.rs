@@ -6,7 +6,8 @@
 //!
 //! Writes come in as [`Command`]s tagged with their raft log index and go through
 //! [`Store::apply`], which applies a batch in one durable LMDB transaction and remembers the
-//! last index, so replaying after a crash is harmless. Reads ([`Store::range`],
+//! last index, so replaying after a crash is harmless. A [`Writer`] keeps one transaction open
+//! across several batches, so that one commit covers them all. Reads ([`Store::range`],
 //! [`Store::txn_read_only`], [`Store::events`]) use LMDB read transactions and never block the
 //! writer.
 //!
@@ -108,8 +109,10 @@ mod store;
 mod tables;
 mod types;
 mod write;
+mod writer;
 
 pub use error::{Error, Result};
 pub use store::{is_read_only, Durability, HashKv, Store, StoreOptions};
 pub use types::*;
 pub use write::check_txn;
+pub use writer::Writer;

@@ -71,8 +71,8 @@ const EVENTS_SCAN_BUDGET: usize = 65_536;
 
 /// What reads see: the key index as of `revision`, published once the batch that reached
 /// `revision` has committed.
-struct Published {
-    index: KeyIndex,
+pub(crate) struct Published {
+    pub(crate) index: KeyIndex,
     revision: i64,
     compacted: i64,
 }
@@ -91,15 +91,15 @@ impl Published {
 /// All methods take `&self`: reads run on their own LMDB read transactions and never block
 /// the writer; [`Store::apply`] calls are serialised.
 pub struct Store {
-    env: Env<WithoutTls>,
-    t: Tables,
-    write_lock: Mutex<()>,
+    pub(crate) env: Env<WithoutTls>,
+    pub(crate) t: Tables,
+    pub(crate) write_lock: Mutex<()>,
     published: RwLock<Arc<Published>>,
-    compaction_rows: usize,
+    pub(crate) compaction_rows: usize,
     apply_events: bool,
-    revision: AtomicI64,
-    compacted: AtomicI64,
-    applied: AtomicU64,
+    pub(crate) revision: AtomicI64,
+    pub(crate) compacted: AtomicI64,
+    pub(crate) applied: AtomicU64,
 }
 
 impl std::fmt::Debug for Store {
@@ -216,49 +216,9 @@ impl Store {
         batch: &[(u64, Command)],
         before_commit: impl FnOnce(Vec<Applied>),
     ) -> Result<()> {
-        let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
-        // The batch changes a private copy of the index (an O(1) clone) that readers see only
-        // once it is published after the commit.
-        let mut keys = self.published().index.clone();
-        let mut wtxn = self.env.write_txn()?;
-        let mut c = Counters::load(&self.t, &wtxn)?;
-        let mut applied = self.t.meta_u64(&wtxn, codec::META_APPLIED)?;
-        let mut out = Vec::with_capacity(batch.len());
-        let mut any = false;
-        for (index, cmd) in batch {
-            if *index <= applied {
-                out.push(Applied {
-                    index: *index,
-                    outcome: Outcome::Skipped,
-                });
-                continue;
-            }
-            let outcome = self.run(&mut wtxn, &mut keys, &mut c, cmd)?;
-            applied = *index;
-            any = true;
-            out.push(Applied {
-                index: *index,
-                outcome,
-            });
-        }
-        if any {
-            if c.compaction_pending() {
-                write::compact_step(&self.t, &mut wtxn, &mut keys, &mut c, self.compaction_rows)?;
-            }
-            c.save(&self.t, &mut wtxn)?;
-            self.t
-                .meta
-                .put(&mut wtxn, codec::META_APPLIED, &applied.to_be_bytes())?;
-            before_commit(out);
-            wtxn.commit()?;
-            self.publish(keys, &c);
-            self.revision.store(c.revision, Ordering::Release);
-            self.compacted.store(c.compacted, Ordering::Release);
-            self.applied.store(applied, Ordering::Release);
-        } else {
-            before_commit(out);
-        }
-        Ok(())
+        let mut writer = self.writer();
+        writer.apply_then(batch, before_commit)?;
+        writer.commit()
     }
 
     /// Whether a compaction still has history rows to drop (invisible to reads; only the
@@ -287,11 +247,11 @@ impl Store {
         Ok(done)
     }
 
-    fn published(&self) -> Arc<Published> {
+    pub(crate) fn published(&self) -> Arc<Published> {
         Arc::clone(&self.published.read().unwrap_or_else(|p| p.into_inner()))
     }
 
-    fn publish(&self, index: KeyIndex, c: &Counters) {
+    pub(crate) fn publish(&self, index: KeyIndex, c: &Counters) {
         let next = Arc::new(Published {
             index,
             revision: c.revision,
@@ -300,7 +260,7 @@ impl Store {
         *self.published.write().unwrap_or_else(|p| p.into_inner()) = next;
     }
 
-    fn run(
+    pub(crate) fn run(
         &self,
         wtxn: &mut RwTxn,
         index: &mut KeyIndex,

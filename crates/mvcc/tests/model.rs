@@ -705,6 +705,7 @@ fn run_case(
     queries: Vec<RangeRequest>,
     compaction_rows: usize,
     apply_events: bool,
+    commit_every: usize,
 ) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
     // A tiny compaction budget leaves compactions half done across batches.
@@ -719,29 +720,43 @@ fn run_case(
     let mut index = 0u64;
     let mut steps = steps.into_iter().peekable();
     let mut sizes = batch_sizes.into_iter().cycle();
-    while steps.peek().is_some() {
-        let n = sizes.next().unwrap_or(1).max(1);
-        let mut batch = Vec::new();
-        let mut want = Vec::new();
-        for step in steps.by_ref().take(n) {
-            // Compaction targets depend on the model's state when the step runs.
-            let cmd = resolve_step(&step, &model);
-            index += 1;
-            let mut outcome = model.apply(&cmd);
-            if let (Outcome::Done { events, .. }, false) = (&mut outcome, apply_events) {
-                events.clear();
+    {
+        // Batches go through one writer, committed every `commit_every` batches.
+        let mut writer = store.writer();
+        let mut batches = 0;
+        while steps.peek().is_some() {
+            let n = sizes.next().unwrap_or(1).max(1);
+            let mut batch = Vec::new();
+            let mut want = Vec::new();
+            for step in steps.by_ref().take(n) {
+                // Compaction targets depend on the model's state when the step runs.
+                let cmd = resolve_step(&step, &model);
+                index += 1;
+                let mut outcome = model.apply(&cmd);
+                if let (Outcome::Done { events, .. }, false) = (&mut outcome, apply_events) {
+                    events.clear();
+                }
+                want.push(mvcc::Applied { index, outcome });
+                batch.push((index, cmd));
             }
-            want.push(mvcc::Applied { index, outcome });
-            batch.push((index, cmd));
+            let mut got = Vec::new();
+            writer.apply_then(&batch, |a| got = a).unwrap();
+            prop_assert_eq!(got, want);
+            // Replaying the batch, committed or not, is a no-op.
+            let mut replay = Vec::new();
+            writer.apply_then(&batch, |a| replay = a).unwrap();
+            prop_assert!(replay.iter().all(|a| a.outcome == Outcome::Skipped));
+            batches += 1;
+            if batches % commit_every == 0 {
+                writer.commit().unwrap();
+                prop_assert_eq!(store.applied_index(), index);
+                prop_assert_eq!(store.current_revision(), model.current());
+            }
         }
-        let got = store.apply(&batch).unwrap();
-        prop_assert_eq!(got, want);
-        prop_assert_eq!(store.applied_index(), index);
-        // Replaying the batch is a no-op.
-        let replay = store.apply(&batch).unwrap();
-        prop_assert!(replay.iter().all(|a| a.outcome == Outcome::Skipped));
-        prop_assert_eq!(store.current_revision(), model.current());
+        writer.commit().unwrap();
     }
+    prop_assert_eq!(store.applied_index(), index);
+    prop_assert_eq!(store.current_revision(), model.current());
     check_reads(&store, &model, &queries)?;
     drop(store);
     store = Store::open(dir.path(), opts).unwrap();
@@ -764,7 +779,8 @@ proptest! {
         queries in prop::collection::vec(range_strategy(), 0..4),
         compaction_rows in prop_oneof![Just(1usize), Just(4), Just(1 << 20)],
         apply_events in any::<bool>(),
+        commit_every in 1usize..4,
     ) {
-        run_case(steps, batch_sizes, queries, compaction_rows, apply_events)?;
+        run_case(steps, batch_sizes, queries, compaction_rows, apply_events, commit_every)?;
     }
 }

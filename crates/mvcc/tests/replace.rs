@@ -82,3 +82,28 @@ fn apply_then_hands_out_outcomes_before_readers_see_the_batch() {
     assert_eq!(all(&store), vec![(b"a".to_vec(), b"2".to_vec(), 3)]);
     assert_eq!(store.applied_index(), 2);
 }
+
+#[test]
+fn a_writer_holds_batches_until_it_commits_and_drops_them_if_it_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    {
+        let mut writer = store.writer();
+        assert!(writer.pending().is_none());
+        writer.apply_then(&[(1, put("a", "1"))], |_| {}).unwrap();
+        writer.apply_then(&[(2, put("b", "2"))], |_| {}).unwrap();
+        assert_eq!(writer.pending().map(|(_, n)| n), Some(2));
+        assert!(all(&store).is_empty(), "readers see only committed batches");
+        assert_eq!(store.applied_index(), 0);
+        writer.commit().unwrap();
+        assert!(writer.pending().is_none());
+        assert_eq!(all(&store).len(), 2);
+        assert_eq!(store.applied_index(), 2);
+        // Left open when the writer goes: lost, to be applied again from the log.
+        writer.apply_then(&[(3, put("c", "3"))], |_| {}).unwrap();
+    }
+    assert_eq!(store.applied_index(), 2);
+    assert_eq!(all(&store).len(), 2);
+    store.apply(&[(3, put("c", "3"))]).unwrap();
+    assert_eq!(all(&store).len(), 3);
+}

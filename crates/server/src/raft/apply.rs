@@ -7,7 +7,7 @@
 use crossbeam_channel::Receiver;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use raft_core::{Entry, EntryType};
 use tracing::{error, info, warn};
@@ -40,15 +40,47 @@ pub struct Applier {
     pub metrics: Arc<Metrics>,
 }
 
+/// How long the store's write transaction stays open for more batches when no read waits:
+/// one commit (and fsync) then covers every batch that arrives meanwhile.
+const COMMIT_LINGER: Duration = Duration::from_millis(5);
+
+/// Commands one store transaction holds at most before it is committed.
+const MAX_UNCOMMITTED: usize = 10_000;
+
 impl Applier {
-    pub fn run(self, rx: Receiver<ApplyItem>) {
+    pub fn run(self, rx: Receiver<ApplyItem>, read_waits: Receiver<()>) {
+        let mut writer = self.store.writer();
+        // The last entry applied but not yet committed, if any.
+        let mut uncommitted = None;
         let mut next = None;
         loop {
             let item = match next.take() {
                 Some(item) => item,
-                None => match rx.recv() {
-                    Ok(item) => item,
-                    Err(_) => return,
+                None => match writer.pending() {
+                    None => match rx.recv() {
+                        Ok(item) => item,
+                        Err(_) => return,
+                    },
+                    Some((age, _)) => {
+                        let left = COMMIT_LINGER.saturating_sub(age);
+                        crossbeam_channel::select! {
+                            recv(rx) -> item => match item {
+                                Ok(item) => item,
+                                Err(_) => {
+                                    self.commit(&mut writer, &mut uncommitted);
+                                    return;
+                                }
+                            },
+                            recv(read_waits) -> _ => {
+                                self.commit(&mut writer, &mut uncommitted);
+                                continue;
+                            }
+                            default(left) => {
+                                self.commit(&mut writer, &mut uncommitted);
+                                continue;
+                            }
+                        }
+                    }
                 },
             };
             match item {
@@ -63,9 +95,22 @@ impl Applier {
                             }
                         }
                     }
-                    self.apply_entries(entries);
+                    let Some(last) = entries.last().map(|e| e.index) else {
+                        continue;
+                    };
+                    self.apply_entries(&mut writer, entries);
+                    match writer.pending() {
+                        Some((_, commands)) => {
+                            uncommitted = Some(last);
+                            if commands >= MAX_UNCOMMITTED || self.shared.read_waiting() {
+                                self.commit(&mut writer, &mut uncommitted);
+                            }
+                        }
+                        None => self.shared.set_applied(last),
+                    }
                 }
                 ApplyItem::Restore { file, index, done } => {
+                    self.commit(&mut writer, &mut uncommitted);
                     self.restore(file, index);
                     let _ = done.send(());
                 }
@@ -73,7 +118,26 @@ impl Applier {
         }
     }
 
-    fn apply_entries(&self, entries: Vec<Entry>) {
+    /// Commits the store's open transaction; entries up to `uncommitted` are then applied.
+    fn commit(&self, writer: &mut mvcc::Writer, uncommitted: &mut Option<u64>) {
+        if writer.pending().is_none() {
+            return;
+        }
+        let started = Instant::now();
+        let result = writer.commit();
+        self.metrics.backend_commit.observe(started.elapsed());
+        if let Err(e) = result {
+            // The state machine cannot move past these entries; serving on would answer
+            // from a store that silently lags the log.
+            error!("committing applied entries failed: {e}; stopping this member");
+            std::process::exit(1);
+        }
+        if let Some(last) = uncommitted.take() {
+            self.shared.set_applied(last);
+        }
+    }
+
+    fn apply_entries(&self, writer: &mut mvcc::Writer, entries: Vec<Entry>) {
         let Some(last) = entries.last().map(|e| e.index) else {
             return;
         };
@@ -106,9 +170,9 @@ impl Applier {
         if !batch.is_empty() {
             self.metrics.observe_batch(batch.len());
             let started = Instant::now();
-            // Callers are answered before the commit's fsync: the outcomes are final (the log
-            // holds the entries), and reads wait for the commit (see `Shared::answered`).
-            let result = self.store.apply_then(&batch, |applied| {
+            // Callers are answered before the commit: the outcomes are final (the log holds the
+            // entries), and reads wait for the commit (see `Shared::answered`).
+            let result = writer.apply_then(&batch, |applied| {
                 self.shared.set_answered(last);
                 for (a, (origin, id)) in applied.into_iter().zip(callers) {
                     let outcome = match a.outcome {
@@ -136,7 +200,6 @@ impl Applier {
                 std::process::exit(1);
             }
         }
-        self.shared.set_applied(last);
     }
 
     fn publish(&self, attrs: MemberAttributes) {

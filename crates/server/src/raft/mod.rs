@@ -129,11 +129,12 @@ impl RaftNode {
             node.campaign();
         }
 
-        let shared = Arc::new(Shared::new(
+        let (shared, commit_wake) = Shared::new(
             store.applied_index().max(snapshot_index),
             hard_state.term,
             hard_state.commit,
-        ));
+        );
+        let shared = Arc::new(shared);
         let waiters = Arc::new(Waiters::default());
         let (inputs_tx, inputs_rx) = crossbeam_channel::unbounded();
         let (apply_tx, apply_rx) = crossbeam_channel::unbounded();
@@ -165,7 +166,7 @@ impl RaftNode {
         };
         std::thread::Builder::new()
             .name("etcr-apply".into())
-            .spawn(move || applier.run(apply_rx))?;
+            .spawn(move || applier.run(apply_rx, commit_wake))?;
         let driver = Driver {
             node,
             log,

@@ -15,11 +15,18 @@ pub struct Shared {
     last_index: AtomicU64,
     applied: watch::Sender<u64>,
     answered: AtomicU64,
+    /// The highest index a local read waits for; the apply thread commits at once while it is
+    /// beyond what the store has committed.
+    read_wanted: AtomicU64,
+    /// Wakes the apply thread when a read starts waiting.
+    commit_now: crossbeam_channel::Sender<()>,
 }
 
 impl Shared {
-    pub fn new(applied: u64, term: u64, commit: u64) -> Shared {
-        Shared {
+    /// Also returns the receiver the apply thread hears read waits on.
+    pub fn new(applied: u64, term: u64, commit: u64) -> (Shared, crossbeam_channel::Receiver<()>) {
+        let (commit_now, wake) = crossbeam_channel::bounded(1);
+        let shared = Shared {
             leader: AtomicU64::new(0),
             is_leader: AtomicBool::new(false),
             term: AtomicU64::new(term),
@@ -27,7 +34,10 @@ impl Shared {
             last_index: AtomicU64::new(commit),
             applied: watch::Sender::new(applied),
             answered: AtomicU64::new(applied),
-        }
+            read_wanted: AtomicU64::new(0),
+            commit_now,
+        };
+        (shared, wake)
     }
 
     pub fn set_soft_state(&self, leader: u64, is_leader: bool) {
@@ -82,11 +92,20 @@ impl Shared {
         *self.applied.borrow()
     }
 
-    /// Waits until everything up to `index` has been applied to the store.
+    /// Whether a local read waits for entries the store has not committed yet.
+    pub fn read_waiting(&self) -> bool {
+        self.read_wanted.load(Relaxed) > self.applied()
+    }
+
+    /// Waits until everything up to `index` has been applied to the store (committed: the
+    /// apply thread may hold applied entries in an open transaction, and commits at once
+    /// when a read waits).
     pub async fn wait_applied(&self, index: u64, timeout: Duration) -> Result<(), EtcdError> {
         if self.applied() >= index {
             return Ok(());
         }
+        self.read_wanted.fetch_max(index, Relaxed);
+        let _ = self.commit_now.try_send(());
         let mut rx = self.applied.subscribe();
         let reached = async move { rx.wait_for(|a| *a >= index).await.map(|_| ()) };
         match tokio::time::timeout(timeout, reached).await {
@@ -94,5 +113,27 @@ impl Shared {
             Ok(Err(_)) => Err(EtcdError::Stopped),
             Err(_) => Err(EtcdError::Timeout),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_waiting_read_asks_the_apply_thread_to_commit() {
+        let (shared, wake) = Shared::new(3, 1, 3);
+        assert!(shared
+            .wait_applied(3, Duration::from_millis(1))
+            .await
+            .is_ok());
+        assert!(wake.try_recv().is_err(), "nothing to wait for, no wake-up");
+        assert!(!shared.read_waiting());
+        let waited = shared.wait_applied(5, Duration::from_millis(20)).await;
+        assert!(matches!(waited, Err(EtcdError::Timeout)));
+        assert!(wake.try_recv().is_ok());
+        assert!(shared.read_waiting());
+        shared.set_applied(5);
+        assert!(!shared.read_waiting());
     }
 }

@@ -1,0 +1,144 @@
+//! [`Writer`]: one LMDB write transaction kept open across several batches, so that a caller
+//! fed from a replicated log pays one commit (and one fsync) for many small batches.
+
+use std::sync::atomic::Ordering;
+use std::sync::MutexGuard;
+use std::time::{Duration, Instant};
+
+use heed::RwTxn;
+
+use crate::codec;
+use crate::error::Result;
+use crate::index::KeyIndex;
+use crate::store::Store;
+use crate::types::{Applied, Command, Outcome};
+use crate::write::{self, Counters};
+
+/// Applies batches into one write transaction until [`Writer::commit`].
+///
+/// Readers see nothing of the applied batches until the commit, and the commit is what makes
+/// them durable: batches still open when the writer is dropped (or the process dies) are lost,
+/// and must be applied again from the caller's log. While a transaction is open it holds the
+/// store's write lock, so other writes ([`Store::apply`], [`Store::run_compaction`],
+/// [`Store::replace_with_snapshot`]) wait for the commit: commit before calling them from the
+/// thread that holds the writer.
+pub struct Writer<'s> {
+    store: &'s Store,
+    open: Option<Open<'s>>,
+}
+
+/// The state of an open transaction.
+struct Open<'s> {
+    _lock: MutexGuard<'s, ()>,
+    txn: RwTxn<'s>,
+    keys: KeyIndex,
+    c: Counters,
+    applied: u64,
+    opened: Instant,
+    commands: usize,
+}
+
+impl<'s> Writer<'s> {
+    pub(crate) fn new(store: &'s Store) -> Self {
+        Writer { store, open: None }
+    }
+
+    /// Like [`Store::apply_then`], but into the open transaction (opened if needed), without
+    /// committing it. `before_commit` gets the outcomes at once.
+    pub fn apply_then(
+        &mut self,
+        batch: &[(u64, Command)],
+        before_commit: impl FnOnce(Vec<Applied>),
+    ) -> Result<()> {
+        let store = self.store;
+        if self.open.is_none() {
+            let lock = store.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+            // The batches change a private copy of the index (an O(1) clone) that readers see
+            // only once it is published after the commit.
+            let keys = store.published().index.clone();
+            let txn = store.env.write_txn()?;
+            let c = Counters::load(&store.t, &txn)?;
+            let applied = store.t.meta_u64(&txn, codec::META_APPLIED)?;
+            self.open = Some(Open {
+                _lock: lock,
+                txn,
+                keys,
+                c,
+                applied,
+                opened: Instant::now(),
+                commands: 0,
+            });
+        }
+        let Some(open) = self.open.as_mut() else {
+            return Ok(());
+        };
+        let mut out = Vec::with_capacity(batch.len());
+        let mut ran = 0;
+        for (index, cmd) in batch {
+            if *index <= open.applied {
+                out.push(Applied {
+                    index: *index,
+                    outcome: Outcome::Skipped,
+                });
+                continue;
+            }
+            let outcome = store.run(&mut open.txn, &mut open.keys, &mut open.c, cmd)?;
+            open.applied = *index;
+            ran += 1;
+            out.push(Applied {
+                index: *index,
+                outcome,
+            });
+        }
+        if ran > 0 && open.c.compaction_pending() {
+            write::compact_step(
+                &store.t,
+                &mut open.txn,
+                &mut open.keys,
+                &mut open.c,
+                store.compaction_rows,
+            )?;
+        }
+        open.commands += ran;
+        before_commit(out);
+        Ok(())
+    }
+
+    /// How long the open transaction has been open and how many commands it holds, if one
+    /// is open.
+    pub fn pending(&self) -> Option<(Duration, usize)> {
+        self.open.as_ref().map(|o| (o.opened.elapsed(), o.commands))
+    }
+
+    /// Commits the open transaction, if any, and publishes it to readers.
+    pub fn commit(&mut self) -> Result<()> {
+        let Some(mut open) = self.open.take() else {
+            return Ok(());
+        };
+        if open.commands == 0 {
+            // Only replayed (skipped) commands: nothing to write.
+            return Ok(());
+        }
+        let store = self.store;
+        let t = &store.t;
+        open.c.save(t, &mut open.txn)?;
+        t.meta.put(
+            &mut open.txn,
+            codec::META_APPLIED,
+            &open.applied.to_be_bytes(),
+        )?;
+        open.txn.commit()?;
+        store.publish(open.keys, &open.c);
+        store.revision.store(open.c.revision, Ordering::Release);
+        store.compacted.store(open.c.compacted, Ordering::Release);
+        store.applied.store(open.applied, Ordering::Release);
+        Ok(())
+    }
+}
+
+impl Store {
+    /// A [`Writer`] on this store.
+    pub fn writer(&self) -> Writer<'_> {
+        Writer::new(self)
+    }
+}
