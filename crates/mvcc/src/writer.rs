@@ -44,7 +44,8 @@ impl<'s> Writer<'s> {
     }
 
     /// Like [`Store::apply_then`], but into the open transaction (opened if needed), without
-    /// committing it. `before_commit` gets the outcomes at once.
+    /// committing it. `before_commit` gets the outcomes at once. After an error the open
+    /// transaction may hold part of the batch: drop the writer, which discards it.
     pub fn apply_then(
         &mut self,
         batch: &[(u64, Command)],
