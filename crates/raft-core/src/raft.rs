@@ -53,6 +53,8 @@ pub(crate) struct Raft<S: Storage> {
     rng: SplitMix64,
     /// New proposals wait for the end of the turn to go out in one append.
     pending_bcast: bool,
+    /// Entry bytes in the last message of `msgs` when it is a proposal being forwarded.
+    forwarded_bytes: u64,
 }
 
 impl<S: Storage> Raft<S> {
@@ -119,6 +121,7 @@ impl<S: Storage> Raft<S> {
             max_committed_size_per_ready: c.max_committed_size_per_ready,
             rng: SplitMix64::new(seed),
             pending_bcast: false,
+            forwarded_bytes: 0,
         };
         let term = r.term;
         r.become_follower(term, 0);
@@ -1035,20 +1038,27 @@ impl<S: Storage> Raft<S> {
                 let to = self.lead;
                 // Proposals of one turn travel to the leader together, up to the message size
                 // limit: one message to encode, send and step instead of one per proposal.
+                let size = e.data.len() as u64;
+                let total = self.forwarded_bytes + size;
                 let limit = self.max_msg_size;
-                let open = self.msgs.last_mut().filter(|m| {
-                    m.msg_type == MessageType::Propose
-                        && m.to == to
-                        && proposal_bytes(m) + e.data.len() as u64 <= limit
-                });
+                let open = self
+                    .msgs
+                    .last_mut()
+                    .filter(|m| m.msg_type == MessageType::Propose && m.to == to && total <= limit);
                 match open {
-                    Some(m) => m.entries.push(e),
-                    None => self.send(Message {
-                        msg_type: MessageType::Propose,
-                        to,
-                        entries: vec![e],
-                        ..Message::default()
-                    }),
+                    Some(m) => {
+                        m.entries.push(e);
+                        self.forwarded_bytes = total;
+                    }
+                    None => {
+                        self.send(Message {
+                            msg_type: MessageType::Propose,
+                            to,
+                            entries: vec![e],
+                            ..Message::default()
+                        });
+                        self.forwarded_bytes = size;
+                    }
                 }
                 Ok(())
             }
@@ -1142,8 +1152,4 @@ impl<S: Storage> Raft<S> {
             self.on_commit_advanced();
         }
     }
-}
-/// Bytes of entry data a proposal message carries.
-fn proposal_bytes(m: &Message) -> u64 {
-    m.entries.iter().map(|e| e.data.len() as u64).sum()
 }
