@@ -184,6 +184,12 @@ fn uuid_v4() -> String {
     )
 }
 
+/// A KV client that takes responses of any size, as etcdctl does (grpc-go's receive limit is
+/// raised to the maximum there; tonic's default of 4 MiB would refuse a large `get --prefix`).
+pub fn kv(channel: Channel) -> api::etcdserverpb::kv_client::KvClient<Channel> {
+    api::etcdserverpb::kv_client::KvClient::new(channel).max_decoding_message_size(usize::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@ mod config;
 mod context;
 mod convert;
 mod errors;
+mod grpc;
 mod histogram;
 mod http;
 mod ids;
@@ -24,12 +25,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use api::etcdserverpb::{
-    cluster_server::ClusterServer, kv_server::KvServer, maintenance_server::MaintenanceServer,
-};
 use clap::Parser;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{error, info};
 
 use crate::config::{Flags, PeerTransport};
@@ -43,6 +40,10 @@ use transport::{TlsConfig, TransportConfig};
 /// gRPC framing and field overhead allowed above `--max-request-bytes`, as etcd allows it: a
 /// request just over the limit gets etcd's "request is too large" rather than a transport error.
 const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+
+/// Calls one client connection may have open at once; more are refused (REFUSED_STREAM) and
+/// the client retries them.
+const MAX_CONCURRENT_STREAMS: u32 = 1000;
 
 fn main() {
     let flags = Flags::parse();
@@ -141,21 +142,12 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     });
     publish_attributes(raft, &flags, member_id)?;
 
-    let max_msg = flags.max_request_bytes + GRPC_OVERHEAD_BYTES;
-    let grpc = tonic::service::Routes::new(
-        KvServer::new(kv::KvService::new(ctx.clone()))
-            .max_decoding_message_size(max_msg)
-            .max_encoding_message_size(usize::MAX),
-    )
-    .add_service(
-        MaintenanceServer::new(maintenance::MaintenanceService::new(ctx.clone()))
-            .max_decoding_message_size(max_msg),
-    )
-    .add_service(
-        ClusterServer::new(maintenance::ClusterService::new(ctx.clone()))
-            .max_decoding_message_size(max_msg),
-    );
-    let router = grpc.into_axum_router().merge(http::routes(ctx.clone()));
+    let limits = grpc_h2::Limits {
+        max_message: flags.max_request_bytes + GRPC_OVERHEAD_BYTES,
+        max_streams: MAX_CONCURRENT_STREAMS,
+    };
+    let dispatch = Arc::new(grpc::Dispatch::new(ctx.clone()));
+    let routes = http::routes(ctx.clone());
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut servers = Vec::new();
@@ -164,41 +156,24 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
             format!("cannot listen for clients on {addr}; is another etcd or etcr running there?")
         })?;
         info!(%addr, "ready to serve client requests");
-        let routes = tonic::service::Routes::from(router.clone());
-        let mut stop = stop_rx.clone();
-        servers.push(tokio::spawn(
-            tonic::transport::Server::builder()
-                .accept_http1(true)
-                .add_routes(routes)
-                // etcdctl 3.4 sends some requests with a URL as the HTTP/2 authority, which
-                // hyper refuses; AuthorityFix rewrites it to host:port first.
-                .serve_with_incoming_shutdown(with_authority_fix(listener), async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                }),
-        ));
+        servers.push(tokio::spawn(grpc::serve(
+            listener,
+            dispatch.clone(),
+            routes.clone(),
+            limits.clone(),
+            stop_rx.clone(),
+        )));
     }
 
     shutdown_signal().await;
     info!("shutting down");
     let _ = stop_tx.send(true);
     for s in servers {
-        if let Ok(Err(e)) = s.await {
+        if let Err(e) = s.await {
             error!("client server: {e}");
         }
     }
     Ok(())
-}
-
-fn with_authority_fix(
-    listener: TcpListener,
-) -> impl futures::Stream<Item = std::io::Result<h2_authority_fix::AuthorityFix<tokio::net::TcpStream>>>
-{
-    use futures::StreamExt;
-    TcpListenerStream::new(listener).map(|conn| {
-        let conn = conn?;
-        conn.set_nodelay(true)?;
-        Ok(h2_authority_fix::AuthorityFix::new(conn))
-    })
 }
 
 /// Entries kept in the log behind a raft snapshot, so a briefly lagging follower catches up

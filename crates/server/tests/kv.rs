@@ -301,3 +301,26 @@ async fn a_serializable_read_sees_the_members_own_acknowledged_writes() {
         assert!(r.header.unwrap().revision >= written.unwrap().revision);
     }
 }
+
+#[tokio::test]
+async fn services_etcr_lacks_are_refused_with_grpc_go_words() {
+    use api::etcdserverpb::watch_client::WatchClient;
+    let dir = tempfile::tempdir().unwrap();
+    let etcr = Etcr::start(dir.path(), &[]);
+    let channel = tonic::transport::Endpoint::from_shared(etcr.endpoint())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    // A watch stream that never ends its requests: the refusal must not wait for an end.
+    let mut watch = WatchClient::new(channel);
+    let refused = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        watch.watch(futures::stream::pending()),
+    )
+    .await
+    .expect("the refusal comes at once")
+    .unwrap_err();
+    assert_eq!(refused.code(), Code::Unimplemented);
+    assert_eq!(refused.message(), "unknown service etcdserverpb.Watch");
+}

@@ -1,6 +1,6 @@
 //! `compaction [--physical] <revision>`.
 
-use api::etcdserverpb::{kv_client::KvClient, CompactionRequest};
+use api::etcdserverpb::CompactionRequest;
 
 use super::Ctx;
 use crate::error::{exit, CliError, Result};
@@ -15,7 +15,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
     let (client, _) = ctx.connect()?;
     client
         .unary(|ch| async move {
-            KvClient::new(ch)
+            crate::client::kv(ch)
                 .compact(CompactionRequest { revision, physical })
                 .await
         })

@@ -1,6 +1,6 @@
 //! `del [options] <key> [range_end]`.
 
-use api::etcdserverpb::{kv_client::KvClient, DeleteRangeRequest};
+use api::etcdserverpb::DeleteRangeRequest;
 
 use super::{emit, Ctx};
 use crate::args::Parsed;
@@ -29,7 +29,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
     let resp = client
         .unary(|ch| {
             let req = req.clone();
-            async move { KvClient::new(ch).delete_range(req).await }
+            async move { crate::client::kv(ch).delete_range(req).await }
         })
         .await?;
     emit(&printer.del(&resp)?);

@@ -4,8 +4,8 @@ use std::time::Instant;
 
 use api::etcdserverpb::alarm_request::AlarmAction;
 use api::etcdserverpb::{
-    cluster_client::ClusterClient, kv_client::KvClient, maintenance_client::MaintenanceClient,
-    AlarmRequest, AlarmType, MemberListRequest, RangeRequest, StatusRequest,
+    cluster_client::ClusterClient, maintenance_client::MaintenanceClient, AlarmRequest, AlarmType,
+    MemberListRequest, RangeRequest, StatusRequest,
 };
 
 use super::{emit, Ctx};
@@ -77,7 +77,7 @@ async fn check(client: crate::client::Client, ep: String) -> Result<EpHealth> {
                 key: b"health".to_vec(),
                 ..Default::default()
             };
-            KvClient::new(ch).range(req).await
+            crate::client::kv(ch).range(req).await
         })
         .await;
     let mut h = EpHealth {

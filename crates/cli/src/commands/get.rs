@@ -1,7 +1,7 @@
 //! `get [options] <key> [range_end]`.
 
 use api::etcdserverpb::range_request::{SortOrder, SortTarget};
-use api::etcdserverpb::{kv_client::KvClient, RangeRequest};
+use api::etcdserverpb::RangeRequest;
 
 use super::{emit, Ctx};
 use crate::args::Parsed;
@@ -74,7 +74,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
     let resp = client
         .unary(|ch| {
             let req = req.clone();
-            async move { KvClient::new(ch).range(req).await }
+            async move { crate::client::kv(ch).range(req).await }
         })
         .await?;
     let value_only = ctx.parsed.bool("print-value-only");

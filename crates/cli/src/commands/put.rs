@@ -2,7 +2,7 @@
 
 use std::io::Read;
 
-use api::etcdserverpb::{kv_client::KvClient, PutRequest};
+use api::etcdserverpb::PutRequest;
 
 use super::{emit, Ctx};
 use crate::args::Parsed;
@@ -51,7 +51,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
     let resp = client
         .unary(|ch| {
             let req = req.clone();
-            async move { KvClient::new(ch).put(req).await }
+            async move { crate::client::kv(ch).put(req).await }
         })
         .await?;
     emit(&printer.put(&resp)?);

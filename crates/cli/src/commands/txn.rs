@@ -3,7 +3,7 @@
 
 use std::io::BufRead;
 
-use api::etcdserverpb::{kv_client::KvClient, Compare, RequestOp, TxnRequest};
+use api::etcdserverpb::{Compare, RequestOp, TxnRequest};
 
 use super::{emit, Ctx};
 use crate::error::{exit, CliError, Result};
@@ -70,7 +70,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
     let resp = client
         .unary(|ch| {
             let req = req.clone();
-            async move { KvClient::new(ch).txn(req).await }
+            async move { crate::client::kv(ch).txn(req).await }
         })
         .await?;
     emit(&printer.txn(&resp)?);

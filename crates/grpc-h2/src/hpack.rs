@@ -1,10 +1,14 @@
-//! A small HPACK (RFC 7541) decoder that tracks the client's dynamic table.
+//! HPACK (RFC 7541): a decoder that tracks the client's dynamic table, and the few encoding
+//! primitives a gRPC response needs.
 //!
 //! Written for this crate rather than taken from a crate because the
 //! available ones (`hpack`, `loona-hpack`) rebuild a hash-map Huffman table
 //! for every Huffman-coded string, which costs ~100 µs per string; grpc
 //! clients send a fresh Huffman-coded `grpc-timeout` with every request.
 //! `loona-hpack` is kept as an independent oracle in the tests.
+//!
+//! Responses are encoded without the dynamic table (literal fields, never indexed), so the
+//! encoder keeps no state and the client's decoder table never changes.
 
 use std::collections::VecDeque;
 use std::sync::OnceLock;
@@ -189,6 +193,46 @@ fn take_string(buf: &mut &[u8], out: &mut Vec<u8>) -> Result<(), HpackError> {
         Ok(())
     }
 }
+
+/// §5.1: appends `value` as an integer with an `n`-bit prefix; `flags` fills the bits above it.
+pub(crate) fn put_integer(out: &mut Vec<u8>, flags: u8, n: u8, value: usize) {
+    let mask = (1usize << n) - 1;
+    if value < mask {
+        out.push(flags | value as u8);
+        return;
+    }
+    out.push(flags | mask as u8);
+    let mut rest = value - mask;
+    while rest >= 0x80 {
+        out.push(0x80 | (rest & 0x7f) as u8);
+        rest >>= 7;
+    }
+    out.push(rest as u8);
+}
+
+/// §5.2: appends a raw (not Huffman-coded) string literal.
+fn put_string(out: &mut Vec<u8>, s: &[u8]) {
+    put_integer(out, 0, 7, s.len());
+    out.extend_from_slice(s);
+}
+
+/// §6.2.2: a literal field without indexing whose name is entry `name_index` of the static table.
+pub(crate) fn put_field_indexed_name(out: &mut Vec<u8>, name_index: usize, value: &[u8]) {
+    put_integer(out, 0, 4, name_index);
+    put_string(out, value);
+}
+
+/// §6.2.2: a literal field without indexing, with a literal name.
+pub(crate) fn put_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.push(0);
+    put_string(out, name);
+    put_string(out, value);
+}
+
+/// Static-table entries the encoder refers to.
+pub(crate) const STATUS_200: usize = 8;
+pub(crate) const STATUS_NAME: usize = 8;
+pub(crate) const CONTENT_TYPE_NAME: usize = 31;
 
 /// RFC 7541 Appendix A.
 const STATIC_TABLE: [(&str, &str); 61] = [
@@ -546,5 +590,32 @@ pub(crate) mod tests {
             decode_all(&mut d, &[0xff, 0x80, 0x80, 0x80, 0x80, 0x01]),
             Err(HpackError::IntegerOverflow)
         );
+    }
+
+    #[test]
+    fn encoded_fields_decode_to_themselves() {
+        let long = "m".repeat(300);
+        let mut block = Vec::new();
+        block.push(0x80 | STATUS_200 as u8);
+        put_field_indexed_name(&mut block, CONTENT_TYPE_NAME, b"application/grpc");
+        put_field(&mut block, b"grpc-status", b"13");
+        put_field(&mut block, b"grpc-message", long.as_bytes());
+        let mut decoder = Decoder::new(4096);
+        let fields = decode_all(&mut decoder, &block).unwrap();
+        let want: Fields = [
+            (":status", "200"),
+            ("content-type", "application/grpc"),
+            ("grpc-status", "13"),
+            ("grpc-message", long.as_str()),
+        ]
+        .iter()
+        .map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec()))
+        .collect();
+        assert_eq!(fields, want);
+        // An independent decoder agrees.
+        let mut oracle = loona_hpack::Decoder::new();
+        let theirs = oracle.decode(&block).unwrap();
+        assert_eq!(theirs.len(), 4);
+        assert_eq!(theirs[3].1, long.as_bytes());
     }
 }
