@@ -3,10 +3,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use api::etcdserverpb::kv_client::KvClient;
 use api::etcdserverpb::{request_op, PutRequest, RangeRequest, RequestOp, TxnRequest};
-use tonic::transport::Channel;
-use tonic::Status;
+use prost::Message;
 
 use crate::args::{Args, Consistency, Workload};
 
@@ -139,12 +137,12 @@ impl Generator {
 }
 
 impl Op {
-    /// Sends the request and waits for its answer.
-    pub async fn send(self, kv: &mut KvClient<Channel>) -> Result<(), Status> {
+    /// The gRPC method and the encoded request.
+    pub fn encode(&self) -> (&'static str, Vec<u8>) {
         match self {
-            Op::Put(r) => kv.put(r).await.map(drop),
-            Op::Range(r) => kv.range(r).await.map(drop),
-            Op::Txn(r) => kv.txn(r).await.map(drop),
+            Op::Put(r) => ("/etcdserverpb.KV/Put", r.encode_to_vec()),
+            Op::Range(r) => ("/etcdserverpb.KV/Range", r.encode_to_vec()),
+            Op::Txn(r) => ("/etcdserverpb.KV/Txn", r.encode_to_vec()),
         }
     }
 }

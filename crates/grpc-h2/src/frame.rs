@@ -37,6 +37,7 @@ pub(crate) const FLAG_PRIORITY: u8 = 0x20;
 const PRIORITY_LEN: usize = 5;
 
 pub(crate) const SETTINGS_HEADER_TABLE_SIZE: u16 = 0x1;
+pub(crate) const SETTINGS_ENABLE_PUSH: u16 = 0x2;
 pub(crate) const SETTINGS_MAX_CONCURRENT_STREAMS: u16 = 0x3;
 pub(crate) const SETTINGS_INITIAL_WINDOW_SIZE: u16 = 0x4;
 pub(crate) const SETTINGS_MAX_FRAME_SIZE: u16 = 0x5;

@@ -233,6 +233,10 @@ pub(crate) fn put_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 pub(crate) const STATUS_200: usize = 8;
 pub(crate) const STATUS_NAME: usize = 8;
 pub(crate) const CONTENT_TYPE_NAME: usize = 31;
+pub(crate) const AUTHORITY_NAME: usize = 1;
+pub(crate) const METHOD_POST: usize = 3;
+pub(crate) const PATH_NAME: usize = 4;
+pub(crate) const SCHEME_HTTP: usize = 6;
 
 /// RFC 7541 Appendix A.
 const STATIC_TABLE: [(&str, &str); 61] = [

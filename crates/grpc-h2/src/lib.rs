@@ -10,6 +10,8 @@
 //! decoding with the dynamic table and Huffman codes, flow control in both directions,
 //! SETTINGS, PING, RST_STREAM and GOAWAY (graceful shutdown); gRPC's unary framing, status
 //! trailers (`grpc-status`, percent-encoded `grpc-message`) and grpc-go's message size error.
+//! [`ClientConnection`] is the client side of the same, without IO, for load generators
+//! that keep many calls open on few connections.
 //! What it leaves out: streaming calls, compression, TLS (wrap the IO yourself) and server
 //! push. A connection that does not start with the HTTP/2 preface can be handed to another
 //! server with [`sniff`] and [`Prefixed`].
@@ -56,6 +58,7 @@
 //! # }
 //! ```
 
+mod client;
 mod conn;
 mod frame;
 mod hpack;
@@ -63,6 +66,7 @@ mod serve;
 mod sniff;
 mod status;
 
+pub use client::{Answer, ClientConnection};
 pub use conn::{ConnError, Limits};
 pub use frame::{Reason, PREFACE};
 pub use serve::{serve_connection, Handler};
