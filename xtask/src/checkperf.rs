@@ -16,13 +16,23 @@ pub fn check_perf(endpoints: &[String], load: &str) -> anyhow::Result<Vec<String
         .args(["check", "perf", &format!("--load={load}")])
         .stderr(Stdio::inherit())
         .output()?;
-    // The progress bar redraws with carriage returns; keep the verdict lines.
-    let text = String::from_utf8_lossy(&output.stdout);
-    Ok(text
-        .split(['\r', '\n'])
-        .filter(|l| l.starts_with("PASS") || l.starts_with("FAIL"))
-        .map(str::to_string)
-        .collect())
+    Ok(verdicts(&String::from_utf8_lossy(&output.stdout)))
+}
+
+/// The verdict lines of check perf's output. The progress bar redraws with carriage returns;
+/// etcdctl 3.4 prints a slow request's failure without the "FAIL:" the other failures carry.
+fn verdicts(text: &str) -> Vec<String> {
+    text.split(['\r', '\n'])
+        .filter_map(|l| {
+            if l.starts_with("PASS") || l.starts_with("FAIL") {
+                Some(l.to_string())
+            } else if l.starts_with("Slowest request took too long") {
+                Some(format!("FAIL: {l}"))
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 pub fn run(load: &str, size: usize, peer_transport: &str) -> anyhow::Result<()> {
@@ -65,4 +75,24 @@ pub fn run(load: &str, size: usize, peer_transport: &str) -> anyhow::Result<()> 
         println!("| | {} | {} |", cell(&summary[0].1), cell(&summary[1].1));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_verdict_is_kept_and_marked() {
+        let out = " 60 / 60 Boooo! 100.00%\r 60 / 60 Booooo! 100.00% 1m0s\n\
+                   FAIL: Throughput too low: 3081 writes/s\n\
+                   Slowest request took too long: 0.786915s\n\
+                   PASS: Stddev is 0.072064s\nFAIL\n";
+        assert_eq!(
+            super::verdicts(out),
+            [
+                "FAIL: Throughput too low: 3081 writes/s",
+                "FAIL: Slowest request took too long: 0.786915s",
+                "PASS: Stddev is 0.072064s",
+                "FAIL"
+            ]
+        );
+    }
 }
