@@ -23,6 +23,11 @@ const RECV_CONN_WINDOW: i64 = 16 << 20;
 /// Header blocks (HEADERS plus CONTINUATIONs) larger than this end the connection.
 const MAX_HEADER_BLOCK: usize = 64 << 10;
 
+/// Request bytes a connection holds at most in requests still arriving. Beyond it a request's
+/// bytes are dropped and it is answered RESOURCE_EXHAUSTED. (Withholding the connection window
+/// instead could deadlock a client that interleaves many large requests.)
+const MAX_BUFFERED: usize = 64 << 20;
+
 /// Output beyond this stops reading until the peer takes it.
 const OUTPUT_HIGH_WATER: usize = 1 << 20;
 
@@ -96,6 +101,8 @@ pub(crate) struct Connection {
     peer_max_frame: usize,
     send_window: i64,
     recv_unacked: i64,
+    /// Request bytes held in streams still receiving; bounded by [`MAX_BUFFERED`].
+    buffered: usize,
     going_away: bool,
     out: Vec<u8>,
     out_pos: usize,
@@ -124,6 +131,7 @@ impl Connection {
             peer_max_frame: DEFAULT_MAX_FRAME,
             send_window: DEFAULT_WINDOW,
             recv_unacked: 0,
+            buffered: 0,
             going_away: false,
             out: Vec::with_capacity(16 << 10),
             out_pos: 0,
@@ -311,9 +319,7 @@ impl Connection {
                 if head.stream_id == 0 || payload.len() != 4 {
                     return Err(error(Reason::ProtocolError, "malformed RST_STREAM"));
                 }
-                if self.streams.remove(&head.stream_id).is_none()
-                    && head.stream_id > self.highest_stream_id
-                {
+                if !self.drop_stream(head.stream_id) && head.stream_id > self.highest_stream_id {
                     return Err(error(Reason::ProtocolError, "RST_STREAM on an idle stream"));
                 }
                 Ok(())
@@ -419,7 +425,7 @@ impl Connection {
         } else if let Some(s) = self.streams.get_mut(&head.stream_id) {
             s.send_window += inc;
             if inc == 0 || s.send_window > MAX_WINDOW {
-                self.streams.remove(&head.stream_id);
+                self.drop_stream(head.stream_id);
                 self.write_rst(head.stream_id, Reason::FlowControlError);
             } else if matches!(s.stage, Stage::Sending(_)) {
                 self.send_data(head.stream_id);
@@ -446,11 +452,6 @@ impl Connection {
                 "the client overran the connection window",
             ));
         }
-        if self.recv_unacked >= RECV_CONN_WINDOW / 2 {
-            let inc = self.recv_unacked as u32;
-            self.recv_unacked = 0;
-            write_frame(&mut self.out, TYPE_WINDOW_UPDATE, 0, 0, &inc.to_be_bytes());
-        }
         let data = unpad(head.flags, payload, false)
             .ok_or_else(|| error(Reason::ProtocolError, "bad DATA padding"))?;
         let end_stream = head.flags & FLAG_END_STREAM != 0;
@@ -460,6 +461,7 @@ impl Connection {
                 return Err(error(Reason::ProtocolError, "DATA on an idle stream"));
             }
             // A stream we already reset or answered: drop what is still in flight.
+            self.release_window();
             return Ok(());
         };
         let Stage::Receiving { body, reject, .. } = &mut stream.stage else {
@@ -469,17 +471,29 @@ impl Connection {
         };
         if reject.is_none() {
             body.extend_from_slice(data);
+            self.buffered += data.len();
             if body.len() >= 5 {
                 let declared = u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize;
-                if declared > max_message {
+                // A client may also send more than it declared.
+                let size = declared.max(body.len() - 5);
+                if size > max_message {
                     *reject = Some(Reject::Grpc(Status::new(
                         Status::RESOURCE_EXHAUSTED,
                         format!(
-                            "grpc: received message larger than max ({declared} vs. {max_message})"
+                            "grpc: received message larger than max ({size} vs. {max_message})"
                         ),
                     )));
-                    *body = BytesMut::new();
                 }
+            }
+            if reject.is_none() && self.buffered > MAX_BUFFERED {
+                *reject = Some(Reject::Grpc(Status::new(
+                    Status::RESOURCE_EXHAUSTED,
+                    "grpc-h2: too many request bytes in flight on this connection; retry",
+                )));
+            }
+            if reject.is_some() {
+                self.buffered -= body.len();
+                *body = BytesMut::new();
             }
         }
         if end_stream {
@@ -498,7 +512,29 @@ impl Connection {
                 );
             }
         }
+        self.release_window();
         Ok(())
+    }
+
+    /// Returns received bytes to the client's connection window.
+    fn release_window(&mut self) {
+        if self.recv_unacked >= RECV_CONN_WINDOW / 2 {
+            let inc = self.recv_unacked as u32;
+            self.recv_unacked = 0;
+            write_frame(&mut self.out, TYPE_WINDOW_UPDATE, 0, 0, &inc.to_be_bytes());
+        }
+    }
+
+    /// Forgets a stream, and the request bytes it held.
+    fn drop_stream(&mut self, stream_id: u32) -> bool {
+        let Some(stream) = self.streams.remove(&stream_id) else {
+            return false;
+        };
+        if let Stage::Receiving { body, .. } = stream.stage {
+            self.buffered -= body.len();
+            self.release_window();
+        }
+        true
     }
 
     fn header_block(
@@ -594,6 +630,8 @@ impl Connection {
         else {
             return;
         };
+        self.buffered -= body.len();
+        self.release_window();
         let reject = reject.or_else(|| match body.get(..5) {
             None => Some(Reject::Grpc(Status::new(
                 Status::INTERNAL,

@@ -433,3 +433,93 @@ fn a_connection_without_the_preface_is_refused() {
         .unwrap_err();
     assert_eq!(err.reason, Reason::ProtocolError);
 }
+
+#[test]
+fn a_body_longer_than_declared_is_refused_by_its_size() {
+    let mut h = Harness::open();
+    let mut wire = frame(TYPE_HEADERS, FLAG_END_HEADERS, 1, &request_block("/svc/M"));
+    // Declares 10 bytes, then keeps sending past the 1 MiB limit.
+    let mut first = vec![0, 0, 0, 0, 10];
+    first.extend_from_slice(&[1; 16_000]);
+    wire.extend(frame(TYPE_DATA, 0, 1, &first));
+    for _ in 0..70 {
+        wire.extend(frame(TYPE_DATA, 0, 1, &[1; 16_000]));
+    }
+    h.feed(&wire).unwrap();
+    assert_eq!(h.conn.buffered, 0, "a refused body is not kept");
+    h.feed(&frame(TYPE_DATA, FLAG_END_STREAM, 1, &[])).unwrap();
+    let frames = h.take_output();
+    let answer = frames.iter().find(|f| f.kind == TYPE_HEADERS).unwrap();
+    let fields = decode(&answer.payload);
+    assert!(fields.contains(&("grpc-status".into(), "8".into())));
+    let message = &fields.iter().find(|(n, _)| n == "grpc-message").unwrap().1;
+    assert!(
+        message.starts_with("grpc: received message larger than max (10"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_connection_holds_a_bounded_number_of_request_bytes() {
+    let mut h = Harness {
+        conn: Connection::new(Limits {
+            max_message: 4 << 20,
+            max_streams: 100,
+        }),
+        requests: Vec::new(),
+    };
+    let mut hello = PREFACE.to_vec();
+    hello.extend(frame(TYPE_SETTINGS, 0, 0, &[]));
+    h.feed(&hello).unwrap();
+    h.take_output();
+    // Interleaved 3 MiB requests, none finished: the window keeps opening (a client that
+    // interleaves must not deadlock), and what is held stays bounded.
+    let streams = 30u32;
+    let chunk = vec![0u8; 16_384];
+    let mut opened = Vec::new();
+    for i in 0..streams {
+        let id = 2 * i + 1;
+        let mut wire = frame(TYPE_HEADERS, FLAG_END_HEADERS, id, &request_block("/svc/M"));
+        let mut first = vec![0];
+        first.extend_from_slice(&(3u32 << 20).to_be_bytes());
+        first.extend_from_slice(&chunk[..16_379]);
+        wire.extend(frame(TYPE_DATA, 0, id, &first));
+        opened.extend(wire);
+    }
+    h.feed(&opened).unwrap();
+    let mut window_updates = 0;
+    for _ in 1..192 {
+        let mut round = Vec::new();
+        for i in 0..streams {
+            round.extend(frame(TYPE_DATA, 0, 2 * i + 1, &chunk));
+        }
+        h.feed(&round).unwrap();
+        assert!(
+            h.conn.buffered <= MAX_BUFFERED + chunk.len(),
+            "{} held",
+            h.conn.buffered
+        );
+        window_updates += h
+            .take_output()
+            .iter()
+            .filter(|f| f.kind == TYPE_WINDOW_UPDATE && f.stream_id == 0)
+            .count();
+    }
+    assert!(
+        window_updates >= 5,
+        "{window_updates} connection window updates"
+    );
+    for i in 0..streams {
+        h.feed(&frame(TYPE_DATA, FLAG_END_STREAM, 2 * i + 1, &[]))
+            .unwrap();
+    }
+    assert_eq!(h.conn.buffered, 0);
+    // Every request either went through whole or was refused; none was truncated.
+    assert!(h.requests.iter().all(|r| r.message.len() == 3 << 20));
+    let refused = h
+        .take_output()
+        .iter()
+        .filter(|f| f.kind == TYPE_HEADERS)
+        .count();
+    assert_eq!(h.requests.len() + refused, streams as usize);
+}
