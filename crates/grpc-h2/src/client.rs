@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use crate::conn::ConnError;
+use crate::conn::{error, ConnError};
 use crate::frame::*;
 use crate::hpack;
 use crate::status::Status;
@@ -44,13 +44,6 @@ pub struct ClientConnection {
     closed: Option<Status>,
     out: Vec<u8>,
     out_pos: usize,
-}
-
-fn error(reason: Reason, detail: impl Into<String>) -> ConnError {
-    ConnError {
-        reason,
-        detail: detail.into(),
-    }
 }
 
 impl ClientConnection {

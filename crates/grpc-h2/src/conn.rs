@@ -108,7 +108,7 @@ pub(crate) struct Connection {
     out_pos: usize,
 }
 
-fn error(reason: Reason, detail: impl Into<String>) -> ConnError {
+pub(crate) fn error(reason: Reason, detail: impl Into<String>) -> ConnError {
     ConnError {
         reason,
         detail: detail.into(),
