@@ -84,11 +84,15 @@ struct Harness {
 impl Harness {
     /// A connection past the preface and the client's SETTINGS, output drained.
     fn open() -> Self {
+        Self::open_with(Limits {
+            max_message: 1 << 20,
+            max_streams: 4,
+        })
+    }
+
+    fn open_with(limits: Limits) -> Self {
         let mut h = Harness {
-            conn: Connection::new(Limits {
-                max_message: 1 << 20,
-                max_streams: 4,
-            }),
+            conn: Connection::new(limits),
             requests: Vec::new(),
         };
         let mut hello = PREFACE.to_vec();
@@ -461,17 +465,10 @@ fn a_body_longer_than_declared_is_refused_by_its_size() {
 
 #[test]
 fn a_connection_holds_a_bounded_number_of_request_bytes() {
-    let mut h = Harness {
-        conn: Connection::new(Limits {
-            max_message: 4 << 20,
-            max_streams: 100,
-        }),
-        requests: Vec::new(),
-    };
-    let mut hello = PREFACE.to_vec();
-    hello.extend(frame(TYPE_SETTINGS, 0, 0, &[]));
-    h.feed(&hello).unwrap();
-    h.take_output();
+    let mut h = Harness::open_with(Limits {
+        max_message: 4 << 20,
+        max_streams: 100,
+    });
     // Interleaved 3 MiB requests, none finished: the window keeps opening (a client that
     // interleaves must not deadlock), and what is held stays bounded.
     let streams = 30u32;
