@@ -330,8 +330,11 @@ impl Connection {
                 "a client may not send PUSH_PROMISE",
             )),
             TYPE_PING => {
-                if head.stream_id != 0 || payload.len() != 8 {
-                    return Err(error(Reason::FrameSizeError, "malformed PING"));
+                if head.stream_id != 0 {
+                    return Err(error(Reason::ProtocolError, "PING on a stream"));
+                }
+                if payload.len() != 8 {
+                    return Err(error(Reason::FrameSizeError, "PING of the wrong length"));
                 }
                 if head.flags & FLAG_ACK == 0 {
                     write_frame(&mut self.out, TYPE_PING, FLAG_ACK, 0, payload);

@@ -401,6 +401,16 @@ fn protocol_violations_end_the_connection_with_goaway() {
             Reason::ProtocolError,
         ),
         (
+            "PING on a stream",
+            frame(TYPE_PING, 0, 1, &[0; 8]),
+            Reason::ProtocolError,
+        ),
+        (
+            "short PING",
+            frame(TYPE_PING, 0, 0, &[0; 7]),
+            Reason::FrameSizeError,
+        ),
+        (
             "window overflow",
             frame(TYPE_WINDOW_UPDATE, 0, 0, &0x7fff_ffffu32.to_be_bytes()),
             Reason::FlowControlError,

@@ -18,7 +18,7 @@ use prost::Message;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::context::Context;
 use crate::kv::KvService;
@@ -211,8 +211,13 @@ pub async fn serve(
             };
             if is_h2 {
                 let served = grpc_h2::serve_connection(tcp, prefix, dispatch, limits, stopped);
-                if let Err(e) = served.await {
-                    debug!(%peer, "gRPC connection ended: {e}");
+                match served.await {
+                    Ok(()) => {}
+                    // A client that breaks the protocol is worth a line; one that hangs up is not.
+                    Err(e @ grpc_h2::Error::Protocol(_)) => {
+                        warn!(%peer, "closed a gRPC connection: {e}")
+                    }
+                    Err(e) => debug!(%peer, "gRPC connection ended: {e}"),
                 }
             } else {
                 let io = hyper_util::rt::TokioIo::new(grpc_h2::Prefixed::new(prefix, tcp));
