@@ -23,12 +23,14 @@ use tracing::{debug, warn};
 use crate::context::Context;
 use crate::kv::KvService;
 use crate::maintenance::{ClusterService, MaintenanceService};
+use crate::metrics::Metrics;
 
 /// How long open connections may take to finish their calls once the server stops.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Routes a call's path to the service method that answers it.
 pub struct Dispatch {
+    metrics: Arc<Metrics>,
     kv: Arc<KvService>,
     maintenance: Arc<MaintenanceService>,
     cluster: Arc<ClusterService>,
@@ -37,6 +39,7 @@ pub struct Dispatch {
 impl Dispatch {
     pub fn new(ctx: Arc<Context>) -> Self {
         Dispatch {
+            metrics: ctx.metrics.clone(),
             kv: Arc::new(KvService::new(ctx.clone())),
             maintenance: Arc::new(MaintenanceService::new(ctx.clone())),
             cluster: Arc::new(ClusterService::new(ctx)),
@@ -118,6 +121,28 @@ impl grpc_h2::Handler for Dispatch {
         path: &str,
         message: Bytes,
     ) -> BoxFuture<'static, Result<Bytes, grpc_h2::Status>> {
+        let answer = self.route(path, message);
+        let Some(call) = UNARY_CALLS.iter().position(|c| *c == path) else {
+            return answer;
+        };
+        let metrics = self.metrics.clone();
+        metrics.grpc.started(call);
+        async move {
+            let result = answer.await;
+            let code = result.as_ref().map_or_else(|s| s.code, |_| 0);
+            metrics.grpc.handled(call, code);
+            result
+        }
+        .boxed()
+    }
+}
+
+impl Dispatch {
+    fn route(
+        &self,
+        path: &str,
+        message: Bytes,
+    ) -> BoxFuture<'static, Result<Bytes, grpc_h2::Status>> {
         match path {
             "/etcdserverpb.KV/Range" => route!(self.kv, range, message),
             "/etcdserverpb.KV/Put" => route!(self.kv, put, message),
@@ -143,7 +168,7 @@ impl grpc_h2::Handler for Dispatch {
             }
             // `check` refused every other path before the request got here.
             _ => {
-                let refused = self.check(path).err();
+                let refused = grpc_h2::Handler::check(self, path).err();
                 futures::future::ready(Err(refused.unwrap_or_else(|| {
                     status(tonic::Code::Internal, format!("no route for {path}"))
                 })))
@@ -153,8 +178,8 @@ impl grpc_h2::Handler for Dispatch {
     }
 }
 
-/// The unary calls etcr answers; `Dispatch::call` routes each of them.
-const UNARY_CALLS: &[&str] = &[
+/// The unary calls etcr answers; `Dispatch::route` routes each of them.
+pub const UNARY_CALLS: &[&str] = &[
     "/etcdserverpb.KV/Range",
     "/etcdserverpb.KV/Put",
     "/etcdserverpb.KV/DeleteRange",

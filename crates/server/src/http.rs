@@ -38,6 +38,7 @@ async fn metrics(State(ctx): State<Arc<Context>>) -> impl IntoResponse {
         .metrics
         .render(&ctx.store_gauges(), ctx.raft.leader().is_some());
     text.push_str(&ctx.metrics.render_peers(&ctx.raft.peer_stats()));
+    ctx.metrics.grpc.render(&mut text);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 

@@ -9,6 +9,7 @@ mod context;
 mod convert;
 mod errors;
 mod grpc;
+mod grpc_metrics;
 mod histogram;
 mod http;
 mod ids;

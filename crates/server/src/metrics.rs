@@ -17,6 +17,7 @@ pub struct Metrics {
     pub apply_batch: Histogram,
     /// Each commit of the store's transaction (one covers the batches of up to 5 ms).
     pub backend_commit: Histogram,
+    pub grpc: crate::grpc_metrics::GrpcMetrics,
 }
 
 /// Store gauges read at scrape time.

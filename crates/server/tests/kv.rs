@@ -278,6 +278,21 @@ async fn metrics_time_the_log_fsync_and_the_apply_batches() {
         metric(&after, "etcr_apply_batch_duration_seconds_count"),
     );
     assert_eq!(grew("etcd_server_proposals_applied_total"), 5.0);
+
+    // etcd's gRPC counters, by method and status code.
+    let labels = "grpc_method=\"Put\",grpc_service=\"etcdserverpb.KV\",grpc_type=\"unary\"";
+    assert_eq!(grew(&format!("grpc_server_started_total{{{labels}}}")), 5.0);
+    assert_eq!(
+        grew(&format!(
+            "grpc_server_handled_total{{grpc_code=\"OK\",{labels}}}"
+        )),
+        5.0
+    );
+    let refused = kv.put(put("", "v")).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    let last = common::http_get(port, "/metrics").expect("/metrics answers");
+    let invalid = format!("grpc_server_handled_total{{grpc_code=\"InvalidArgument\",{labels}}}");
+    assert_eq!(metric(&last, &invalid) - metric(&after, &invalid), 1.0);
 }
 
 #[tokio::test]
