@@ -10,6 +10,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use crate::conn::{error, ConnError};
 use crate::frame::*;
 use crate::hpack;
+use crate::message;
 use crate::status::Status;
 
 /// Receive windows we grant the server: large enough that answers never wait for us.
@@ -62,17 +63,12 @@ impl ClientConnection {
             out: PREFACE.to_vec(),
             out_pos: 0,
         };
-        let mut settings = Vec::new();
-        for (id, value) in [
+        let settings = [
             (SETTINGS_ENABLE_PUSH, 0),
             (SETTINGS_INITIAL_WINDOW_SIZE, RECV_STREAM_WINDOW),
-        ] {
-            settings.extend_from_slice(&id.to_be_bytes());
-            settings.extend_from_slice(&value.to_be_bytes());
-        }
-        write_frame(&mut c.out, TYPE_SETTINGS, 0, 0, &settings);
-        let raise = (RECV_CONN_WINDOW - DEFAULT_WINDOW) as u32;
-        write_frame(&mut c.out, TYPE_WINDOW_UPDATE, 0, 0, &raise.to_be_bytes());
+        ];
+        write_settings(&mut c.out, &settings);
+        write_window_update(&mut c.out, 0, (RECV_CONN_WINDOW - DEFAULT_WINDOW) as u32);
         c
     }
 
@@ -111,14 +107,10 @@ impl ClientConnection {
         hpack::put_field_indexed_name(&mut block, hpack::CONTENT_TYPE_NAME, b"application/grpc");
         hpack::put_field(&mut block, b"te", b"trailers");
         write_frame(&mut self.out, TYPE_HEADERS, FLAG_END_HEADERS, id, &block);
-        let mut framed = Vec::with_capacity(5 + message.len());
-        framed.push(0);
-        framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
-        framed.extend_from_slice(message);
         self.calls.insert(
             id,
             Call {
-                unsent: Bytes::from(framed),
+                unsent: message::frame(message),
                 send_window: self.peer_initial_window,
                 ..Call::default()
             },
@@ -273,13 +265,13 @@ impl ClientConnection {
                     let result = match grpc_status {
                         Some(0) => {
                             let body = std::mem::take(&mut call.body).freeze();
-                            if body.len() < 5 {
+                            if body.len() < message::PREFIX_LEN {
                                 Err(Status::new(
                                     Status::INTERNAL,
                                     "the answer carries no message",
                                 ))
                             } else {
-                                Ok(body.slice(5..))
+                                Ok(body.slice(message::PREFIX_LEN..))
                             }
                         }
                         Some(code) => Err(Status::new(code, grpc_message)),
@@ -297,7 +289,7 @@ impl ClientConnection {
                 if self.recv_unacked >= RECV_CONN_WINDOW / 2 {
                     let inc = self.recv_unacked as u32;
                     self.recv_unacked = 0;
-                    write_frame(&mut self.out, TYPE_WINDOW_UPDATE, 0, 0, &inc.to_be_bytes());
+                    write_window_update(&mut self.out, 0, inc);
                 }
                 let data = unpad(head.flags, payload, false)
                     .ok_or_else(|| error(Reason::ProtocolError, "bad DATA padding"))?;
@@ -305,13 +297,7 @@ impl ClientConnection {
                     call.body.extend_from_slice(data);
                     // One answer fits the stream window; a larger one gets more as it arrives.
                     if call.body.len() as i64 >= i64::from(RECV_STREAM_WINDOW) / 2 {
-                        write_frame(
-                            &mut self.out,
-                            TYPE_WINDOW_UPDATE,
-                            0,
-                            head.stream_id,
-                            &(len as u32).to_be_bytes(),
-                        );
+                        write_window_update(&mut self.out, head.stream_id, len as u32);
                     }
                 }
             }

@@ -11,6 +11,7 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use crate::frame::*;
 use crate::hpack;
+use crate::message;
 use crate::status::{percent_encode, Status};
 
 /// Stream-level receive window we advertise: a whole default-sized request fits without a
@@ -136,18 +137,13 @@ impl Connection {
             out: Vec::with_capacity(16 << 10),
             out_pos: 0,
         };
-        let mut settings = Vec::with_capacity(18);
-        for (id, value) in [
+        let settings = [
             (SETTINGS_MAX_CONCURRENT_STREAMS, c.limits.max_streams),
             (SETTINGS_INITIAL_WINDOW_SIZE, RECV_STREAM_WINDOW as u32),
             (SETTINGS_HEADER_TABLE_SIZE, 4096),
-        ] {
-            settings.extend_from_slice(&id.to_be_bytes());
-            settings.extend_from_slice(&value.to_be_bytes());
-        }
-        write_frame(&mut c.out, TYPE_SETTINGS, 0, 0, &settings);
-        let raise = (RECV_CONN_WINDOW - DEFAULT_WINDOW) as u32;
-        write_frame(&mut c.out, TYPE_WINDOW_UPDATE, 0, 0, &raise.to_be_bytes());
+        ];
+        write_settings(&mut c.out, &settings);
+        write_window_update(&mut c.out, 0, (RECV_CONN_WINDOW - DEFAULT_WINDOW) as u32);
         c
     }
 
@@ -475,10 +471,10 @@ impl Connection {
         if reject.is_none() {
             body.extend_from_slice(data);
             self.buffered += data.len();
-            if body.len() >= 5 {
-                let declared = u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize;
+            if body.len() >= message::PREFIX_LEN {
+                let declared = message::declared_len(body);
                 // A client may also send more than it declared.
-                let size = declared.max(body.len() - 5);
+                let size = declared.max(body.len() - message::PREFIX_LEN);
                 if size > max_message {
                     *reject = Some(Reject::Grpc(Status::new(
                         Status::RESOURCE_EXHAUSTED,
@@ -506,13 +502,7 @@ impl Connection {
             if stream.recv_unacked >= RECV_STREAM_WINDOW / 2 {
                 let inc = stream.recv_unacked as u32;
                 stream.recv_unacked = 0;
-                write_frame(
-                    &mut self.out,
-                    TYPE_WINDOW_UPDATE,
-                    0,
-                    head.stream_id,
-                    &inc.to_be_bytes(),
-                );
+                write_window_update(&mut self.out, head.stream_id, inc);
             }
         }
         self.release_window();
@@ -524,7 +514,7 @@ impl Connection {
         if self.recv_unacked >= RECV_CONN_WINDOW / 2 {
             let inc = self.recv_unacked as u32;
             self.recv_unacked = 0;
-            write_frame(&mut self.out, TYPE_WINDOW_UPDATE, 0, 0, &inc.to_be_bytes());
+            write_window_update(&mut self.out, 0, inc);
         }
     }
 
@@ -635,7 +625,7 @@ impl Connection {
         };
         self.buffered -= body.len();
         self.release_window();
-        let reject = reject.or_else(|| match body.get(..5) {
+        let reject = reject.or_else(|| match body.get(..message::PREFIX_LEN) {
             None => Some(Reject::Grpc(Status::new(
                 Status::INTERNAL,
                 "grpc: the request carries no message",
@@ -645,8 +635,8 @@ impl Connection {
                 "grpc: compressed requests are not supported",
             ))),
             Some(prefix) => {
-                let declared = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]);
-                (declared as usize != body.len() - 5).then(|| {
+                let declared = message::declared_len(prefix);
+                (declared != body.len() - message::PREFIX_LEN).then(|| {
                     Reject::Grpc(Status::new(
                         Status::INTERNAL,
                         "grpc: a unary request must carry exactly one message",
@@ -656,7 +646,7 @@ impl Connection {
         });
         match reject {
             None => {
-                let message = body.freeze().slice(5..);
+                let message = body.freeze().slice(message::PREFIX_LEN..);
                 requests.push(Request {
                     stream_id,
                     path,
@@ -690,11 +680,7 @@ impl Connection {
                     stream_id,
                     &block,
                 );
-                let mut data = Vec::with_capacity(5 + message.len());
-                data.push(0);
-                data.extend_from_slice(&(message.len() as u32).to_be_bytes());
-                data.extend_from_slice(&message);
-                stream.stage = Stage::Sending(Bytes::from(data));
+                stream.stage = Stage::Sending(message::frame(&message));
                 self.send_data(stream_id);
             }
             Err(status) => {

@@ -91,6 +91,27 @@ pub(crate) fn write_frame(out: &mut Vec<u8>, kind: u8, flags: u8, stream_id: u32
     out.extend_from_slice(payload);
 }
 
+/// Appends a SETTINGS frame carrying `entries` (identifier, value).
+pub(crate) fn write_settings(out: &mut Vec<u8>, entries: &[(u16, u32)]) {
+    let mut payload = Vec::with_capacity(6 * entries.len());
+    for (id, value) in entries {
+        payload.extend_from_slice(&id.to_be_bytes());
+        payload.extend_from_slice(&value.to_be_bytes());
+    }
+    write_frame(out, TYPE_SETTINGS, 0, 0, &payload);
+}
+
+/// Appends a WINDOW_UPDATE granting `increment` bytes on `stream_id` (0: the connection).
+pub(crate) fn write_window_update(out: &mut Vec<u8>, stream_id: u32, increment: u32) {
+    write_frame(
+        out,
+        TYPE_WINDOW_UPDATE,
+        0,
+        stream_id,
+        &increment.to_be_bytes(),
+    );
+}
+
 /// Strips the padding of a DATA or HEADERS payload and, for HEADERS, the priority fields.
 /// `None` if they do not fit in the payload.
 pub(crate) fn unpad(flags: u8, payload: &[u8], headers: bool) -> Option<&[u8]> {

@@ -62,6 +62,7 @@ mod client;
 mod conn;
 mod frame;
 mod hpack;
+mod message;
 mod serve;
 mod sniff;
 mod status;
