@@ -613,7 +613,7 @@ fn etcr_binary() -> Result<PathBuf, String> {
         return Ok(bin);
     }
     let target_dir = profile_dir.parent().ok_or("unexpected target dir")?;
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut build = Command::new(cargo);
     build
