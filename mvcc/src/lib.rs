@@ -8,7 +8,7 @@
 //! [`Store::apply`], which applies a batch in one durable LMDB transaction and remembers the
 //! last index, so replaying after a crash is harmless. A [`Writer`] keeps one transaction open
 //! across several batches, so that one commit covers them all. Reads ([`Store::range`],
-//! [`Store::txn_read_only`], [`Store::events`]) use LMDB read transactions and never block the
+//! [`Store::txn_read_only`], [`Store::events`], [`Store::history`]) use LMDB read transactions and never block the
 //! writer.
 //!
 //! ```
@@ -103,6 +103,7 @@
 
 mod codec;
 mod error;
+mod history;
 mod index;
 mod read;
 mod store;
@@ -112,6 +113,7 @@ mod write;
 mod writer;
 
 pub use error::{Error, Result};
+pub use history::{HistoryBatch, Wanted};
 pub use store::{is_read_only, Durability, HashKv, Store, StoreOptions};
 pub use types::*;
 pub use write::check_txn;
