@@ -18,6 +18,7 @@ use super::waiters::{Answer, Waiters};
 use crate::errors::EtcdError;
 use crate::membership::Membership;
 use crate::metrics::Metrics;
+use crate::watch::CommitNotifier;
 
 pub enum ApplyItem {
     Entries(Vec<Entry>),
@@ -38,6 +39,8 @@ pub struct Applier {
     pub member_dir: PathBuf,
     pub local_id: u64,
     pub metrics: Arc<Metrics>,
+    /// Told after every commit: watchers get what the commit made readable.
+    pub watch: CommitNotifier,
 }
 
 /// How long the store's write transaction stays open for more batches when no read waits:
@@ -135,6 +138,7 @@ impl Applier {
         if let Some(last) = uncommitted.take() {
             self.shared.set_applied(last);
         }
+        self.watch.notify();
     }
 
     fn apply_entries(&self, writer: &mut mvcc::Writer, entries: Vec<Entry>) {
@@ -228,5 +232,6 @@ impl Applier {
         let _ = std::fs::remove_file(&file);
         self.shared
             .set_applied(index.max(self.store.applied_index()));
+        self.watch.notify();
     }
 }

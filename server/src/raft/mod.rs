@@ -73,6 +73,7 @@ impl RaftNode {
         transport: PeerTransport,
         incoming: transport::IncomingReceiver<raft_core::Message>,
         metrics: Arc<Metrics>,
+        watch: crate::watch::CommitNotifier,
     ) -> anyhow::Result<RaftNode> {
         let (local_id, voters) = {
             let m = membership.read().unwrap_or_else(|p| p.into_inner());
@@ -163,6 +164,7 @@ impl RaftNode {
             member_dir: settings.member_dir.clone(),
             local_id,
             metrics: metrics.clone(),
+            watch,
         };
         std::thread::Builder::new()
             .name("etcr-apply".into())
