@@ -14,6 +14,8 @@ mod group;
 mod hub;
 mod outbox;
 mod stream;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
