@@ -167,7 +167,7 @@ impl Client {
     /// Events of watcher `id` until one at `last_rev`, checking order and atomicity.
     async fn events_until(&mut self, id: i64, last_rev: i64) -> Vec<mvccpb::Event> {
         let mut out: Vec<mvccpb::Event> = Vec::new();
-        while out.last().map_or(0, |e| rev(e)) < last_rev {
+        while out.last().map_or(0, rev) < last_rev {
             let r = self.next().await;
             assert_eq!(r.watch_id, id, "{r:?}");
             assert!(!r.events.is_empty(), "{r:?}");
