@@ -178,6 +178,13 @@ impl Applier {
             // entries), and reads wait for the commit (see `Shared::answered`).
             let result = writer.apply_then(&batch, |applied| {
                 self.shared.set_answered(last);
+                let answered = applied.iter().filter_map(|a| match &a.outcome {
+                    mvcc::Outcome::Done { response, .. } => Some(response.revision()),
+                    _ => None,
+                });
+                if let Some(revision) = answered.max() {
+                    self.watch.answered(revision);
+                }
                 for (a, (origin, id)) in applied.into_iter().zip(callers) {
                     let outcome = match a.outcome {
                         mvcc::Outcome::Done { response, .. } => {

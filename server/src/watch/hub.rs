@@ -17,7 +17,7 @@
 //!   key range and a few counters, a stream its outbox.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -99,16 +99,25 @@ pub struct Hub {
     settings: HubSettings,
 }
 
-/// What the apply thread calls after each store commit.
+/// What the apply thread tells the hub.
 #[derive(Clone)]
 pub struct CommitNotifier {
     wake: Sender<()>,
+    answered: Arc<AtomicI64>,
 }
 
 impl CommitNotifier {
-    /// Never blocks: wake-ups that find the hub already woken merge into one.
+    /// After each store commit. Never blocks: wake-ups that find the hub already woken
+    /// merge into one.
     pub fn notify(&self) {
         let _ = self.wake.try_send(());
+    }
+
+    /// Callers have been answered up to `revision`, which the store commits shortly: a
+    /// watch "from now" created meanwhile starts after it, as it would on etcd, whose
+    /// answers follow the commit.
+    pub fn answered(&self, revision: i64) {
+        self.answered.fetch_max(revision, Relaxed);
     }
 }
 
@@ -121,7 +130,9 @@ impl Hub {
         let (tx, rx) = crossbeam_channel::unbounded();
         let (wake, woken) = crossbeam_channel::bounded(1);
         let counts = Arc::new(Counts::default());
+        let answered = Arc::new(AtomicI64::new(0));
         let state = State {
+            answered: answered.clone(),
             synced_rev: store.current_revision(),
             store,
             interval: settings.progress_interval,
@@ -143,7 +154,7 @@ impl Hub {
             counts,
             settings,
         };
-        Ok((hub, CommitNotifier { wake }))
+        Ok((hub, CommitNotifier { wake, answered }))
     }
 
     pub fn stream_bytes(&self) -> usize {
@@ -227,6 +238,8 @@ struct State {
     interval: Duration,
     /// Synced watchers have been handed every change up to here.
     synced_rev: i64,
+    /// The highest revision callers have been told of (see [`CommitNotifier::answered`]).
+    answered: Arc<AtomicI64>,
     watchers: HashMap<Wid, Watcher>,
     synced: Group,
     unsynced: HashSet<Wid>,
@@ -320,7 +333,7 @@ impl State {
     }
 
     fn create(&mut self, stream: u64, spec: CreateSpec) {
-        let rev = self.synced_rev;
+        let rev = self.synced_rev.max(self.answered.load(Relaxed));
         let Some(s) = self.streams.get_mut(&stream) else {
             return;
         };
@@ -369,7 +382,7 @@ impl State {
         } else {
             spec.start_revision
         };
-        let synced = min_rev > rev;
+        let synced = min_rev > self.synced_rev;
         if synced {
             self.synced.insert(wid, &span);
         } else {

@@ -665,3 +665,36 @@ async fn abandoned_streams_leave_no_watchers_behind() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn from_now_starts_after_every_answered_write_even_before_its_commit() {
+    let mut h = Harness::new();
+    h.index += 1;
+    let store = h.store.clone();
+    let mut writer = store.writer();
+    let put = mvcc::Command::Put(mvcc::PutRequest {
+        key: b"k".to_vec(),
+        value: b"answered".to_vec(),
+        ..Default::default()
+    });
+    // The apply thread answers the caller before the commit, telling the hub first.
+    let mut answered = 0;
+    writer
+        .apply_then(&[(h.index, put)], |applied| {
+            if let mvcc::Outcome::Done { response, .. } = &applied[0].outcome {
+                answered = response.revision();
+            }
+        })
+        .unwrap();
+    h.commits.answered(answered);
+    let mut c = h.open();
+    c.create(create(b"k", b""));
+    let created = c.next().await;
+    assert_eq!(created.header.unwrap().revision, answered);
+    writer.commit().unwrap();
+    drop(writer);
+    h.commits.notify();
+    let next = h.put("k", "after");
+    let events = c.events_until(created.watch_id, next).await;
+    assert_eq!(events.iter().map(rev).collect::<Vec<_>>(), [next]);
+}
