@@ -28,8 +28,16 @@ use tracing::warn;
 use super::group::{Group, Span, Wid};
 use super::outbox::{EventBatch, Outbox, Reply, SharedEvent};
 
-/// History rows one read looks at before the hub turns to its messages again.
+/// History rows one read looks at, at most, before the hub turns to its messages again.
 const SCAN_ROWS: usize = 16 * 1024;
+
+/// Rows one read looks at, at least.
+const MIN_SCAN_ROWS: usize = 64;
+
+/// (change, watcher) pairs one read should produce: each costs two pointers until it is
+/// queued, so the rows per read shrink as the watchers per change grow (a thousand watchers
+/// of one prefix), and grow back.
+const MATCH_BUDGET: usize = 64 * 1024;
 
 /// Revisions one catch-up batch covers at most (etcd's `watchBatchMaxRevs`).
 const CATCH_UP_REVISIONS: i64 = 1000;
@@ -146,6 +154,7 @@ impl Hub {
             next_wid: 0,
             counts: counts.clone(),
             storage_failing: false,
+            scan_rows: SCAN_ROWS,
         };
         std::thread::Builder::new()
             .name("etcr-watch".into())
@@ -255,6 +264,8 @@ struct State {
     next_wid: Wid,
     counts: Arc<Counts>,
     storage_failing: bool,
+    /// Rows the next history read looks at (see [`MATCH_BUDGET`]).
+    scan_rows: usize,
 }
 
 impl State {
@@ -541,12 +552,15 @@ impl State {
             }
             let from = self.synced_rev + 1;
             let mut matched: Vec<Vec<Wid>> = Vec::new();
+            let mut rows = 0;
             let (synced, watchers) = (&self.synced, &self.watchers);
             let read = self
                 .store
-                .history(from, current, SCAN_ROWS, |key, rev, kind| {
+                .history(from, current, self.scan_rows, |key, rev, kind| {
+                    rows += 1;
                     want(synced, watchers, key, rev, kind, &mut matched, |_| true)
                 });
+            self.adapt_scan(rows, &matched);
             match read {
                 Ok(batch) if batch.next > from => {
                     self.storage_failing = false;
@@ -621,12 +635,17 @@ impl State {
             }
         }
         let mut matched: Vec<Vec<Wid>> = Vec::new();
+        let mut rows = 0;
         let watchers = &self.watchers;
-        let read = self.store.history(from, to, SCAN_ROWS, |key, rev, kind| {
-            want(&group, watchers, key, rev, kind, &mut matched, |w| {
-                rev >= w.next_rev
-            })
-        });
+        let read = self
+            .store
+            .history(from, to, self.scan_rows, |key, rev, kind| {
+                rows += 1;
+                want(&group, watchers, key, rev, kind, &mut matched, |w| {
+                    rev >= w.next_rev
+                })
+            });
+        self.adapt_scan(rows, &matched);
         let batch = match read {
             Ok(batch) => batch,
             // Compacted meanwhile: the next turn cancels whom it concerns.
@@ -656,6 +675,14 @@ impl State {
             }
         }
         !self.unsynced.is_empty()
+    }
+
+    /// Sizes the next read so that it yields about [`MATCH_BUDGET`] pairs, judging by this
+    /// one's `rows` and `matched`.
+    fn adapt_scan(&mut self, rows: usize, matched: &[Vec<Wid>]) {
+        let pairs: usize = matched.iter().map(Vec::len).sum();
+        let per_row = pairs.div_ceil(rows.max(1)).max(1);
+        self.scan_rows = (MATCH_BUDGET / per_row).clamp(MIN_SCAN_ROWS, SCAN_ROWS);
     }
 
     /// Queues each watcher's share of `events` (`matched[i]` are the watchers of

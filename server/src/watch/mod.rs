@@ -30,7 +30,7 @@ pub use stream::HeaderSource;
 
 /// Bytes of events one stream may have queued for a slow client before its watchers fall
 /// back to catching up from history.
-pub const STREAM_BYTES: usize = 4 << 20;
+pub const STREAM_BYTES: usize = 1 << 20;
 
 pub struct WatchService {
     hub: Hub,
