@@ -3,8 +3,6 @@
 
 use crate::args::{Flag, Kind, GLOBAL_FLAGS, HELP, REFUSED_FLAGS};
 use crate::commands::Command;
-#[cfg(test)]
-use crate::commands::GROUPS;
 
 /// The etcd v3 API version etcrctl speaks (and `version` reports).
 pub const API_VERSION: &str = "3.4";
@@ -206,6 +204,7 @@ Run 'etcrctl <command> --help' for the flags of a command.
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::commands::GROUPS;
 
     #[test]
     fn flag_cells_show_defaults_but_not_false() {

@@ -11,9 +11,9 @@ pub const SPEC: Spec = Spec {
     name: "compaction",
     args: "[flags] <revision>",
     summary: "discard the history older than a revision",
-    about: "Keeps, of every key, its versions from <revision> on and its latest one; the rest is
-discarded, and reading at an older revision then fails with
-\"etcdserver: mvcc: required revision has been compacted\".",
+    about: "Keeps, of every key, its versions from <revision> on and the one current at
+<revision>; older versions are discarded, and a read at a revision before <revision> then
+fails with \"etcdserver: mvcc: required revision has been compacted\".",
     flags: &[flag(
         "physical",
         None,
