@@ -63,6 +63,10 @@
 //!   feeds [`Store::events`], and the previous-revision pointers chain each key's changes:
 //!   reading a key at a past revision walks its chain back from the latest change.
 //! - `leases`: lease id ‖ key id → user key, for keys whose latest state has a lease.
+//! - `cluster`: replicated cluster state beside the keyspace: raised alarms and each
+//!   member's published name and client URLs ([`ClusterCommand`]). While a NOSPACE alarm
+//!   is raised, commands that take space ([`takes_space`]) fail with [`Error::NoSpace`],
+//!   the same answer on every replica.
 //!
 //! The key index (user key → key id and revision of its latest change) lives in memory, as
 //! etcd's does, and is rebuilt from `history` at open: about 0.6 s and 170 bytes per key for
@@ -101,6 +105,7 @@
 
 #![deny(missing_docs)]
 
+mod cluster_state;
 mod codec;
 mod error;
 mod index;
@@ -111,6 +116,9 @@ mod types;
 mod write;
 mod writer;
 
+pub use cluster_state::{
+    takes_space, Alarm, AlarmKind, ClusterCommand, ClusterOutcome, MemberInfo,
+};
 pub use error::{Error, Result};
 pub use store::{is_read_only, Durability, HashKv, Store, StoreOptions};
 pub use types::*;

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use heed::{CompactionOption, Env, EnvOpenOptions, RoTxn, RwTxn, WithoutTls};
 
+use crate::cluster_state::{self, Alarm, MemberInfo};
 use crate::codec::{self, HistoryRecord, Revision};
 use crate::error::{Error, Result};
 use crate::index::KeyIndex;
@@ -65,6 +66,9 @@ impl Default for StoreOptions {
     }
 }
 
+/// Name of the LMDB table of alarms and published members.
+const CLUSTER_TABLE: &str = "cluster";
+
 /// Most history rows [`Store::events`] examines in one call (it stops only between main
 /// revisions, so it may go slightly past this).
 const EVENTS_SCAN_BUDGET: usize = 65_536;
@@ -93,6 +97,8 @@ impl Published {
 pub struct Store {
     pub(crate) env: Env<WithoutTls>,
     pub(crate) t: Tables,
+    /// Alarms and published members (see `cluster_state`).
+    pub(crate) cluster: crate::tables::Table,
     pub(crate) write_lock: Mutex<()>,
     published: RwLock<Arc<Published>>,
     pub(crate) compaction_rows: usize,
@@ -144,6 +150,7 @@ impl Store {
             history: env.create_database(&mut wtxn, Some("history"))?,
             leases: env.create_database(&mut wtxn, Some("leases"))?,
         };
+        let cluster = env.create_database(&mut wtxn, Some(CLUSTER_TABLE))?;
         match t.meta.get(&wtxn, codec::META_FORMAT)? {
             None => {
                 let c = Counters {
@@ -175,6 +182,7 @@ impl Store {
         Ok(Store {
             env,
             t,
+            cluster,
             write_lock: Mutex::new(()),
             published: RwLock::new(Arc::new(Published {
                 index,
@@ -491,6 +499,18 @@ impl Store {
         })
     }
 
+    /// Every raised alarm (committed), by kind then member.
+    pub fn alarms(&self) -> Result<Vec<Alarm>> {
+        let txn = self.read_txn()?;
+        cluster_state::alarms(&self.cluster, &txn)
+    }
+
+    /// Every member's published attributes (committed), by member id.
+    pub fn members(&self) -> Result<Vec<MemberInfo>> {
+        let txn = self.read_txn()?;
+        cluster_state::members(&self.cluster, &txn)
+    }
+
     /// Keys whose current state carries `lease` (for the lessor; no full scan needed).
     pub fn leased_keys(&self, lease: i64) -> Result<Vec<Vec<u8>>> {
         let txn = self.read_txn()?;
@@ -585,6 +605,15 @@ impl Store {
             for row in src.iter(&rtxn)? {
                 let (k, v) = row?;
                 dst.put(&mut wtxn, k, v)?;
+            }
+        }
+        // A snapshot from a member that predates the table has no cluster state to carry.
+        let src: Option<crate::tables::Table> = snap.open_database(&rtxn, Some(CLUSTER_TABLE))?;
+        self.cluster.clear(&mut wtxn)?;
+        if let Some(src) = src {
+            for row in src.iter(&rtxn)? {
+                let (k, v) = row?;
+                self.cluster.put(&mut wtxn, k, v)?;
             }
         }
         let format = self.t.meta_u64(&wtxn, codec::META_FORMAT)?;
