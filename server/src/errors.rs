@@ -38,6 +38,9 @@ pub enum EtcdError {
     Stopped,
     #[error("etcdserver: member not found")]
     MemberNotFound,
+    /// This member stopped applying the log (see the reason); other members may serve.
+    #[error("etcdserver: this member stopped applying the log: {0}")]
+    Halted(String),
     #[error("etcdserver: {0}")]
     Internal(String),
 }
@@ -52,7 +55,7 @@ impl EtcdError {
             Compacted | FutureRev => Code::OutOfRange,
             NoSpace => Code::ResourceExhausted,
             LeaseNotFound | MemberNotFound => Code::NotFound,
-            NoLeader | Timeout | Stopped => Code::Unavailable,
+            NoLeader | Timeout | Stopped | Halted(_) => Code::Unavailable,
             Internal(_) => Code::Internal,
         }
     }
@@ -72,7 +75,7 @@ impl From<mvcc::Error> for EtcdError {
             mvcc::Error::KeyNotFound => EtcdError::KeyNotFound,
             mvcc::Error::EmptyKey => EtcdError::EmptyKey,
             mvcc::Error::DuplicateKey => EtcdError::DuplicateKey,
-            mvcc::Error::MapFull => EtcdError::NoSpace,
+            mvcc::Error::NoSpace => EtcdError::NoSpace,
             other => EtcdError::Internal(other.to_string()),
         }
     }
