@@ -127,8 +127,10 @@ impl Applier {
                         continue;
                     };
                     let applied = self.apply_entries(&mut writer, entries);
-                    if let Err(Halt::Undecodable { .. }) = &applied {
-                        // What came before the entry is sound: keep it.
+                    if let Err(Halt::Undecodable { index, .. }) = &applied {
+                        // What came before the entry (log indexes are consecutive) is sound:
+                        // keep it.
+                        uncommitted = Some(index - 1);
                         self.commit(&mut writer, &mut uncommitted)?;
                     }
                     applied?;
@@ -295,5 +297,139 @@ impl Applier {
         self.shared
             .set_applied(index.max(self.store.applied_index()));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::envelope::fixtures::{unhex, MEMBER, V0_PUBLISH_M1, V0_PUT_FOO_BAR};
+    use super::*;
+    use crate::membership::Member;
+
+    struct Harness {
+        _dir: tempfile::TempDir,
+        store: Arc<mvcc::Store>,
+        shared: Arc<Shared>,
+        membership: Arc<RwLock<Membership>>,
+    }
+
+    fn harness() -> (Harness, Applier) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(
+            mvcc::Store::open(
+                dir.path(),
+                mvcc::StoreOptions {
+                    map_size: 16 << 20,
+                    ..Default::default()
+                },
+            )
+            .unwrap(),
+        );
+        let shared = Arc::new(Shared::new(0, 1, 0).0);
+        let membership = Arc::new(RwLock::new(Membership {
+            cluster_id: 1,
+            local_id: MEMBER,
+            members: vec![Member {
+                id: MEMBER,
+                name: "m1".into(),
+                peer_urls: vec!["http://127.0.0.1:2380".into()],
+                client_urls: vec![],
+                is_learner: false,
+            }],
+        }));
+        let applier = Applier {
+            store: store.clone(),
+            waiters: Arc::new(Waiters::default()),
+            shared: shared.clone(),
+            membership: membership.clone(),
+            local_id: MEMBER,
+            metrics: Arc::new(Metrics::default()),
+        };
+        let h = Harness {
+            _dir: dir,
+            store,
+            shared,
+            membership,
+        };
+        (h, applier)
+    }
+
+    fn entry(index: u64, data: Vec<u8>) -> Entry {
+        Entry {
+            term: 1,
+            index,
+            entry_type: EntryType::Normal,
+            data,
+        }
+    }
+
+    fn put(key: &str) -> Vec<u8> {
+        Envelope {
+            origin: 1,
+            id: 1,
+            payload: Payload::Kv(mvcc::Command::Put(mvcc::PutRequest {
+                key: key.into(),
+                ..Default::default()
+            })),
+        }
+        .encode()
+        .unwrap()
+    }
+
+    /// Runs the applier over `entries` until it has taken them all.
+    fn apply(applier: Applier, entries: Vec<Entry>) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let (_wake_tx, wake) = crossbeam_channel::bounded(1);
+        tx.send(ApplyItem::Entries(entries)).unwrap();
+        drop(tx);
+        applier.run(rx, wake);
+    }
+
+    #[test]
+    fn an_entry_that_does_not_decode_halts_the_applier_and_is_never_skipped() {
+        let (h, applier) = harness();
+        let newer = vec![0xFF, 9, 1, 2, 3];
+        apply(
+            applier,
+            vec![entry(1, put("a")), entry(2, newer), entry(3, put("b"))],
+        );
+        // Entry 1 is kept, entry 3 (after the bad one) is not applied.
+        assert_eq!(h.store.applied_index(), 1);
+        assert_eq!(h.store.current_revision(), 2);
+        assert_eq!(h.shared.applied(), 1);
+        let reason = h.shared.halted().expect("the applier halted");
+        assert!(reason.contains("entry 2"), "{reason}");
+        assert!(reason.contains("format version 9"), "{reason}");
+    }
+
+    #[test]
+    fn version_0_entries_apply_after_the_upgrade_and_publish_into_the_store() {
+        let (h, applier) = harness();
+        apply(
+            applier,
+            vec![
+                entry(1, unhex(V0_PUT_FOO_BAR)),
+                entry(2, unhex(V0_PUBLISH_M1)),
+                entry(3, put("b")),
+            ],
+        );
+        assert_eq!(h.shared.halted(), None);
+        assert_eq!(h.store.applied_index(), 3);
+        let foo = h
+            .store
+            .range(&mvcc::RangeRequest {
+                key: b"foo".to_vec(),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(foo.kvs[0].value, b"bar");
+        let published = vec![mvcc::MemberInfo {
+            id: MEMBER,
+            name: "m1".into(),
+            client_urls: vec!["http://127.0.0.1:2379".into()],
+        }];
+        assert_eq!(h.store.members().unwrap(), published);
+        let m = h.membership.read().unwrap();
+        assert_eq!(m.members[0].client_urls, published[0].client_urls);
     }
 }

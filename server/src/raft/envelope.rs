@@ -94,18 +94,27 @@ impl Envelope {
     }
 }
 
+/// Entries as etcr wrote them before format versions (bytes captured from that build), from
+/// member 8e9e05c52164694d: a put of foo=bar (request 42) and a publish of m1's client URL.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub mod fixtures {
+    pub const MEMBER: u64 = 0x8e9e_05c5_2164_694d;
+    pub const V0_PUT_FOO_BAR: &str = "fd4d696421c5059e8e2a000003666f6f0362617200000000";
+    pub const V0_PUBLISH_M1: &str =
+        "fd4d696421c5059e8e2b01fd4d696421c5059e8e026d310115687474703a2f2f3132372e302e302e313a32333739";
 
-    const MEMBER: u64 = 0x8e9e_05c5_2164_694d;
-
-    fn unhex(s: &str) -> Vec<u8> {
+    pub fn unhex(s: &str) -> Vec<u8> {
         (0..s.len())
             .step_by(2)
             .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
             .collect()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::*;
+    use super::*;
 
     #[test]
     fn round_trips_with_the_version_header() {
@@ -132,11 +141,9 @@ mod tests {
         assert_eq!(Envelope::decode(&alarm.encode().unwrap()).unwrap(), alarm);
     }
 
-    /// Entries as etcr wrote them before format versions (bytes captured from that build):
-    /// a put of foo=bar and a publish of m1's client URL, both from member 8e9e05c52164694d.
     #[test]
     fn version_0_entries_still_decode() {
-        let put = unhex("fd4d696421c5059e8e2a000003666f6f0362617200000000");
+        let put = unhex(V0_PUT_FOO_BAR);
         assert_eq!(
             Envelope::decode(&put).unwrap(),
             Envelope {
@@ -149,9 +156,7 @@ mod tests {
                 })),
             }
         );
-        let publish = unhex(
-            "fd4d696421c5059e8e2b01fd4d696421c5059e8e026d310115687474703a2f2f3132372e302e302e313a32333739",
-        );
+        let publish = unhex(V0_PUBLISH_M1);
         assert_eq!(
             Envelope::decode(&publish).unwrap().payload,
             Payload::Publish(MemberAttributes {
