@@ -18,6 +18,7 @@ mod logging;
 mod maintenance;
 mod membership;
 mod metrics;
+mod process_metrics;
 mod quota;
 mod raft;
 mod validate;
