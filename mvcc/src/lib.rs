@@ -91,7 +91,9 @@
 //! ([`StoreOptions::compaction_rows_per_batch`] rows after every applied batch, or
 //! [`Store::run_compaction`] when idle), so a large compaction never stalls a batch;
 //! leftover rows are invisible to reads. History rows at exactly the compaction revision are
-//! kept until the next compaction so that a watch may start there. LMDB reuses freed pages;
+//! kept until the next compaction so that a watch may start there. [`Store::hash_kv`] is
+//! etcd's HashKV over the same bytes etcd hashes (the kept history rows as etcd stores them),
+//! so it equals etcd's for the same history and moves with compaction. LMDB reuses freed pages;
 //! [`Store::snapshot_to`] writes a compacted copy (etcd's defragment).
 //!
 //! # Transactions
@@ -108,6 +110,7 @@
 mod cluster_state;
 mod codec;
 mod error;
+mod hash;
 mod index;
 mod read;
 mod store;
@@ -120,7 +123,8 @@ pub use cluster_state::{
     takes_space, Alarm, AlarmKind, ClusterCommand, ClusterOutcome, MemberInfo,
 };
 pub use error::{Error, Result};
-pub use store::{is_read_only, Durability, HashKv, Store, StoreOptions};
+pub use hash::HashKv;
+pub use store::{is_read_only, Durability, Store, StoreOptions};
 pub use types::*;
 pub use write::check_txn;
 pub use writer::Writer;

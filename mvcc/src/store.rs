@@ -82,7 +82,7 @@ pub(crate) struct Published {
 }
 
 impl Published {
-    fn view(&self) -> ReadView {
+    pub(crate) fn view(&self) -> ReadView {
         ReadView {
             current: self.revision,
             compacted: self.compacted,
@@ -319,7 +319,7 @@ impl Store {
     /// rows are ignored (reads go by the index, at the published revision), but a compaction
     /// in it may have dropped rows the published index still needs: then wait for the
     /// publication, which follows the commit at once.
-    fn reader(&self) -> Result<(Arc<Published>, RoTxn<'_, WithoutTls>)> {
+    pub(crate) fn reader(&self) -> Result<(Arc<Published>, RoTxn<'_, WithoutTls>)> {
         loop {
             let published = self.published();
             let txn = self.read_txn()?;
@@ -469,33 +469,6 @@ impl Store {
                 kv: kv_of(rev, rec),
                 prev_kv,
             }
-        })
-    }
-
-    /// A hash of every live key-value pair at revision `rev` (0 = current), to check that
-    /// replicas agree: equal states give equal hashes. Reads every key.
-    pub fn hash_kv(&self, rev: i64) -> Result<HashKv> {
-        let (p, txn) = self.reader()?;
-        let view = p.view();
-        let at = view.resolve(rev)?;
-        let mut h = Fnv32::default();
-        let span = KeySpan::Range(&[], None);
-        p.index.scan(&span, |found| {
-            if let Some(kv) = self.t.kv_at(&txn, &found, at, true)? {
-                for part in [&kv.key[..], &kv.value[..]] {
-                    h.write(&(part.len() as u64).to_be_bytes());
-                    h.write(part);
-                }
-                for n in [kv.create_revision, kv.mod_revision, kv.version, kv.lease] {
-                    h.write(&n.to_be_bytes());
-                }
-            }
-            Ok(true)
-        })?;
-        Ok(HashKv {
-            hash: h.0,
-            revision: at,
-            compact_revision: view.compacted,
         })
     }
 
@@ -688,35 +661,6 @@ fn upgrade_from_keys_table(env: &Env<WithoutTls>, t: &Tables, wtxn: &mut RwTxn) 
         &codec::FORMAT_VERSION.to_be_bytes(),
     )?;
     Ok(())
-}
-
-/// Answer of [`Store::hash_kv`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct HashKv {
-    /// FNV-1a hash of the live pairs in key order.
-    pub hash: u32,
-    /// Revision hashed.
-    pub revision: i64,
-    /// Compaction revision at the time.
-    pub compact_revision: i64,
-}
-
-/// 32-bit FNV-1a.
-struct Fnv32(u32);
-
-impl Default for Fnv32 {
-    fn default() -> Self {
-        Fnv32(0x811c_9dc5)
-    }
-}
-
-impl Fnv32 {
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 ^= u32::from(*b);
-            self.0 = self.0.wrapping_mul(0x0100_0193);
-        }
-    }
 }
 
 fn kv_of(rev: Revision, rec: &HistoryRecord) -> KeyValue {

@@ -159,13 +159,15 @@ impl Maintenance for MaintenanceService {
         Err(not_yet("hash"))
     }
 
-    /// A hash of the keyspace at a revision, equal on members that agree. It is etcr's own
-    /// hash (not etcd's CRC over bbolt pages), so compare etcr members with each other only.
+    /// etcd's HashKV: a CRC-32C of the history kept up to a revision, computed over the
+    /// same bytes etcd hashes, so it changes with compaction as etcd's does.
     async fn hash_kv(
         &self,
         req: Request<pb::HashKvRequest>,
     ) -> Result<Response<pb::HashKvResponse>, Status> {
         let rev = req.into_inner().revision;
+        // This member's acknowledged writes are in the hash, as with a serializable read.
+        self.ctx.read_barrier(true).await?;
         let h = self.ctx.store.hash_kv(rev).map_err(EtcdError::from)?;
         Ok(Response::new(pb::HashKvResponse {
             header: self.ctx.header_info().at(h.revision),
