@@ -8,6 +8,9 @@
 //! already in flight when the alarm goes up never fill it. A full map depends on each
 //! member's page layout and cannot itself be the refusal.
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
+
 use api::etcdserverpb as pb;
 use tracing::debug;
 
@@ -23,8 +26,18 @@ const MIN_HEADROOM: u64 = 8 << 30;
 /// etcd's estimate of a key's metadata, added to each put's key and value.
 const KV_OVERHEAD: usize = 256;
 
+/// How long a reading of the store's size serves later checks: measuring it opens a read
+/// transaction and reads every table's statistics, too much for every put. Writes let in
+/// on a reading this old are few, and the map's headroom takes them.
+const SIZE_READING_MS: u64 = 10;
+
 pub struct Quota {
     bytes: u64,
+    started: Instant,
+    /// The last reading of the store's pages in use, and when it was taken (ms since
+    /// `started`, plus one so that 0 means never).
+    in_use: AtomicU64,
+    read_at: AtomicU64,
 }
 
 impl Quota {
@@ -32,7 +45,25 @@ impl Quota {
     pub fn new(flag: u64) -> Quota {
         Quota {
             bytes: if flag == 0 { DEFAULT_QUOTA } else { flag },
+            started: Instant::now(),
+            in_use: AtomicU64::new(0),
+            read_at: AtomicU64::new(0),
         }
+    }
+
+    /// The store's pages in use, read at most every [`SIZE_READING_MS`]. A store that
+    /// cannot report its size reads as empty: applying refuses writes once an alarm is
+    /// raised, and the map has room beyond the quota.
+    fn in_use(&self, store: &mvcc::Store) -> u64 {
+        let now = self.started.elapsed().as_millis() as u64 + 1;
+        let at = self.read_at.load(Relaxed);
+        if at != 0 && now - at.min(now) < SIZE_READING_MS {
+            return self.in_use.load(Relaxed);
+        }
+        let in_use = store.db_size_in_use_bytes().unwrap_or(0);
+        self.in_use.store(in_use, Relaxed);
+        self.read_at.store(now, Relaxed);
+        in_use
     }
 
     /// The LMDB map size for this quota, a multiple of the page size.
@@ -61,9 +92,7 @@ impl Context {
         if cost == 0 {
             return Ok(());
         }
-        // A store that cannot report its size is let through: applying refuses writes once
-        // an alarm is raised, and the map has room beyond the quota.
-        let in_use = self.store.db_size_in_use_bytes().unwrap_or(0);
+        let in_use = self.quota.in_use(&self.store);
         if self.quota.fits(in_use, cost) {
             return Ok(());
         }

@@ -307,19 +307,23 @@ mod tests {
     use crate::membership::Member;
 
     struct Harness {
-        _dir: tempfile::TempDir,
+        dir: tempfile::TempDir,
         store: Arc<mvcc::Store>,
         shared: Arc<Shared>,
         membership: Arc<RwLock<Membership>>,
     }
 
     fn harness() -> (Harness, Applier) {
+        harness_with_map(16 << 20)
+    }
+
+    fn harness_with_map(map_size: usize) -> (Harness, Applier) {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(
             mvcc::Store::open(
                 dir.path(),
                 mvcc::StoreOptions {
-                    map_size: 16 << 20,
+                    map_size,
                     ..Default::default()
                 },
             )
@@ -346,7 +350,7 @@ mod tests {
             metrics: Arc::new(Metrics::default()),
         };
         let h = Harness {
-            _dir: dir,
+            dir,
             store,
             shared,
             membership,
@@ -364,11 +368,16 @@ mod tests {
     }
 
     fn put(key: &str) -> Vec<u8> {
+        put_value(key, Vec::new())
+    }
+
+    fn put_value(key: &str, value: Vec<u8>) -> Vec<u8> {
         Envelope {
             origin: 1,
             id: 1,
             payload: Payload::Kv(mvcc::Command::Put(mvcc::PutRequest {
                 key: key.into(),
+                value,
                 ..Default::default()
             })),
         }
@@ -431,5 +440,46 @@ mod tests {
         assert_eq!(h.store.members().unwrap(), published);
         let m = h.membership.read().unwrap();
         assert_eq!(m.members[0].client_urls, published[0].client_urls);
+    }
+
+    #[test]
+    fn a_full_map_halts_the_applier_without_exiting() {
+        let (h, applier) = harness_with_map(1 << 20);
+        let big = vec![7u8; 600 * 1024];
+        apply(
+            applier,
+            vec![
+                entry(1, put("a")),
+                entry(2, put_value("b", big.clone())),
+                entry(3, put_value("c", big)),
+            ],
+        );
+        let reason = h.shared.halted().expect("the applier halted");
+        assert!(reason.contains("LMDB map is full"), "{reason}");
+        // Nothing of the failed transaction reached the store.
+        assert_eq!(h.store.applied_index(), 0);
+    }
+
+    #[test]
+    fn a_snapshot_that_does_not_install_halts_the_applier() {
+        let (h, applier) = harness();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let (_wake_tx, wake) = crossbeam_channel::bounded(1);
+        let (done, installed) = crossbeam_channel::bounded(1);
+        tx.send(ApplyItem::Restore {
+            file: h.dir.path().join("missing.mdb"),
+            index: 10,
+            done,
+        })
+        .unwrap();
+        drop(tx);
+        applier.run(rx, wake);
+        assert!(
+            installed.recv().is_err(),
+            "a failed install is not reported done"
+        );
+        let reason = h.shared.halted().expect("the applier halted");
+        assert!(reason.contains("missing.mdb"), "{reason}");
+        assert_eq!(h.shared.applied(), 0);
     }
 }
