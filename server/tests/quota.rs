@@ -39,6 +39,23 @@ async fn status(endpoint: &str) -> api::etcdserverpb::StatusResponse {
         .into_inner()
 }
 
+/// `etcdctl alarm list`'s output, retried while the command fails (an election under a
+/// loaded machine), for up to 10 s.
+fn alarm_list(endpoint: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (ok, out, err) = run_etcdctl(endpoint, &["alarm", "list"], b"");
+        if ok {
+            return out;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "alarm list on {endpoint}: {err}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn alarm_line(member: u64) -> String {
     format!("memberID:{member} alarm:NOSPACE \n")
 }
@@ -78,7 +95,7 @@ async fn one_member_refuses_writes_over_quota_and_recovers_after_compaction_and_
     let (ok, out, err) = run_etcdctl(&ep, &["get", "k", "--keys-only"], b"");
     assert!(ok, "{err}");
     assert_eq!(out, "k\n\n");
-    assert_eq!(run_etcdctl(&ep, &["alarm", "list"], b"").1, alarm_line(id));
+    assert_eq!(alarm_list(&ep), alarm_line(id));
     assert_eq!(
         status(&ep).await.errors,
         vec![format!("memberID:{id} alarm:NOSPACE ")]
@@ -93,7 +110,7 @@ async fn one_member_refuses_writes_over_quota_and_recovers_after_compaction_and_
 
     // The alarm is replicated state: a restart keeps it.
     m.restart_until_serving();
-    assert_eq!(run_etcdctl(&ep, &["alarm", "list"], b"").1, alarm_line(id));
+    assert_eq!(alarm_list(&ep), alarm_line(id));
     let (ok, _, err) = run_etcdctl(&ep, &["put", "small", "v"], b"");
     assert!(!ok && err.contains(NOSPACE), "{err}");
 
@@ -106,7 +123,7 @@ async fn one_member_refuses_writes_over_quota_and_recovers_after_compaction_and_
         run_etcdctl(&ep, &["alarm", "disarm"], b""),
         (true, alarm_line(id), String::new())
     );
-    assert_eq!(run_etcdctl(&ep, &["alarm", "list"], b"").1, "");
+    assert_eq!(alarm_list(&ep), "");
     assert_eq!(
         run_etcdctl(&ep, &["put", "small", "v"], b""),
         (true, "OK\n".into(), String::new())
@@ -131,10 +148,7 @@ async fn three_members_share_the_alarm_and_survive_a_full_store() {
     // Every member holds the alarm the first one raised, and refuses writes.
     for m in &mut cluster.members {
         assert!(m.child.as_mut().unwrap().try_wait().unwrap().is_none());
-        assert_eq!(
-            run_etcdctl(&m.endpoint(), &["alarm", "list"], b"").1,
-            alarm_line(ids[0])
-        );
+        assert_eq!(alarm_list(&m.endpoint()), alarm_line(ids[0]));
         let (ok, _, err) = run_etcdctl(&m.endpoint(), &["put", "small", "v"], b"");
         assert!(!ok && err.contains(NOSPACE), "{}: {err}", m.name);
         let (ok, out, _) = run_etcdctl(&m.endpoint(), &["get", "k", "--keys-only"], b"");
@@ -146,7 +160,7 @@ async fn three_members_share_the_alarm_and_survive_a_full_store() {
     // A member restarted during NOSPACE still holds the alarm.
     cluster.members[1].restart_until_serving();
     assert_eq!(
-        run_etcdctl(&cluster.members[1].endpoint(), &["alarm", "list"], b"").1,
+        alarm_list(&cluster.members[1].endpoint()),
         alarm_line(ids[0])
     );
 
