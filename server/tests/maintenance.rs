@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{run_etcdctl, Etcr, ETCDCTL};
+use common::{run_etcdctl, Etcd, Etcr, ETCDCTL};
 
 #[test]
 fn etcdctl_check_datascale_reads_the_process_metrics() {
@@ -29,59 +29,6 @@ fn etcdctl_check_datascale_reads_the_process_metrics() {
     let (ok, out, err) = run_etcdctl(&m.endpoint(), &["check", "datascale"], b"");
     assert!(ok, "{out}{err}");
     assert!(out.contains("PASS"), "{out}");
-}
-
-/// A real etcd 3.4 on 127.0.0.1, the reference; killed on drop.
-struct Etcd {
-    child: std::process::Child,
-    endpoint: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Etcd {
-    fn start() -> Etcd {
-        let dir = tempfile::tempdir().unwrap();
-        let client = format!("http://127.0.0.1:{}", common::free_port());
-        let peer = format!("http://127.0.0.1:{}", common::free_port());
-        let child = std::process::Command::new("/usr/bin/etcd")
-            .arg("--data-dir")
-            .arg(dir.path().join("etcd"))
-            .args([
-                "--listen-client-urls",
-                &client,
-                "--advertise-client-urls",
-                &client,
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer,
-                "--initial-advertise-peer-urls",
-                &peer,
-            ])
-            .args(["--initial-cluster", &format!("default={peer}")])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start etcd");
-        let etcd = Etcd {
-            child,
-            endpoint: client,
-            _dir: dir,
-        };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while !run_etcdctl(&etcd.endpoint, &["endpoint", "health"], b"").0 {
-            assert!(std::time::Instant::now() < deadline, "etcd did not start");
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        etcd
-    }
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// `etcdctl endpoint hashkv -w json`'s hash and compact revision.
@@ -112,7 +59,7 @@ fn hashkv_equals_etcds_and_moves_with_compaction() {
         std::path::Path::new(ETCDCTL).exists(),
         "{ETCDCTL} is missing"
     );
-    let etcd = Etcd::start();
+    let etcd = Etcd::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let etcr = Etcr::start(&dir.path().join("m"), &[]);
     let txn = "\n\nput t1 x\nput t2 y\ndel b\n\n";
@@ -182,7 +129,7 @@ fn status_reports_what_etcds_does() {
         std::path::Path::new(ETCDCTL).exists(),
         "{ETCDCTL} is missing"
     );
-    let etcd = Etcd::start();
+    let etcd = Etcd::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let etcr = Etcr::start(&dir.path().join("m"), &[]);
     for endpoint in [&etcd.endpoint, &etcr.endpoint()] {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use api::etcdserverpb::maintenance_client::MaintenanceClient;
 use api::etcdserverpb::StatusRequest;
-use common::{http_get_any, run_etcdctl, Cluster, Etcr, ETCDCTL};
+use common::{http_get_any, run_etcdctl, Cluster, Etcd, Etcr, ETCDCTL};
 
 const QUOTA: &[&str] = &["--quota-backend-bytes", "4000000"];
 const NOSPACE: &str = "etcdserver: mvcc: database space exceeded";
@@ -181,4 +181,35 @@ async fn three_members_share_the_alarm_and_survive_a_full_store() {
         );
         m.wait_healthy();
     }
+}
+
+/// What an operator sees (`alarm list`, `alarm disarm`, `/health`, the refusal) is etcd
+/// 3.4's, member id aside.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_an_operator_sees_matches_etcd() {
+    assert!(
+        std::path::Path::new(ETCDCTL).exists(),
+        "{ETCDCTL} is missing"
+    );
+    let etcd = Etcd::start(QUOTA);
+    let dir = tempfile::tempdir().unwrap();
+    let etcr = Etcr::start(&dir.path().join("m"), QUOTA);
+    let mut seen = Vec::new();
+    for (endpoint, port) in [
+        (etcd.endpoint.clone(), etcd.client_port),
+        (etcr.endpoint(), etcr.client_port),
+    ] {
+        let id = status(&endpoint).await.header.unwrap().member_id;
+        let (_, refusal) = fill(&endpoint);
+        let last_line = refusal.lines().last().unwrap_or_default().to_string();
+        let neutral = |s: String| s.replace(&id.to_string(), "ID");
+        seen.push((
+            last_line,
+            neutral(alarm_list(&endpoint)),
+            http_get_any(port, "/health"),
+            neutral(run_etcdctl(&endpoint, &["alarm", "disarm"], b"").1),
+            alarm_list(&endpoint),
+        ));
+    }
+    assert_eq!(seen[1], seen[0], "etcr (right) against etcd (left)");
 }

@@ -433,3 +433,61 @@ impl Etcr {
         }
     }
 }
+
+/// A real etcd 3.4 (/usr/bin/etcd) on 127.0.0.1, the reference behaviour; killed on drop.
+pub struct Etcd {
+    child: Child,
+    pub endpoint: String,
+    pub client_port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Etcd {
+    /// A single-member etcd with `extra` flags, once `etcdctl endpoint health` passes.
+    pub fn start(extra: &[&str]) -> Etcd {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let client_port = free_port();
+        let client = format!("http://127.0.0.1:{client_port}");
+        let peer = format!("http://127.0.0.1:{}", free_port());
+        let child = Command::new("/usr/bin/etcd")
+            .arg("--data-dir")
+            .arg(dir.path().join("etcd"))
+            .args([
+                "--listen-client-urls",
+                &client,
+                "--advertise-client-urls",
+                &client,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .args(["--initial-cluster", &format!("default={peer}")])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start etcd");
+        let etcd = Etcd {
+            child,
+            endpoint: client,
+            client_port,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !run_etcdctl(&etcd.endpoint, &["endpoint", "health"], b"").0 {
+            assert!(Instant::now() < deadline, "etcd did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        etcd
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
