@@ -74,7 +74,14 @@ struct KvRun {
 impl Applier {
     pub fn run(self, rx: Receiver<ApplyItem>, read_waits: Receiver<()>) {
         if let Err(halt) = self.apply_all(rx, read_waits) {
-            error!("{halt}; this member no longer applies the log, and answers only health, metrics and reads of what it holds; fix the cause and restart it");
+            let hint = match &halt {
+                Halt::Store {
+                    err: mvcc::Error::MapFull,
+                    ..
+                } => "; --quota-backend-bytes sizes the map: restart with a larger one",
+                _ => "",
+            };
+            error!("{halt}; this member no longer applies the log, and answers only health, metrics and reads of what it holds; fix the cause and restart it{hint}");
             self.shared.halt(halt.to_string());
         }
     }
