@@ -201,7 +201,8 @@ pub(crate) fn apply(
 
 /// Whether a command needs new space in the store, so that a NOSPACE alarm refuses it:
 /// puts, and transactions with a put in either branch (etcd's quota cost is not zero).
-/// Deletes and compactions free space and stay allowed.
+/// Deletes and compactions free space and stay allowed. (etcd refuses lease grants too; a
+/// lease grant command belongs here.)
 pub fn takes_space(cmd: &Command) -> bool {
     match cmd {
         Command::Put(_) => true,
