@@ -13,7 +13,7 @@ use common::Cluster;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_restored_from_a_snapshot_lists_every_members_name_and_client_urls() {
     let mut cluster = Cluster::start(3, &["--snapshot-count", "20"]);
-    cluster.leader(Duration::from_secs(10)).await;
+    let leader = cluster.leader(Duration::from_secs(10)).await;
     let expected: Vec<(String, Vec<String>)> = cluster
         .members
         .iter()
@@ -22,18 +22,22 @@ async fn a_member_restored_from_a_snapshot_lists_every_members_name_and_client_u
 
     // The wiped member comes back with the same identity (ids derive from the flags) and no
     // log; the others' Publish entries are compacted away by then.
-    let down = 2;
+    let down = (leader + 1) % 3;
     cluster.members[down].kill9();
     std::fs::remove_dir_all(&cluster.members[down].data_dir).unwrap();
-    let mut kv = cluster.members[0].kv().await;
+    let mut kv = cluster.members[leader].kv().await;
+    let deadline = Instant::now() + Duration::from_secs(60);
     for i in 0..200 {
-        kv.put(PutRequest {
+        let put = PutRequest {
             key: format!("k{i}").into_bytes(),
             value: b"v".to_vec(),
             ..Default::default()
-        })
-        .await
-        .unwrap();
+        };
+        // An election on a loaded machine fails a put now and then: retry it.
+        while let Err(e) = kv.put(put.clone()).await {
+            assert!(Instant::now() < deadline, "put k{i}: {e}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
     cluster.members[down].restart();
     let log =
