@@ -136,7 +136,8 @@ impl Maintenance for MaintenanceService {
             version: ETCD_API_VERSION.to_string(),
             db_size: g.db_size as i64,
             leader: self.ctx.raft.leader().unwrap_or(0),
-            raft_index: self.ctx.raft.last_index(),
+            // etcd reports the committed index here.
+            raft_index: self.ctx.raft.committed_index(),
             raft_term: self.ctx.raft.term(),
             raft_applied_index: g.applied_index,
             errors,

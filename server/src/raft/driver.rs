@@ -249,7 +249,6 @@ impl Driver {
             self.node.mut_store().set_hard_state(*hs);
             self.shared.set_hard_state(hs.term, hs.commit);
         }
-        self.shared.set_last_index(self.node.last_index());
         self.send(std::mem::take(&mut rd.persisted_messages));
 
         if let Some(last) = rd.committed_entries.last() {

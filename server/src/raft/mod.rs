@@ -308,8 +308,8 @@ impl RaftNode {
         self.shared.term()
     }
 
-    pub fn last_index(&self) -> u64 {
-        self.shared.last_index()
+    pub fn committed_index(&self) -> u64 {
+        self.shared.committed()
     }
 
     /// Waits until the store holds every entry this member has answered for, so that a

@@ -13,7 +13,6 @@ pub struct Shared {
     is_leader: AtomicBool,
     term: AtomicU64,
     commit: AtomicU64,
-    last_index: AtomicU64,
     applied: watch::Sender<u64>,
     answered: AtomicU64,
     /// The highest index a local read waits for; the apply thread commits at once while it is
@@ -34,7 +33,6 @@ impl Shared {
             is_leader: AtomicBool::new(false),
             term: AtomicU64::new(term),
             commit: AtomicU64::new(commit),
-            last_index: AtomicU64::new(commit),
             applied: watch::Sender::new(applied),
             answered: AtomicU64::new(applied),
             read_wanted: AtomicU64::new(0),
@@ -52,10 +50,6 @@ impl Shared {
     pub fn set_hard_state(&self, term: u64, commit: u64) {
         self.term.store(term, Relaxed);
         self.commit.store(commit, Relaxed);
-    }
-
-    pub fn set_last_index(&self, index: u64) {
-        self.last_index.store(index, Relaxed);
     }
 
     /// Callers of entries up to `index` are being answered, before the store commits them.
@@ -110,8 +104,9 @@ impl Shared {
         self.term.load(Relaxed)
     }
 
-    pub fn last_index(&self) -> u64 {
-        self.last_index.load(Relaxed)
+    /// The last index known committed (etcd's `Status.raft_index`).
+    pub fn committed(&self) -> u64 {
+        self.commit.load(Relaxed)
     }
 
     pub fn applied(&self) -> u64 {
