@@ -53,6 +53,7 @@ async fn metrics(State(ctx): State<Arc<Context>>) -> impl IntoResponse {
         .render(&ctx.store_gauges(), ctx.raft.leader().is_some());
     text.push_str(&ctx.metrics.render_peers(&ctx.raft.peer_stats()));
     ctx.metrics.grpc.render(&mut text);
+    ctx.quota.render(&mut text);
     if let Some(process) = crate::process_metrics::ProcessStats::read() {
         process.render(&mut text);
     }

@@ -8,6 +8,7 @@
 //! already in flight when the alarm goes up never fill it. A full map depends on each
 //! member's page layout and cannot itself be the refusal.
 
+use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
@@ -74,6 +75,16 @@ impl Quota {
             .map_err(|_| {
                 anyhow::anyhow!("--quota-backend-bytes does not fit this machine's address space")
             })
+    }
+
+    /// etcd's `etcd_server_quota_backend_bytes` gauge, in Prometheus' text format.
+    pub fn render(&self, out: &mut String) {
+        let name = "etcd_server_quota_backend_bytes";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Current backend storage quota size in bytes.\n# TYPE {name} gauge\n{name} {}",
+            self.bytes
+        );
     }
 
     /// Whether a write estimated at `cost` fits beside `in_use` bytes of the store. The
@@ -154,6 +165,12 @@ mod tests {
         };
         assert_eq!(txn_cost(&txn), 714);
         let q = Quota::new(1000);
+        let mut text = String::new();
+        q.render(&mut text);
+        assert!(
+            text.ends_with("\netcd_server_quota_backend_bytes 1000\n"),
+            "{text}"
+        );
         assert!(q.fits(600, 357));
         assert!(!q.fits(700, 357));
         assert!(Quota::new(0).map_size().unwrap() >= (10 << 30));
