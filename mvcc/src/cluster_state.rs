@@ -4,7 +4,8 @@
 //! It lives in the store's `cluster` table, written in the same transaction as the applied
 //! index, so a snapshot carries it and a restart keeps it. It is changed only by
 //! [`ClusterCommand`]s applied from the log ([`crate::Writer::apply_cluster`]), so every
-//! member holds the same state at the same index.
+//! member holds the same state at the same index, and refuses the same commands while an
+//! alarm is raised.
 //!
 //! Rows: `a` ‖ alarm kind (1 byte) ‖ member id (8 bytes) → empty; `m` ‖ member id → the
 //! member's attributes (name and URLs, each a 4-byte length and the bytes).
@@ -13,7 +14,7 @@ use heed::{RoTxn, RwTxn};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::corrupt;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::tables::Table;
 use crate::types::{Command, RequestOp, TxnRequest};
 
@@ -155,13 +156,41 @@ pub(crate) fn alarms(table: &Table, txn: &RoTxn) -> Result<Vec<Alarm>> {
     Ok(out)
 }
 
-/// Whether a NOSPACE alarm is raised.
-pub(crate) fn nospace(table: &Table, txn: &RoTxn) -> Result<bool> {
+/// Whether an alarm of `kind` is raised.
+pub(crate) fn raised(table: &Table, txn: &RoTxn, kind: AlarmKind) -> Result<bool> {
     Ok(table
-        .prefix_iter(txn, &[ALARM, AlarmKind::Nospace.code()])?
+        .prefix_iter(txn, &[ALARM, kind.code()])?
         .next()
         .transpose()?
         .is_some())
+}
+
+/// What the raised alarms refuse when applying: every write under CORRUPT, writes that take
+/// space under NOSPACE (etcd's corrupt and capped appliers).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Gate {
+    corrupt: bool,
+    nospace: bool,
+}
+
+impl Gate {
+    pub fn load(table: &Table, txn: &RoTxn) -> Result<Gate> {
+        Ok(Gate {
+            corrupt: raised(table, txn, AlarmKind::Corrupt)?,
+            nospace: raised(table, txn, AlarmKind::Nospace)?,
+        })
+    }
+
+    /// The refusal of `cmd`, if the alarms refuse it.
+    pub fn refusal(&self, cmd: &Command) -> Option<Error> {
+        if self.corrupt {
+            Some(Error::CorruptCluster)
+        } else if self.nospace && takes_space(cmd) {
+            Some(Error::NoSpace)
+        } else {
+            None
+        }
+    }
 }
 
 /// Every published member, by id.

@@ -28,6 +28,9 @@ pub enum Error {
     /// A NOSPACE alarm is raised and the command needs space (etcd's `ErrNoSpace`).
     #[error("mvcc: database space exceeded")]
     NoSpace,
+    /// A CORRUPT alarm is raised: no write is applied (etcd's `ErrCorrupt`).
+    #[error("corrupt cluster")]
+    CorruptCluster,
     /// The database file reached [`crate::StoreOptions::map_size`]: the batch was not
     /// applied. Unlike [`Error::NoSpace`] this depends on the replica's page layout, not only
     /// on the commands, so it is a storage failure. Reopen with a larger map.

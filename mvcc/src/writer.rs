@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use heed::RwTxn;
 
-use crate::cluster_state::{self, takes_space, ClusterCommand, ClusterOutcome};
+use crate::cluster_state::{self, ClusterCommand, ClusterOutcome, Gate};
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::index::KeyIndex;
@@ -37,8 +37,8 @@ struct Open<'s> {
     applied: u64,
     opened: Instant,
     commands: usize,
-    /// Whether a NOSPACE alarm is raised in this transaction's state.
-    nospace: bool,
+    /// What the alarms raised in this transaction's state refuse.
+    gate: Gate,
 }
 
 impl<'s> Writer<'s> {
@@ -66,10 +66,9 @@ impl<'s> Writer<'s> {
                 });
                 continue;
             }
-            let outcome = if open.nospace && takes_space(cmd) {
-                Outcome::Failed(Error::NoSpace)
-            } else {
-                store.run(&mut open.txn, &mut open.keys, &mut open.c, cmd)?
+            let outcome = match open.gate.refusal(cmd) {
+                Some(refused) => Outcome::Failed(refused),
+                None => store.run(&mut open.txn, &mut open.keys, &mut open.c, cmd)?,
             };
             open.applied = *index;
             ran += 1;
@@ -101,7 +100,7 @@ impl<'s> Writer<'s> {
             return Ok(ClusterOutcome::Skipped);
         }
         let outcome = cluster_state::apply(&store.cluster, &mut open.txn, cmd)?;
-        open.nospace = cluster_state::nospace(&store.cluster, &open.txn)?;
+        open.gate = Gate::load(&store.cluster, &open.txn)?;
         open.applied = index;
         open.commands += 1;
         Ok(outcome)
@@ -117,7 +116,7 @@ impl<'s> Writer<'s> {
             let txn = store.env.write_txn()?;
             let c = Counters::load(&store.t, &txn)?;
             let applied = store.t.meta_u64(&txn, codec::META_APPLIED)?;
-            let nospace = cluster_state::nospace(&store.cluster, &txn)?;
+            let gate = Gate::load(&store.cluster, &txn)?;
             self.open = Some(Open {
                 _lock: lock,
                 txn,
@@ -126,7 +125,7 @@ impl<'s> Writer<'s> {
                 applied,
                 opened: Instant::now(),
                 commands: 0,
-                nospace,
+                gate,
             });
         }
         self.open

@@ -156,9 +156,10 @@ fn cluster_state_survives_a_reopen_and_travels_in_snapshots() {
     let store = Store::open(dir.path().join("a"), opts()).unwrap();
     assert_eq!(store.alarms().unwrap(), vec![NOSPACE, corrupt]);
     assert_eq!(store.members().unwrap(), vec![member.clone()]);
+    // CORRUPT, raised too, refuses before NOSPACE does.
     assert_eq!(
         failed(&store, 6, Command::Put(put("c"))),
-        Some(Error::NoSpace)
+        Some(Error::CorruptCluster)
     );
 
     let file = dir.path().join("snap.mdb");
@@ -170,6 +171,43 @@ fn cluster_state_survives_a_reopen_and_travels_in_snapshots() {
     assert_eq!(follower.members().unwrap(), vec![member]);
     assert_eq!(
         failed(&follower, 7, Command::Put(put("c"))),
-        Some(Error::NoSpace)
+        Some(Error::CorruptCluster)
     );
+}
+
+#[test]
+fn corrupt_refuses_every_write_until_cleared() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), opts()).unwrap();
+    store.apply(&[(1, Command::Put(put("a")))]).unwrap();
+    let corrupt = Alarm {
+        member: 7,
+        kind: AlarmKind::Corrupt,
+    };
+    cluster(&store, 2, ClusterCommand::ActivateAlarm(corrupt));
+    let del = Command::DeleteRange(DeleteRangeRequest {
+        key: b"a".to_vec(),
+        ..Default::default()
+    });
+    let compact = Command::Compact(CompactRequest {
+        revision: 2,
+        physical: false,
+    });
+    for (i, cmd) in [Command::Put(put("b")), del.clone(), compact]
+        .into_iter()
+        .enumerate()
+    {
+        assert_eq!(
+            failed(&store, 3 + i as u64, cmd),
+            Some(Error::CorruptCluster)
+        );
+    }
+    // Reads go on.
+    let a = RangeRequest {
+        key: b"a".to_vec(),
+        ..Default::default()
+    };
+    assert_eq!(store.range(&a).unwrap().count, 1);
+    cluster(&store, 6, ClusterCommand::DeactivateAlarm(corrupt));
+    assert_eq!(failed(&store, 7, del), None);
 }

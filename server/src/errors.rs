@@ -28,6 +28,8 @@ pub enum EtcdError {
     FutureRev,
     #[error("etcdserver: mvcc: database space exceeded")]
     NoSpace,
+    #[error("etcdserver: corrupt cluster")]
+    Corrupt,
     #[error("etcdserver: requested lease not found")]
     LeaseNotFound,
     #[error("etcdserver: no leader")]
@@ -54,6 +56,7 @@ impl EtcdError {
             | InvalidSortOption | RequestTooLarge => Code::InvalidArgument,
             Compacted | FutureRev => Code::OutOfRange,
             NoSpace => Code::ResourceExhausted,
+            Corrupt => Code::DataLoss,
             LeaseNotFound | MemberNotFound => Code::NotFound,
             NoLeader | Timeout | Stopped | Halted(_) => Code::Unavailable,
             Internal(_) => Code::Internal,
@@ -76,6 +79,7 @@ impl From<mvcc::Error> for EtcdError {
             mvcc::Error::EmptyKey => EtcdError::EmptyKey,
             mvcc::Error::DuplicateKey => EtcdError::DuplicateKey,
             mvcc::Error::NoSpace => EtcdError::NoSpace,
+            mvcc::Error::CorruptCluster => EtcdError::Corrupt,
             other => EtcdError::Internal(other.to_string()),
         }
     }
