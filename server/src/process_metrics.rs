@@ -4,7 +4,7 @@
 //!
 //! Off Linux, or when `/proc` cannot be read, the metrics are left out.
 
-use std::fmt::Write;
+use crate::metrics::write_metric;
 
 /// `/proc` reports CPU times in clock ticks of USER_HZ, which Linux fixes at 100.
 const TICKS_PER_SECOND: f64 = 100.0;
@@ -52,10 +52,7 @@ impl ProcessStats {
 
     pub fn render(&self, out: &mut String) {
         let mut metric = |name: &str, kind: &str, help: &str, value: String| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
+            write_metric(out, name, kind, help, value);
         };
         metric(
             "process_cpu_seconds_total",

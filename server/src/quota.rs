@@ -8,7 +8,6 @@
 //! already in flight when the alarm goes up never fill it. A full map depends on each
 //! member's page layout and cannot itself be the refusal.
 
-use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
@@ -17,6 +16,7 @@ use tracing::debug;
 
 use crate::context::Context;
 use crate::errors::EtcdError;
+use crate::metrics::write_metric;
 
 /// The quota when the flag is 0, as etcd's default.
 const DEFAULT_QUOTA: u64 = 2 << 30;
@@ -79,11 +79,12 @@ impl Quota {
 
     /// etcd's `etcd_server_quota_backend_bytes` gauge, in Prometheus' text format.
     pub fn render(&self, out: &mut String) {
-        let name = "etcd_server_quota_backend_bytes";
-        let _ = writeln!(
+        write_metric(
             out,
-            "# HELP {name} Current backend storage quota size in bytes.\n# TYPE {name} gauge\n{name} {}",
-            self.bytes
+            "etcd_server_quota_backend_bytes",
+            "gauge",
+            "Current backend storage quota size in bytes.",
+            self.bytes,
         );
     }
 
