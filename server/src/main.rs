@@ -8,6 +8,7 @@ mod config;
 mod context;
 mod convert;
 mod errors;
+mod gateway;
 mod grpc;
 mod grpc_metrics;
 mod histogram;

@@ -1,0 +1,40 @@
+//! etcd's gRPC gateway: the v3 API as JSON over HTTP/1 on the client port
+//! (`POST /v3/kv/range` and the rest), for clients without gRPC such as curl and
+//! OpenStack's `etcd3gw`. Each path runs the same service method as the gRPC call.
+
+mod call;
+mod cluster;
+mod json;
+mod kv;
+mod maintenance;
+mod pending;
+
+use std::sync::Arc;
+
+use axum::Router;
+
+use crate::context::Context;
+use crate::kv::KvService;
+use crate::maintenance::{ClusterService, MaintenanceService};
+
+/// etcd 3.4 serves the gateway under `/v3` and `/v3beta`; 3.3 served `/v3beta` and
+/// `/v3alpha`, which older clients still ask for, so etcr answers all three.
+const PREFIXES: &[&str] = &["/v3", "/v3beta", "/v3alpha"];
+
+/// What the gRPC port allows a message beyond `--max-request-bytes` (etcd's allowance too).
+const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+
+pub fn routes(ctx: Arc<Context>) -> Router {
+    let limit = call::MessageLimit::new(ctx.limits.max_request_bytes + GRPC_OVERHEAD_BYTES);
+    let api = Router::new()
+        .merge(kv::routes(Arc::new(KvService::new(ctx.clone())), limit))
+        .merge(maintenance::routes(
+            Arc::new(MaintenanceService::new(ctx.clone())),
+            limit,
+        ))
+        .merge(cluster::routes(Arc::new(ClusterService::new(ctx)), limit))
+        .merge(pending::routes());
+    PREFIXES.iter().fold(Router::new(), |router, prefix| {
+        router.nest(prefix, api.clone())
+    })
+}
