@@ -159,6 +159,13 @@ fn services_etcr_lacks_answer_unimplemented_on_every_prefix() {
         let (status, answer) = post(port, &format!("{prefix}/kv/range"), r#"{"key":"YQ=="}"#);
         assert_eq!(status, 200, "{answer}");
     }
+    // Browsers may call the gateway from any origin, as etcd allows.
+    let (status, head, _) = request(port, "OPTIONS", "/v3/kv/put", "");
+    assert_eq!(status, 200);
+    assert!(head.contains("access-control-allow-origin: *"), "{head}");
+    let (_, head, _) = request(port, "POST", "/v3/kv/range", "{}");
+    assert!(head.contains("access-control-allow-origin: *"), "{head}");
+
     let (status, _) = post(port, "/v3/maintenance/hashkv", "{}");
     assert_eq!(status, 404, "etcd 3.4's gateway has no path for HashKV");
 }
@@ -170,18 +177,20 @@ fn run_scenario(port: u16) -> Vec<String> {
         .map(|step| {
             let (method, rest) = step.split_once(' ').unwrap();
             let (path, body) = rest.split_once(' ').unwrap();
-            let (status, answer) = request(port, method, path, body);
+            let (status, _, answer) = request(port, method, path, body);
             format!("{status} {}", mask(answer.trim_end()))
         })
         .collect()
 }
 
 fn post(port: u16, path: &str, body: &str) -> (u16, String) {
-    request(port, "POST", path, body)
+    let (status, _, body) = request(port, "POST", path, body);
+    (status, body)
 }
 
-/// One HTTP/1.1 request; the status code and the body (de-chunked).
-fn request(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
+/// One HTTP/1.1 request; the status code, the header lines in lower case and the body
+/// (de-chunked).
+fn request(port: u16, method: &str, path: &str, body: &str) -> (u16, String, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(
@@ -208,7 +217,7 @@ fn request(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
     } else {
         body.to_string()
     };
-    (status, body)
+    (status, head.to_ascii_lowercase(), body)
 }
 
 fn dechunk(mut rest: &str) -> String {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::{post, MethodRouter};
 use futures::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
@@ -65,7 +65,7 @@ where
     F: Fn(Arc<S>, Request<Req>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<tonic::Response<Resp>, Status>> + Send,
 {
-    post(move |body: Body| async move {
+    post_only(post(move |body: Body| async move {
         let req = match limit.read::<Req>(body).await {
             Ok(r) => r,
             Err(s) => return json::error(&s),
@@ -74,8 +74,7 @@ where
             Ok(resp) => json::ok(resp.get_ref()),
             Err(s) => json::error(&s),
         }
-    })
-    .fallback(method_not_allowed)
+    }))
 }
 
 /// A server-streaming method: one `{"result":...}` line per message, chunked. As with
@@ -94,7 +93,7 @@ where
     F: Fn(Arc<S>, Request<Req>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<tonic::Response<St>, Status>> + Send,
 {
-    post(move |body: Body| async move {
+    post_only(post(move |body: Body| async move {
         let req = match limit.read::<Req>(body).await {
             Ok(r) => r,
             Err(s) => return json::stream_failed(&s),
@@ -119,31 +118,40 @@ where
             .chain(rest)
             .map(Ok::<_, Infallible>);
         json::respond(StatusCode::OK, Body::from_stream(lines))
-    })
-    .fallback(method_not_allowed)
+    }))
 }
 
 /// A unary method of a service etcr does not serve yet: grpc-go's answer for it.
 pub fn missing_unary(service: &'static str) -> MethodRouter {
-    post(move || async move { json::error(&unknown_service(service)) }).fallback(method_not_allowed)
+    post_only(post(move || async move {
+        json::error(&unknown_service(service))
+    }))
 }
 
 /// A streaming method of a service etcr does not serve yet.
 pub fn missing_stream(service: &'static str) -> MethodRouter {
-    post(move || async move { json::stream_failed(&unknown_service(service)) })
-        .fallback(method_not_allowed)
+    post_only(post(move || async move {
+        json::stream_failed(&unknown_service(service))
+    }))
 }
 
 fn unknown_service(service: &str) -> Status {
     Status::unimplemented(format!("unknown service {service}"))
 }
 
-/// Every gateway path takes POST only; Go's `net/http` words the refusal.
-async fn method_not_allowed() -> Response {
-    (
-        StatusCode::METHOD_NOT_ALLOWED,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        "Method Not Allowed\n",
-    )
-        .into_response()
+/// Every gateway path takes POST, and OPTIONS for a browser's CORS preflight; Go's
+/// `net/http` words the refusal of any other method.
+fn post_only(router: MethodRouter) -> MethodRouter {
+    router
+        .options(|| async { json::allow_any_origin(StatusCode::OK.into_response()) })
+        .fallback(|| async {
+            json::allow_any_origin(
+                (
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                    "Method Not Allowed\n",
+                )
+                    .into_response(),
+            )
+        })
 }

@@ -98,16 +98,21 @@ pub fn stream_failed(status: &Status) -> Response {
     respond(http_status(status.code()), stream_error(status))
 }
 
-/// A JSON response with etcd's headers: its client port allows cross-origin calls from
-/// anywhere, so browser pages can use the gateway.
+/// A JSON response with etcd's headers.
 pub fn respond(status: StatusCode, body: impl Into<Body>) -> Response {
     let mut response = Response::new(body.into());
     *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
+    response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    allow_any_origin(response)
+}
+
+/// etcd's client port allows cross-origin calls from anywhere, so that browser pages can
+/// use the gateway; it says so on every answer, errors and preflights included.
+pub fn allow_any_origin(mut response: Response) -> Response {
+    let headers = response.headers_mut();
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
         HeaderValue::from_static("*"),
