@@ -1,7 +1,6 @@
 //! Gateway handlers: each path decodes its JSON request, runs the service method the gRPC
 //! port runs (same validation, linearizability and errors), and encodes the outcome.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -9,7 +8,6 @@ use axum::body::Body;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{post, MethodRouter};
-use futures::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::{Request, Status};
@@ -29,22 +27,19 @@ impl MessageLimit {
     }
 
     /// JSON spends 4 bytes of base64 on 3 of a message's bytes, plus names and quotes.
-    fn max_body(self) -> usize {
+    pub fn max_body(self) -> usize {
         self.max_message.saturating_mul(4)
     }
 
-    async fn read<Req>(self, body: Body) -> Result<Req, Status>
-    where
-        Req: DeserializeOwned + prost::Message + Default,
-    {
-        let max_body = self.max_body();
-        // A body that cannot be read is too long, or its client hung up and hears nothing.
-        let bytes = axum::body::to_bytes(body, max_body).await.map_err(|_| {
-            Status::resource_exhausted(format!(
-                "gateway: request body larger than {max_body} bytes"
-            ))
-        })?;
-        let req: Req = json::decode(&bytes)?;
+    pub fn body_too_large(self) -> Status {
+        Status::resource_exhausted(format!(
+            "gateway: request body larger than {} bytes",
+            self.max_body()
+        ))
+    }
+
+    /// grpc-go's refusal of a message over the limit, which etcd's gateway passes on.
+    pub fn check<Req: prost::Message>(self, req: &Req) -> Result<(), Status> {
         let len = req.encoded_len();
         if len > self.max_message {
             return Err(Status::resource_exhausted(format!(
@@ -52,6 +47,20 @@ impl MessageLimit {
                 self.max_message
             )));
         }
+        Ok(())
+    }
+
+    /// Reads and decodes a whole request body.
+    pub async fn read<Req>(self, body: Body) -> Result<Req, Status>
+    where
+        Req: DeserializeOwned + prost::Message + Default,
+    {
+        // A body that cannot be read is too long, or its client hung up and hears nothing.
+        let bytes = axum::body::to_bytes(body, self.max_body())
+            .await
+            .map_err(|_| self.body_too_large())?;
+        let req: Req = json::decode(&bytes)?;
+        self.check(&req)?;
         Ok(req)
     }
 }
@@ -77,50 +86,6 @@ where
     }))
 }
 
-/// A server-streaming method: one `{"result":...}` line per message, chunked. As with
-/// grpc-gateway, the status line waits for the first message, so a stream that fails at
-/// once answers with the error's HTTP status; a later error is the stream's last line.
-pub fn server_stream<S, Req, Resp, St, F, Fut>(
-    limit: MessageLimit,
-    service: Arc<S>,
-    call: F,
-) -> MethodRouter
-where
-    S: Send + Sync + 'static,
-    Req: DeserializeOwned + prost::Message + Default + Send + 'static,
-    Resp: Serialize + Send + 'static,
-    St: Stream<Item = Result<Resp, Status>> + Send + 'static,
-    F: Fn(Arc<S>, Request<Req>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Result<tonic::Response<St>, Status>> + Send,
-{
-    post_only(post(move |body: Body| async move {
-        let req = match limit.read::<Req>(body).await {
-            Ok(r) => r,
-            Err(s) => return json::stream_failed(&s),
-        };
-        let mut stream = match call(service, Request::new(req)).await {
-            Ok(resp) => Box::pin(resp.into_inner()),
-            Err(s) => return json::stream_failed(&s),
-        };
-        let first = match stream.next().await {
-            None => return json::respond(StatusCode::OK, Body::empty()),
-            Some(Err(s)) => return json::stream_failed(&s),
-            Some(Ok(resp)) => json::stream_result(&resp),
-        };
-        let rest = futures::stream::unfold(Some(stream), |stream| async move {
-            let mut stream = stream?;
-            match stream.next().await? {
-                Ok(resp) => Some((json::stream_result(&resp), Some(stream))),
-                Err(s) => Some((json::stream_error(&s), None)),
-            }
-        });
-        let lines = futures::stream::once(async move { first })
-            .chain(rest)
-            .map(Ok::<_, Infallible>);
-        json::respond(StatusCode::OK, Body::from_stream(lines))
-    }))
-}
-
 /// A unary method of a service etcr does not serve yet: grpc-go's answer for it.
 pub fn missing_unary(service: &'static str) -> MethodRouter {
     post_only(post(move || async move {
@@ -141,7 +106,7 @@ fn unknown_service(service: &str) -> Status {
 
 /// Every gateway path takes POST, and OPTIONS for a browser's CORS preflight; Go's
 /// `net/http` words the refusal of any other method.
-fn post_only(router: MethodRouter) -> MethodRouter {
+pub fn post_only(router: MethodRouter) -> MethodRouter {
     router
         .options(|| async { json::allow_any_origin(StatusCode::OK.into_response()) })
         .fallback(|| async {

@@ -5,7 +5,11 @@ use std::sync::Arc;
 use api::etcdserverpb::maintenance_server::Maintenance;
 use axum::Router;
 
-use super::call::{server_stream, unary, MessageLimit};
+use futures::StreamExt;
+use tonic::Request;
+
+use super::call::{unary, MessageLimit};
+use super::stream::server_stream;
 use crate::maintenance::MaintenanceService;
 
 pub fn routes(m: Arc<MaintenanceService>, limit: MessageLimit) -> Router {
@@ -32,7 +36,14 @@ pub fn routes(m: Arc<MaintenanceService>, limit: MessageLimit) -> Router {
         )
         .route(
             "/maintenance/snapshot",
-            server_stream(limit, m.clone(), |s, r| async move { s.snapshot(r).await }),
+            server_stream(limit, m.clone(), |s, r| {
+                futures::stream::once(async move { s.snapshot(Request::new(r)).await })
+                    .flat_map(|answer| match answer {
+                        Ok(responses) => responses.into_inner(),
+                        Err(e) => futures::stream::iter([Err(e)]).boxed(),
+                    })
+                    .boxed()
+            }),
         )
         .route(
             "/maintenance/transfer-leadership",

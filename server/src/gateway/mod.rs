@@ -8,6 +8,7 @@ mod json;
 mod kv;
 mod maintenance;
 mod pending;
+mod stream;
 
 use std::sync::Arc;
 
