@@ -7,23 +7,42 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde_json::Value;
 use tonic::{Code, Status};
 
 /// Decodes a request body as etcd's gateway does: an empty body is the empty request, and
 /// only the first JSON value counts (Go's `json.Decoder` reads one value and stops there).
-/// Unknown fields are ignored, names may be the proto's or their lowerCamelCase form, and
-/// 64-bit integers may be strings or numbers.
 pub fn decode<Req: DeserializeOwned + Default>(body: &[u8]) -> Result<Req, Status> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Req::default());
-    }
     match serde_json::Deserializer::from_slice(body)
-        .into_iter::<Req>()
+        .into_iter::<Value>()
         .next()
     {
-        Some(Ok(req)) => Ok(req),
+        Some(Ok(value)) => from_value(value),
         Some(Err(e)) => Err(Status::invalid_argument(e.to_string())),
         None => Ok(Req::default()),
+    }
+}
+
+/// A request from one JSON value, read as golang/protobuf's `jsonpb` reads it: `null` is a
+/// field left unset (the generated serde impls refuse it, so it is taken out first), a field
+/// given twice keeps its last value, unknown fields are ignored, names may be the proto's or
+/// their lowerCamelCase form, 64-bit integers strings or numbers, enums names or numbers.
+pub fn from_value<Req: DeserializeOwned + Default>(mut value: Value) -> Result<Req, Status> {
+    if value.is_null() {
+        return Ok(Req::default());
+    }
+    drop_nulls(&mut value);
+    serde_json::from_value(value).map_err(|e| Status::invalid_argument(e.to_string()))
+}
+
+fn drop_nulls(value: &mut Value) {
+    match value {
+        Value::Object(fields) => {
+            fields.retain(|_, v| !v.is_null());
+            fields.values_mut().for_each(drop_nulls);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_nulls),
+        _ => {}
     }
 }
 
@@ -179,11 +198,22 @@ mod tests {
     }
 
     #[test]
+    fn nulls_are_unset_fields_and_the_last_of_a_repeated_name_wins() {
+        let r: pb::RangeRequest =
+            decode(br#"{"key":"YQ==","range_end":null,"limit":null,"key":"Zm9v"}"#).unwrap();
+        assert_eq!((r.key, r.range_end, r.limit), (b"foo".to_vec(), vec![], 0));
+        let r: pb::RangeRequest = decode(b"null").unwrap();
+        assert_eq!(r, pb::RangeRequest::default());
+    }
+
+    #[test]
     fn a_bad_body_is_invalid_argument() {
         let e = decode::<pb::PutRequest>(b"notjson").unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument);
-        let e = decode::<pb::PutRequest>(br#"{"key":1}"#).unwrap_err();
-        assert_eq!(e.code(), Code::InvalidArgument);
+        for body in [&br#"{"key":1}"#[..], b"[1]", br#"{"key":"Zm9v""#] {
+            let e = decode::<pb::PutRequest>(body).unwrap_err();
+            assert_eq!(e.code(), Code::InvalidArgument);
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde_json::Value;
 use tonic::Status;
 
 use super::call::{post_only, MessageLimit};
@@ -92,7 +93,7 @@ async fn respond<Resp: Serialize + Send + 'static>(mut responses: Responses<Resp
 /// value, or one over the message limit, is the stream's last item.
 fn requests<Req>(body: Body, limit: MessageLimit) -> BoxStream<'static, Result<Req, Status>>
 where
-    Req: DeserializeOwned + prost::Message + Send + 'static,
+    Req: DeserializeOwned + prost::Message + Default + Send + 'static,
 {
     struct Reading {
         data: BodyDataStream,
@@ -135,20 +136,20 @@ where
 
 /// Takes the first complete value off `buffer`; `None` when it needs more bytes (or, once
 /// the body has `ended`, holds nothing but whitespace).
-fn next_value<Req: DeserializeOwned>(
+fn next_value<Req: DeserializeOwned + Default>(
     buffer: &mut Vec<u8>,
     ended: bool,
 ) -> Option<Result<Req, Status>> {
-    let mut values = serde_json::Deserializer::from_slice(buffer).into_iter::<Req>();
+    let mut values = serde_json::Deserializer::from_slice(buffer).into_iter::<Value>();
     match values.next() {
         None => {
             buffer.clear();
             None
         }
-        Some(Ok(req)) => {
+        Some(Ok(value)) => {
             let used = values.byte_offset();
             buffer.drain(..used);
-            Some(Ok(req))
+            Some(json::from_value(value))
         }
         Some(Err(e)) if e.is_eof() && !ended => None,
         Some(Err(e)) => Some(Err(Status::invalid_argument(e.to_string()))),
