@@ -37,23 +37,31 @@ fn venv() -> PathBuf {
     venv
 }
 
-#[test]
-fn etcd3gw_reads_and_writes() {
+/// Runs `script` (in `tests/`) with etcr's endpoint as its argument; it prints `ok` when done.
+fn run(script: &str) {
     let venv = venv();
     let dir = tempfile::tempdir().unwrap();
     let etcr = Etcr::start(&dir.path().join("m"), &[]);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gateway_etcd3gw.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(script);
     let endpoint = format!("127.0.0.1:{}", etcr.client_port);
     let out = Command::new(venv.join("bin/python"))
-        .arg(script)
+        .arg(&script)
         .arg(&endpoint)
         .output()
         .expect("run the etcd3gw script");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        out.status.success() && stdout.contains("etcd3gw ok"),
-        "etcd3gw script failed\nstdout:\n{stdout}\nstderr:\n{}\netcr log:\n{}",
+        out.status.success() && stdout.contains(" ok"),
+        "{} failed\nstdout:\n{stdout}\nstderr:\n{}\netcr log:\n{}",
+        script.display(),
         String::from_utf8_lossy(&out.stderr),
         etcr.log_tail()
     );
+}
+
+#[test]
+fn etcd3gw_reads_and_writes() {
+    run("gateway_etcd3gw.py");
 }
