@@ -40,6 +40,15 @@ const SCENARIO: &[&str] = &[
     r#"POST /v3/kv/put {"key":"Zm9v","value":"YmFy","lease":"12345"}"#,
     r#"POST /v3/kv/txn {"success":[{"request_put":{"key":"Zm9v"}},{"request_put":{"key":"Zm9v"}}]}"#,
     r#"POST /v3beta/kv/range {"key":"Zm9v"}"#,
+    // Nested txns, filters, sorting by value, ignore_value, a ranged delete.
+    r#"POST /v3/kv/txn {"success":[{"request_txn":{"compare":[{"key":"Zm9v","target":"CREATE","result":"GREATER","create_revision":"1"}],"success":[{"request_put":{"key":"bmVzdA==","value":"MQ==","prev_kv":true}}]}}]}"#,
+    r#"POST /v3/kv/range {"key":"AA==","range_end":"AA==","sort_target":"VALUE","sort_order":"ASCEND","min_mod_revision":"5"}"#,
+    r#"POST /v3/kv/range {"key":"AA==","range_end":"AA==","serializable":true,"max_create_revision":"2","keys_only":true}"#,
+    r#"POST /v3/kv/put {"key":"bmVzdA==","ignore_value":true,"prev_kv":true}"#,
+    r#"POST /v3/kv/put {"key":"bm9uZQ==","ignore_value":true}"#,
+    r#"POST /v3/kv/put {"key":"bmVzdA==","value":"Mg==","ignore_value":true}"#,
+    r#"POST /v3/kv/deleterange {"key":"AA==","range_end":"AA==","prev_kv":true}"#,
+    r#"POST /v3/kv/range {"key":"AA==","range_end":"AA==","count_only":true}"#,
     r#"POST /v3/cluster/member/list {}"#,
     r#"POST /v3/maintenance/status {}"#,
     "GET /v3/kv/range ",
@@ -97,7 +106,12 @@ fn bad_bodies_and_big_messages_get_etcds_codes() {
     let port = etcr.client_port;
 
     // etcd's words come from Go's JSON decoder; the code and status are what clients see.
-    for body in ["notjson", r#"{"key":1}"#, r#"{"key":"Zm9v","lease":"x"}"#] {
+    for body in [
+        "notjson",
+        r#"{"key":1}"#,
+        r#"{"key":"Zm9v","lease":"x"}"#,
+        r#"{"key":"Zm9v","ignore_value":"SIDEWAYS"}"#,
+    ] {
         let (status, answer) = post(port, "/v3/kv/put", body);
         assert_eq!(status, 400, "{body}: {answer}");
         assert!(answer.ends_with(r#","code":3}"#), "{body}: {answer}");
