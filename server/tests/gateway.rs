@@ -323,3 +323,37 @@ impl Drop for RealEtcd {
         let _ = self.child.wait();
     }
 }
+
+/// Every member serves the gateway: a write on one is read, linearizably, on each other.
+#[test]
+fn every_member_of_a_cluster_serves_the_gateway() {
+    let cluster = common::Cluster::start(3, &[]);
+    for (i, writer) in cluster.members.iter().enumerate() {
+        let value = ["MQ==", "Mg==", "Mw=="][i];
+        let (status, answer) = post(
+            writer.client_port,
+            "/v3/kv/put",
+            &format!(r#"{{"key":"Y2x1c3Rlcg==","value":"{value}"}}"#),
+        );
+        assert_eq!(status, 200, "{answer}");
+        for reader in &cluster.members {
+            let (status, answer) = post(
+                reader.client_port,
+                "/v3/kv/range",
+                r#"{"key":"Y2x1c3Rlcg=="}"#,
+            );
+            assert_eq!(status, 200, "{answer}");
+            assert!(
+                answer.contains(&format!(r#""value":"{value}""#)),
+                "{answer}"
+            );
+        }
+    }
+    let (status, answer) = post(
+        cluster.members[0].client_port,
+        "/v3/cluster/member/list",
+        "{}",
+    );
+    assert_eq!(status, 200);
+    assert_eq!(answer.matches("\"ID\":").count(), 3, "{answer}");
+}
