@@ -178,8 +178,14 @@ fn services_etcr_lacks_answer_unimplemented_on_every_prefix() {
     let (_, head, _) = request(port, "POST", "/v3/kv/range", "{}");
     assert!(head.contains("access-control-allow-origin: *"), "{head}");
 
-    let (status, _) = post(port, "/v3/maintenance/hashkv", "{}");
-    assert_eq!(status, 404, "etcd 3.4's gateway has no path for HashKV");
+    let (status, answer) = post(port, "/v3/maintenance/hashkv", "{}");
+    assert_eq!(
+        (status, answer.as_str()),
+        (404, "404 page not found\n"),
+        "etcd 3.4's gateway has no path for HashKV"
+    );
+    let (status, _, answer) = request(port, "GET", "/v3alpha/nowhere", "");
+    assert_eq!((status, answer.as_str()), (404, "404 page not found\n"));
 }
 
 /// Sends the scenario; one line per answer: the status code and the masked body.

@@ -120,3 +120,26 @@ pub fn post_only(router: MethodRouter) -> MethodRouter {
             )
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use api::etcdserverpb as pb;
+    use tonic::Code;
+
+    #[tokio::test]
+    async fn a_body_past_four_times_the_message_limit_is_refused_unread() {
+        let limit = MessageLimit::new(100);
+        let body = Body::from(format!("{{\"key\":\"{}\"}}", "A".repeat(400)));
+        let e = limit.read::<pb::PutRequest>(body).await.unwrap_err();
+        assert_eq!(e.code(), Code::ResourceExhausted);
+        assert_eq!(e.message(), "gateway: request body larger than 400 bytes");
+
+        let body = Body::from(format!("{{\"key\":\"{}\"}}", "A".repeat(200)));
+        let e = limit.read::<pb::PutRequest>(body).await.unwrap_err();
+        assert_eq!(
+            e.message(),
+            "grpc: received message larger than max (153 vs. 100)"
+        );
+    }
+}

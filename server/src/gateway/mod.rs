@@ -12,6 +12,8 @@ mod stream;
 
 use std::sync::Arc;
 
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 
 use crate::context::Context;
@@ -35,7 +37,21 @@ pub fn routes(ctx: Arc<Context>) -> Router {
         ))
         .merge(cluster::routes(Arc::new(ClusterService::new(ctx)), limit))
         .merge(pending::routes());
-    PREFIXES.iter().fold(Router::new(), |router, prefix| {
-        router.nest(prefix, api.clone())
-    })
+    PREFIXES
+        .iter()
+        .fold(Router::new(), |router, prefix| {
+            router.nest(prefix, api.clone())
+        })
+        .fallback(not_found)
+}
+
+/// Go's `net/http` answer for a path nobody serves, as etcd's client port gives it (to a
+/// client probing `/v3alpha` on etcd 3.4, say).
+async fn not_found() -> Response {
+    let answer = (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "404 page not found\n",
+    );
+    json::allow_any_origin(answer.into_response())
 }
