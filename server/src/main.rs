@@ -41,7 +41,7 @@ use transport::{TlsConfig, TransportConfig};
 
 /// gRPC framing and field overhead allowed above `--max-request-bytes`, as etcd allows it: a
 /// request just over the limit gets etcd's "request is too large" rather than a transport error.
-const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+pub(crate) const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 
 /// Calls one client connection may have open at once; more are refused (REFUSED_STREAM) and
 /// the client retries them.

@@ -24,11 +24,8 @@ use crate::maintenance::{ClusterService, MaintenanceService};
 /// `/v3alpha`, which older clients still ask for, so etcr answers all three.
 const PREFIXES: &[&str] = &["/v3", "/v3beta", "/v3alpha"];
 
-/// What the gRPC port allows a message beyond `--max-request-bytes` (etcd's allowance too).
-const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
-
 pub fn routes(ctx: Arc<Context>) -> Router {
-    let limit = call::MessageLimit::new(ctx.limits.max_request_bytes + GRPC_OVERHEAD_BYTES);
+    let limit = call::MessageLimit::new(ctx.limits.max_request_bytes + crate::GRPC_OVERHEAD_BYTES);
     let api = Router::new()
         .merge(kv::routes(Arc::new(KvService::new(ctx.clone())), limit))
         .merge(maintenance::routes(
