@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use api::etcdserverpb::maintenance_server::Maintenance;
 use axum::Router;
-
 use futures::StreamExt;
 use tonic::Request;
 
@@ -36,6 +35,7 @@ pub fn routes(m: Arc<MaintenanceService>, limit: MessageLimit) -> Router {
         )
         .route(
             "/maintenance/snapshot",
+            // The service's stream once it has opened, or the error it opened with.
             server_stream(limit, m.clone(), |s, r| {
                 futures::stream::once(async move { s.snapshot(Request::new(r)).await })
                     .flat_map(|answer| match answer {
