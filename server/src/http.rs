@@ -1,5 +1,5 @@
-//! Plain HTTP on the client port, beside gRPC: `/health`, `/metrics` (Prometheus text) and
-//! `/version`, as etcd serves them.
+//! Plain HTTP on the client port, beside gRPC: `/health`, `/metrics` (Prometheus text),
+//! `/version` and the JSON gateway (`/v3/...`, in `gateway/`), as etcd serves them.
 
 use std::sync::Arc;
 
@@ -19,7 +19,8 @@ pub fn routes(ctx: Arc<Context>) -> Router {
         .route("/version", get(version))
         .route("/debug/faults/cut/{to}", post(cut))
         .route("/debug/faults/heal", post(heal))
-        .with_state(ctx)
+        .with_state(ctx.clone())
+        .merge(crate::gateway::routes(ctx))
 }
 
 /// etcd 3.4's `/health`: `{"health":"true"}`, or 503 with `{"health":"false"}` and a

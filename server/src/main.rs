@@ -8,6 +8,7 @@ mod config;
 mod context;
 mod convert;
 mod errors;
+mod gateway;
 mod grpc;
 mod grpc_metrics;
 mod histogram;
@@ -42,7 +43,7 @@ use transport::{TlsConfig, TransportConfig};
 
 /// gRPC framing and field overhead allowed above `--max-request-bytes`, as etcd allows it: a
 /// request just over the limit gets etcd's "request is too large" rather than a transport error.
-const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+pub(crate) const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 
 /// Calls one client connection may have open at once; more are refused (REFUSED_STREAM) and
 /// the client retries them.
