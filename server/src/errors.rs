@@ -28,6 +28,8 @@ pub enum EtcdError {
     FutureRev,
     #[error("etcdserver: mvcc: database space exceeded")]
     NoSpace,
+    #[error("etcdserver: corrupt cluster")]
+    Corrupt,
     #[error("etcdserver: requested lease not found")]
     LeaseNotFound,
     #[error("etcdserver: no leader")]
@@ -38,6 +40,9 @@ pub enum EtcdError {
     Stopped,
     #[error("etcdserver: member not found")]
     MemberNotFound,
+    /// This member stopped applying the log (see the reason); other members may serve.
+    #[error("etcdserver: this member stopped applying the log: {0}")]
+    Halted(String),
     #[error("etcdserver: {0}")]
     Internal(String),
 }
@@ -51,8 +56,9 @@ impl EtcdError {
             | InvalidSortOption | RequestTooLarge => Code::InvalidArgument,
             Compacted | FutureRev => Code::OutOfRange,
             NoSpace => Code::ResourceExhausted,
+            Corrupt => Code::DataLoss,
             LeaseNotFound | MemberNotFound => Code::NotFound,
-            NoLeader | Timeout | Stopped => Code::Unavailable,
+            NoLeader | Timeout | Stopped | Halted(_) => Code::Unavailable,
             Internal(_) => Code::Internal,
         }
     }
@@ -72,7 +78,8 @@ impl From<mvcc::Error> for EtcdError {
             mvcc::Error::KeyNotFound => EtcdError::KeyNotFound,
             mvcc::Error::EmptyKey => EtcdError::EmptyKey,
             mvcc::Error::DuplicateKey => EtcdError::DuplicateKey,
-            mvcc::Error::MapFull => EtcdError::NoSpace,
+            mvcc::Error::NoSpace => EtcdError::NoSpace,
+            mvcc::Error::CorruptCluster => EtcdError::Corrupt,
             other => EtcdError::Internal(other.to_string()),
         }
     }

@@ -13,6 +13,7 @@ use tonic::{Request, Response, Status};
 use crate::context::Context;
 use crate::convert;
 use crate::errors::EtcdError;
+use crate::quota;
 use crate::validate;
 
 pub struct KvService {
@@ -57,6 +58,7 @@ impl Kv for KvService {
         let r = req.into_inner();
         validate::check_put(&r)?;
         self.ctx.check_size(r.encoded_len())?;
+        self.ctx.check_quota(quota::put_cost(&r)).await?;
         // No lease can exist yet (there is no Lease service), so any lease id is unknown.
         if r.lease != 0 {
             return Err(EtcdError::LeaseNotFound.into());
@@ -100,6 +102,9 @@ impl Kv for KvService {
             return Err(EtcdError::LeaseNotFound.into());
         }
         let read_only = validate::txn_is_read_only(&r);
+        if !read_only {
+            self.ctx.check_quota(quota::txn_cost(&r)).await?;
+        }
         let serializable = validate::txn_is_serializable(&r);
         let txn = convert::txn_request(r);
         let resp = if read_only {
