@@ -126,11 +126,9 @@ impl Stream for Responses {
                 if !fragment {
                     response
                 } else {
-                    this.fragments = fragments(response, this.fragment_limit);
-                    match this.fragments.pop_front() {
-                        Some(first) => first,
-                        None => return Poll::Pending,
-                    }
+                    let (first, rest) = fragments(response, this.fragment_limit);
+                    this.fragments = rest;
+                    first
                 }
             }
         };
@@ -214,10 +212,13 @@ fn events_response(batch: EventBatch, h: &HeaderInfo) -> pb::WatchResponse {
 
 /// etcd's fragmenting: a response of two or more events whose encoding reaches `limit` goes
 /// out in pieces below it (a piece of one event may be larger), all but the last marked
-/// `fragment`.
-fn fragments(response: pb::WatchResponse, limit: usize) -> VecDeque<pb::WatchResponse> {
+/// `fragment`. Returns the first piece and the others.
+fn fragments(
+    response: pb::WatchResponse,
+    limit: usize,
+) -> (pb::WatchResponse, VecDeque<pb::WatchResponse>) {
     if response.encoded_len() < limit || response.events.len() < 2 {
-        return VecDeque::from([response]);
+        return (response, VecDeque::new());
     }
     let mut base = response;
     let events = std::mem::take(&mut base.events);
@@ -236,8 +237,13 @@ fn fragments(response: pb::WatchResponse, limit: usize) -> VecDeque<pb::WatchRes
         cur.events.push(ev);
     }
     cur.fragment = false;
-    out.push_back(cur);
-    out
+    match out.pop_front() {
+        Some(first) => {
+            out.push_back(cur);
+            (first, out)
+        }
+        None => (cur, out),
+    }
 }
 
 #[cfg(test)]
@@ -261,7 +267,8 @@ mod tests {
             ..Default::default()
         };
         let whole = response.encoded_len();
-        let parts = fragments(response.clone(), 350);
+        let (first, rest) = fragments(response.clone(), 350);
+        let parts: Vec<_> = std::iter::once(first).chain(rest).collect();
         assert!(parts.len() > 2);
         for (i, p) in parts.iter().enumerate() {
             assert!(p.encoded_len() < 350);
@@ -270,7 +277,7 @@ mod tests {
         }
         let events: Vec<_> = parts.into_iter().flat_map(|p| p.events).collect();
         assert_eq!(events, response.events);
-        assert_eq!(fragments(response, whole + 1).len(), 1);
+        assert!(fragments(response, whole + 1).1.is_empty());
     }
 
     #[test]
