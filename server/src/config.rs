@@ -3,6 +3,7 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
@@ -86,6 +87,14 @@ pub struct Flags {
     /// Peer transport: `tcp` or `quic`.
     #[arg(long = "peer-transport", default_value = "tcp")]
     pub peer_transport: PeerTransport,
+    /// Duration of periodic watch progress notifications (Go syntax: `10m`, `1m30s`,
+    /// `500ms`); at least 100ms.
+    #[arg(
+        long = "experimental-watch-progress-notify-interval",
+        default_value = "10m",
+        value_parser = parse_go_duration
+    )]
+    pub watch_progress_notify_interval: Duration,
     /// Log format: `text` or `json`.
     #[arg(long = "log-format", default_value = "text")]
     pub log_format: LogFormat,
@@ -217,9 +226,63 @@ pub fn listen_addrs(list: &str) -> anyhow::Result<Vec<SocketAddr>> {
     Ok(out)
 }
 
+/// A duration written as Go's `time.ParseDuration` reads it, as etcd's duration flags take
+/// them: decimal numbers with units `ns`, `us` (or `µs`), `ms`, `s`, `m`, `h`, e.g. `1h2.5m`.
+pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("invalid duration {text:?}");
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let mut rest = text;
+    let mut total = 0f64;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .ok_or_else(|| format!("missing unit in duration {text:?}"))?;
+        let number: f64 = rest[..number_len].parse().map_err(|_| bad())?;
+        rest = &rest[number_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let seconds = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            unit => return Err(format!("unknown unit {unit:?} in duration {text:?}")),
+        };
+        total += number * seconds;
+        rest = &rest[unit_len..];
+    }
+    Duration::try_from_secs_f64(total).map_err(|_| bad())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_go_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_go_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_go_duration("100ms"), Ok(Duration::from_millis(100)));
+        assert_eq!(parse_go_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_go_duration("10").is_err());
+        assert!(parse_go_duration("").is_err());
+        assert!(parse_go_duration("5x").is_err());
+        let f = flags(&["--experimental-watch-progress-notify-interval", "2s"]);
+        assert_eq!(f.watch_progress_notify_interval, Duration::from_secs(2));
+        assert_eq!(
+            flags(&[]).watch_progress_notify_interval,
+            Duration::from_secs(600)
+        );
+    }
 
     fn flags(args: &[&str]) -> Flags {
         let mut all = vec!["etcr"];

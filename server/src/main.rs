@@ -23,6 +23,9 @@ mod process_metrics;
 mod quota;
 mod raft;
 mod validate;
+// Served once the streaming client port routes `Watch.Watch` to `WatchService::watch`.
+#[allow(dead_code)]
+mod watch;
 
 use std::fs;
 use std::sync::{Arc, RwLock};
@@ -85,7 +88,7 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     // index with the data: one fsync per commit keeps the store consistent across a machine
     // crash, and entries it lost are applied again from the log.
     store_options.durability = mvcc::Durability::Ordered;
-    // Nothing consumes per-command events yet (watches will read history from the store).
+    // Watchers read each commit's changes back from history (`watch::Hub`), once for all.
     store_options.apply_events = false;
     // Opening rebuilds the key index from the store's history: it takes longer as history grows.
     let opened = std::time::Instant::now();
@@ -111,6 +114,13 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     });
     let membership = Arc::new(RwLock::new(membership));
     let metrics = Arc::new(Metrics::default());
+    let (watch_hub, watch_commits) = watch::Hub::start(
+        store.clone(),
+        watch::HubSettings {
+            progress_interval: flags.watch_progress_notify_interval,
+            stream_bytes: watch::STREAM_BYTES,
+        },
+    )?;
     let raft = RaftNode::start(
         RaftSettings {
             member_dir: member_dir.clone(),
@@ -127,6 +137,7 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         transport,
         incoming,
         metrics.clone(),
+        watch_commits,
     )?;
     let ctx = Arc::new(Context {
         store,
@@ -143,6 +154,7 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         faults,
     });
     publish_attributes(raft, &flags, member_id)?;
+    let _watch = watch::WatchService::new(ctx.clone(), watch_hub);
 
     let limits = grpc_h2::Limits {
         max_message: flags.max_request_bytes + GRPC_OVERHEAD_BYTES,

@@ -73,6 +73,7 @@ impl RaftNode {
         transport: PeerTransport,
         incoming: transport::IncomingReceiver<raft_core::Message>,
         metrics: Arc<Metrics>,
+        watch: crate::watch::CommitNotifier,
     ) -> anyhow::Result<RaftNode> {
         let published = store
             .members()
@@ -166,6 +167,7 @@ impl RaftNode {
             membership,
             local_id,
             metrics: metrics.clone(),
+            watch,
         };
         std::thread::Builder::new()
             .name("etcr-apply".into())
