@@ -5,14 +5,14 @@ use std::time::Instant;
 use api::etcdserverpb::alarm_request::AlarmAction;
 use api::etcdserverpb::{
     cluster_client::ClusterClient, maintenance_client::MaintenanceClient, AlarmRequest, AlarmType,
-    MemberListRequest, RangeRequest, StatusRequest,
+    HashKvRequest, MemberListRequest, RangeRequest, StatusRequest,
 };
 
 use super::{emit, Ctx};
 use crate::args::{flag, Flag, Kind};
 use crate::error::{exit, CliError, Result};
 use crate::help::{Group, Spec};
-use crate::printer::{EpHealth, EpStatus};
+use crate::printer::{EpHashKv, EpHealth, EpStatus};
 
 pub const GROUP: Group = Group {
     name: "endpoint",
@@ -47,8 +47,28 @@ and reports no active alarm. Exits 1 if any endpoint is unhealthy.",
     flags: FLAGS,
 };
 
+pub const HASHKV_FLAGS: &[Flag] = &[
+    FLAGS[0],
+    flag(
+        "rev",
+        None,
+        Kind::Int,
+        "0",
+        "hash the history up to this revision (0: all of it)",
+    ),
+];
+
+pub const HASHKV: Spec = Spec {
+    name: "endpoint hashkv",
+    args: "[flags]",
+    summary: "show a hash of each endpoint's key-value history",
+    about: "Members that applied the same history up to a revision agree on its hash; a
+member that disagrees with the others has diverged. Exits 1 if an endpoint did not answer.",
+    flags: HASHKV_FLAGS,
+};
+
 /// etcdctl's `endpointsFromCluster`: the flag's endpoints, or every member's client URLs.
-async fn endpoints(ctx: &Ctx) -> Result<Vec<String>> {
+pub async fn endpoints(ctx: &Ctx) -> Result<Vec<String>> {
     if !ctx.parsed.bool("cluster") {
         return Ok(ctx.endpoints());
     }
@@ -102,6 +122,36 @@ pub async fn status(ctx: &mut Ctx) -> Result<()> {
         return Err(CliError::Silent { code: exit::ERROR });
     }
     Ok(())
+}
+
+pub async fn hashkv(ctx: &mut Ctx) -> Result<()> {
+    let printer = ctx.configure()?;
+    let revision = ctx.parsed.int("rev");
+    let mut list = Vec::new();
+    let mut failure = None;
+    for ep in endpoints(ctx).await? {
+        let client = ctx.client_for(std::slice::from_ref(&ep))?.passthrough(&ep);
+        let resp = client
+            .unary(|ch| async move {
+                MaintenanceClient::new(ch)
+                    .hash_kv(HashKvRequest { revision })
+                    .await
+            })
+            .await;
+        match resp {
+            Ok(resp) => list.push(EpHashKv { endpoint: ep, resp }),
+            Err(CliError::Exit { message, .. }) => {
+                eprintln!("Failed to get the hash of endpoint {ep} ({message})");
+                failure = Some(message);
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    emit(&printer.endpoint_hashkv(&list)?);
+    match failure {
+        Some(message) => Err(CliError::exit(exit::ERROR, message)),
+        None => Ok(()),
+    }
 }
 
 async fn check(client: crate::client::Client, ep: String) -> Result<EpHealth> {
