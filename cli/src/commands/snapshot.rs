@@ -65,6 +65,43 @@ fn os_error(op: &str, path: &str, e: &std::io::Error) -> String {
     format!("{op} {path}: {lower}")
 }
 
+/// The SHA-256 digest etcd appends to a snapshot, checked as the bytes stream by: it
+/// covers everything before its own 32 bytes, which come last.
+#[derive(Default)]
+struct TrailingDigest {
+    hasher: Sha256,
+    tail: Vec<u8>,
+    size: u64,
+}
+
+impl TrailingDigest {
+    fn push(&mut self, blob: &[u8]) {
+        self.size += blob.len() as u64;
+        self.tail.extend_from_slice(blob);
+        if self.tail.len() > 32 {
+            let keep = self.tail.split_off(self.tail.len() - 32);
+            self.hasher.update(&self.tail);
+            self.tail = keep;
+        }
+    }
+
+    /// The snapshot's size, if it ends with the digest of what precedes it. etcdctl 3.4
+    /// checks only that the size leaves room for a digest (a whole number of 512-byte
+    /// sectors plus 32 bytes); etcrctl also checks the digest itself.
+    fn check(self) -> std::result::Result<u64, String> {
+        let size = self.size;
+        if size % 512 != 32 {
+            return Err(format!("sha256 checksum not found [bytes: {size}]"));
+        }
+        if self.hasher.finish()[..] != self.tail[..] {
+            return Err(format!(
+                "sha256 checksum mismatch: the snapshot is corrupt [bytes: {size}]"
+            ));
+        }
+        Ok(size)
+    }
+}
+
 pub async fn save(ctx: &mut Ctx) -> Result<()> {
     if ctx.parsed.args.len() != 1 {
         return Err(CliError::bad_args("snapshot save expects one argument"));
@@ -132,10 +169,7 @@ async fn fetch(ctx: &Ctx, endpoint: &str, path: &str, part: &str) -> Result<()> 
         "fetching snapshot",
         &[("endpoint", json_string(endpoint.as_bytes()))],
     );
-    let mut size: u64 = 0;
-    // The digest covers everything but its own last 32 bytes, which arrive last.
-    let mut hasher = Sha256::default();
-    let mut tail: Vec<u8> = Vec::with_capacity(64);
+    let mut digest = TrailingDigest::default();
     loop {
         let next = stream.message();
         let got = match deadline {
@@ -153,28 +187,13 @@ async fn fetch(ctx: &Ctx, endpoint: &str, path: &str, part: &str) -> Result<()> 
         };
         file.write_all(&blob)
             .map_err(|e| interrupted(os_error("write", part, &e)))?;
-        size += blob.len() as u64;
-        tail.extend_from_slice(&blob);
-        if tail.len() > 32 {
-            let keep = tail.split_off(tail.len() - 32);
-            hasher.update(&tail);
-            tail = keep;
-        }
+        digest.push(&blob);
     }
     log_client(
         "clientv3/maintenance.go:208",
         "completed snapshot read; closing",
     );
-    if size % 512 != 32 {
-        return Err(interrupted(format!(
-            "sha256 checksum not found [bytes: {size}]"
-        )));
-    }
-    if hasher.finish()[..] != tail[..] {
-        return Err(interrupted(format!(
-            "sha256 checksum mismatch: the snapshot is corrupt [bytes: {size}]"
-        )));
-    }
+    let size = digest.check().map_err(interrupted)?;
     file.sync_all()
         .map_err(|e| interrupted(os_error("sync", part, &e)))?;
     drop(file);
@@ -202,4 +221,44 @@ async fn fetch(ctx: &Ctx, endpoint: &str, path: &str, part: &str) -> Result<()> 
         &[("path", json_string(path.as_bytes()))],
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A snapshot as etcd sends it: `data`, then its SHA-256, in blobs of `chunk` bytes.
+    fn stream(data: &[u8], chunk: usize) -> TrailingDigest {
+        let mut h = Sha256::default();
+        h.update(data);
+        let mut all = data.to_vec();
+        all.extend_from_slice(&h.finish());
+        let mut d = TrailingDigest::default();
+        for blob in all.chunks(chunk) {
+            d.push(blob);
+        }
+        d
+    }
+
+    #[test]
+    fn the_trailing_digest_is_checked() {
+        let data: Vec<u8> = (0..4096u32).map(|i| (i * 7) as u8).collect();
+        for chunk in [1, 31, 32, 33, 1000, 5000] {
+            assert_eq!(stream(&data, chunk).check(), Ok(4128), "chunk {chunk}");
+        }
+        // One flipped bit of the data, with the digest of the original.
+        let mut flipped = data.clone();
+        flipped[10] ^= 1;
+        let mut d = TrailingDigest::default();
+        d.push(&flipped);
+        d.push(&stream(&data, 5000).tail);
+        assert!(d
+            .check()
+            .unwrap_err()
+            .starts_with("sha256 checksum mismatch"));
+        assert_eq!(
+            stream(&data[..100], 64).check(),
+            Err("sha256 checksum not found [bytes: 132]".to_string())
+        );
+    }
 }
