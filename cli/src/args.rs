@@ -636,7 +636,6 @@ mod tests {
         for (line, word, path) in [
             ("lock l", "lock", "etcrctl"),
             ("snapshot restore x", "restore", "etcrctl snapshot"),
-            ("snapshot status x", "status", "etcrctl snapshot"),
             ("help lock", "lock", "etcrctl"),
         ] {
             let err = parse(&argv(line)).unwrap_err();

@@ -25,6 +25,7 @@
 //! ```
 
 pub mod args;
+mod bolt;
 pub mod client;
 mod clock;
 pub mod commands;

@@ -1,6 +1,6 @@
 //! Cross-compatibility of the commands beyond the key-value ones: watch, lease, alarm,
 //! endpoint hashkv, defrag, move-leader, member add/remove/update/promote and snapshot
-//! save. Each section runs on a fresh single-member server with etcdctl 3.4 (the
+//! save and status. Each section runs on a fresh single-member server with etcdctl 3.4 (the
 //! reference) and etcrctl, and every step's masked stdout, stderr and exit code must match
 //! (see `common/mod.rs` for the harness and the masking).
 //!
@@ -157,34 +157,59 @@ fn watch() -> Section {
     }
 }
 
+/// Raises a NOSPACE alarm for the server's member, as a member does when its backend is
+/// full (which etcd does only when a write crosses the quota while being applied, a race
+/// a test cannot win every time).
+fn raise_nospace(server: &Server) {
+    use api::etcdserverpb::alarm_request::AlarmAction;
+    use api::etcdserverpb::maintenance_client::MaintenanceClient;
+    use api::etcdserverpb::{AlarmRequest, AlarmType, StatusRequest};
+    let url = format!("http://{}", server.endpoint());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let mut m = MaintenanceClient::connect(url).await.expect("connect");
+        let status = m
+            .status(StatusRequest {})
+            .await
+            .expect("status")
+            .into_inner();
+        let member_id = status.header.map_or(0, |h| h.member_id);
+        m.alarm(AlarmRequest {
+            action: AlarmAction::Activate as i32,
+            member_id,
+            alarm: AlarmType::Nospace as i32,
+        })
+        .await
+        .expect("raise the alarm");
+    });
+}
+
 fn alarm() -> Section {
-    // A 1 MiB quota fills after a few 300 kB values and raises NOSPACE (which put fails
-    // depends on when the backend commits, so the puts are not compared).
-    let big = "v".repeat(300_000);
-    let mut steps = vec![
+    let steps = vec![
         step(&["alarm", "list"]),
         step(&["alarm", "list", "-w", "json"]),
         step(&["alarm", "list", "-w", "table"]),
         step(&["alarm", "disarm"]),
-    ];
-    for i in 0..6 {
-        steps.push(Step {
-            check: Check::Setup,
-            ..with_stdin(&["put", &format!("big{i}")], &big)
-        });
-    }
-    steps.extend([
-        awaiting(&["alarm", "list"], "NOSPACE"),
+        action("raise NOSPACE", raise_nospace),
+        step(&["alarm", "list"]),
         step(&["alarm", "list", "-w", "json"]),
+        step(&["put", "k", "v"]),
+        step(&["get", "k"]),
         step(&["endpoint", "health"]),
         step(&["alarm", "disarm", "-w", "json"]),
         step(&["alarm", "list"]),
+        step(&["put", "k", "v"]),
+        action("raise NOSPACE", raise_nospace),
+        step(&["alarm", "disarm"]),
         step(&["alarm", "list", "x"]),
         step(&["alarm", "disarm", "x"]),
-    ]);
+    ];
     Section {
         feature: Feature::Alarm,
-        server_args: &["--quota-backend-bytes=1048576"],
+        server_args: &[],
         steps,
     }
 }
@@ -300,6 +325,26 @@ fn snapshot() -> Section {
     let steps = vec![
         step(&["put", "a", "1"]),
         step(&["snapshot", "save", "{dir}/s.db"]),
+        Step {
+            check: Check::SnapshotHash,
+            ..step(&["snapshot", "status", "{dir}/s.db"])
+        },
+        Step {
+            check: Check::SnapshotHash,
+            ..step(&["snapshot", "status", "{dir}/s.db", "-w", "json"])
+        },
+        Step {
+            check: Check::SnapshotHash,
+            ..step(&["snapshot", "status", "{dir}/s.db", "-w", "fields"])
+        },
+        Step {
+            check: Check::SnapshotHash,
+            ..step(&["snapshot", "status", "{dir}/s.db", "-w", "table"])
+        },
+        step(&["snapshot", "status", "{dir}/s.db", "-w", "protobuf"]),
+        step(&["snapshot", "status", "{dir}/missing.db"]),
+        step(&["snapshot", "status", "{dir}/server.log"]),
+        step(&["snapshot", "status"]),
         step(&["snapshot", "save", "{dir}/missing/s.db"]),
         step(&["snapshot", "save"]),
         step(&["--endpoints=127.0.0.1:9", "snapshot", "save", "{dir}/t.db"]),

@@ -57,6 +57,7 @@ pub enum Command {
     AlarmList,
     Defrag,
     SnapshotSave,
+    SnapshotStatus,
     Version,
 }
 
@@ -87,6 +88,7 @@ impl Command {
         Command::AlarmList,
         Command::Defrag,
         Command::SnapshotSave,
+        Command::SnapshotStatus,
         Command::Version,
     ];
 
@@ -116,6 +118,7 @@ impl Command {
             Command::AlarmList => &alarm::LIST,
             Command::Defrag => &defrag::SPEC,
             Command::SnapshotSave => &snapshot::SAVE,
+            Command::SnapshotStatus => &snapshot::STATUS,
             Command::Version => &version::SPEC,
         }
     }
@@ -217,6 +220,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         Command::AlarmList => alarm::list(ctx).await,
         Command::Defrag => defrag::run(ctx).await,
         Command::SnapshotSave => snapshot::save(ctx).await,
+        Command::SnapshotStatus => snapshot::status(ctx).await,
         Command::Version => version::run(),
     }
 }

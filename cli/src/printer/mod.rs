@@ -263,6 +263,32 @@ impl Printer {
         Ok(Output::stdout(out))
     }
 
+    pub fn db_status(&self, s: &crate::commands::snapshot::DbStatus) -> Result<Output> {
+        let size = crate::gofmt::humanize_bytes(s.total_size);
+        let row = vec![
+            format!("{:x}", s.hash),
+            s.revision.to_string(),
+            s.total_key.to_string(),
+            size,
+        ];
+        let out = match self.format {
+            Format::Simple => format!("{}\n", row.join(", ")),
+            Format::Json => format!(
+                "{{\"hash\":{},\"revision\":{},\"totalKey\":{},\"totalSize\":{}}}\n",
+                s.hash, s.revision, s.total_key, s.total_size
+            ),
+            Format::Fields => format!(
+                "\"Hash\" : {}\n\"Revision\" : {}\n\"Keys\" : {}\n\"Size\" : {}\n",
+                s.hash, s.revision, s.total_key, s.total_size
+            ),
+            Format::Table => {
+                table::render(&["hash", "revision", "total keys", "total size"], &[row])
+            }
+            Format::Protobuf => return Err(unsupported(self.format)),
+        };
+        Ok(Output::stdout(out.into_bytes()))
+    }
+
     pub fn move_leader(&self, leader: u64, target: u64, r: &MoveLeaderResponse) -> Result<Output> {
         let out = match self.format {
             Format::Simple => {
