@@ -59,9 +59,9 @@ pub enum Check {
     Full,
     /// The exit code and the lines (stdout and stderr, repeats dropped) with this prefix.
     Lines(&'static str),
-    /// Like `Full`, with a snapshot's hash masked: the backend holds the member and
-    /// cluster IDs, which vary.
-    SnapshotHash,
+    /// Like `Full`, with a snapshot's hash and size masked: the backend holds the member
+    /// and cluster IDs, which vary, and how far its file has grown varies too.
+    Snapshot,
     /// Nothing: the step only sets up what follows (and when exactly it fails varies).
     Setup,
     /// Like `Full`, with the members put in one order: they come sorted by ID, and IDs are
@@ -685,7 +685,7 @@ pub fn run_script(
                 code.to_string()
             };
             let result = match s.check {
-                Check::Full | Check::Members | Check::SnapshotHash => {
+                Check::Full | Check::Members | Check::Snapshot => {
                     format!("[stdout]\n{out}[stderr]\n{err}[exit {exit}]\n")
                 }
                 Check::Lines(prefix) => {
@@ -703,9 +703,12 @@ pub fn run_script(
             let masked = masker.mask(&result.replace(&dir, "<DIR>"), server);
             match s.check {
                 Check::Members => (title, sort_members(&masked)),
-                Check::SnapshotHash => {
-                    let hash = Regex::new(r#"("hash":|"Hash" : )\d+"#).expect("regex");
-                    (title, hash.replace_all(&masked, "${1}<N>").into_owned())
+                Check::Snapshot => {
+                    let numbers = Regex::new(r#"("hash":|"Hash" : |"totalSize":|"Size" : )\d+"#)
+                        .expect("regex");
+                    let sizes = Regex::new(r"[0-9.]+ [kMG]?B\b").expect("regex");
+                    let masked = numbers.replace_all(&masked, "${1}<N>");
+                    (title, sizes.replace_all(&masked, "<SIZE>").into_owned())
                 }
                 _ => (title, masked),
             }
