@@ -178,8 +178,8 @@ Output formats (-w):
   simple (the default) and json for every command that prints a response; fields too,
   except for member add, remove, update and promote and move-leader; protobuf too,
   except for the endpoint commands, snapshot status and lease revoke (the other lease
-  commands encode only the response header); table only for the endpoint commands,
-  member list and snapshot status.
+  commands encode only the response header); table only for the endpoint
+  commands, member list and snapshot status.
   Whatever the format, defrag and snapshot save print the same lines.
 
 Environment:
