@@ -105,10 +105,14 @@ impl Client {
         Err(CliError::exit(exit::ERROR, "context deadline exceeded"))
     }
 
-    /// Opens a stream (or runs a call whose failures clientv3 does not log), retrying
-    /// transport failures on each endpoint in turn until `deadline` (`None`: forever, as
-    /// clientv3 does for a watch).
-    pub async fn open<T, F, Fut>(&self, deadline: Option<Instant>, call: F) -> Result<T>
+    /// Opens a stream, retrying transport failures on each endpoint in turn until
+    /// `deadline` (`None`: forever, as clientv3 does for a watch). The failure is the
+    /// server's status, or [`deadline_exceeded`].
+    pub async fn open<T, F, Fut>(
+        &self,
+        deadline: Option<Instant>,
+        call: F,
+    ) -> std::result::Result<T, Status>
     where
         F: Fn(Channel) -> Fut,
         Fut: Future<Output = std::result::Result<tonic::Response<T>, Status>>,
@@ -117,7 +121,7 @@ impl Client {
         loop {
             let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             if remaining.is_some_and(|r| r.is_zero()) || self.channels.is_empty() {
-                return Err(CliError::exit(exit::ERROR, "context deadline exceeded"));
+                return Err(deadline_exceeded());
             }
             let channel = self.channels[next % self.channels.len()].clone();
             next += 1;
@@ -131,10 +135,8 @@ impl Client {
                 Some(Err(status)) if is_transport_failure(&status) => {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
-                Some(Err(status)) => {
-                    return Err(CliError::exit(exit::ERROR, etcd_error_string(&status)))
-                }
-                None => return Err(CliError::exit(exit::ERROR, "context deadline exceeded")),
+                Some(Err(status)) => return Err(status),
+                None => return Err(deadline_exceeded()),
             }
         }
     }
@@ -168,9 +170,24 @@ fn refused_endpoint(ep: &str, scheme: &str) -> CliError {
     ))
 }
 
+/// The command deadline passing while a stream is opened (clientv3's context error).
+pub fn deadline_exceeded() -> Status {
+    Status::deadline_exceeded("context deadline exceeded")
+}
+
+/// What clientv3 returns for a stream's failure: the context's own error for the command
+/// deadline, else as [`etcd_error_string`].
+pub fn stream_error_string(status: &Status) -> String {
+    if status.code() == Code::DeadlineExceeded && status.message() == "context deadline exceeded" {
+        status.message().to_string()
+    } else {
+        etcd_error_string(status)
+    }
+}
+
 /// A stream's failure as clientv3 reports it.
 pub fn stream_error(status: &Status) -> CliError {
-    CliError::exit(exit::ERROR, etcd_error_string(status))
+    CliError::exit(exit::ERROR, stream_error_string(status))
 }
 
 pub fn is_transport_failure(status: &Status) -> bool {

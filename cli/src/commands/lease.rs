@@ -228,7 +228,8 @@ impl KeepAlive {
                 }
                 async move { lease(ch).lease_keep_alive(ReceiverStream::new(rx)).await }
             })
-            .await?;
+            .await
+            .map_err(|s| stream_error(&s))?;
         let requests = sender
             .lock()
             .ok()

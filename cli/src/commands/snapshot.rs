@@ -145,6 +145,16 @@ fn log_client(caller: &str, msg: &str) {
     );
 }
 
+/// clientv3's warning when the snapshot stream fails, and the error etcdctl then prints.
+fn receive_failed(status: &tonic::Status) -> CliError {
+    eprintln!(
+        "{{\"level\":\"warn\",\"ts\":\"{}\",\"caller\":\"clientv3/maintenance.go:210\",\"msg\":\"failed to receive from snapshot stream; closing\",\"error\":{}}}",
+        crate::clock::zap_timestamp(),
+        json_string(crate::client::grpc_error_string(status).as_bytes())
+    );
+    interrupted(crate::client::etcd_error_string(status))
+}
+
 fn interrupted(message: impl Into<String>) -> CliError {
     CliError::exit(exit::INTERRUPTED, message)
 }
@@ -247,15 +257,20 @@ async fn fetch(ctx: &Ctx, endpoint: &str, path: &str, part: &str) -> Result<()> 
         .changed("command-timeout")
         .then(|| client.deadline());
     let started = Instant::now();
-    let mut stream = client
+    let stream = client
         .open(deadline, |ch| async move {
             MaintenanceClient::new(ch)
                 .max_decoding_message_size(usize::MAX)
                 .snapshot(SnapshotRequest {})
                 .await
         })
-        .await
-        .map_err(|e| e.with_code(exit::INTERRUPTED))?;
+        .await;
+    // clientv3 sees a refusal only when it first reads the stream it has opened.
+    if let Err(status) = &stream {
+        if status.message() == crate::client::deadline_exceeded().message() {
+            return Err(interrupted(crate::client::stream_error_string(status)));
+        }
+    }
     log_client(
         "clientv3/maintenance.go:200",
         "opened snapshot stream; downloading",
@@ -265,6 +280,7 @@ async fn fetch(ctx: &Ctx, endpoint: &str, path: &str, part: &str) -> Result<()> 
         "fetching snapshot",
         &[("endpoint", json_string(endpoint.as_bytes()))],
     );
+    let mut stream = stream.map_err(|status| receive_failed(&status))?;
     let mut digest = TrailingDigest::default();
     loop {
         let next = stream.message();
@@ -277,9 +293,7 @@ async fn fetch(ctx: &Ctx, endpoint: &str, path: &str, part: &str) -> Result<()> 
         let blob = match got {
             Ok(Some(resp)) => resp.blob,
             Ok(None) => break,
-            Err(status) => {
-                return Err(interrupted(crate::client::etcd_error_string(&status)));
-            }
+            Err(status) => return Err(receive_failed(&status)),
         };
         file.write_all(&blob)
             .map_err(|e| interrupted(os_error("write", part, &e)))?;

@@ -12,7 +12,7 @@ use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
 
 use super::{emit, Ctx};
 use crate::args::{flag, parse_flags, Flag, Kind, Parsed};
-use crate::client::{etcd_error_string, is_transport_failure, Client};
+use crate::client::{etcd_error_string, is_transport_failure, stream_error_string, Client};
 use crate::error::{exit, CliError, Result};
 use crate::gofmt::quote;
 use crate::help::Spec;
@@ -266,7 +266,8 @@ impl Session {
     }
 
     /// Opens the stream (with `first` queued: the server answers the call only once it has
-    /// something to say), retrying until a server takes it, as clientv3's watch does.
+    /// something to say), retrying until a server takes it, as clientv3's watch does; a
+    /// server that refuses it ends the watches.
     async fn connect(&mut self, first: Vec<WatchRequest>) -> Result<()> {
         let sender = std::sync::Mutex::new(None);
         let responses = self
@@ -292,7 +293,12 @@ impl Session {
                         .await
                 }
             })
-            .await?;
+            .await;
+        let responses = match responses {
+            Ok(r) => r,
+            // clientv3 ends every watch of a stream it could not open with the error.
+            Err(status) => return self.close_with(&stream_error_string(&status)),
+        };
         let requests = sender
             .lock()
             .ok()
@@ -337,6 +343,9 @@ impl Session {
     /// cancels the last watch or the input ends.
     async fn follow(&mut self, mut input: Option<Requests>) -> Result<()> {
         loop {
+            if input.is_none() && self.stream.is_none() && self.active.is_empty() {
+                return Err(canceled_by_server());
+            }
             let line = async {
                 match input.as_mut() {
                     Some(i) => i.lines.recv().await,
@@ -360,7 +369,7 @@ impl Session {
                     Some(Ok(None)) => self.reconnect().await?,
                     Some(Err(status)) if is_transport_failure(&status) => self.reconnect().await?,
                     Some(Err(status)) => {
-                        self.close_with(&etcd_error_string(&status))?;
+                        self.close_with(&stream_error_string(&status))?;
                         if input.is_none() {
                             return Err(canceled_by_server());
                         }

@@ -323,12 +323,18 @@ fn event(e: &Event) -> String {
         .end()
 }
 
-/// clientv3's `WatchResponse`: exported fields without tags, `Events` never null.
+/// clientv3's `WatchResponse`: exported fields without tags. `Events` is null only in the
+/// response clientv3 makes up itself when a stream fails, the one without a header.
 pub fn watch(r: &WatchResponse) -> String {
     let events: Vec<String> = r.events.iter().map(event).collect();
+    let events = if r.header.is_none() && events.is_empty() {
+        "null".to_string()
+    } else {
+        format!("[{}]", events.join(","))
+    };
     Obj::default()
         .raw("Header", header_value(&r.header.unwrap_or_default()))
-        .raw("Events", format!("[{}]", events.join(",")))
+        .raw("Events", events)
         .num("CompactRevision", r.compact_revision)
         .num("Canceled", r.canceled)
         .num("Created", r.created)
