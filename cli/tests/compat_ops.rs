@@ -410,7 +410,8 @@ fn etcdctl_and_etcrctl_agree_on_watch_lease_maintenance_and_membership() {
         }
     }
     // `member promote` succeeds only for a learner that has caught up, which needs a second
-    // member running: only its refusals are compared here.
+    // member running: its refusals are compared here, its success in
+    // `member_promote_of_a_caught_up_learner_agrees_with_etcdctl`.
     let listed: Vec<String> = OPS_COMMANDS
         .iter()
         .filter(|c| **c != "member promote")
@@ -459,4 +460,85 @@ fn snapshot_status_agrees_with_etcdctl_on_the_same_file() {
             "-w {format}"
         );
     }
+}
+
+/// Adds a learner to a fresh etcd, starts it, and promotes it with `client` once it has
+/// caught up (the server refuses until then): the masked output of the promotion.
+fn promote_a_running_learner(client: &Path, masker: &Masker) -> String {
+    let server = Server::start(Path::new(ETCD), &[]);
+    let endpoint = format!("--endpoints={}", server.endpoint());
+    let (peer, client_port) = (free_port(), free_port());
+    let peer_url = format!("http://127.0.0.1:{peer}");
+    let add = [
+        endpoint.clone(),
+        "member".into(),
+        "add".into(),
+        "learner".into(),
+        format!("--peer-urls={peer_url}"),
+        "--learner".into(),
+    ];
+    let (out, err, code) = run_client(Path::new(ETCDCTL), &add, "", &[]);
+    assert_eq!(code, 0, "member add: {}", String::from_utf8_lossy(&err));
+    let out = String::from_utf8_lossy(&out).into_owned();
+    let id = out
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    let cluster = out
+        .lines()
+        .find_map(|l| l.strip_prefix("ETCD_INITIAL_CLUSTER="))
+        .unwrap_or_default()
+        .trim_matches('"')
+        .to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let client_url = format!("http://127.0.0.1:{client_port}");
+    let log = std::fs::File::create(dir.path().join("learner.log")).expect("log");
+    let _learner = KillOnDrop(
+        std::process::Command::new(ETCD)
+            .args(["--name", "learner", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(["--listen-client-urls", &client_url])
+            .args(["--advertise-client-urls", &client_url])
+            .args(["--listen-peer-urls", &peer_url])
+            .args(["--initial-advertise-peer-urls", &peer_url])
+            .args(["--initial-cluster", &cluster])
+            .args(["--initial-cluster-state", "existing"])
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start the learner"),
+    );
+    let promote = [endpoint, "member".into(), "promote".into(), id];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (out, err, code) = run_client(client, &promote, "", &[]);
+        if code == 0 {
+            let text = format!(
+                "[stdout]\n{}[stderr]\n{}",
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&err)
+            );
+            return masker.mask(&text, &server);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}: the learner was not promoted: {}",
+            client.display(),
+            String::from_utf8_lossy(&err)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn member_promote_of_a_caught_up_learner_agrees_with_etcdctl() {
+    ensure_reference_etcd();
+    let masker = Masker::new();
+    let etcrctl = PathBuf::from(env!("CARGO_BIN_EXE_etcrctl"));
+    let want = promote_a_running_learner(Path::new(ETCDCTL), &masker);
+    let got = promote_a_running_learner(&etcrctl, &masker);
+    assert!(want.contains("promoted in cluster"), "{want}");
+    assert_eq!(got, want);
 }
