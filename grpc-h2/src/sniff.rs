@@ -7,7 +7,8 @@ use std::task::{Context, Poll};
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
-use crate::frame::PREFACE;
+/// The bytes every HTTP/2 connection starts with (RFC 9113 §3.4).
+pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Reads until the bytes either are the HTTP/2 preface or cannot become it. Returns whether
 /// they are, and the bytes read, which the connection's protocol must see first.
