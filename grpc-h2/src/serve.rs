@@ -47,6 +47,9 @@ pub struct Limits {
     pub max_header_list_size: u32,
     /// Request bytes a connection holds in messages still arriving.
     pub max_buffered: usize,
+    /// Response bytes a connection holds while the client's window has no room for them;
+    /// calls answered beyond it fail with RESOURCE_EXHAUSTED.
+    pub max_unsent: usize,
     /// How long a client has to send the HTTP/2 preface and its SETTINGS.
     pub handshake_timeout: Duration,
     /// A connection without calls for this long is closed with GOAWAY.
@@ -64,6 +67,7 @@ impl Default for Limits {
             max_concurrent_streams: 1000,
             max_header_list_size: 16 << 10,
             max_buffered: 64 << 20,
+            max_unsent: 32 << 20,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: None,
             keepalive_interval: Duration::from_secs(2 * 3600),
@@ -122,6 +126,7 @@ where
         .map_err(|_| Error::HandshakeTimeout)??;
     let mut ping = conn.ping_pong();
     let budget = Budget::new(limits.max_buffered);
+    let unsent = Budget::new(limits.max_unsent);
     let mut calls = FuturesUnordered::new();
     let mut shutdown = pin!(shutdown);
     let mut closing = false;
@@ -140,13 +145,14 @@ where
         loop {
             match conn.poll_accept(cx) {
                 Poll::Ready(Some(Ok((request, respond)))) => {
-                    let (handler, budget) = (handler.clone(), budget.clone());
+                    let budgets = (budget.clone(), unsent.clone());
+                    let handler = handler.clone();
                     calls.push(serve_call(
                         handler,
                         request,
                         respond,
                         limits.max_message,
-                        budget,
+                        budgets,
                     ));
                     progress = true;
                 }
@@ -265,7 +271,7 @@ async fn serve_call<H: Handler>(
     request: http::Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
     max_message: usize,
-    budget: Budget,
+    (budget, unsent): (Budget, Budget),
 ) {
     let (parts, body) = request.into_parts();
     if parts.method != http::Method::POST {
@@ -309,9 +315,8 @@ async fn serve_call<H: Handler>(
     match handler.call(path, metadata, request) {
         Response::Unary(reply) => match race(reply, &mut respond, &mut deadline).await {
             Outcome::Done(Ok(message)) => {
-                if let Ok(mut send) = respond.send_response(grpc_response(), false) {
-                    let _ = send.send_data(frame(&message), false);
-                    let _ = send.send_trailers(trailers(None));
+                if let Ok(send) = respond.send_response(grpc_response(), false) {
+                    send_unary(send, frame(&message), &unsent).await;
                 }
             }
             Outcome::Done(Err(status)) => trailers_only(respond, &status),
@@ -323,6 +328,46 @@ async fn serve_call<H: Handler>(
                 stream_replies(send, replies, deadline).await;
             }
         }
+    }
+}
+
+/// Sends a unary response and its trailers. One that the client's window cannot take at
+/// once is held against the connection's unsent budget until the window has room for it,
+/// so a client that never opens its window cannot make the server hold unbounded responses.
+async fn send_unary(mut send: SendStream<Bytes>, framed: Bytes, unsent: &Budget) {
+    let len = framed.len();
+    send.reserve_capacity(len);
+    if send.capacity() >= len {
+        let _ = send.send_data(framed, false);
+        let _ = send.send_trailers(trailers(None));
+        return;
+    }
+    let Some(_held) = unsent.hold(len) else {
+        let status = Status::new(
+            Status::RESOURCE_EXHAUSTED,
+            "grpc-h2: too many response bytes wait for this connection's client to read them; retry",
+        );
+        let _ = send.send_trailers(trailers(Some(&status)));
+        return;
+    };
+    if send.send_data(framed, false).is_err() {
+        return;
+    }
+    // Capacity shows up again only once the window has room beyond everything buffered.
+    send.reserve_capacity(1);
+    let drained = std::future::poll_fn(|cx| {
+        if send.poll_reset(cx).is_ready() {
+            return Poll::Ready(false);
+        }
+        match send.poll_capacity(cx) {
+            Poll::Ready(Some(Ok(_))) => Poll::Ready(true),
+            Poll::Ready(_) => Poll::Ready(false),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await;
+    if drained {
+        let _ = send.send_trailers(trailers(None));
     }
 }
 

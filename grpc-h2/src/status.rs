@@ -3,7 +3,8 @@
 use http::HeaderValue;
 
 /// The outcome of a failed call, sent as `grpc-status` and `grpc-message`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("gRPC status {code}: {message}")]
 pub struct Status {
     /// A gRPC status code (`google.rpc.Code`): 1 cancelled … 16 unauthenticated.
     pub code: i32,

@@ -52,6 +52,10 @@ const MAX_HEADER_LIST_SIZE: u32 = 16 << 10;
 /// Request bytes a client connection may hold in messages still arriving.
 const MAX_BUFFERED_REQUEST_BYTES: usize = 64 << 20;
 
+/// Response bytes a client connection may hold while its client's window has no room: a
+/// client that stops reading costs the server at most this much (and its streams' buffers).
+const MAX_UNSENT_RESPONSE_BYTES: usize = 32 << 20;
+
 /// How long a new client connection has to send the HTTP/2 preface and SETTINGS.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -158,6 +162,7 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
             max_concurrent_streams: flags.max_concurrent_streams,
             max_header_list_size: MAX_HEADER_LIST_SIZE,
             max_buffered: MAX_BUFFERED_REQUEST_BYTES,
+            max_unsent: MAX_UNSENT_RESPONSE_BYTES,
             handshake_timeout: HANDSHAKE_TIMEOUT,
             idle_timeout: Some(flags.client_idle_timeout).filter(|t| !t.is_zero()),
             keepalive_interval: flags.grpc_keepalive_interval,
