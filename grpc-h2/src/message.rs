@@ -8,12 +8,28 @@ use std::task::{Context, Poll};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures::Stream;
-use h2::RecvStream;
+use h2::{RecvStream, SendStream};
 
 use crate::status::Status;
 
 /// Bytes before each message.
 pub(crate) const PREFIX_LEN: usize = 5;
+
+/// Messages up to this size are copied behind their prefix; larger ones go out as they are,
+/// after a DATA chunk of their own for the prefix.
+const COPY_LIMIT: usize = 16 << 10;
+
+/// Queues `message`, gRPC-framed, on `send`.
+pub(crate) fn send_message(send: &mut SendStream<Bytes>, message: Bytes) -> Result<(), h2::Error> {
+    if message.len() <= COPY_LIMIT {
+        return send.send_data(frame(&message), false);
+    }
+    let mut prefix = BytesMut::with_capacity(PREFIX_LEN);
+    prefix.put_u8(0);
+    prefix.put_u32(message.len() as u32);
+    send.send_data(prefix.freeze(), false)?;
+    send.send_data(message, false)
+}
 
 /// An uncompressed message with its prefix.
 pub(crate) fn frame(message: &[u8]) -> Bytes {

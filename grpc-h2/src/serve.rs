@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Sleep;
 
 use crate::handler::{CallKind, Handler, Request, Response};
-use crate::message::{frame, Budget, Messages};
+use crate::message::{send_message, Budget, Messages, PREFIX_LEN};
 use crate::metadata::Metadata;
 use crate::status::Status;
 use crate::Error;
@@ -67,7 +67,7 @@ impl Default for Limits {
             max_concurrent_streams: 1000,
             max_header_list_size: 16 << 10,
             max_buffered: 64 << 20,
-            max_unsent: 32 << 20,
+            max_unsent: 16 << 20,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: None,
             keepalive_interval: Duration::from_secs(2 * 3600),
@@ -316,7 +316,7 @@ async fn serve_call<H: Handler>(
         Response::Unary(reply) => match race(reply, &mut respond, &mut deadline).await {
             Outcome::Done(Ok(message)) => {
                 if let Ok(send) = respond.send_response(grpc_response(), false) {
-                    send_unary(send, frame(&message), &unsent).await;
+                    send_unary(send, message, &unsent).await;
                 }
             }
             Outcome::Done(Err(status)) => trailers_only(respond, &status),
@@ -334,11 +334,11 @@ async fn serve_call<H: Handler>(
 /// Sends a unary response and its trailers. One that the client's window cannot take at
 /// once is held against the connection's unsent budget until the window has room for it,
 /// so a client that never opens its window cannot make the server hold unbounded responses.
-async fn send_unary(mut send: SendStream<Bytes>, framed: Bytes, unsent: &Budget) {
-    let len = framed.len();
+async fn send_unary(mut send: SendStream<Bytes>, message: Bytes, unsent: &Budget) {
+    let len = message.len() + PREFIX_LEN;
     send.reserve_capacity(len);
     if send.capacity() >= len {
-        let _ = send.send_data(framed, false);
+        let _ = send_message(&mut send, message);
         let _ = send.send_trailers(trailers(None));
         return;
     }
@@ -350,7 +350,7 @@ async fn send_unary(mut send: SendStream<Bytes>, framed: Bytes, unsent: &Budget)
         let _ = send.send_trailers(trailers(Some(&status)));
         return;
     };
-    if send.send_data(framed, false).is_err() {
+    if send_message(&mut send, message).is_err() {
         return;
     }
     // Capacity shows up again only once the window has room beyond everything buffered.
@@ -412,7 +412,7 @@ async fn stream_replies(
         }
         match replies.poll_next_unpin(cx) {
             Poll::Ready(Some(Ok(message))) => {
-                if send.send_data(frame(&message), false).is_err() {
+                if send_message(&mut send, message).is_err() {
                     return Poll::Ready(None);
                 }
             }
