@@ -60,6 +60,7 @@ pub mod client;
 mod handler;
 mod message;
 mod metadata;
+mod pings;
 mod serve;
 mod sniff;
 mod status;

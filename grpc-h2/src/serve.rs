@@ -19,6 +19,7 @@ use tokio::time::Sleep;
 use crate::handler::{CallKind, Handler, Request, Response};
 use crate::message::{send_message, Budget, Messages, PREFIX_LEN};
 use crate::metadata::Metadata;
+use crate::pings::{PingPolicy, Watched};
 use crate::status::Status;
 use crate::Error;
 
@@ -58,6 +59,10 @@ pub struct Limits {
     pub keepalive_interval: Duration,
     /// ... and closes the connection if the answer takes longer than this.
     pub keepalive_timeout: Duration,
+    /// A client PING sooner than this after the previous one is a strike (grpc-go's
+    /// keepalive enforcement MinTime); more than two strikes in a row, with no response sent
+    /// in between, end the connection with GOAWAY ENHANCE_YOUR_CALM.
+    pub min_ping_interval: Duration,
 }
 
 impl Default for Limits {
@@ -72,6 +77,7 @@ impl Default for Limits {
             idle_timeout: None,
             keepalive_interval: Duration::from_secs(2 * 3600),
             keepalive_timeout: Duration::from_secs(20),
+            min_ping_interval: Duration::from_secs(5),
         }
     }
 }
@@ -120,7 +126,8 @@ where
         .initial_connection_window_size(RECV_CONN_WINDOW)
         .max_concurrent_streams(limits.max_concurrent_streams)
         .max_header_list_size(limits.max_header_list_size);
-    let handshake = builder.handshake::<_, Bytes>(io);
+    let pings = PingPolicy::new(limits.min_ping_interval);
+    let handshake = builder.handshake::<_, Bytes>(Watched::new(io, pings.clone()));
     let mut conn = tokio::time::timeout(limits.handshake_timeout, handshake)
         .await
         .map_err(|_| Error::HandshakeTimeout)??;
@@ -130,6 +137,7 @@ where
     let mut calls = FuturesUnordered::new();
     let mut shutdown = pin!(shutdown);
     let mut closing = false;
+    let mut calmed = false;
     let mut idle_since = Some(Instant::now());
     let mut idle_timer = Timer::new(limits.idle_timeout.unwrap_or(Duration::MAX / 4));
     let mut ping_sent: Option<Instant> = None;
@@ -160,6 +168,11 @@ where
                 Poll::Ready(None) => return Poll::Ready(Ok(())),
                 Poll::Pending => break,
             }
+        }
+        if pings.exceeded() && !calmed {
+            conn.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
+            calmed = true;
+            continue;
         }
         while let Poll::Ready(Some(())) = calls.poll_next_unpin(cx) {
             progress = true;

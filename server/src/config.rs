@@ -81,6 +81,9 @@ pub struct Flags {
     /// Frequency duration of server-to-client ping to check if a connection is alive.
     #[arg(long = "grpc-keepalive-interval", default_value = "2h0m0s", value_parser = parse_duration)]
     pub grpc_keepalive_interval: Duration,
+    /// Minimum duration interval that a client should wait before pinging the server.
+    #[arg(long = "grpc-keepalive-min-time", default_value = "5s", value_parser = parse_duration)]
+    pub grpc_keepalive_min_time: Duration,
     /// Additional duration of wait before closing a non-responsive connection.
     #[arg(long = "grpc-keepalive-timeout", default_value = "20s", value_parser = parse_duration)]
     pub grpc_keepalive_timeout: Duration,

@@ -167,6 +167,7 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
             idle_timeout: Some(flags.client_idle_timeout).filter(|t| !t.is_zero()),
             keepalive_interval: flags.grpc_keepalive_interval,
             keepalive_timeout: flags.grpc_keepalive_timeout,
+            min_ping_interval: flags.grpc_keepalive_min_time,
         },
         connections: Arc::new(tokio::sync::Semaphore::new(
             flags.max_client_connections.max(1),
