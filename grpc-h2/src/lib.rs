@@ -64,6 +64,7 @@ mod pings;
 mod serve;
 mod sniff;
 mod status;
+mod unsent;
 
 pub use authority::AuthorityFix;
 pub use handler::{CallKind, Handler, Request, Response};

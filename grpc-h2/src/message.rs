@@ -40,10 +40,9 @@ pub(crate) fn frame(message: &[u8]) -> Bytes {
     framed.freeze()
 }
 
-/// Bytes a connection may hold for its streams: request bytes in messages still arriving, or
-/// response bytes waiting for the client's flow-control window. What would take it over
-/// fails with RESOURCE_EXHAUSTED. (Holding back the connection window instead could deadlock
-/// a client that interleaves large requests.)
+/// Request bytes a connection holds in messages still arriving, shared by its streams. A
+/// message that would take it over the budget fails with RESOURCE_EXHAUSTED. (Holding back
+/// the connection window instead could deadlock a client that interleaves large requests.)
 #[derive(Debug, Clone)]
 pub(crate) struct Budget {
     held: Arc<AtomicUsize>,
@@ -66,34 +65,8 @@ impl Budget {
         true
     }
 
-    /// Takes `n` bytes until they are dropped; one message larger than the whole budget
-    /// still passes when nothing else is held.
-    pub(crate) fn hold(&self, n: usize) -> Option<Held> {
-        let taken = self.take(n)
-            || self
-                .held
-                .compare_exchange(0, n, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok();
-        taken.then(|| Held {
-            budget: self.clone(),
-            n,
-        })
-    }
-
     fn give_back(&self, n: usize) {
         self.held.fetch_sub(n, Ordering::Relaxed);
-    }
-}
-
-/// Bytes taken from a [`Budget`], given back on drop.
-pub(crate) struct Held {
-    budget: Budget,
-    n: usize,
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        self.budget.give_back(self.n);
     }
 }
 

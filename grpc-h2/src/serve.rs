@@ -21,6 +21,7 @@ use crate::message::{send_message, Budget, Messages, PREFIX_LEN};
 use crate::metadata::Metadata;
 use crate::pings::{PingPolicy, Watched};
 use crate::status::Status;
+use crate::unsent::Unsent;
 use crate::Error;
 
 /// Stream-level receive window we grant: a whole default-sized request fits without a
@@ -49,7 +50,7 @@ pub struct Limits {
     /// Request bytes a connection holds in messages still arriving.
     pub max_buffered: usize,
     /// Response bytes a connection holds while the client's window has no room for them;
-    /// calls answered beyond it fail with RESOURCE_EXHAUSTED.
+    /// beyond it new calls wait until the client reads (see `unsent.rs`).
     pub max_unsent: usize,
     /// How long a client has to send the HTTP/2 preface and its SETTINGS.
     pub handshake_timeout: Duration,
@@ -133,7 +134,7 @@ where
         .map_err(|_| Error::HandshakeTimeout)??;
     let mut ping = conn.ping_pong();
     let budget = Budget::new(limits.max_buffered);
-    let unsent = Budget::new(limits.max_unsent);
+    let unsent = Unsent::new(limits.max_unsent);
     let mut calls = FuturesUnordered::new();
     let mut shutdown = pin!(shutdown);
     let mut closing = false;
@@ -284,7 +285,7 @@ async fn serve_call<H: Handler>(
     request: http::Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
     max_message: usize,
-    (budget, unsent): (Budget, Budget),
+    (budget, unsent): (Budget, Arc<Unsent>),
 ) {
     let (parts, body) = request.into_parts();
     if parts.method != http::Method::POST {
@@ -325,6 +326,12 @@ async fn serve_call<H: Handler>(
             }
         }
     };
+    match race(unsent.admit(), &mut respond, &mut deadline).await {
+        Outcome::Done(Ok(())) => {}
+        Outcome::Done(Err(status)) => return trailers_only(respond, &status),
+        Outcome::Reset => return,
+        Outcome::Expired => return trailers_only(respond, &Status::deadline_exceeded()),
+    }
     match handler.call(path, metadata, request) {
         Response::Unary(reply) => match race(reply, &mut respond, &mut deadline).await {
             Outcome::Done(Ok(message)) => {
@@ -345,9 +352,8 @@ async fn serve_call<H: Handler>(
 }
 
 /// Sends a unary response and its trailers. One that the client's window cannot take at
-/// once is held against the connection's unsent budget until the window has room for it,
-/// so a client that never opens its window cannot make the server hold unbounded responses.
-async fn send_unary(mut send: SendStream<Bytes>, message: Bytes, unsent: &Budget) {
+/// once counts as unsent until the window has room for it.
+async fn send_unary(mut send: SendStream<Bytes>, message: Bytes, unsent: &Arc<Unsent>) {
     let len = message.len() + PREFIX_LEN;
     send.reserve_capacity(len);
     if send.capacity() >= len {
@@ -355,14 +361,7 @@ async fn send_unary(mut send: SendStream<Bytes>, message: Bytes, unsent: &Budget
         let _ = send.send_trailers(trailers(None));
         return;
     }
-    let Some(_held) = unsent.hold(len) else {
-        let status = Status::new(
-            Status::RESOURCE_EXHAUSTED,
-            "grpc-h2: too many response bytes wait for this connection's client to read them; retry",
-        );
-        let _ = send.send_trailers(trailers(Some(&status)));
-        return;
-    };
+    let _held = unsent.hold(len);
     if send_message(&mut send, message).is_err() {
         return;
     }

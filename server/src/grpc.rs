@@ -32,6 +32,9 @@ use crate::snapshot;
 /// How long open connections may take to finish their calls once the server stops.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Responses at least this large are encoded on a blocking thread.
+const ENCODE_OFF_TASK: usize = 1 << 20;
+
 /// Routes a call's path to the service method that answers it.
 pub struct Dispatch {
     ctx: Arc<Context>,
@@ -68,7 +71,7 @@ fn unmarshal_error(e: prost::DecodeError) -> grpc_h2::Status {
 pub fn unary<Req, Resp, F, Fut>(message: Bytes, call: F) -> Response
 where
     Req: Message + Default,
-    Resp: Message,
+    Resp: Message + 'static,
     F: FnOnce(tonic::Request<Req>) -> Fut,
     Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>> + Send + 'static,
 {
@@ -79,10 +82,14 @@ where
     let response = call(tonic::Request::new(request));
     Response::Unary(
         async move {
-            match response.await {
-                Ok(r) => Ok(Bytes::from(r.into_inner().encode_to_vec())),
-                Err(s) => Err(status(s)),
+            let response = response.await.map_err(status)?.into_inner();
+            if response.encoded_len() < ENCODE_OFF_TASK {
+                return Ok(Bytes::from(response.encode_to_vec()));
             }
+            // Off the connection's task, so the client's other calls keep flowing meanwhile.
+            tokio::task::spawn_blocking(move || Bytes::from(response.encode_to_vec()))
+                .await
+                .map_err(|e| grpc_h2::Status::new(tonic::Code::Internal as i32, e.to_string()))
         }
         .boxed(),
     )
