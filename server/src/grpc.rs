@@ -24,6 +24,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
 use crate::context::Context;
+use crate::errors::EtcdError;
 use crate::kv::KvService;
 use crate::maintenance::{ClusterService, MaintenanceService};
 use crate::metrics::Metrics;
@@ -189,7 +190,19 @@ impl grpc_h2::Handler for Dispatch {
     }
 
     fn call(&self, path: &str, metadata: Metadata, request: Request) -> Response {
-        let answer = self.route(path, metadata, request);
+        // etcd's `hasleader` (clientv3.WithRequireLeader): refuse rather than answer from a
+        // member that has lost its leader.
+        let answer = if metadata.has_leader && self.ctx.raft.leader().is_none() {
+            let refused = status(EtcdError::NoLeader.into());
+            match grpc_h2::Handler::kind(self, path) {
+                Ok(CallKind::Unary) => {
+                    Response::Unary(futures::future::ready(Err(refused)).boxed())
+                }
+                _ => Response::Stream(futures::stream::once(async move { Err(refused) }).boxed()),
+            }
+        } else {
+            self.route(path, metadata, request)
+        };
         let Some(call) = UNARY_CALLS.iter().position(|c| *c == path) else {
             return answer;
         };
@@ -348,7 +361,10 @@ pub async fn serve(
             } else {
                 let io = hyper_util::rt::TokioIo::new(grpc_h2::Prefixed::new(prefix, tcp));
                 let service = hyper_util::service::TowerToHyperService::new(routes);
-                let conn = hyper::server::conn::http1::Builder::new().serve_connection(io, service);
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(grpc.handshake_timeout)
+                    .serve_connection(io, service);
                 let mut conn = std::pin::pin!(conn);
                 tokio::select! {
                     r = conn.as_mut() => if let Err(e) = r { debug!(%peer, "HTTP connection ended: {e}") },
