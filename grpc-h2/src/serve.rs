@@ -73,7 +73,7 @@ impl Default for Limits {
             max_concurrent_streams: 1000,
             max_header_list_size: 16 << 10,
             max_buffered: 64 << 20,
-            max_unsent: 16 << 20,
+            max_unsent: 8 << 20,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: None,
             keepalive_interval: Duration::from_secs(2 * 3600),

@@ -54,7 +54,7 @@ const MAX_BUFFERED_REQUEST_BYTES: usize = 64 << 20;
 
 /// Response bytes a client connection may hold while its client's window has no room: a
 /// client that stops reading costs the server at most this much (and its streams' buffers).
-const MAX_UNSENT_RESPONSE_BYTES: usize = 16 << 20;
+const MAX_UNSENT_RESPONSE_BYTES: usize = 8 << 20;
 
 /// How long a new client connection has to send the HTTP/2 preface and SETTINGS.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
