@@ -82,4 +82,6 @@ pub enum Error {
     HandshakeTimeout,
     #[error("the client did not answer a keepalive ping in time")]
     KeepaliveTimeout,
+    #[error("not an HTTP/2 authority: {0}")]
+    Authority(String),
 }
