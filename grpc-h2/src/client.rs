@@ -99,12 +99,27 @@ impl Client {
             return Err(status);
         }
         let mut body = response.into_body();
-        let mut data = BytesMut::new();
+        // A small response comes in one DATA frame: keep it as it is, without a copy.
+        let mut first: Option<Bytes> = None;
+        let mut more = BytesMut::new();
         while let Some(chunk) = body.data().await {
             let chunk = chunk.map_err(unavailable)?;
             let _ = body.flow_control().release_capacity(chunk.len());
-            data.extend_from_slice(&chunk);
+            match &first {
+                None => first = Some(chunk),
+                Some(f) => {
+                    if more.is_empty() {
+                        more.extend_from_slice(f);
+                    }
+                    more.extend_from_slice(&chunk);
+                }
+            }
         }
+        let data = if more.is_empty() {
+            first.unwrap_or_default()
+        } else {
+            more.freeze()
+        };
         let trailers = body.trailers().await.map_err(unavailable)?;
         match trailers.as_ref().and_then(status_of) {
             Some(status) if status.code != 0 => return Err(status),
@@ -122,6 +137,6 @@ impl Client {
                 "the response carries no message",
             ));
         }
-        Ok(data.freeze().slice(PREFIX_LEN..))
+        Ok(data.slice(PREFIX_LEN..))
     }
 }
