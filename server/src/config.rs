@@ -18,7 +18,7 @@ pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1536 * 1024;
     about = "etcr: an etcd v3 compatible, strongly consistent key-value store"
 )]
 pub struct Flags {
-    /// Human-readable name for this member.
+    /// The member's name, as `--initial-cluster` and `member list` show it.
     #[arg(long, default_value = "default")]
     pub name: String,
     /// Path to the data directory (default: `<name>.etcd`).
@@ -42,7 +42,7 @@ pub struct Flags {
         default_value = "http://localhost:2380"
     )]
     pub initial_advertise_peer_urls: String,
-    /// Initial cluster configuration for bootstrapping, `name=peer-url,...`
+    /// Every founding member as `name=peer-url,...`, the same on each of them
     /// (default: this member alone, at its advertised peer URLs).
     #[arg(long = "initial-cluster")]
     pub initial_cluster: Option<String>,
@@ -52,20 +52,21 @@ pub struct Flags {
     /// Token that makes cluster and member ids unique across clusters with the same URLs.
     #[arg(long = "initial-cluster-token", default_value = "etcd-cluster")]
     pub initial_cluster_token: String,
-    /// Time (in milliseconds) of a heartbeat interval.
+    /// How often a leader reminds followers it is alive, in milliseconds.
     #[arg(long = "heartbeat-interval", default_value_t = 100)]
     pub heartbeat_interval: u64,
-    /// Time (in milliseconds) for an election to timeout.
+    /// How long a follower waits without hearing from a leader before it stands for election,
+    /// in milliseconds.
     #[arg(long = "election-timeout", default_value_t = 1000)]
     pub election_timeout: u64,
-    /// Maximum client request size in bytes the server will accept.
+    /// The largest client request, in bytes; larger ones are refused.
     #[arg(long = "max-request-bytes", default_value_t = DEFAULT_MAX_REQUEST_BYTES)]
     pub max_request_bytes: usize,
-    /// Maximum number of operations permitted in a transaction.
+    /// The most operations one transaction may hold.
     #[arg(long = "max-txn-ops", default_value_t = 128)]
     pub max_txn_ops: usize,
     /// Refuse writes with "database space exceeded" once the backend reaches this many bytes
-    /// (0: 8 GiB).
+    /// (0: 2 GiB, etcd's default).
     #[arg(long = "quota-backend-bytes", default_value_t = 0)]
     pub quota_backend_bytes: u64,
     /// Maximum concurrent streams (calls) each client connection may open at a time
