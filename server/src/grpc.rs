@@ -307,10 +307,32 @@ pub struct PortLimits {
     pub connections: Arc<Semaphore>,
 }
 
+/// One client connection's view of [`Dispatch`]: every call carries what the connection's
+/// TLS handshake verified about the client.
+struct ConnectionHandler {
+    dispatch: Arc<Dispatch>,
+    client_common_name: Option<String>,
+}
+
+impl grpc_h2::Handler for ConnectionHandler {
+    fn kind(&self, path: &str) -> Result<CallKind, grpc_h2::Status> {
+        grpc_h2::Handler::kind(&*self.dispatch, path)
+    }
+
+    fn call(&self, path: &str, mut metadata: Metadata, request: Request) -> Response {
+        metadata
+            .client_common_name
+            .clone_from(&self.client_common_name);
+        grpc_h2::Handler::call(&*self.dispatch, path, metadata, request)
+    }
+}
+
 /// Accepts client connections on `listener` until `stop` turns true, then lets open
-/// connections finish (gRPC ones get a GOAWAY) for up to [`DRAIN_TIMEOUT`].
+/// connections finish (gRPC ones get a GOAWAY) for up to [`DRAIN_TIMEOUT`]. With `tls`
+/// (an `https://` URL) each connection is a TLS session first, then served the same way.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     dispatch: Arc<Dispatch>,
     routes: axum::Router,
     limits: PortLimits,
@@ -340,52 +362,83 @@ pub async fn serve(
         };
         let _ = tcp.set_nodelay(true);
         let (dispatch, routes, grpc) = (dispatch.clone(), routes.clone(), limits.grpc.clone());
-        let mut stop = stop.clone();
+        let (tls, stop) = (tls.clone(), stop.clone());
         connections.spawn(async move {
             let _permit = permit;
-            let mut tcp = tcp;
-            // The handshake timeout also covers showing which protocol the client speaks.
-            let sniffed = tokio::time::timeout(grpc.handshake_timeout, grpc_h2::sniff(&mut tcp));
-            let (is_h2, prefix) = match sniffed.await {
+            let Some(tls) = tls else {
+                return serve_connection(tcp, peer, None, dispatch, routes, grpc, stop).await;
+            };
+            // A client that does not speak TLS (plain HTTP, a port scan) fails here at once;
+            // one that stalls is cut off by the handshake timeout.
+            let handshake = tokio::time::timeout(grpc.handshake_timeout, tls.accept(tcp));
+            let session = match handshake.await {
                 Ok(Ok(s)) => s,
-                Ok(Err(e)) => return debug!(%peer, "client connection: {e}"),
-                Err(_) => return debug!(%peer, "client connection: sent too little in time"),
+                Ok(Err(e)) => return debug!(%peer, "client TLS handshake failed: {e}"),
+                Err(_) => return debug!(%peer, "client TLS handshake timed out"),
             };
-            let stopped = async move {
-                let _ = stop.wait_for(|s| *s).await;
-            };
-            if is_h2 {
-                let io = grpc_h2::AuthorityFix::new(grpc_h2::Prefixed::new(prefix, tcp));
-                match grpc_h2::serve_connection(io, dispatch, grpc, stopped).await {
-                    Ok(()) => {}
-                    // A client that breaks the protocol is worth a line; one that hangs up is not.
-                    Err(grpc_h2::Error::H2(e)) if e.is_go_away() && !e.is_remote() => {
-                        warn!(%peer, "closed a gRPC connection: {e}")
-                    }
-                    Err(e) => debug!(%peer, "gRPC connection ended: {e}"),
-                }
-            } else {
-                let io = hyper_util::rt::TokioIo::new(grpc_h2::Prefixed::new(prefix, tcp));
-                let service = hyper_util::service::TowerToHyperService::new(routes);
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(grpc.handshake_timeout)
-                    .serve_connection(io, service);
-                let mut conn = std::pin::pin!(conn);
-                tokio::select! {
-                    r = conn.as_mut() => if let Err(e) = r { debug!(%peer, "HTTP connection ended: {e}") },
-                    _ = stopped => {
-                        conn.as_mut().graceful_shutdown();
-                        let _ = conn.await;
-                    }
-                }
-            }
+            let common_name = crate::tls::client_common_name(session.get_ref().1);
+            serve_connection(session, peer, common_name, dispatch, routes, grpc, stop).await
         });
     }
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
         while connections.join_next().await.is_some() {}
     })
     .await;
+}
+
+/// Serves one client connection (plaintext, or a TLS session already set up): gRPC when it
+/// opens with the HTTP/2 preface, else HTTP/1 for the axum routes.
+async fn serve_connection<IO>(
+    mut io: IO,
+    peer: std::net::SocketAddr,
+    client_common_name: Option<String>,
+    dispatch: Arc<Dispatch>,
+    routes: axum::Router,
+    grpc: grpc_h2::Limits,
+    mut stop: watch::Receiver<bool>,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    // The handshake timeout also covers showing which protocol the client speaks.
+    let sniffed = tokio::time::timeout(grpc.handshake_timeout, grpc_h2::sniff(&mut io));
+    let (is_h2, prefix) = match sniffed.await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return debug!(%peer, "client connection: {e}"),
+        Err(_) => return debug!(%peer, "client connection: sent too little in time"),
+    };
+    let stopped = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    if is_h2 {
+        let io = grpc_h2::AuthorityFix::new(grpc_h2::Prefixed::new(prefix, io));
+        let handler = Arc::new(ConnectionHandler {
+            dispatch,
+            client_common_name,
+        });
+        match grpc_h2::serve_connection(io, handler, grpc, stopped).await {
+            Ok(()) => {}
+            // A client that breaks the protocol is worth a line; one that hangs up is not.
+            Err(grpc_h2::Error::H2(e)) if e.is_go_away() && !e.is_remote() => {
+                warn!(%peer, "closed a gRPC connection: {e}")
+            }
+            Err(e) => debug!(%peer, "gRPC connection ended: {e}"),
+        }
+    } else {
+        let io = hyper_util::rt::TokioIo::new(grpc_h2::Prefixed::new(prefix, io));
+        let service = hyper_util::service::TowerToHyperService::new(routes);
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(grpc.handshake_timeout)
+            .serve_connection(io, service);
+        let mut conn = std::pin::pin!(conn);
+        tokio::select! {
+            r = conn.as_mut() => if let Err(e) = r { debug!(%peer, "HTTP connection ended: {e}") },
+            _ = stopped => {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! - `test`: everything CI runs (installs Debian's etcd packages the compatibility tests need).
 //! - `bench raft|transport|mvcc`: the crates' benchmarks; `bench check-perf` and
 //!   `bench compare`: etcr and etcd 3.4 clusters side by side.
-//! - `certs`: a cluster CA and member certificates for mutual TLS between peers.
+//! - `certs`: a cluster CA, member certificates (peer mTLS, client TLS) and a client certificate.
 
 mod bench;
 mod certs;
@@ -41,7 +41,8 @@ enum Command {
         #[command(subcommand)]
         which: bench::Which,
     },
-    /// Create a cluster CA and member certificates for mutual TLS between peers.
+    /// Create a cluster CA, member certificates (for peers and clients) and a client
+    /// certificate for the user `root` (client.pem).
     Certs {
         /// Where to write the PEM files.
         #[arg(long, default_value = ".etcr/certs")]
@@ -65,6 +66,7 @@ fn main() {
                 .filter(|m| !m.is_empty())
                 .collect();
             certs::generate(&dir, &names)
+                .and_then(|_| certs::generate_client(&dir, "root"))
                 .map(|_| println!("certificates for {} in {}", names.join(", "), dir.display()))
         }
     };
