@@ -307,23 +307,23 @@ pub struct PortLimits {
     pub connections: Arc<Semaphore>,
 }
 
-/// One client connection's view of [`Dispatch`]: every call carries what the connection's
-/// TLS handshake verified about the client.
-struct ConnectionHandler {
-    dispatch: Arc<Dispatch>,
+/// One client connection's view of the handler (a [`Dispatch`]): every call carries what the
+/// connection's TLS handshake verified about the client.
+struct ConnectionHandler<H> {
+    inner: Arc<H>,
     client_common_name: Option<String>,
 }
 
-impl grpc_h2::Handler for ConnectionHandler {
+impl<H: grpc_h2::Handler> grpc_h2::Handler for ConnectionHandler<H> {
     fn kind(&self, path: &str) -> Result<CallKind, grpc_h2::Status> {
-        grpc_h2::Handler::kind(&*self.dispatch, path)
+        self.inner.kind(path)
     }
 
     fn call(&self, path: &str, mut metadata: Metadata, request: Request) -> Response {
         metadata
             .client_common_name
             .clone_from(&self.client_common_name);
-        grpc_h2::Handler::call(&*self.dispatch, path, metadata, request)
+        self.inner.call(path, metadata, request)
     }
 }
 
@@ -412,7 +412,7 @@ async fn serve_connection<IO>(
     if is_h2 {
         let io = grpc_h2::AuthorityFix::new(grpc_h2::Prefixed::new(prefix, io));
         let handler = Arc::new(ConnectionHandler {
-            dispatch,
+            inner: dispatch,
             client_common_name,
         });
         match grpc_h2::serve_connection(io, handler, grpc, stopped).await {
@@ -480,6 +480,61 @@ mod tests {
         let err = replies[1].clone().unwrap_err();
         assert_eq!(err.code, tonic::Code::Internal as i32);
         assert!(err.message.starts_with("grpc: error unmarshalling request"));
+    }
+
+    /// Answers every call with the client common name its metadata carried.
+    struct EchoCommonName;
+
+    impl grpc_h2::Handler for EchoCommonName {
+        fn kind(&self, _path: &str) -> Result<CallKind, grpc_h2::Status> {
+            Ok(CallKind::Unary)
+        }
+
+        fn call(&self, _path: &str, metadata: Metadata, _request: Request) -> Response {
+            let cn = metadata.client_common_name.unwrap_or_default();
+            Response::Unary(futures::future::ready(Ok(Bytes::from(cn))).boxed())
+        }
+    }
+
+    #[tokio::test]
+    async fn every_call_of_a_connection_carries_its_client_common_name() {
+        let handler = ConnectionHandler {
+            inner: Arc::new(EchoCommonName),
+            client_common_name: Some("root".into()),
+        };
+        let metadata = grpc_h2::Metadata {
+            authority: "127.0.0.1:2379".into(),
+            token: None,
+            deadline: None,
+            has_leader: false,
+            headers: Default::default(),
+            // What a connection without TLS would leave; the wrapper overwrites it.
+            client_common_name: Some("mallory".into()),
+        };
+        let call = grpc_h2::Handler::call(
+            &handler,
+            "/etcdserverpb.KV/Range",
+            metadata.clone(),
+            Request::Message(Bytes::new()),
+        );
+        let Response::Unary(answer) = call else {
+            panic!("unary expected")
+        };
+        assert_eq!(answer.await.unwrap(), Bytes::from("root"));
+        let anonymous = ConnectionHandler {
+            inner: Arc::new(EchoCommonName),
+            client_common_name: None,
+        };
+        let call = grpc_h2::Handler::call(
+            &anonymous,
+            "/etcdserverpb.KV/Range",
+            metadata,
+            Request::Message(Bytes::new()),
+        );
+        let Response::Unary(answer) = call else {
+            panic!("unary expected")
+        };
+        assert_eq!(answer.await.unwrap(), Bytes::new());
     }
 
     #[tokio::test]

@@ -170,8 +170,9 @@ impl ReloadingCert {
     }
 }
 
-impl ResolvesServerCert for ReloadingCert {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+impl ReloadingCert {
+    /// The certificate to present now: re-read first if the files changed.
+    fn current(&self) -> Option<Arc<CertifiedKey>> {
         let stamps = (modified(&self.cert), modified(&self.key));
         let mut current = self.current.lock().ok()?;
         if stamps != current.stamps {
@@ -185,6 +186,12 @@ impl ResolvesServerCert for ReloadingCert {
             }
         }
         Some(current.key.clone())
+    }
+}
+
+impl ResolvesServerCert for ReloadingCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.current()
     }
 }
 
@@ -250,6 +257,124 @@ fn common_name(cert: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ca() -> (rcgen::Certificate, rcgen::Issuer<'static, rcgen::KeyPair>) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).unwrap();
+        (cert, rcgen::Issuer::new(params, key))
+    }
+
+    /// Signs a certificate for `cn` and writes it and its key as `<name>.pem`, `<name>-key.pem`.
+    fn write_signed(
+        dir: &Path,
+        name: &str,
+        cn: &str,
+        issuer: &rcgen::Issuer<'static, rcgen::KeyPair>,
+    ) -> (PathBuf, PathBuf) {
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, issuer).unwrap();
+        let (c, k) = (
+            dir.join(format!("{name}.pem")),
+            dir.join(format!("{name}-key.pem")),
+        );
+        fs::write(&c, cert.pem()).unwrap();
+        fs::write(&k, key.serialize_pem()).unwrap();
+        (c, k)
+    }
+
+    fn flags(args: &[&str]) -> Flags {
+        use clap::Parser;
+        let mut all = vec!["etcr", "--listen-client-urls", "https://127.0.0.1:2379"];
+        all.extend_from_slice(args);
+        Flags::parse_from(all)
+    }
+
+    #[test]
+    fn the_verified_client_certificate_names_the_client() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca_cert, issuer) = ca();
+        let ca_path = dir.path().join("ca.pem");
+        fs::write(&ca_path, ca_cert.pem()).unwrap();
+        let (cert, key) = write_signed(dir.path(), "server", "m1", &issuer);
+        let (client_cert, client_key) = write_signed(dir.path(), "client", "root", &issuer);
+        let path = |p: &Path| p.display().to_string();
+        let acceptor = acceptor(&flags(&[
+            "--cert-file",
+            &path(&cert),
+            "--key-file",
+            &path(&key),
+            "--trusted-ca-file",
+            &path(&ca_path),
+            "--client-cert-auth",
+        ]))
+        .unwrap()
+        .unwrap();
+        let mut roots = RootCertStore::empty();
+        roots.add(ca_cert.der().clone()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let client_config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_client_auth_cert(
+                certificates(&client_cert, "cert").unwrap(),
+                private_key(&client_key).unwrap(),
+            )
+            .unwrap();
+        let mut client = rustls::ClientConnection::new(
+            Arc::new(client_config),
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+        )
+        .unwrap();
+        let mut server = rustls::ServerConnection::new(acceptor.config().clone()).unwrap();
+        while client.is_handshaking() || server.is_handshaking() {
+            let mut wire = Vec::new();
+            client.write_tls(&mut wire).unwrap();
+            server.read_tls(&mut &wire[..]).unwrap();
+            server.process_new_packets().unwrap();
+            let mut wire = Vec::new();
+            server.write_tls(&mut wire).unwrap();
+            client.read_tls(&mut &wire[..]).unwrap();
+            client.process_new_packets().unwrap();
+        }
+        assert_eq!(client_common_name(&server), Some("root".to_string()));
+    }
+
+    #[test]
+    fn a_renewed_certificate_is_served_and_a_broken_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, issuer) = ca();
+        let (cert, key) = write_signed(dir.path(), "m1", "first", &issuer);
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let reloading = ReloadingCert::load(cert.clone(), key.clone(), provider).unwrap();
+        let served = |r: &ReloadingCert| common_name(r.current().unwrap().cert[0].as_ref());
+        assert_eq!(served(&reloading), Some("first".into()));
+        // Rewrite both files with a later modification time, as a renewal does.
+        let later = SystemTime::now() + std::time::Duration::from_secs(10);
+        let renew = |cn: &str, at: SystemTime| {
+            let (c, k) = write_signed(dir.path(), "new", cn, &issuer);
+            fs::rename(&c, &cert).unwrap();
+            fs::rename(&k, &key).unwrap();
+            for p in [&cert, &key] {
+                fs::File::options()
+                    .write(true)
+                    .open(p)
+                    .unwrap()
+                    .set_modified(at)
+                    .unwrap();
+            }
+        };
+        renew("second", later);
+        assert_eq!(served(&reloading), Some("second".into()));
+        fs::write(&cert, "half written").unwrap();
+        assert_eq!(served(&reloading), Some("second".into()));
+    }
 
     #[test]
     fn the_common_name_is_read_from_the_subject_not_the_issuer() {
