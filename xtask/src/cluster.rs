@@ -426,3 +426,23 @@ fn alive(pid: u32) -> bool {
     let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     !zombie && String::from_utf8_lossy(&cmdline).contains("etcr")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_members_require_client_certificates_and_use_peer_tls_on_tcp() {
+        let certs = Path::new("/c");
+        let flags = client_tls_flags(certs, "m2", "tcp").join(" ");
+        assert_eq!(
+            flags,
+            "--trusted-ca-file /c/ca.pem --cert-file /c/m2.pem --key-file /c/m2-key.pem --client-cert-auth \
+             --peer-trusted-ca-file /c/ca.pem --peer-cert-file /c/m2.pem --peer-key-file /c/m2-key.pem"
+        );
+        // QUIC already carries the peer files (tls_flags).
+        assert!(!client_tls_flags(certs, "m2", "quic")
+            .join(" ")
+            .contains("--peer-"));
+    }
+}
