@@ -77,7 +77,14 @@ impl Client {
             match tokio::time::timeout(remaining, call(channel)).await {
                 Ok(Ok(resp)) => return Ok(resp.into_inner()),
                 Ok(Err(status)) if is_transport_failure(&status) => {
-                    transport_failure = Some(format!("{status:?}"));
+                    // The retries after a TLS refusal fail in vaguer ways; the refusal is
+                    // what grpc-go reports.
+                    let detail = format!("{status:?}");
+                    if !transport_failure.as_deref().is_some_and(tls_refusal)
+                        || tls_refusal(&detail)
+                    {
+                        transport_failure = Some(detail);
+                    }
                     let pause = Duration::from_millis(50)
                         .min(deadline.saturating_duration_since(Instant::now()));
                     tokio::time::sleep(pause).await;
@@ -104,7 +111,7 @@ impl Client {
                 "latest balancer error: connection error: desc = \"transport: authentication handshake failed: x509: certificate signed by unknown authority\"".to_string()
             }
             // The server refused our certificate (or our lack of one) and hung up.
-            (Some(detail), Some(_)) if detail.contains("received fatal alert") => {
+            (Some(detail), Some(_)) if tls_refusal(detail) => {
                 "latest balancer error: connection closed".to_string()
             }
             (Some(_), _) => {
@@ -231,6 +238,11 @@ fn refused_endpoint(ep: &str, scheme: &str) -> CliError {
         "endpoint {} is refused: {why}",
         gofmt::quote(ep.as_bytes())
     ))
+}
+
+/// Whether a connection failed in its TLS handshake, either way.
+fn tls_refusal(detail: &str) -> bool {
+    untrusted_server(detail) || detail.contains("received fatal alert")
 }
 
 /// Whether a connection failed because the server's certificate does not chain to a CA we
