@@ -27,6 +27,8 @@ pub enum Ret {
     Write,
     /// Whether the compare held and the write took place.
     Cas(bool),
+    /// The compare failed, and a read in the same transaction found this value.
+    CasFailed(Option<Value>),
 }
 
 /// How a call ended.
@@ -67,7 +69,7 @@ impl Operation {
                 (self.call, ret),
                 (Call::Read, Ret::Read(_))
                     | (Call::Write(_), Ret::Write)
-                    | (Call::Cas { .. }, Ret::Cas(_))
+                    | (Call::Cas { .. }, Ret::Cas(_) | Ret::CasFailed(_))
             );
             if !agree {
                 return Err(Error::Mismatch(self.to_string()));
@@ -95,6 +97,8 @@ impl fmt::Display for Operation {
                 Ret::Write => "ok".to_string(),
                 Ret::Cas(true) => "ok".to_string(),
                 Ret::Cas(false) => "fail".to_string(),
+                Ret::CasFailed(Some(v)) => format!("fail, saw {v}"),
+                Ret::CasFailed(None) => "fail, saw absent".to_string(),
             },
         };
         let end = match self.outcome {

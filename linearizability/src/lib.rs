@@ -45,7 +45,7 @@ use std::collections::BTreeMap;
 
 pub use history::{Call, Operation, Outcome, Ret, Value};
 pub use search::{search, Found};
-pub use shrink::smallest_failing;
+pub use shrink::{smallest_failing, without_unseen_indeterminate};
 
 /// A history the checker cannot take.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -97,13 +97,14 @@ pub fn check(history: &[Operation], max_steps: u64) -> Result<Report, Error> {
         keys: by_key.len(),
         ..Report::default()
     };
-    for (key, ops) in by_key {
+    for (key, all) in by_key {
+        let ops = without_unseen_indeterminate(&all);
         match search(&ops, max_steps) {
             Found::Linearizable => {}
             Found::GaveUp => report.gave_up.push(key.to_string()),
             Found::NotLinearizable => report.violations.push(Violation {
                 key: key.to_string(),
-                ops: ops.len(),
+                ops: all.len(),
                 smallest: smallest_failing(&ops, max_steps),
             }),
         }

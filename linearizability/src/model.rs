@@ -23,6 +23,7 @@ pub fn step(state: State, op: &Operation) -> Option<State> {
                 Outcome::Done { ret, .. } => match (ret, holds) {
                     (Ret::Cas(true), true) => Some(Some(new)),
                     (Ret::Cas(false), false) => Some(state),
+                    (Ret::CasFailed(seen), false) => (seen == state).then_some(state),
                     _ => None,
                 },
                 Outcome::Indeterminate => holds.then_some(Some(new)),

@@ -4,8 +4,8 @@
 //! Loosening changes: ending the history early (linearizability is closed under prefixes; a
 //! call still open at the cut becomes indeterminate), dropping a read or a failed
 //! compare-and-set (each only adds a constraint), making an answered write indeterminate,
-//! and dropping a write whose value nothing left observes while no failed compare-and-set is
-//! left (having happened could only have hurt it, so "never happened" decides the outcome).
+//! and dropping a write whose value nothing left observes while no blind failed
+//! compare-and-set is left (see [`without_unseen_indeterminate`]).
 
 use crate::history::{Call, Operation, Outcome, Ret};
 use crate::search::{search, Found};
@@ -67,7 +67,7 @@ fn is_observer(op: &Operation) -> bool {
             | (
                 Call::Cas { .. },
                 Outcome::Done {
-                    ret: Ret::Cas(false),
+                    ret: Ret::Cas(false) | Ret::CasFailed(_),
                     ..
                 }
             )
@@ -94,6 +94,8 @@ fn observes(op: &Operation, v: u64) -> bool {
     }
 }
 
+/// A compare-and-set that failed without saying what it found: the one kind of call that an
+/// unobserved write can explain.
 fn has_failed_cas(ops: &[Operation]) -> bool {
     ops.iter().any(|op| {
         matches!(
@@ -104,6 +106,40 @@ fn has_failed_cas(ops: &[Operation]) -> bool {
             }
         )
     })
+}
+
+/// `ops` without the indeterminate writes whose values nothing observes, which decides the
+/// same. Every call that reads pins the state to one value, and a write of a value nobody
+/// sees can only move the state away from the values the others pin, so "never happened" is
+/// always as good a choice for it. Without this pass every timed-out write stays open to the
+/// end of the history and the search tries it at every point.
+///
+/// A blind failed compare-and-set only says the state was not its expected value, which an
+/// unseen write can explain; with one in the history nothing is dropped.
+pub fn without_unseen_indeterminate(ops: &[Operation]) -> Vec<Operation> {
+    if has_failed_cas(ops) {
+        return ops.to_vec();
+    }
+    let seen: std::collections::HashSet<u64> = ops
+        .iter()
+        .filter_map(|op| match (op.call, op.outcome) {
+            (
+                _,
+                Outcome::Done {
+                    ret: Ret::Read(Some(v)) | Ret::CasFailed(Some(v)),
+                    ..
+                },
+            ) => Some(v),
+            (Call::Cas { expect, .. }, _) => Some(expect),
+            _ => None,
+        })
+        .collect();
+    ops.iter()
+        .filter(|op| {
+            op.outcome != Outcome::Indeterminate || written(op).is_none_or(|v| seen.contains(&v))
+        })
+        .cloned()
+        .collect()
 }
 
 /// Tries `change` at each position in turn, keeping every change after which `ops` still

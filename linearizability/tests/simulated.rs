@@ -6,7 +6,8 @@ use proptest::prelude::*;
 
 /// A history of `clients` clients on `keys` keys against one real register per key: each
 /// call takes effect at an instant drawn inside its interval, in the order of those
-/// instants; some calls lose their answer (indeterminate), taking effect or not.
+/// instants; some calls lose their answer (indeterminate), taking effect or not. A failed
+/// compare-and-set reports what it found half of the time.
 fn simulate(seed: u64, clients: u32, keys: u32, ops_per_client: u32) -> Vec<Operation> {
     let mut rng = fastrand::Rng::with_seed(seed);
     struct Pending {
@@ -78,7 +79,11 @@ fn simulate(seed: u64, clients: u32, keys: u32, ops_per_client: u32) -> Vec<Oper
                 if holds && p.applies {
                     registers.insert(op.key.clone(), new);
                 }
-                Ret::Cas(holds)
+                if !holds && rng.bool() {
+                    Ret::CasFailed(state)
+                } else {
+                    Ret::Cas(holds)
+                }
             }
         };
         if let Outcome::Done { at, .. } = op.outcome {
