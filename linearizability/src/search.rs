@@ -8,6 +8,11 @@
 //! linearized means an earlier choice was wrong, so the last one is undone and the walk goes
 //! on after it. An indeterminate call's answer sits at the end of time, so once only those
 //! remain every answered call has its place.
+//!
+//! The memo keeps a 128-bit Zobrist hash of the linearized set (the XOR of a random key per
+//! call) instead of the set itself: one configuration costs 32 bytes however long the
+//! history, and updating it costs one XOR. Two different sets collide with probability
+//! about 2^-128 per pair.
 
 use std::collections::HashSet;
 
@@ -118,10 +123,10 @@ pub fn search(ops: &[Operation], max_steps: u64) -> Found {
         return Found::Linearizable;
     }
     let mut list = Events::new(ops);
-    let words = ops.len().div_ceil(64);
-    let mut linearized = vec![0u64; words];
+    let zobrist: Vec<u128> = (0..ops.len() as u64).map(zobrist_key).collect();
+    let mut linearized: u128 = 0;
     let mut state: State = None;
-    let mut seen: HashSet<(Vec<u64>, State)> = HashSet::new();
+    let mut seen: HashSet<(u128, State)> = HashSet::new();
     // Each linearized call, with the state before it.
     let mut stack: Vec<(usize, State)> = Vec::new();
     let mut e = list.next[list.head];
@@ -138,15 +143,14 @@ pub fn search(ops: &[Operation], max_steps: u64) -> Found {
         if ev.answer != NONE {
             let op = ev.op;
             if let Some(after) = step(state, &ops[op]) {
-                linearized[op / 64] |= 1 << (op % 64);
-                if seen.insert((linearized.clone(), after)) {
+                if seen.insert((linearized ^ zobrist[op], after)) {
+                    linearized ^= zobrist[op];
                     stack.push((e, state));
                     state = after;
                     list.lift(e);
                     e = list.next[list.head];
                     continue;
                 }
-                linearized[op / 64] &= !(1 << (op % 64));
             }
             e = list.next[e];
         } else {
@@ -154,11 +158,29 @@ pub fn search(ops: &[Operation], max_steps: u64) -> Found {
             let Some((call, before)) = stack.pop() else {
                 return Found::NotLinearizable;
             };
-            let op = list.events[call].op;
-            linearized[op / 64] &= !(1 << (op % 64));
+            linearized ^= zobrist[list.events[call].op];
             state = before;
             list.unlift(call);
             e = list.next[call];
         }
     }
+}
+
+/// A fixed pseudo-random 128-bit key for call `i` (two rounds of splitmix64), so the same
+/// history is searched the same way every time.
+fn zobrist_key(i: u64) -> u128 {
+    let mix = |mut z: u64| {
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let a = mix(i
+        .wrapping_mul(2)
+        .wrapping_add(1)
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let b = mix(i
+        .wrapping_mul(2)
+        .wrapping_add(2)
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    ((a as u128) << 64) | b as u128
 }
