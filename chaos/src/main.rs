@@ -169,6 +169,10 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     };
     let until = Instant::now() + args.duration;
     let schedule = nemesis::run(&mut cluster, &shared, &faults, &timing, seed, until).await;
+    // The last fault may end before the time is up: the workload runs on undisturbed.
+    if schedule.is_ok() {
+        tokio::time::sleep_until(until.into()).await;
+    }
     shared.stop.store(true, Ordering::Relaxed);
     let mut records = Vec::new();
     for c in clients {

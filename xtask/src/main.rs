@@ -4,10 +4,12 @@
 //! - `test`: everything CI runs (installs Debian's etcd packages the compatibility tests need).
 //! - `bench raft|transport|mvcc`: the crates' benchmarks; `bench check-perf` and
 //!   `bench compare`: etcr and etcd 3.4 clusters side by side.
+//! - `chaos`: a linearizability-checked workload on a cluster under faults (etcr-chaos).
 //! - `certs`: a cluster CA and member certificates for mutual TLS between peers.
 
 mod bench;
 mod certs;
+mod chaos;
 mod checkperf;
 mod cluster;
 mod compare;
@@ -41,6 +43,8 @@ enum Command {
         #[command(subcommand)]
         which: bench::Which,
     },
+    /// Chaos test: a checked register workload under kills, pauses and partitions.
+    Chaos(chaos::Args),
     /// Create a cluster CA and member certificates for mutual TLS between peers.
     Certs {
         /// Where to write the PEM files.
@@ -58,6 +62,7 @@ fn main() {
         Command::Cluster { action } => cluster::run(action),
         Command::Test(args) => test::run(args),
         Command::Bench { which } => bench::run(which),
+        Command::Chaos(args) => chaos::run(args),
         Command::Certs { dir, members } => {
             let names: Vec<String> = members
                 .split(',')
