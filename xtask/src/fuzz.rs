@@ -34,7 +34,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         eprintln!("== fuzz {package} {test} for {secs} s");
         crate::run_cmd(
             Command::new("cargo")
-                .args(["test", "-p", package, "--test", test, "--", "--nocapture"])
+                // Every test at once, so each gets the whole time rather than a turn.
+                .args(["test", "-p", package, "--test", test, "--"])
+                .args(["--nocapture", "--test-threads", "64"])
                 .env("ETCR_FUZZ_SECONDS", secs.to_string()),
         )?;
     }
