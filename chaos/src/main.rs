@@ -43,8 +43,8 @@ struct Args {
     /// Keys the clients share, each a register.
     #[arg(long, default_value_t = 5)]
     keys: usize,
-    /// Faults to draw from, comma-separated: kill, kill-leader, pause-leader,
-    /// pause-follower, isolate, isolate-leader.
+    /// Faults to draw from, comma-separated: kill, kill-leader, kill-all, pause-leader,
+    /// pause-follower, isolate, isolate-leader. All by default.
     #[arg(long, value_delimiter = ',')]
     faults: Vec<String>,
     /// Deadline of each call; a write without an answer by then is indeterminate.

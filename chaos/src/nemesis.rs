@@ -12,6 +12,8 @@ pub enum Fault {
     /// kill -9 of a random member, restarted on its data.
     Kill,
     KillLeader,
+    /// kill -9 of every member at once, all restarted: acknowledged writes must survive it.
+    KillAll,
     /// SIGSTOP, later SIGCONT.
     PauseLeader,
     PauseFollower,
@@ -20,9 +22,10 @@ pub enum Fault {
     IsolateLeader,
 }
 
-pub const ALL: [Fault; 6] = [
+pub const ALL: [Fault; 7] = [
     Fault::Kill,
     Fault::KillLeader,
+    Fault::KillAll,
     Fault::PauseLeader,
     Fault::PauseFollower,
     Fault::Isolate,
@@ -34,6 +37,7 @@ impl Fault {
         match self {
             Fault::Kill => "kill",
             Fault::KillLeader => "kill-leader",
+            Fault::KillAll => "kill-all",
             Fault::PauseLeader => "pause-leader",
             Fault::PauseFollower => "pause-follower",
             Fault::Isolate => "isolate",
@@ -99,7 +103,7 @@ pub async fn run(
         tokio::time::sleep(quiet).await;
         let leader = cluster.leader().await;
         let target = match fault {
-            Fault::Kill | Fault::Isolate => Some(pick),
+            Fault::Kill | Fault::KillAll | Fault::Isolate => Some(pick),
             Fault::KillLeader | Fault::PauseLeader | Fault::IsolateLeader => leader,
             Fault::PauseFollower => {
                 leader.map(|l| (l + 1 + pick % (cluster.size() - 1)) % cluster.size())
@@ -112,12 +116,18 @@ pub async fn run(
         let start = shared.now();
         match fault {
             Fault::Kill | Fault::KillLeader => cluster.kill9(target),
+            Fault::KillAll => (0..cluster.size()).for_each(|i| cluster.kill9(i)),
             Fault::PauseLeader | Fault::PauseFollower => cluster.pause(target),
             Fault::Isolate | Fault::IsolateLeader => cluster.isolate(target).await?,
         }
         tokio::time::sleep(hold).await;
         match fault {
             Fault::Kill | Fault::KillLeader => cluster.restart(target)?,
+            Fault::KillAll => {
+                for i in 0..cluster.size() {
+                    cluster.restart(i)?;
+                }
+            }
             Fault::PauseLeader | Fault::PauseFollower => cluster.resume(target),
             Fault::Isolate | Fault::IsolateLeader => cluster.heal().await?,
         }
@@ -129,7 +139,10 @@ pub async fn run(
             })?;
         let w = Window {
             fault,
-            member: cluster.members[target].name.clone(),
+            member: match fault {
+                Fault::KillAll => "all".to_string(),
+                _ => cluster.members[target].name.clone(),
+            },
             start,
             recovered: shared.now(),
         };
