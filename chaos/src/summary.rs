@@ -60,3 +60,57 @@ pub fn unavailability(records: &[Record], windows: &[Window]) -> BTreeMap<Fault,
     }
     longest
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use linearizability::{Call, Operation, Outcome, Ret};
+
+    fn answered(at: u64, answer: Answer) -> Record {
+        Record {
+            op: Operation {
+                client: 0,
+                key: "k".into(),
+                call: Call::Read,
+                invoke: at.saturating_sub(1),
+                outcome: match answer {
+                    Answer::Ok => Outcome::Done {
+                        at,
+                        ret: Ret::Read(None),
+                    },
+                    _ => Outcome::Indeterminate,
+                },
+            },
+            answer,
+        }
+    }
+
+    #[test]
+    fn the_longest_gap_between_answers_in_a_window_counts() {
+        let mut records: Vec<Record> = [0, 10, 20, 100, 110, 500, 510]
+            .into_iter()
+            .map(|t| answered(t, Answer::Ok))
+            .collect();
+        records.push(answered(60, Answer::TimedOut));
+        let windows = [
+            Window {
+                fault: Fault::Kill,
+                member: "m1".into(),
+                start: 30,
+                recovered: 105,
+            },
+            Window {
+                fault: Fault::Isolate,
+                member: "m2".into(),
+                start: 111,
+                recovered: 112,
+            },
+        ];
+        let gaps = unavailability(&records, &windows);
+        // 20 to 100 for the kill; the isolation overlaps the gap from 110 to 500.
+        assert_eq!(gaps[&Fault::Kill], Duration::from_nanos(80));
+        assert_eq!(gaps[&Fault::Isolate], Duration::from_nanos(390));
+        let c = count(&records);
+        assert_eq!((c.ops, c.ok, c.timed_out, c.indeterminate), (8, 7, 1, 0));
+    }
+}

@@ -169,3 +169,69 @@ async fn hashes(cluster: &Cluster) -> Result<Option<(i64, u32)>, String> {
             .join(", ")
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(call: Call, invoke: u64, outcome: Outcome) -> Operation {
+        Operation {
+            client: 0,
+            key: "k".into(),
+            call,
+            invoke,
+            outcome,
+        }
+    }
+
+    fn put(v: Value, invoke: u64, at: u64) -> Operation {
+        op(
+            Call::Write(v),
+            invoke,
+            Outcome::Done {
+                at,
+                ret: Ret::Write,
+            },
+        )
+    }
+
+    fn final_read(v: Option<Value>) -> Operation {
+        op(
+            Call::Read,
+            1000,
+            Outcome::Done {
+                at: 1001,
+                ret: Ret::Read(v),
+            },
+        )
+    }
+
+    #[test]
+    fn a_write_acknowledged_after_the_final_value_was_written_is_lost() {
+        let history = [put(1, 0, 10), put(2, 20, 30)];
+        let lost = lost_acks(&history, &[final_read(Some(1))]);
+        assert_eq!(lost.len(), 1);
+        assert_eq!(lost[0].write.call, Call::Write(2));
+        assert!(lost_acks(&history, &[final_read(Some(2))]).is_empty());
+    }
+
+    #[test]
+    fn concurrent_writes_may_end_in_either_order() {
+        let history = [put(1, 0, 30), put(2, 10, 20)];
+        assert!(lost_acks(&history, &[final_read(Some(1))]).is_empty());
+        assert!(lost_acks(&history, &[final_read(Some(2))]).is_empty());
+    }
+
+    #[test]
+    fn a_timed_out_write_can_be_the_final_value() {
+        let history = [put(1, 0, 10), op(Call::Write(2), 5, Outcome::Indeterminate)];
+        assert!(lost_acks(&history, &[final_read(Some(2))]).is_empty());
+    }
+
+    #[test]
+    fn an_absent_key_loses_every_acknowledged_write() {
+        let history = [put(1, 0, 10), op(Call::Write(2), 5, Outcome::Indeterminate)];
+        assert_eq!(lost_acks(&history, &[final_read(None)]).len(), 1);
+        assert_eq!(lost_acks(&history, &[final_read(Some(77))]).len(), 1);
+    }
+}
