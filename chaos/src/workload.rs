@@ -141,6 +141,18 @@ pub async fn perform(
     }
 }
 
+/// The value a call found or left in its key, when its answer says.
+fn seen(call: Call, outcome: Outcome) -> Option<Value> {
+    let Outcome::Done { ret, .. } = outcome else {
+        return None;
+    };
+    match (call, ret) {
+        (_, Ret::Read(v) | Ret::CasFailed(v)) => v,
+        (Call::Write(v) | Call::Cas { new: v, .. }, Ret::Write | Ret::Cas(true)) => Some(v),
+        _ => None,
+    }
+}
+
 /// One client's loop until `shared.stop`: returns everything it did.
 pub async fn client(id: u32, endpoint: String, shared: Arc<Shared>, seed: u64) -> Vec<Record> {
     let mut rng = fastrand::Rng::with_seed(seed);
@@ -175,33 +187,8 @@ pub async fn client(id: u32, endpoint: String, shared: Arc<Shared>, seed: u64) -
             Ok(ret) => (Outcome::Done { at, ret }, Answer::Ok),
             Err(answer) => (Outcome::Indeterminate, answer),
         };
-        match (call, outcome) {
-            (
-                Call::Read,
-                Outcome::Done {
-                    ret: Ret::Read(Some(v)) | Ret::CasFailed(Some(v)),
-                    ..
-                },
-            )
-            | (
-                Call::Cas { .. },
-                Outcome::Done {
-                    ret: Ret::CasFailed(Some(v)),
-                    ..
-                },
-            ) => {
-                last.insert(k, v);
-            }
-            (
-                Call::Write(v) | Call::Cas { new: v, .. },
-                Outcome::Done {
-                    ret: Ret::Write | Ret::Cas(true),
-                    ..
-                },
-            ) => {
-                last.insert(k, v);
-            }
-            _ => {}
+        if let Some(v) = seen(call, outcome) {
+            last.insert(k, v);
         }
         records.push(Record {
             op: Operation {
