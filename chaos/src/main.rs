@@ -247,10 +247,14 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     } else if args.discard_data {
         println!("FAIL: replay with --seed {seed} (same flags)");
     } else {
-        // Keep the members' data and logs for a post-mortem.
+        // Keep the members' data and logs, and the whole history, for a post-mortem.
         let kept = dir.keep();
+        let mut ops = history;
+        ops.sort_by_key(|op| (op.invoke, op.client));
+        let lines: Vec<String> = ops.iter().map(|op| op.to_string()).collect();
+        std::fs::write(kept.join("history.txt"), lines.join("\n") + "\n")?;
         println!(
-            "FAIL: replay with --seed {seed} (same flags); member data and logs kept in {}",
+            "FAIL: replay with --seed {seed} (same flags); member data, logs and history.txt kept in {}",
             kept.display()
         );
     }
