@@ -111,6 +111,17 @@ fn etcr_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     Ok(bin)
 }
 
+/// Ends every fault, waits for a leader and reads every key once more.
+async fn heal_and_read(
+    cluster: &mut Cluster,
+    shared: &Shared,
+    client: u32,
+) -> anyhow::Result<Vec<workload::Record>> {
+    cluster.restore().await?;
+    cluster.wait_ready(Duration::from_secs(60)).await?;
+    verify::final_reads(cluster, shared, client, Duration::from_secs(60)).await
+}
+
 /// Runs the whole test; `Ok(false)` when a check failed.
 async fn run(args: Args) -> anyhow::Result<bool> {
     if !(3..=7).contains(&args.size) {
@@ -168,23 +179,36 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         recovery_limit: Duration::from_secs(30),
     };
     let until = Instant::now() + args.duration;
-    let schedule = nemesis::run(&mut cluster, &shared, &faults, &timing, seed, until).await;
-    // The last fault may end before the time is up: the workload runs on undisturbed.
-    if schedule.is_ok() {
-        tokio::time::sleep_until(until.into()).await;
+    // Whatever kept the cluster from recovering; the history is still checked.
+    let mut trouble = Vec::new();
+    let mut windows = Vec::new();
+    let schedule = nemesis::run(
+        &mut cluster,
+        &shared,
+        &faults,
+        &timing,
+        seed,
+        until,
+        &mut windows,
+    );
+    match schedule.await {
+        // The last fault may end before the time is up: the workload runs on undisturbed.
+        Ok(()) => tokio::time::sleep_until(until.into()).await,
+        Err(e) => trouble.push(format!("{e:#}")),
     }
     shared.stop.store(true, Ordering::Relaxed);
     let mut records = Vec::new();
     for c in clients {
         records.extend(c.await?);
     }
-    let windows = schedule?;
-    cluster.restore().await?;
-    cluster.wait_ready(Duration::from_secs(60)).await?;
-    let finals =
-        verify::final_reads(&cluster, &shared, args.clients, Duration::from_secs(60)).await?;
-    let final_ops: Vec<Operation> = finals.iter().map(|r| r.op.clone()).collect();
-    records.extend(finals);
+    let mut final_ops = Vec::new();
+    match heal_and_read(&mut cluster, &shared, args.clients).await {
+        Ok(finals) => {
+            final_ops = finals.iter().map(|r| r.op.clone()).collect();
+            records.extend(finals);
+        }
+        Err(e) => trouble.push(format!("after the heal: {e:#}")),
+    }
     let history: Vec<Operation> = records.iter().map(|r| r.op.clone()).collect();
 
     let counts = summary::count(&records);
@@ -216,6 +240,9 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         report.gave_up.len()
     );
     println!("lost acknowledged writes: {}", lost.len());
+    for t in &trouble {
+        println!("the cluster did NOT recover: {t}");
+    }
     match &converged {
         Ok((rev, hash)) => println!("members converged: revision {rev}, hash {hash:#010x}"),
         Err(why) => println!("members did NOT converge: {why}"),
@@ -241,7 +268,8 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             args.max_steps
         );
     }
-    let passed = report.is_linearizable() && lost.is_empty() && converged.is_ok();
+    let passed =
+        report.is_linearizable() && lost.is_empty() && converged.is_ok() && trouble.is_empty();
     if passed {
         println!("PASS");
     } else if args.discard_data {

@@ -81,7 +81,8 @@ fn between(rng: &mut fastrand::Rng, (lo, hi): (Duration, Duration)) -> Duration 
     Duration::from_millis(if hi > lo { rng.u64(lo..=hi) } else { lo })
 }
 
-/// Runs faults from `faults` until `until`, each repaired before the next.
+/// Runs faults from `faults` until `until`, each repaired before the next, adding each to
+/// `windows` once the cluster is ready again. Fails when the cluster does not recover.
 pub async fn run(
     cluster: &mut Cluster,
     shared: &Shared,
@@ -89,9 +90,9 @@ pub async fn run(
     timing: &Timing,
     seed: u64,
     until: Instant,
-) -> anyhow::Result<Vec<Window>> {
+    windows: &mut Vec<Window>,
+) -> anyhow::Result<()> {
     let mut rng = fastrand::Rng::with_seed(seed);
-    let mut windows = Vec::new();
     loop {
         let quiet = between(&mut rng, timing.quiet);
         let fault = faults[rng.usize(0..faults.len())];
@@ -155,5 +156,5 @@ pub async fn run(
         );
         windows.push(w);
     }
-    Ok(windows)
+    Ok(())
 }
