@@ -53,7 +53,7 @@
 //!
 //! # Storage layout
 //!
-//! One LMDB environment with three tables; integers big-endian so that byte order is numeric
+//! One LMDB environment with four tables; integers big-endian so that byte order is numeric
 //! order:
 //!
 //! - `meta`: `revision`, `compacted`, `applied_index`, `next_key_id`, `compact_cursor`,
@@ -63,6 +63,10 @@
 //!   feeds [`Store::events`], and the previous-revision pointers chain each key's changes:
 //!   reading a key at a past revision walks its chain back from the latest change.
 //! - `leases`: lease id ‖ key id → user key, for keys whose latest state has a lease.
+//! - `lease_grants`: lease id → granted TTL, for every lease that exists. Puts (in
+//!   transactions too) refuse a lease not in it with [`Error::LeaseNotFound`]; revoking a
+//!   lease deletes its keys at one revision. Expiry times are not stored: see the `lease`
+//!   module.
 //!
 //! The key index (user key → key id and revision of its latest change) lives in memory, as
 //! etcd's does, and is rebuilt from `history` at open: about 0.6 s and 170 bytes per key for
@@ -104,6 +108,7 @@
 mod codec;
 mod error;
 mod index;
+mod lease;
 mod read;
 mod store;
 mod tables;
@@ -112,6 +117,9 @@ mod write;
 mod writer;
 
 pub use error::{Error, Result};
+pub use lease::{
+    ExpireLeasesResponse, Lease, LeaseGrantRequest, LeaseGrantResponse, MAX_LEASE_TTL,
+};
 pub use store::{is_read_only, Durability, HashKv, Store, StoreOptions};
 pub use types::*;
 pub use write::check_txn;

@@ -10,6 +10,7 @@ use heed::{CompactionOption, Env, EnvOpenOptions, RoTxn, RwTxn, WithoutTls};
 use crate::codec::{self, HistoryRecord, Revision};
 use crate::error::{Error, Result};
 use crate::index::KeyIndex;
+use crate::lease::{ExpireLeasesResponse, Lease};
 use crate::read::{self, ReadView};
 use crate::tables::{KeySpan, Tables};
 use crate::types::{
@@ -143,6 +144,7 @@ impl Store {
             meta: env.create_database(&mut wtxn, Some("meta"))?,
             history: env.create_database(&mut wtxn, Some("history"))?,
             leases: env.create_database(&mut wtxn, Some("leases"))?,
+            lease_grants: env.create_database(&mut wtxn, Some("lease_grants"))?,
         };
         match t.meta.get(&wtxn, codec::META_FORMAT)? {
             None => {
@@ -267,6 +269,9 @@ impl Store {
         c: &mut Counters,
         cmd: &Command,
     ) -> Result<Outcome> {
+        if let Command::ExpireLeases(ids) = cmd {
+            return self.expire_leases(wtxn, index, c, ids);
+        }
         let mut ch = Change::new(&self.t, index, c, self.apply_events);
         let result = match cmd {
             Command::Put(r) => ch.put(wtxn, r).map(CommandResponse::Put),
@@ -277,8 +282,11 @@ impl Store {
                 ch.delete_keys(wtxn, keys).map(CommandResponse::DeleteRange)
             }
             Command::RevokeLease(lease) => ch
-                .revoke_lease(wtxn, *lease)
+                .lease_revoke(wtxn, *lease)
                 .map(CommandResponse::DeleteRange),
+            Command::LeaseGrant(r) => ch.lease_grant(wtxn, r).map(CommandResponse::LeaseGrant),
+            // Handled above: one revision per lease.
+            Command::ExpireLeases(_) => Err(Error::Corrupt("unreachable".into())),
         };
         match result {
             Ok(response) => Ok(Outcome::Done {
@@ -295,6 +303,37 @@ impl Store {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Revokes each lease of `ids` that still exists, each at its own revision as a
+    /// separate revoke would, so that one log entry can carry many expiries.
+    fn expire_leases(
+        &self,
+        wtxn: &mut RwTxn,
+        index: &mut KeyIndex,
+        c: &mut Counters,
+        ids: &[i64],
+    ) -> Result<Outcome> {
+        let mut revoked = Vec::new();
+        let mut events = Vec::new();
+        for id in ids {
+            if self.t.lease_ttl(wtxn, *id)?.is_none() {
+                continue;
+            }
+            let mut ch = Change::new(&self.t, index, c, self.apply_events);
+            ch.lease_revoke(wtxn, *id)?;
+            events.extend(ch.finish());
+            revoked.push(*id);
+        }
+        Ok(Outcome::Done {
+            response: CommandResponse::LeasesExpired(ExpireLeasesResponse {
+                header: ResponseHeader {
+                    revision: c.revision,
+                },
+                revoked,
+            }),
+            events,
+        })
     }
 
     fn read_txn(&self) -> Result<RoTxn<'_, WithoutTls>> {
@@ -497,6 +536,18 @@ impl Store {
         self.t.leased_keys(&txn, lease)
     }
 
+    /// The lease `id` as last committed, if it exists.
+    pub fn lease(&self, id: i64) -> Result<Option<Lease>> {
+        let txn = self.read_txn()?;
+        Ok(self.t.lease_ttl(&txn, id)?.map(|ttl| Lease { id, ttl }))
+    }
+
+    /// Every lease as last committed.
+    pub fn leases(&self) -> Result<Vec<Lease>> {
+        let txn = self.read_txn()?;
+        self.t.all_leases(&txn)
+    }
+
     /// Keys in the index: every key with history, deleted ones included until a compaction
     /// forgets them (etcd's `keys_total`).
     pub fn keys_total(&self) -> usize {
@@ -575,6 +626,7 @@ impl Store {
             ("meta", self.t.meta),
             ("history", self.t.history),
             ("leases", self.t.leases),
+            ("lease_grants", self.t.lease_grants),
         ];
         for (name, dst) in tables {
             let src: Option<crate::tables::Table> = snap.open_database(&rtxn, Some(name))?;
@@ -795,10 +847,12 @@ mod tests {
                 db("history", &mut wtxn),
                 db("leases", &mut wtxn),
             );
+            let lease_grants = db("lease_grants", &mut wtxn);
             let t = Tables {
                 meta,
                 history,
                 leases,
+                lease_grants,
             };
             let c = Counters {
                 revision: 3,
