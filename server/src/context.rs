@@ -25,6 +25,7 @@ pub struct Context {
     pub member_id: u64,
     pub limits: Limits,
     pub metrics: Arc<Metrics>,
+    pub lessor: Arc<crate::lease::Lessor>,
     /// Set with `--experimental-fault-injection` only.
     pub faults: Option<Arc<transport::fault::FaultRules>>,
 }

@@ -30,6 +30,12 @@ pub enum EtcdError {
     NoSpace,
     #[error("etcdserver: requested lease not found")]
     LeaseNotFound,
+    #[error("etcdserver: lease already exists")]
+    LeaseExists,
+    #[error("etcdserver: too large lease TTL")]
+    LeaseTtlTooLarge,
+    #[error("etcdserver: not leader")]
+    NotLeader,
     #[error("etcdserver: no leader")]
     NoLeader,
     #[error("etcdserver: request timed out")]
@@ -49,10 +55,11 @@ impl EtcdError {
         match self {
             EmptyKey | KeyNotFound | ValueProvided | LeaseProvided | TooManyOps | DuplicateKey
             | InvalidSortOption | RequestTooLarge => Code::InvalidArgument,
-            Compacted | FutureRev => Code::OutOfRange,
+            Compacted | FutureRev | LeaseTtlTooLarge => Code::OutOfRange,
+            LeaseExists => Code::FailedPrecondition,
             NoSpace => Code::ResourceExhausted,
             LeaseNotFound | MemberNotFound => Code::NotFound,
-            NoLeader | Timeout | Stopped => Code::Unavailable,
+            NoLeader | NotLeader | Timeout | Stopped => Code::Unavailable,
             Internal(_) => Code::Internal,
         }
     }
@@ -73,6 +80,9 @@ impl From<mvcc::Error> for EtcdError {
             mvcc::Error::EmptyKey => EtcdError::EmptyKey,
             mvcc::Error::DuplicateKey => EtcdError::DuplicateKey,
             mvcc::Error::MapFull => EtcdError::NoSpace,
+            mvcc::Error::LeaseNotFound => EtcdError::LeaseNotFound,
+            mvcc::Error::LeaseExists => EtcdError::LeaseExists,
+            mvcc::Error::LeaseTtlTooLarge => EtcdError::LeaseTtlTooLarge,
             other => EtcdError::Internal(other.to_string()),
         }
     }

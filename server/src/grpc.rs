@@ -22,6 +22,7 @@ use tracing::{debug, warn};
 
 use crate::context::Context;
 use crate::kv::KvService;
+use crate::lease::{LeaseService, RENEW_PATH, TIME_TO_LIVE_PATH};
 use crate::maintenance::{ClusterService, MaintenanceService};
 use crate::metrics::Metrics;
 
@@ -34,6 +35,7 @@ pub struct Dispatch {
     kv: Arc<KvService>,
     maintenance: Arc<MaintenanceService>,
     cluster: Arc<ClusterService>,
+    lease: Arc<LeaseService>,
 }
 
 impl Dispatch {
@@ -42,7 +44,8 @@ impl Dispatch {
             metrics: ctx.metrics.clone(),
             kv: Arc::new(KvService::new(ctx.clone())),
             maintenance: Arc::new(MaintenanceService::new(ctx.clone())),
-            cluster: Arc::new(ClusterService::new(ctx)),
+            cluster: Arc::new(ClusterService::new(ctx.clone())),
+            lease: Arc::new(LeaseService::new(ctx)),
         }
     }
 }
@@ -166,6 +169,17 @@ impl Dispatch {
             "/etcdserverpb.Cluster/MemberPromote" => {
                 route!(self.cluster, member_promote, message)
             }
+            "/etcdserverpb.Lease/LeaseGrant" => route!(self.lease, lease_grant, message),
+            "/etcdserverpb.Lease/LeaseRevoke" => route!(self.lease, lease_revoke, message),
+            "/etcdserverpb.Lease/LeaseTimeToLive" => {
+                route!(self.lease, lease_time_to_live, message)
+            }
+            "/etcdserverpb.Lease/LeaseLeases" => route!(self.lease, lease_leases, message),
+            "/etcdserverpb.Lease/LeaseKeepAlive" => {
+                route!(self.lease, lease_keep_alive_once, message)
+            }
+            RENEW_PATH => route!(self.lease, forwarded_renew, message),
+            TIME_TO_LIVE_PATH => route!(self.lease, forwarded_time_to_live, message),
             // `check` refused every other path before the request got here.
             _ => {
                 let refused = grpc_h2::Handler::check(self, path).err();
@@ -196,6 +210,13 @@ pub const UNARY_CALLS: &[&str] = &[
     "/etcdserverpb.Cluster/MemberUpdate",
     "/etcdserverpb.Cluster/MemberList",
     "/etcdserverpb.Cluster/MemberPromote",
+    "/etcdserverpb.Lease/LeaseGrant",
+    "/etcdserverpb.Lease/LeaseRevoke",
+    "/etcdserverpb.Lease/LeaseTimeToLive",
+    "/etcdserverpb.Lease/LeaseLeases",
+    "/etcdserverpb.Lease/LeaseKeepAlive",
+    RENEW_PATH,
+    TIME_TO_LIVE_PATH,
 ];
 
 /// Accepts client connections on `listener` until `stop` turns true, then lets open

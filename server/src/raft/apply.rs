@@ -16,6 +16,7 @@ use super::envelope::{Envelope, MemberAttributes, Payload};
 use super::shared::Shared;
 use super::waiters::{Answer, Waiters};
 use crate::errors::EtcdError;
+use crate::lease::Lessor;
 use crate::membership::Membership;
 use crate::metrics::Metrics;
 
@@ -38,6 +39,8 @@ pub struct Applier {
     pub member_dir: PathBuf,
     pub local_id: u64,
     pub metrics: Arc<Metrics>,
+    /// Told of every lease grant and revoke applied, and when this member's term starts.
+    pub lessor: Arc<Lessor>,
 }
 
 /// How long the store's write transaction stays open for more batches when no read waits:
@@ -146,6 +149,11 @@ impl Applier {
         for e in entries {
             // Empty entries are a new leader's no-op; membership changes are raft-core's own.
             if e.data.is_empty() || e.entry_type == EntryType::ConfChange {
+                if e.data.is_empty() && self.shared.is_leader() && self.shared.term() == e.term {
+                    // Every entry of earlier terms is applied: the lessor knows every lease
+                    // and may start their clocks (etcd promotes its lessor here too).
+                    self.lessor.promote(e.term);
+                }
                 continue;
             }
             match Envelope::decode(&e.data) {
@@ -174,9 +182,10 @@ impl Applier {
             // entries), and reads wait for the commit (see `Shared::answered`).
             let result = writer.apply_then(&batch, |applied| {
                 self.shared.set_answered(last);
-                for (a, (origin, id)) in applied.into_iter().zip(callers) {
+                for ((a, (origin, id)), (_, cmd)) in applied.into_iter().zip(callers).zip(&batch) {
                     let outcome = match a.outcome {
                         mvcc::Outcome::Done { response, .. } => {
+                            self.tell_lessor(cmd);
                             self.metrics.proposal_applied();
                             Ok(Answer::Kv(response))
                         }
@@ -199,6 +208,16 @@ impl Applier {
                 error!("applying committed entries failed: {e}; stopping this member");
                 std::process::exit(1);
             }
+        }
+    }
+
+    fn tell_lessor(&self, cmd: &mvcc::Command) {
+        match cmd {
+            mvcc::Command::LeaseGrant(g) => self.lessor.granted(g.id, g.ttl),
+            mvcc::Command::RevokeLease(id) => self.lessor.revoked(*id),
+            // Leases of the list already gone were revoked before: gone either way.
+            mvcc::Command::ExpireLeases(ids) => ids.iter().for_each(|id| self.lessor.revoked(*id)),
+            _ => {}
         }
     }
 
@@ -226,6 +245,17 @@ impl Applier {
             std::process::exit(1);
         }
         let _ = std::fs::remove_file(&file);
+        match self.store.leases() {
+            Ok(leases) => self
+                .lessor
+                .reload(leases.into_iter().map(|l| (l.id, l.ttl))),
+            Err(e) => {
+                error!(
+                    "cannot read the leases of the installed snapshot: {e}; stopping this member"
+                );
+                std::process::exit(1);
+            }
+        }
         self.shared
             .set_applied(index.max(self.store.applied_index()));
     }

@@ -73,6 +73,7 @@ impl RaftNode {
         transport: PeerTransport,
         incoming: transport::IncomingReceiver<raft_core::Message>,
         metrics: Arc<Metrics>,
+        lessor: Arc<crate::lease::Lessor>,
     ) -> anyhow::Result<RaftNode> {
         let (local_id, voters) = {
             let m = membership.read().unwrap_or_else(|p| p.into_inner());
@@ -163,6 +164,7 @@ impl RaftNode {
             member_dir: settings.member_dir.clone(),
             local_id,
             metrics: metrics.clone(),
+            lessor,
         };
         std::thread::Builder::new()
             .name("etcr-apply".into())
@@ -267,6 +269,16 @@ impl RaftNode {
 
     pub fn leader(&self) -> Option<u64> {
         self.shared.leader()
+    }
+
+    /// The term this member leads in, if it is the leader.
+    pub fn leader_term(&self) -> Option<u64> {
+        self.shared.is_leader().then(|| self.shared.term())
+    }
+
+    /// How long a proposal may take before its caller gets `request timed out`.
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
     }
 
     pub fn term(&self) -> u64 {

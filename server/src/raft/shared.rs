@@ -75,6 +75,10 @@ impl Shared {
         });
     }
 
+    pub fn is_leader(&self) -> bool {
+        self.is_leader.load(Relaxed)
+    }
+
     /// The known leader, if any.
     pub fn leader(&self) -> Option<u64> {
         Some(self.leader.load(Relaxed)).filter(|l| *l != 0)
