@@ -1,0 +1,380 @@
+//! Leases against 3 real members: etcdctl 3.4's lease commands and output, keys that go with
+//! their lease on every member at one revision, expiry by the leader only, keep-alives
+//! through a follower and across a leader kill -9, and leases across restarts.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use api::etcdserverpb::{
+    lease_client::LeaseClient, LeaseGrantRequest, LeaseKeepAliveRequest, LeaseRevokeRequest,
+    PutRequest, RangeRequest,
+};
+use common::Cluster;
+use tonic::transport::Channel;
+
+const ETCDCTL: &str = "/usr/bin/etcdctl";
+
+/// Runs etcdctl 3.4 against `endpoint`; returns (exit ok, stdout, stderr).
+fn etcdctl(endpoint: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(ETCDCTL)
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={endpoint}"))
+        .args(args)
+        .output()
+        .expect("run etcdctl");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn lease_client(endpoint: String) -> LeaseClient<Channel> {
+    LeaseClient::connect(endpoint).await.expect("connect")
+}
+
+async fn grant(endpoint: String, id: i64, ttl: i64) -> i64 {
+    let g = lease_client(endpoint)
+        .await
+        .lease_grant(LeaseGrantRequest { id, ttl })
+        .await
+        .expect("grant")
+        .into_inner();
+    g.id
+}
+
+/// One keep-alive on its own stream (one request, then the client closes its side); the
+/// TTL the leader answers.
+async fn keep_alive(endpoint: String, id: i64) -> Result<i64, tonic::Status> {
+    let mut client = LeaseClient::connect(endpoint)
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let requests = futures::stream::iter([LeaseKeepAliveRequest { id }]);
+    let mut answers = client.lease_keep_alive(requests).await?.into_inner();
+    match answers.message().await? {
+        Some(a) => Ok(a.ttl),
+        None => Err(tonic::Status::internal("no answer")),
+    }
+}
+
+async fn put(endpoint: String, key: &str, lease: i64) -> i64 {
+    let mut kv = api::etcdserverpb::kv_client::KvClient::connect(endpoint)
+        .await
+        .expect("connect");
+    let r = kv
+        .put(PutRequest {
+            key: key.into(),
+            value: b"v".to_vec(),
+            lease,
+            ..Default::default()
+        })
+        .await
+        .expect("put")
+        .into_inner();
+    r.header.expect("header").revision
+}
+
+/// The member's own view (a serializable read): keys under `prefix`, with the member's
+/// revision.
+async fn local_keys(endpoint: String, prefix: &str, revision: i64) -> (Vec<String>, i64) {
+    let mut kv = api::etcdserverpb::kv_client::KvClient::connect(endpoint)
+        .await
+        .expect("connect");
+    let mut end = prefix.as_bytes().to_vec();
+    if let Some(last) = end.last_mut() {
+        *last += 1;
+    }
+    let r = kv
+        .range(RangeRequest {
+            key: prefix.into(),
+            range_end: end,
+            revision,
+            serializable: true,
+            ..Default::default()
+        })
+        .await
+        .expect("range")
+        .into_inner();
+    let keys = r
+        .kvs
+        .iter()
+        .map(|kv| String::from_utf8_lossy(&kv.key).into_owned())
+        .collect();
+    (keys, r.header.expect("header").revision)
+}
+
+/// Waits until `check` holds, failing with `what` after `within`.
+async fn wait_for<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < deadline, "{what} within {within:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn lease_hex(line: &str) -> String {
+    line.split_whitespace()
+        .nth(1)
+        .expect("lease id")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcdctl_grant_put_timetolive_revoke_delete_keys_on_every_member_at_one_revision() {
+    let cluster = Cluster::start(3, &[]);
+    let leader = cluster.leader(Duration::from_secs(10)).await;
+    let follower = (leader + 1) % 3;
+    let (on_leader, on_follower) = (
+        cluster.members[leader].endpoint(),
+        cluster.members[follower].endpoint(),
+    );
+
+    let (ok, out, err) = etcdctl(&on_follower, &["lease", "grant", "30"]);
+    assert!(ok, "{err}");
+    let hex = lease_hex(&out);
+    assert_eq!(out, format!("lease {hex} granted with TTL(30s)\n"));
+    assert_eq!(hex.len(), 16, "{out}");
+    for key in ["lk/b", "lk/a"] {
+        let (ok, out, err) = etcdctl(&on_leader, &["put", "--lease", &hex, key, "v"]);
+        assert!(ok && out == "OK\n", "{out}{err}");
+    }
+    // A follower asks the leader for the remaining TTL.
+    let (ok, out, err) = etcdctl(&on_follower, &["lease", "timetolive", "--keys", &hex]);
+    assert!(ok, "{err}");
+    let remaining_ok = ["30", "29", "28"].iter().any(|r| {
+        out == format!(
+            "lease {hex} granted with TTL(30s), remaining({r}s), attached keys([lk/a lk/b])\n"
+        )
+    });
+    assert!(remaining_ok, "{out}");
+    let (ok, list, _) = etcdctl(&on_follower, &["lease", "list"]);
+    assert!(
+        ok && list.starts_with("found 1 leases\n") && list.contains(&hex),
+        "{list}"
+    );
+
+    let id = i64::from_str_radix(&hex, 16).expect("hex id");
+    let revoked = lease_client(on_follower.clone())
+        .await
+        .lease_revoke(LeaseRevokeRequest { id })
+        .await
+        .expect("revoke")
+        .into_inner()
+        .header
+        .expect("header")
+        .revision;
+    for m in &cluster.members {
+        let ep = m.endpoint();
+        wait_for(
+            Duration::from_secs(10),
+            "the revoke applied on every member",
+            || {
+                let ep = ep.clone();
+                async move { local_keys(ep, "lk/", 0).await.1 >= revoked }
+            },
+        )
+        .await;
+        // Both keys went at the revoke's revision, on every member.
+        assert_eq!(
+            local_keys(ep.clone(), "lk/", revoked).await.0,
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            local_keys(ep, "lk/", revoked - 1).await.0,
+            vec!["lk/a".to_string(), "lk/b".to_string()]
+        );
+    }
+    assert_eq!(
+        etcdctl(&on_leader, &["lease", "revoke", &hex])
+            .2
+            .lines()
+            .last(),
+        Some("Error: failed to revoke lease (etcdserver: requested lease not found)")
+    );
+    assert_eq!(
+        etcdctl(&on_follower, &["lease", "timetolive", &hex]).1,
+        format!("lease {hex} already expired\n")
+    );
+
+    // Bad input, as etcd answers it.
+    let (ok, _, err) = etcdctl(&on_follower, &["lease", "grant", "9000000001"]);
+    assert!(!ok);
+    assert_eq!(
+        err.lines().last(),
+        Some("Error: failed to grant lease (etcdserver: too large lease TTL)")
+    );
+    let (ok, _, err) = etcdctl(&on_follower, &["put", "--lease", "1234", "k", "v"]);
+    assert!(!ok);
+    assert_eq!(
+        err.lines().last(),
+        Some("Error: etcdserver: requested lease not found")
+    );
+    let mut client = lease_client(on_follower.clone()).await;
+    // Below the minimum TTL (here 1 s: 1.5 election timeouts of 500 ms, rounded up).
+    let small = client
+        .lease_grant(LeaseGrantRequest { id: 0, ttl: -5 })
+        .await
+        .expect("grant")
+        .into_inner();
+    assert_eq!(small.ttl, 1);
+    let chosen = client
+        .lease_grant(LeaseGrantRequest { id: 77, ttl: 30 })
+        .await
+        .expect("grant with an id")
+        .into_inner();
+    assert_eq!((chosen.id, chosen.ttl), (77, 30));
+    let dup = client
+        .lease_grant(LeaseGrantRequest { id: 77, ttl: 30 })
+        .await
+        .expect_err("duplicate id");
+    assert_eq!(
+        (dup.code(), dup.message()),
+        (
+            tonic::Code::FailedPrecondition,
+            "etcdserver: lease already exists"
+        )
+    );
+    assert_eq!(
+        keep_alive(on_follower.clone(), 4242)
+            .await
+            .expect("keep-alive"),
+        0
+    );
+    assert_eq!(keep_alive(on_follower, 77).await.expect("keep-alive"), 30);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiry_deletes_keys_on_every_member_once_even_when_the_leader_dies_meanwhile() {
+    let mut cluster = Cluster::start(3, &[]);
+    let leader = cluster.leader(Duration::from_secs(10)).await;
+    let follower = (leader + 1) % 3;
+    let ep = cluster.members[follower].endpoint();
+
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let id = grant(ep.clone(), 0, 2).await;
+        put(ep.clone(), &format!("ex/{i:02}"), id).await;
+        ids.push(id);
+    }
+    let base = local_keys(ep.clone(), "ex/", 0).await.1;
+    // Kill the leader while the leases run out: the next leader expires them, each once.
+    cluster.members[leader].kill9();
+    let survivors: Vec<String> = (0..3)
+        .filter(|i| *i != leader)
+        .map(|i| cluster.members[i].endpoint())
+        .collect();
+    for ep in &survivors {
+        wait_for(Duration::from_secs(15), "every leased key expired", || {
+            let ep = ep.clone();
+            async move { local_keys(ep, "ex/", 0).await.0.is_empty() }
+        })
+        .await;
+    }
+    let settled = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < settled {
+        for ep in &survivors {
+            // One revision per lease (each had one key): no lease was revoked twice.
+            assert_eq!(local_keys(ep.clone(), "ex/", 0).await.1, base + 20);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        keep_alive(survivors[0].clone(), ids[0])
+            .await
+            .expect("keep-alive"),
+        0
+    );
+    let (ok, list, _) = etcdctl(&survivors[1], &["lease", "list"]);
+    assert!(ok && list == "found 0 leases\n", "{list}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alives_through_a_follower_keep_a_lease_past_its_ttl_and_across_a_leader_kill() {
+    let mut cluster = Cluster::start(3, &[]);
+    let leader = cluster.leader(Duration::from_secs(10)).await;
+    let follower = (leader + 1) % 3;
+    let ep = cluster.members[follower].endpoint();
+    let id = grant(ep.clone(), 0, 2).await;
+    put(ep.clone(), "ka/key", id).await;
+
+    // Two TTLs of keep-alives through the follower, then the leader dies, then two more.
+    let keep = |ep: String, for_how_long: Duration| async move {
+        let until = Instant::now() + for_how_long;
+        while Instant::now() < until {
+            // Answers fail while there is no leader; the next attempt comes soon enough.
+            if let Ok(ttl) = keep_alive(ep.clone(), id).await {
+                assert_eq!(ttl, 2, "the lease was lost");
+            }
+            assert_eq!(local_keys(ep.clone(), "ka/", 0).await.0.len(), 1);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    };
+    keep(ep.clone(), Duration::from_secs(4)).await;
+    cluster.members[leader].kill9();
+    keep(ep.clone(), Duration::from_secs(5)).await;
+    let new_leader = cluster.leader(Duration::from_secs(10)).await;
+    assert_ne!(new_leader, leader);
+    for i in (0..3).filter(|i| *i != leader) {
+        let keys = local_keys(cluster.members[i].endpoint(), "ka/", 0).await.0;
+        assert_eq!(keys, vec!["ka/key".to_string()], "member {i}");
+    }
+    // Without keep-alives it goes.
+    wait_for(
+        Duration::from_secs(10),
+        "the lease expired once left alone",
+        || {
+            let ep = ep.clone();
+            async move { local_keys(ep, "ka/", 0).await.0.is_empty() }
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_and_their_keys_survive_a_restart_of_every_member() {
+    let mut cluster = Cluster::start(3, &[]);
+    cluster.leader(Duration::from_secs(10)).await;
+    let ep = cluster.members[0].endpoint();
+    let id = grant(ep.clone(), 0, 60).await;
+    put(ep.clone(), "rs/key", id).await;
+    // Every member has applied the put before the restart.
+    for m in &cluster.members {
+        let ep = m.endpoint();
+        wait_for(
+            Duration::from_secs(10),
+            "the put applied everywhere",
+            || {
+                let ep = ep.clone();
+                async move { local_keys(ep, "rs/", 0).await.0.len() == 1 }
+            },
+        )
+        .await;
+    }
+    for m in &mut cluster.members {
+        m.kill9();
+    }
+    for m in &mut cluster.members {
+        m.start_again();
+    }
+    for m in &mut cluster.members {
+        m.wait_healthy();
+    }
+    cluster.leader(Duration::from_secs(10)).await;
+    let hex = format!("{id:016x}");
+    for m in &cluster.members {
+        let (ok, out, err) = etcdctl(&m.endpoint(), &["lease", "timetolive", "--keys", &hex]);
+        assert!(ok, "{err}");
+        assert!(
+            out.starts_with(&format!("lease {hex} granted with TTL(60s), remaining("))
+                && out.ends_with("s), attached keys([rs/key])\n"),
+            "{out}"
+        );
+    }
+    assert_eq!(keep_alive(ep, id).await.expect("keep-alive"), 60);
+}
