@@ -378,3 +378,40 @@ async fn leases_and_their_keys_survive_a_restart_of_every_member() {
     }
     assert_eq!(keep_alive(ep, id).await.expect("keep-alive"), 60);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_catches_up_by_snapshot_knows_the_leases_granted_meanwhile() {
+    let mut cluster = Cluster::start(3, &["--snapshot-count", "100"]);
+    let leader = cluster.leader(Duration::from_secs(10)).await;
+    let down = (leader + 1) % 3;
+    cluster.members[down].kill9();
+    let ep = cluster.members[leader].endpoint();
+    // The grant sits between enough entries that neither messages queued for `down` before
+    // it died nor the leader's log (compacted to 100 entries behind) bring it: only a
+    // snapshot does.
+    for i in 0..300 {
+        put(ep.clone(), &format!("sn/{i:03}"), 0).await;
+    }
+    let id = grant(ep.clone(), 0, 60).await;
+    put(ep.clone(), "sn/leased", id).await;
+    for i in 300..600 {
+        put(ep.clone(), &format!("sn/{i:03}"), 0).await;
+    }
+    cluster.members[down].restart();
+    let restarted = cluster.members[down].endpoint();
+    wait_for(Duration::from_secs(30), "the member caught up", || {
+        let ep = restarted.clone();
+        async move { local_keys(ep, "sn/", 0).await.0.len() == 601 }
+    })
+    .await;
+    let log = std::fs::read_to_string(cluster.members[down].data_dir.with_extension("log"))
+        .unwrap_or_default();
+    assert!(
+        log.contains("installing a snapshot from the leader"),
+        "the member caught up from the log, not a snapshot"
+    );
+    // The member lists the leases it knows itself.
+    let (ok, list, err) = etcdctl(&restarted, &["lease", "list"]);
+    assert!(ok, "{err}");
+    assert_eq!(list, format!("found 1 leases\n{id:016x}\n"));
+}
