@@ -112,6 +112,25 @@ impl Change<'_> {
         })
     }
 
+    /// Revokes each lease of `ids` that still exists, each at its own revision as separate
+    /// revokes would be, so that one log entry can carry many expiries.
+    pub fn expire_leases(&mut self, wtxn: &mut RwTxn, ids: &[i64]) -> Result<ExpireLeasesResponse> {
+        let t = *self.tables();
+        let mut revoked = Vec::new();
+        for id in ids {
+            if t.lease_ttl(wtxn, *id)?.is_none() {
+                continue;
+            }
+            self.lease_revoke(wtxn, *id)?;
+            self.next_revision();
+            revoked.push(*id);
+        }
+        Ok(ExpireLeasesResponse {
+            header: self.header(),
+            revoked,
+        })
+    }
+
     /// Revokes a lease: every attached key is deleted at this command's one revision.
     pub fn lease_revoke(&mut self, wtxn: &mut RwTxn, lease: i64) -> Result<DeleteRangeResponse> {
         let t = *self.tables();

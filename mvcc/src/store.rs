@@ -10,7 +10,7 @@ use heed::{CompactionOption, Env, EnvOpenOptions, RoTxn, RwTxn, WithoutTls};
 use crate::codec::{self, HistoryRecord, Revision};
 use crate::error::{Error, Result};
 use crate::index::KeyIndex;
-use crate::lease::{ExpireLeasesResponse, Lease};
+use crate::lease::Lease;
 use crate::read::{self, ReadView};
 use crate::tables::{KeySpan, Tables};
 use crate::types::{
@@ -269,9 +269,6 @@ impl Store {
         c: &mut Counters,
         cmd: &Command,
     ) -> Result<Outcome> {
-        if let Command::ExpireLeases(ids) = cmd {
-            return self.expire_leases(wtxn, index, c, ids);
-        }
         let mut ch = Change::new(&self.t, index, c, self.apply_events);
         let result = match cmd {
             Command::Put(r) => ch.put(wtxn, r).map(CommandResponse::Put),
@@ -285,8 +282,9 @@ impl Store {
                 .lease_revoke(wtxn, *lease)
                 .map(CommandResponse::DeleteRange),
             Command::LeaseGrant(r) => ch.lease_grant(wtxn, r).map(CommandResponse::LeaseGrant),
-            // Handled above: one revision per lease.
-            Command::ExpireLeases(_) => Err(Error::Corrupt("unreachable".into())),
+            Command::ExpireLeases(ids) => ch
+                .expire_leases(wtxn, ids)
+                .map(CommandResponse::LeasesExpired),
         };
         match result {
             Ok(response) => Ok(Outcome::Done {
@@ -303,37 +301,6 @@ impl Store {
             }
             Err(e) => Err(e),
         }
-    }
-
-    /// Revokes each lease of `ids` that still exists, each at its own revision as a
-    /// separate revoke would, so that one log entry can carry many expiries.
-    fn expire_leases(
-        &self,
-        wtxn: &mut RwTxn,
-        index: &mut KeyIndex,
-        c: &mut Counters,
-        ids: &[i64],
-    ) -> Result<Outcome> {
-        let mut revoked = Vec::new();
-        let mut events = Vec::new();
-        for id in ids {
-            if self.t.lease_ttl(wtxn, *id)?.is_none() {
-                continue;
-            }
-            let mut ch = Change::new(&self.t, index, c, self.apply_events);
-            ch.lease_revoke(wtxn, *id)?;
-            events.extend(ch.finish());
-            revoked.push(*id);
-        }
-        Ok(Outcome::Done {
-            response: CommandResponse::LeasesExpired(ExpireLeasesResponse {
-                header: ResponseHeader {
-                    revision: c.revision,
-                },
-                revoked,
-            }),
-            events,
-        })
     }
 
     fn read_txn(&self) -> Result<RoTxn<'_, WithoutTls>> {

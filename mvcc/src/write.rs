@@ -134,6 +134,17 @@ impl<'s> Change<'s> {
         }
     }
 
+    /// Closes the current revision if it wrote anything, so that the writes that follow get
+    /// a revision of their own: one command, several revisions (lease expiries).
+    pub fn next_revision(&mut self) {
+        if self.changed() {
+            self.c.revision = self.main;
+            self.begin = self.main;
+            self.main += 1;
+            self.sub = 0;
+        }
+    }
+
     /// Ends the command: bumps the store revision if it wrote, returns its events.
     pub fn finish(self) -> Vec<Event> {
         if self.changed() {
