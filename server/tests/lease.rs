@@ -246,7 +246,55 @@ async fn etcdctl_grant_put_timetolive_revoke_delete_keys_on_every_member_at_one_
             .expect("keep-alive"),
         0
     );
-    assert_eq!(keep_alive(on_follower, 77).await.expect("keep-alive"), 30);
+    assert_eq!(
+        keep_alive(on_follower.clone(), 77)
+            .await
+            .expect("keep-alive"),
+        30
+    );
+
+    // --ignore-lease keeps the key's lease; a put without a lease detaches the key (etcd).
+    let hex77 = format!("{:016x}", 77);
+    for args in [
+        &["put", "--lease", &hex77, "lk2/a", "v"][..],
+        &["put", "--ignore-lease", "lk2/a", "v2"],
+        &["put", "--lease", &hex77, "lk2/b", "v"],
+        &["put", "lk2/b", "v2"],
+    ] {
+        let (ok, out, err) = etcdctl(&on_follower, args);
+        assert!(ok && out == "OK\n", "{args:?}: {out}{err}");
+    }
+    let (_, out, _) = etcdctl(&on_leader, &["lease", "timetolive", "--keys", &hex77]);
+    assert!(out.ends_with("attached keys([lk2/a])\n"), "{out}");
+    // A txn's put checks its lease too.
+    let put_op = |lease| api::etcdserverpb::RequestOp {
+        request: Some(api::etcdserverpb::request_op::Request::RequestPut(
+            PutRequest {
+                key: b"lk2/c".to_vec(),
+                value: b"v".to_vec(),
+                lease,
+                ..Default::default()
+            },
+        )),
+    };
+    let mut kv = api::etcdserverpb::kv_client::KvClient::connect(on_follower.clone())
+        .await
+        .expect("connect");
+    let txn = |lease| api::etcdserverpb::TxnRequest {
+        success: vec![put_op(lease)],
+        ..Default::default()
+    };
+    let refused = kv.txn(txn(4242)).await.expect_err("unknown lease");
+    assert_eq!(
+        (refused.code(), refused.message()),
+        (
+            tonic::Code::NotFound,
+            "etcdserver: requested lease not found"
+        )
+    );
+    assert!(kv.txn(txn(77)).await.expect("txn").into_inner().succeeded);
+    let (_, out, _) = etcdctl(&on_leader, &["lease", "timetolive", "--keys", &hex77]);
+    assert!(out.ends_with("attached keys([lk2/a lk2/c])\n"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
