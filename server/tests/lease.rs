@@ -463,3 +463,70 @@ async fn a_member_that_catches_up_by_snapshot_knows_the_leases_granted_meanwhile
     assert!(ok, "{err}");
     assert_eq!(list, format!("found 1 leases\n{id:016x}\n"));
 }
+
+/// A new leader restarts every lease's TTL at once, so all of them then run out together:
+/// none goes before its full TTL after the kill, and the expiry loop clears them all quickly
+/// (etcd, at 1,000 revokes a second, takes a second per thousand).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_restarted_together_by_a_new_leader_expire_together_soon_after_their_ttl() {
+    const LEASES: usize = 2000;
+    const WRITERS: usize = 50;
+    const TTL: i64 = 10;
+    let mut cluster = Cluster::start(3, &[]);
+    let leader = cluster.leader(Duration::from_secs(10)).await;
+    let ep = cluster.members[leader].endpoint();
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let ep = ep.clone();
+        writers.push(tokio::spawn(async move {
+            let mut leases = lease_client(ep.clone()).await;
+            let mut kv = api::etcdserverpb::kv_client::KvClient::connect(ep)
+                .await
+                .expect("connect");
+            for i in (w..LEASES).step_by(WRITERS) {
+                let g = leases.lease_grant(LeaseGrantRequest { id: 0, ttl: TTL });
+                let id = g.await.expect("grant").into_inner().id;
+                let p = PutRequest {
+                    key: format!("mx/{i:05}").into(),
+                    value: b"v".to_vec(),
+                    lease: id,
+                    ..Default::default()
+                };
+                kv.put(p).await.expect("put");
+            }
+        }));
+    }
+    let started = Instant::now();
+    for w in writers {
+        w.await.expect("writer");
+    }
+    let granting = started.elapsed();
+    assert!(
+        granting < Duration::from_secs(TTL as u64 / 2),
+        "granting took {granting:?}: too slow for this test's TTL"
+    );
+    cluster.members[leader].kill9();
+    let killed = Instant::now();
+    let ep = cluster.members[(leader + 1) % 3].endpoint();
+    let count = |ep: String| async move { local_keys(ep, "mx/", 0).await.0.len() };
+    let deadline = killed + Duration::from_secs(TTL as u64 + 15);
+    while count(ep.clone()).await == LEASES {
+        assert!(Instant::now() < deadline, "no lease expired");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let first = Instant::now();
+    assert!(
+        first - killed >= Duration::from_secs(TTL as u64),
+        "a lease expired {:?} after its leader died, before its TTL",
+        first - killed
+    );
+    while count(ep.clone()).await > 0 {
+        assert!(Instant::now() < deadline, "leases left");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = first.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "{LEASES} leases took {took:?} to expire"
+    );
+}
