@@ -1,10 +1,12 @@
 //! Command-line parsing with cobra/pflag semantics, so that flag errors, `--` handling,
-//! interspersed flags and `ETCDCTL_*` environment variables behave as in etcdctl 3.4.
+//! interspersed flags, command prefixes and `ETCDCTL_*` environment variables behave as
+//! etcdctl users expect. The commands themselves come from [`crate::commands`].
 
 use std::collections::BTreeMap;
 
-use crate::error::{CliError, Result};
-use crate::gofmt;
+use crate::commands::{Command, GROUPS};
+use crate::error::{exit, CliError, Result};
+use crate::{gofmt, help};
 
 /// How a flag's value is parsed (and how pflag reports a bad value).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,153 +18,157 @@ pub enum Kind {
     StrSlice,
 }
 
-/// One flag: long name, optional shorthand, kind and default (pflag's `DefValue`).
+/// One flag: long name, optional shorthand, kind, default (pflag's `DefValue`) and help line.
 #[derive(Debug, Clone, Copy)]
 pub struct Flag {
     pub name: &'static str,
     pub short: Option<char>,
     pub kind: Kind,
     pub default: &'static str,
+    pub help: &'static str,
 }
 
-const fn flag(name: &'static str, short: Option<char>, kind: Kind, default: &'static str) -> Flag {
+pub const fn flag(
+    name: &'static str,
+    short: Option<char>,
+    kind: Kind,
+    default: &'static str,
+    help: &'static str,
+) -> Flag {
     Flag {
         name,
         short,
         kind,
         default,
+        help,
     }
 }
 
-/// The root command's persistent flags (the "GLOBAL OPTIONS").
+/// The global flags etcrctl implements, valid before or after any command.
 pub const GLOBAL_FLAGS: &[Flag] = &[
-    flag("cacert", None, Kind::Str, ""),
-    flag("cert", None, Kind::Str, ""),
-    flag("command-timeout", None, Kind::Duration, "5s"),
-    flag("debug", None, Kind::Bool, "false"),
-    flag("dial-timeout", None, Kind::Duration, "2s"),
-    flag("discovery-srv", Some('d'), Kind::Str, ""),
-    flag("discovery-srv-name", None, Kind::Str, ""),
-    flag("endpoints", None, Kind::StrSlice, "127.0.0.1:2379"),
-    flag("hex", None, Kind::Bool, "false"),
-    flag("insecure-discovery", None, Kind::Bool, "true"),
-    flag("insecure-skip-tls-verify", None, Kind::Bool, "false"),
-    flag("insecure-transport", None, Kind::Bool, "true"),
-    flag("keepalive-time", None, Kind::Duration, "2s"),
-    flag("keepalive-timeout", None, Kind::Duration, "6s"),
-    flag("key", None, Kind::Str, ""),
-    flag("password", None, Kind::Str, ""),
-    flag("user", None, Kind::Str, ""),
-    flag("write-out", Some('w'), Kind::Str, "simple"),
+    flag(
+        "command-timeout",
+        None,
+        Kind::Duration,
+        "5s",
+        "how long a command waits for its answers (not counting the dial)",
+    ),
+    flag(
+        "dial-timeout",
+        None,
+        Kind::Duration,
+        "2s",
+        "how long to wait for a connection to an endpoint",
+    ),
+    flag(
+        "endpoints",
+        None,
+        Kind::StrSlice,
+        "127.0.0.1:2379",
+        "the servers to ask, comma-separated host:port or http://host:port",
+    ),
+    flag(
+        "hex",
+        None,
+        Kind::Bool,
+        "false",
+        "print keys and values as \\x-prefixed hex bytes",
+    ),
+    flag(
+        "write-out",
+        Some('w'),
+        Kind::Str,
+        "simple",
+        "output format: simple, json, fields, table or protobuf",
+    ),
 ];
 
-pub const HELP: Flag = flag("help", Some('h'), Kind::Bool, "false");
+pub const HELP: Flag = flag("help", Some('h'), Kind::Bool, "false", "show this help");
 
-const GET_FLAGS: &[Flag] = &[
-    flag("consistency", None, Kind::Str, "l"),
-    flag("from-key", None, Kind::Bool, "false"),
-    flag("keys-only", None, Kind::Bool, "false"),
-    flag("limit", None, Kind::Int, "0"),
-    flag("order", None, Kind::Str, ""),
-    flag("prefix", None, Kind::Bool, "false"),
-    flag("print-value-only", None, Kind::Bool, "false"),
-    flag("rev", None, Kind::Int, "0"),
-    flag("sort-by", None, Kind::Str, ""),
-];
-const PUT_FLAGS: &[Flag] = &[
-    flag("ignore-lease", None, Kind::Bool, "false"),
-    flag("ignore-value", None, Kind::Bool, "false"),
-    flag("lease", None, Kind::Str, "0"),
-    flag("prev-kv", None, Kind::Bool, "false"),
-];
-const DEL_FLAGS: &[Flag] = &[
-    flag("from-key", None, Kind::Bool, "false"),
-    flag("prefix", None, Kind::Bool, "false"),
-    flag("prev-kv", None, Kind::Bool, "false"),
-];
-const TXN_FLAGS: &[Flag] = &[flag("interactive", Some('i'), Kind::Bool, "false")];
-const COMPACTION_FLAGS: &[Flag] = &[flag("physical", None, Kind::Bool, "false")];
-const ENDPOINT_FLAGS: &[Flag] = &[flag("cluster", None, Kind::Bool, "false")];
-
-/// The commands etcrctl implements, with their own flags and usage text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Command {
-    Get,
-    Put,
-    Del,
-    Txn,
-    Compaction,
-    Version,
-    MemberList,
-    EndpointStatus,
-    EndpointHealth,
+/// An etcdctl global flag that etcrctl does not implement yet: parsed (so its value is not
+/// taken for a command word), then refused unless its value asks for nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct Refused {
+    pub flag: Flag,
+    /// The feature etcrctl lacks: "TLS", "authentication", ...
+    pub feature: &'static str,
 }
 
-impl Command {
-    pub fn flags(self) -> &'static [Flag] {
-        match self {
-            Command::Get => GET_FLAGS,
-            Command::Put => PUT_FLAGS,
-            Command::Del => DEL_FLAGS,
-            Command::Txn => TXN_FLAGS,
-            Command::Compaction => COMPACTION_FLAGS,
-            Command::EndpointStatus | Command::EndpointHealth => ENDPOINT_FLAGS,
-            Command::Version | Command::MemberList => &[],
-        }
-    }
-
-    pub fn usage(self) -> &'static str {
-        match self {
-            Command::Get => include_str!("usage/get.txt"),
-            Command::Put => include_str!("usage/put.txt"),
-            Command::Del => include_str!("usage/del.txt"),
-            Command::Txn => include_str!("usage/txn.txt"),
-            Command::Compaction => include_str!("usage/compaction.txt"),
-            Command::Version => include_str!("usage/version.txt"),
-            Command::MemberList => include_str!("usage/member_list.txt"),
-            Command::EndpointStatus => include_str!("usage/endpoint_status.txt"),
-            Command::EndpointHealth => include_str!("usage/endpoint_health.txt"),
-        }
+const fn refused(
+    name: &'static str,
+    short: Option<char>,
+    kind: Kind,
+    default: &'static str,
+    feature: &'static str,
+) -> Refused {
+    Refused {
+        flag: flag(name, short, kind, default, ""),
+        feature,
     }
 }
 
-pub const ROOT_USAGE: &str = include_str!("usage/root.txt");
-pub const MEMBER_USAGE: &str = include_str!("usage/member.txt");
-pub const ENDPOINT_USAGE: &str = include_str!("usage/endpoint.txt");
-
-/// etcdctl 3.4's top-level commands in registration order (cobra's suggestion order);
-/// etcrctl implements get, put, del, txn, compaction, endpoint, version and member.
-const ROOT_COMMANDS: &[&str] = &[
-    "get",
-    "put",
-    "del",
-    "txn",
-    "compaction",
-    "alarm",
-    "defrag",
-    "endpoint",
-    "move-leader",
-    "watch",
-    "version",
-    "lease",
-    "member",
-    "snapshot",
-    "make-mirror",
-    "migrate",
-    "lock",
-    "elect",
-    "auth",
-    "user",
-    "role",
-    "check",
-    "help",
-    "completion",
+/// etcdctl 3.4's other global flags, with etcdctl's defaults.
+pub const REFUSED_FLAGS: &[Refused] = &[
+    refused("cacert", None, Kind::Str, "", "TLS"),
+    refused("cert", None, Kind::Str, "", "TLS"),
+    refused("key", None, Kind::Str, "", "TLS"),
+    refused("insecure-skip-tls-verify", None, Kind::Bool, "false", "TLS"),
+    refused("insecure-transport", None, Kind::Bool, "true", "TLS"),
+    refused("user", None, Kind::Str, "", "authentication"),
+    refused("password", None, Kind::Str, "", "authentication"),
+    refused("discovery-srv", Some('d'), Kind::Str, "", "DNS discovery"),
+    refused("discovery-srv-name", None, Kind::Str, "", "DNS discovery"),
+    refused(
+        "insecure-discovery",
+        None,
+        Kind::Bool,
+        "true",
+        "DNS discovery",
+    ),
+    refused("keepalive-time", None, Kind::Duration, "2s", "keepalive"),
+    refused("keepalive-timeout", None, Kind::Duration, "6s", "keepalive"),
+    refused("debug", None, Kind::Bool, "false", "debug logging"),
 ];
-const MEMBER_COMMANDS: &[&str] = &["add", "remove", "update", "list", "promote"];
-const ENDPOINT_COMMANDS: &[&str] = &["health", "status", "hashkv"];
+
+/// Every flag valid at the root: the global flags, the refused ones and `--help`.
+fn root_flags() -> Vec<Flag> {
+    let mut flags = GLOBAL_FLAGS.to_vec();
+    flags.extend(REFUSED_FLAGS.iter().map(|r| r.flag));
+    flags.push(HELP);
+    flags
+}
+
+/// Whether a refused flag's value asks for something etcrctl does not do. A keepalive
+/// interval always does; the other flags' etcdctl defaults (no CA, plaintext, no user) do not.
+fn asks_for_something(r: &Refused, value: &str) -> bool {
+    match r.flag.kind {
+        Kind::Bool => gofmt::parse_bool(value).ok() != gofmt::parse_bool(r.flag.default).ok(),
+        Kind::Str => value != r.flag.default,
+        _ => true,
+    }
+}
+
+/// Refuses every refused flag that was set (on the command line, or by `source` naming the
+/// environment variable) to a value that asks for something.
+fn check_refused(parsed: &Parsed, source: impl Fn(&Flag) -> String) -> Result<()> {
+    for r in REFUSED_FLAGS {
+        if parsed.changed(r.flag.name) && asks_for_something(r, &parsed.str(r.flag.name)) {
+            return Err(CliError::bad_feature(format!(
+                "{} is refused: etcrctl does not support {} yet",
+                source(&r.flag),
+                r.feature
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn env_name(f: &Flag) -> String {
+    format!("ETCDCTL_{}", f.name.to_uppercase().replace('-', "_"))
+}
 
 /// cobra's `findNext` with prefix matching: the exact name, else the only name with that prefix.
-fn resolve(word: &str, names: &[&'static str]) -> Option<&'static str> {
+fn resolve<'a>(word: &str, names: &[&'a str]) -> Option<&'a str> {
     if let Some(exact) = names.iter().find(|n| **n == word) {
         return Some(exact);
     }
@@ -173,7 +179,7 @@ fn resolve(word: &str, names: &[&'static str]) -> Option<&'static str> {
     }
 }
 
-/// cobra's Levenshtein distance (case-insensitive).
+/// cobra's Levenshtein distance (case-insensitive), for suggestions.
 fn levenshtein(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.to_lowercase().chars().collect();
     let b: Vec<char> = b.to_lowercase().chars().collect();
@@ -189,27 +195,40 @@ fn levenshtein(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-/// cobra's unknown-command error with its "Did you mean this?" suggestions.
-fn unknown_command(word: &str) -> CliError {
+/// A command word etcrctl does not have (`parent` is "" at the top level, else the group),
+/// with the nearby names it does have.
+fn unknown_command(word: &str, parent: &str, names: &[&str]) -> CliError {
+    let path = if parent.is_empty() {
+        "etcrctl".to_string()
+    } else {
+        format!("etcrctl {parent}")
+    };
     let mut msg = format!(
-        "unknown command {} for \"etcdctl\"",
+        "Error: unknown command {} for \"{path}\"\n",
         gofmt::quote(word.as_bytes())
     );
-    let suggestions: Vec<&str> = ROOT_COMMANDS
+    let suggestions: Vec<&str> = names
         .iter()
         .filter(|n| **n != "help")
         .filter(|n| levenshtein(word, n) <= 2 || n.starts_with(&word.to_lowercase()))
         .copied()
         .collect();
     if !suggestions.is_empty() {
-        msg.push_str("\n\nDid you mean this?\n");
+        msg.push_str("\nDid you mean this?\n");
         for s in suggestions {
             msg.push_str(&format!("\t{s}\n"));
         }
+        msg.push('\n');
     }
+    let list = if parent.is_empty() {
+        "etcrctl --help".to_string()
+    } else {
+        path.clone()
+    };
+    msg.push_str(&format!("Run '{list}' for the commands {path} has.\n"));
     CliError::Raw {
-        stderr: format!("Error: {msg}\nRun 'etcdctl --help' for usage.\nError: {msg}\n"),
-        code: crate::error::exit::ERROR,
+        stderr: msg,
+        code: exit::ERROR,
     }
 }
 
@@ -218,8 +237,8 @@ fn unknown_command(word: &str) -> CliError {
 pub enum Invocation {
     /// Run a command with its parsed flags and positional arguments.
     Run(Command, Parsed),
-    /// Print a usage text and exit 0 (`--help`, a group without its subcommand).
-    Usage(&'static str),
+    /// Print a help page and exit 0 (`--help`, `help`, a group without its command).
+    Usage(String),
 }
 
 /// Parsed flag values (raw strings, validated by kind) and positional arguments.
@@ -296,29 +315,21 @@ impl Parsed {
         Ok(())
     }
 
-    /// Applies `ETCDCTL_<FLAG>` environment variables to the global flags as etcdctl's
-    /// `SetPflagsFromEnv` does when the client is created. Returns the warnings to print
-    /// on stderr, or the fatal conflict (a variable shadowed by a command-line flag).
-    pub fn apply_env(
-        &mut self,
-        env: &[(String, String)],
-        extra: &[&'static str],
-    ) -> Result<String> {
+    /// Applies `ETCDCTL_<FLAG>` environment variables to the global flags (and `inherited`,
+    /// a group's flags) as etcdctl's `SetPflagsFromEnv` does when the client is created.
+    /// Returns the warnings to print on stderr, or the fatal error: a variable shadowed by a
+    /// command-line flag, or one that sets a refused flag.
+    pub fn apply_env(&mut self, env: &[(String, String)], inherited: &[Flag]) -> Result<String> {
         let mut warnings = String::new();
         let mut used = Vec::new();
         let candidates: Vec<Flag> = GLOBAL_FLAGS
             .iter()
             .copied()
-            .chain(extra.iter().filter_map(|n| {
-                [Command::EndpointStatus]
-                    .iter()
-                    .flat_map(|c| c.flags())
-                    .find(|f| f.name == *n)
-                    .copied()
-            }))
+            .chain(REFUSED_FLAGS.iter().map(|r| r.flag))
+            .chain(inherited.iter().copied())
             .collect();
         for f in &candidates {
-            let key = format!("ETCDCTL_{}", f.name.to_uppercase().replace('-', "_"));
+            let key = env_name(f);
             let Some((_, value)) = env.iter().find(|(k, _)| *k == key) else {
                 continue;
             };
@@ -329,6 +340,7 @@ impl Parsed {
             // etcdctl ignores a variable whose value does not parse.
             let _ = self.set(f, value);
         }
+        check_refused(self, env_name)?;
         for (k, v) in env {
             if k.starts_with("ETCDCTL_") && k != "ETCDCTL_API" && !used.contains(k) {
                 warnings.push_str(&format!(
@@ -361,9 +373,25 @@ fn find_short(flags: &[Flag], c: char) -> Option<&Flag> {
     flags.iter().find(|f| f.short == Some(c))
 }
 
+/// The first words of every command, then `help`, in help order.
+fn top_level_names() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = Vec::new();
+    for c in Command::ALL {
+        let first = c.spec().name.split(' ').next().unwrap_or_default();
+        if !names.contains(&first) {
+            names.push(first);
+        }
+    }
+    names.push("help");
+    names
+}
+
 /// Resolves the command path (as cobra's `Find` does, skipping flags) and parses its flags.
 pub fn parse(argv: &[String]) -> Result<Invocation> {
-    // Find the command words: positionals, skipping global flags and their values.
+    let root = root_flags();
+    let top = top_level_names();
+    let is_group = |w: &str| GROUPS.iter().any(|g| Some(g.name) == resolve(w, &top));
+    // Find the command words: positionals, skipping root flags and their values.
     let mut words: Vec<(usize, &str)> = Vec::new();
     let mut i = 0;
     while i < argv.len() && words.len() < 2 {
@@ -373,7 +401,7 @@ pub fn parse(argv: &[String]) -> Result<Invocation> {
         }
         if let Some(long) = a.strip_prefix("--") {
             if !long.contains('=') {
-                if let Some(f) = find_flag(GLOBAL_FLAGS, long) {
+                if let Some(f) = find_flag(&root, long) {
                     if f.kind != Kind::Bool {
                         i += 1;
                     }
@@ -381,54 +409,44 @@ pub fn parse(argv: &[String]) -> Result<Invocation> {
             }
         } else if a.len() > 1 && a.starts_with('-') {
             let c = a[1..].chars().next().unwrap_or('-');
-            if a.len() == 2 && find_short(GLOBAL_FLAGS, c).is_some_and(|f| f.kind != Kind::Bool) {
+            if a.len() == 2 && find_short(&root, c).is_some_and(|f| f.kind != Kind::Bool) {
                 i += 1;
             }
-        } else if words.is_empty()
-            || matches!(
-                resolve(words[0].1, ROOT_COMMANDS),
-                Some("member" | "endpoint")
-            )
-        {
+        } else if words.is_empty() || is_group(words[0].1) {
             words.push((i, a));
         } else {
             break;
         }
         i += 1;
     }
-    // cobra's prefix matching: an unambiguous prefix names the command.
-    let first = words.first().map(|(_, w)| resolve(w, ROOT_COMMANDS));
-    let second = match (first, words.get(1)) {
-        (Some(Some("member")), Some((_, w))) => resolve(w, MEMBER_COMMANDS),
-        (Some(Some("endpoint")), Some((_, w))) => resolve(w, ENDPOINT_COMMANDS),
-        _ => None,
+    let Some(&(first_at, first_word)) = words.first() else {
+        return root_only(argv);
     };
-    let (command, used) = match (first, second) {
-        (None, _) => return root_only(argv),
-        (Some(Some("get")), _) => (Command::Get, 1),
-        (Some(Some("put")), _) => (Command::Put, 1),
-        (Some(Some("del")), _) => (Command::Del, 1),
-        (Some(Some("txn")), _) => (Command::Txn, 1),
-        (Some(Some("compaction")), _) => (Command::Compaction, 1),
-        (Some(Some("version")), _) => (Command::Version, 1),
-        (Some(Some("member")), Some("list")) => (Command::MemberList, 2),
-        (Some(Some("endpoint")), Some("status")) => (Command::EndpointStatus, 2),
-        (Some(Some("endpoint")), Some("health")) => (Command::EndpointHealth, 2),
-        (Some(Some("member")), None) => return Ok(Invocation::Usage(MEMBER_USAGE)),
-        (Some(Some("endpoint")), None) => return Ok(Invocation::Usage(ENDPOINT_USAGE)),
-        (Some(Some("help")), _) => return Ok(Invocation::Usage(help_for(argv, &words))),
-        (Some(Some(other)), sub) => {
-            let name = match sub {
-                Some(sub) => format!("{other} {sub}"),
-                None => other.to_string(),
+    let first = resolve(first_word, &top).ok_or_else(|| unknown_command(first_word, "", &top))?;
+    if first == "help" {
+        return help_for(&argv[first_at + 1..]);
+    }
+    let (name, used) = match GROUPS.iter().find(|g| g.name == first) {
+        Some(group) => {
+            let subs: Vec<&'static str> = group
+                .commands()
+                .filter_map(|c| c.spec().name.split_once(' ').map(|(_, s)| s))
+                .collect();
+            let Some(&(_, sub_word)) = words.get(1) else {
+                check_root_flags(argv, "")?;
+                return Ok(Invocation::Usage(help::group(group)));
             };
-            return Err(CliError::exit(
-                crate::error::exit::ERROR,
-                format!("etcrctl does not implement the {name:?} command yet"),
-            ));
+            let sub = resolve(sub_word, &subs)
+                .ok_or_else(|| unknown_command(sub_word, group.name, &subs))?;
+            (format!("{first} {sub}"), 2)
         }
-        (Some(None), _) => return Err(unknown_command(words[0].1)),
+        None => (first.to_string(), 1),
     };
+    let command = Command::ALL
+        .iter()
+        .copied()
+        .find(|c| c.spec().name == name)
+        .ok_or_else(|| unknown_command(first_word, "", &top))?;
     let skip: Vec<usize> = words[..used].iter().map(|(i, _)| *i).collect();
     let rest: Vec<String> = argv
         .iter()
@@ -437,36 +455,39 @@ pub fn parse(argv: &[String]) -> Result<Invocation> {
         .map(|(_, a)| a.clone())
         .collect();
     let mut flags: Vec<Flag> = command.flags().to_vec();
-    flags.push(HELP);
-    flags.extend_from_slice(GLOBAL_FLAGS);
+    flags.extend(root);
     let parsed = parse_flags(&flags, &rest).map_err(|message| CliError::Flag {
         message,
-        usage: command.usage(),
+        command: command.spec().name,
     })?;
     if parsed.bool("help") {
-        return Ok(Invocation::Usage(command.usage()));
+        return Ok(Invocation::Usage(help::command(command.spec())));
     }
+    check_refused(&parsed, |f| format!("--{}", f.name))?;
     Ok(Invocation::Run(command, parsed))
 }
 
-/// `help [command]`: the named command's usage, else the root usage.
-fn help_for(argv: &[String], words: &[(usize, &str)]) -> &'static str {
-    let rest: Vec<String> = argv.iter().skip(words[0].0 + 1).cloned().collect();
-    match parse(&rest) {
-        Ok(Invocation::Run(command, _)) => command.usage(),
-        Ok(Invocation::Usage(text)) => text,
-        Err(_) => ROOT_USAGE,
+/// `help [command]`: the named command's page, else the root page.
+fn help_for(rest: &[String]) -> Result<Invocation> {
+    if rest.iter().all(|a| a.starts_with('-')) {
+        return Ok(Invocation::Usage(help::root()));
+    }
+    match parse(rest)? {
+        Invocation::Run(command, _) => Ok(Invocation::Usage(help::command(command.spec()))),
+        usage => Ok(usage),
     }
 }
 
+/// Flags without a command (or with a group alone) only ask for help, but must still parse.
+fn check_root_flags(argv: &[String], command: &'static str) -> Result<()> {
+    let parsed =
+        parse_flags(&root_flags(), argv).map_err(|message| CliError::Flag { message, command })?;
+    check_refused(&parsed, |f| format!("--{}", f.name))
+}
+
 fn root_only(argv: &[String]) -> Result<Invocation> {
-    let mut flags = GLOBAL_FLAGS.to_vec();
-    flags.push(HELP);
-    parse_flags(&flags, argv).map_err(|message| CliError::Flag {
-        message,
-        usage: ROOT_USAGE,
-    })?;
-    Ok(Invocation::Usage(ROOT_USAGE))
+    check_root_flags(argv, "")?;
+    Ok(Invocation::Usage(help::root()))
 }
 
 /// pflag's `Parse`: interspersed flags, `--name=value`, `--name value`, `-abc`, `-wjson`, `--`.
@@ -549,13 +570,23 @@ mod tests {
         s.split_whitespace().map(str::to_string).collect()
     }
 
+    fn run(s: &str) -> (Command, Parsed) {
+        match parse(&argv(s)) {
+            Ok(Invocation::Run(cmd, p)) => (cmd, p),
+            other => panic!("{s}: expected a command, got {other:?}"),
+        }
+    }
+
+    fn stderr(s: &str) -> String {
+        match parse(&argv(s)) {
+            Err(e) => e.render().0,
+            Ok(other) => panic!("{s}: expected an error, got {other:?}"),
+        }
+    }
+
     #[test]
     fn finds_command_past_global_flags() {
-        let Invocation::Run(cmd, p) =
-            parse(&argv("--endpoints x:1 -w json get foo --prefix")).unwrap()
-        else {
-            panic!("expected a command")
-        };
+        let (cmd, p) = run("--endpoints x:1 -w json get foo --prefix");
         assert_eq!(cmd, Command::Get);
         assert_eq!(p.args, vec!["foo"]);
         assert!(p.bool("prefix"));
@@ -565,45 +596,130 @@ mod tests {
 
     #[test]
     fn subcommands_and_double_dash() {
-        let Invocation::Run(cmd, p) = parse(&argv("member list -wfields")).unwrap() else {
-            panic!()
-        };
+        let (cmd, p) = run("member list -wfields");
         assert_eq!(cmd, Command::MemberList);
         assert_eq!(p.str("write-out"), "fields");
-        let Invocation::Run(_, p) = parse(&argv("put -- -x -y")).unwrap() else {
-            panic!()
-        };
+        let (_, p) = run("put -- -x -y");
         assert_eq!(p.args, vec!["-x", "-y"]);
     }
 
     #[test]
     fn prefixes_and_suggestions_like_cobra() {
-        assert!(matches!(
-            parse(&argv("ver")).unwrap(),
-            Invocation::Run(Command::Version, _)
-        ));
-        assert!(matches!(
-            parse(&argv("mem l")).unwrap(),
-            Invocation::Run(Command::MemberList, _)
-        ));
-        let CliError::Raw { stderr, .. } = parse(&argv("de")).unwrap_err() else {
-            panic!()
-        };
-        assert!(stderr.starts_with("Error: unknown command \"de\" for \"etcdctl\"\n\nDid you mean this?\n\tget\n\tdel\n\tdefrag\n\nRun"));
+        assert_eq!(run("ver").0, Command::Version);
+        assert_eq!(run("mem l").0, Command::MemberList);
+        assert_eq!(
+            stderr("gte"),
+            "Error: unknown command \"gte\" for \"etcrctl\"\n\nDid you mean this?\n\tget\n\nRun 'etcrctl --help' for the commands etcrctl has.\n"
+        );
     }
 
     #[test]
-    fn flag_errors_match_pflag() {
-        let err = parse(&argv("get --bogus")).unwrap_err();
-        assert!(
-            matches!(err, CliError::Flag { ref message, .. } if message == "unknown flag: --bogus")
+    fn commands_etcrctl_lacks_are_unknown() {
+        for (line, word, path) in [
+            ("lease grant 10", "lease", "etcrctl"),
+            ("watch foo", "watch", "etcrctl"),
+            ("snapshot save x", "snapshot", "etcrctl"),
+            ("member add m2", "add", "etcrctl member"),
+            ("endpoint hashkv", "hashkv", "etcrctl endpoint"),
+            ("help lock", "lock", "etcrctl"),
+        ] {
+            let err = parse(&argv(line)).unwrap_err();
+            let (text, code) = err.render();
+            assert_eq!(code, exit::ERROR, "{line}");
+            assert!(
+                text.starts_with(&format!(
+                    "Error: unknown command \"{word}\" for \"{path}\"\n"
+                )),
+                "{line}: {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn help_pages() {
+        let page = |s: &str| match parse(&argv(s)) {
+            Ok(Invocation::Usage(text)) => text,
+            other => panic!("{s}: {other:?}"),
+        };
+        assert_eq!(page(""), help::root());
+        assert_eq!(page("--help"), help::root());
+        assert_eq!(page("help"), help::root());
+        assert_eq!(page("get --help"), help::command(Command::Get.spec()));
+        assert_eq!(page("help get"), help::command(Command::Get.spec()));
+        assert_eq!(page("help member list"), page("member list -h"));
+        assert!(page("member").starts_with("etcrctl member: "));
+        assert!(page("help endpoint").contains("\n  endpoint status "));
+    }
+
+    #[test]
+    fn refused_flags_are_errors_unless_they_ask_for_nothing() {
+        for line in [
+            "--cacert ca.pem get foo",
+            "get foo --cert=c.pem",
+            "get foo --key k.pem",
+            "--insecure-skip-tls-verify get foo",
+            "--insecure-transport=false get foo",
+            "--user root get foo",
+            "--password=x put a b",
+            "-d example.com get foo",
+            "--discovery-srv-name x get foo",
+            "--insecure-discovery=false get foo",
+            "--keepalive-time=2s get foo",
+            "--keepalive-timeout 6s get foo",
+            "--debug version",
+            "--user root",
+            "member --user root",
+        ] {
+            let err = parse(&argv(line)).unwrap_err();
+            let (text, code) = err.render();
+            assert_eq!(code, exit::BAD_FEATURE, "{line}");
+            assert!(text.starts_with("Error: --"), "{line}: {text}");
+            assert!(
+                text.contains(" is refused: etcrctl does not support "),
+                "{line}: {text}"
+            );
+        }
+        for line in [
+            "--insecure-transport=true get foo",
+            "--insecure-transport get foo",
+            "--debug=false get foo",
+            "--insecure-discovery get foo",
+        ] {
+            assert_eq!(run(line).0, Command::Get, "{line}");
+        }
+        let (_, p) = run("--cacert= get foo");
+        assert_eq!(p.args, vec!["foo"]);
+    }
+
+    #[test]
+    fn refused_flags_from_the_environment() {
+        let (_, mut p) = run("get foo");
+        let env = vec![("ETCDCTL_USER".to_string(), "root".to_string())];
+        let err = p.apply_env(&env, &[]).unwrap_err();
+        assert_eq!(
+            err.render().0,
+            "Error: ETCDCTL_USER is refused: etcrctl does not support authentication yet\n"
         );
-        let err = parse(&argv("get -x")).unwrap_err();
-        assert!(
-            matches!(err, CliError::Flag { ref message, .. } if message == "unknown shorthand flag: 'x' in -x")
+        let (_, mut p) = run("get foo");
+        let env = vec![("ETCDCTL_INSECURE_TRANSPORT".to_string(), "true".to_string())];
+        assert_eq!(p.apply_env(&env, &[]).unwrap(), "");
+    }
+
+    #[test]
+    fn flag_errors_keep_pflag_messages() {
+        let message = |s: &str| match parse(&argv(s)).unwrap_err() {
+            CliError::Flag { message, .. } => message,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(message("get --bogus"), "unknown flag: --bogus");
+        assert_eq!(message("get -x"), "unknown shorthand flag: 'x' in -x");
+        assert_eq!(
+            message("get --rev=abc"),
+            r#"invalid argument "abc" for "--rev" flag: strconv.ParseInt: parsing "abc": invalid syntax"#
         );
-        let err = parse(&argv("get --rev=abc")).unwrap_err();
-        assert!(matches!(err, CliError::Flag { ref message, .. }
-            if message == r#"invalid argument "abc" for "--rev" flag: strconv.ParseInt: parsing "abc": invalid syntax"#));
+        assert_eq!(
+            stderr("get --bogus"),
+            "Error: unknown flag: --bogus\nRun 'etcrctl get --help' for the flags of get.\n"
+        );
     }
 }

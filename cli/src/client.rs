@@ -28,10 +28,10 @@ impl Client {
     ) -> Result<Self> {
         let mut channels = Vec::new();
         for ep in endpoints {
-            let url = if ep.contains("://") {
-                ep.clone()
-            } else {
-                format!("http://{ep}")
+            let url = match ep.split_once("://") {
+                None => format!("http://{ep}"),
+                Some(("http", _)) => ep.clone(),
+                Some((scheme, _)) => return Err(refused_endpoint(ep, scheme)),
             };
             let endpoint = Endpoint::from_shared(url)
                 .map_err(|e| CliError::exit(exit::ERROR, e.to_string()))?
@@ -114,6 +114,19 @@ impl Client {
             gofmt::json_string(error.as_bytes())
         );
     }
+}
+
+/// etcdctl takes `https://` (and `unix://`, `unixs://`) endpoints too; etcrctl would have
+/// to ignore the scheme, so it says what it lacks instead.
+fn refused_endpoint(ep: &str, scheme: &str) -> CliError {
+    let why = match scheme {
+        "https" | "unixs" => "etcrctl does not support TLS yet",
+        _ => "etcrctl reaches host:port and http:// endpoints only",
+    };
+    CliError::bad_feature(format!(
+        "endpoint {} is refused: {why}",
+        gofmt::quote(ep.as_bytes())
+    ))
 }
 
 fn is_transport_failure(status: &Status) -> bool {
@@ -210,6 +223,32 @@ mod tests {
             etcd_error_string(&other),
             "rpc error: code = Internal desc = boom"
         );
+    }
+
+    #[test]
+    fn endpoints_other_than_http_are_refused() {
+        // Lazy channels still need a runtime to be built in.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _in_runtime = rt.enter();
+        let new = |ep: &str| {
+            let eps = [ep.to_string()];
+            Client::new(&eps, Duration::from_secs(1), Duration::from_secs(1)).map(|_| ())
+        };
+        assert_eq!(new("127.0.0.1:2379"), Ok(()));
+        assert_eq!(new("http://127.0.0.1:2379"), Ok(()));
+        assert_eq!(
+            new("https://127.0.0.1:2379"),
+            Err(CliError::bad_feature(
+                "endpoint \"https://127.0.0.1:2379\" is refused: etcrctl does not support TLS yet"
+            ))
+        );
+        assert!(matches!(
+            new("unix://etcd.sock"),
+            Err(CliError::Exit { code: 4, .. })
+        ));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! etcdctl's exit codes and error reporting (`Error: <message>` on stderr).
+//! etcdctl's exit codes and etcrctl's error reporting (`Error: <message>` on stderr).
 
 /// etcdctl's exit codes (`etcdctl/ctlv3/command/error.go`).
 pub mod exit {
@@ -13,18 +13,15 @@ pub mod exit {
 pub enum CliError {
     /// etcdctl's `ExitWithError(code, err)`: `Error: <message>` on stderr.
     Exit { code: i32, message: String },
-    /// A flag parsing failure: cobra prints the error, the command's usage on stdout,
-    /// then etcdctl prints the error again.
+    /// A flag that does not parse (pflag's message) for `command` ("" at the root).
     Flag {
         message: String,
-        usage: &'static str,
+        command: &'static str,
     },
     /// Output already written elsewhere; only the exit code remains.
     Silent { code: i32 },
-    /// A message printed verbatim on stderr (cobra's and capnslog's own formats).
+    /// A message printed verbatim on stderr (several lines, or capnslog's format).
     Raw { stderr: String, code: i32 },
-    /// A Go panic in etcdctl (e.g. an unknown comparison operator in a txn).
-    Panic { message: String },
 }
 
 impl CliError {
@@ -43,24 +40,20 @@ impl CliError {
         Self::exit(exit::BAD_FEATURE, message)
     }
 
-    /// What to write to (stdout, stderr) and the exit code.
-    pub fn render(&self) -> (String, String, i32) {
+    /// What to write to stderr, and the exit code.
+    pub fn render(&self) -> (String, i32) {
         match self {
-            CliError::Exit { code, message } => {
-                (String::new(), format!("Error: {message}\n"), *code)
+            CliError::Exit { code, message } => (format!("Error: {message}\n"), *code),
+            CliError::Flag { message, command } => {
+                let hint = if command.is_empty() {
+                    "Run 'etcrctl --help' for the global flags.".to_string()
+                } else {
+                    format!("Run 'etcrctl {command} --help' for the flags of {command}.")
+                };
+                (format!("Error: {message}\n{hint}\n"), exit::ERROR)
             }
-            CliError::Flag { message, usage } => (
-                usage.to_string(),
-                format!("Error: {message}\n\nError: {message}\n"),
-                exit::ERROR,
-            ),
-            CliError::Silent { code } => (String::new(), String::new(), *code),
-            CliError::Raw { stderr, code } => (String::new(), stderr.clone(), *code),
-            CliError::Panic { message } => (
-                String::new(),
-                format!("panic: {message}\n\ngoroutine 1 [running]:\n"),
-                2,
-            ),
+            CliError::Silent { code } => (String::new(), *code),
+            CliError::Raw { stderr, code } => (stderr.clone(), *code),
         }
     }
 }

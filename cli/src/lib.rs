@@ -1,15 +1,18 @@
-//! `etcrctl`: a command-line client for etcr and etcd that reproduces `etcdctl` 3.4
-//! (API v3) byte for byte: its grammar, its output formats, its errors and exit codes.
+//! `etcrctl`: etcr's command-line client. It speaks the etcd v3 API (3.4), so it works
+//! against etcr and etcd alike, and it keeps etcdctl 3.4's command grammar, flag names and
+//! defaults, output formats, error messages and exit codes, which scripts depend on.
 //!
-//! Implemented: `get`, `put`, `del`, `txn [-i]`, `compaction [--physical]`,
-//! `endpoint status|health [--cluster]`, `member list`, `version`, `help`, the usage texts,
-//! cobra's prefix matching and suggestions, the global flags `--endpoints`, `--dial-timeout`,
+//! Commands: `get`, `put`, `del`, `txn [-i]`, `compaction [--physical]`,
+//! `endpoint status|health [--cluster]`, `member list`, `version` and `help`, with cobra's
+//! prefix matching and suggestions; global flags `--endpoints`, `--dial-timeout`,
 //! `--command-timeout`, `-w/--write-out simple|json|fields|table|protobuf`, `--hex`, and
-//! their `ETCDCTL_*` environment forms. Accepted but without effect: the TLS, auth, keepalive,
-//! discovery and `--debug` flags (etcrctl speaks plain-text gRPC only).
+//! their `ETCDCTL_*` environment forms. etcdctl's other commands are unknown commands, and
+//! its TLS, auth, discovery, keepalive and `--debug` flags are refused (see
+//! [`args::REFUSED_FLAGS`]): etcrctl speaks plaintext gRPC only.
 //!
 //! Layout: [`args`] parses the command line as cobra/pflag do, [`commands`] holds one module
-//! per command, [`printer`] one module per output format, [`txn_grammar`] the `txn` input,
+//! per command (each with its help [`help::Spec`]), [`help`] renders the help pages,
+//! [`printer`] holds one module per output format, [`txn_grammar`] the `txn` input,
 //! [`client`] the gRPC connection and clientv3's error behaviour, [`gofmt`] the Go
 //! formatting (`%q`, JSON strings, durations, sizes) that byte-exact output needs.
 //!
@@ -25,6 +28,7 @@ mod clock;
 pub mod commands;
 pub mod error;
 pub mod gofmt;
+pub mod help;
 pub mod printer;
 pub mod txn_grammar;
 
@@ -33,14 +37,30 @@ use std::io::Write;
 use args::Invocation;
 use error::CliError;
 
+/// etcdctl 3.4 runs its v3 client for `ETCDCTL_API` unset, empty or `3`, and its v2 client
+/// for `2`; etcrctl has only the former.
+fn check_api(env: &[(String, String)]) -> error::Result<()> {
+    match env.iter().find(|(k, _)| k == "ETCDCTL_API") {
+        None => Ok(()),
+        Some((_, v)) if v.is_empty() || v == "3" => Ok(()),
+        Some((_, v)) if v == "2" => Err(CliError::bad_feature(
+            "ETCDCTL_API=2 is refused: etcrctl speaks only the v3 API",
+        )),
+        Some((_, v)) => Err(CliError::Raw {
+            stderr: format!("unsupported API version {v}\n"),
+            code: error::exit::ERROR,
+        }),
+    }
+}
+
 /// Runs etcrctl with `argv` (without the program name) and `env`; returns the exit code.
 pub fn run(argv: Vec<String>, env: Vec<(String, String)>) -> i32 {
-    let result = match args::parse(&argv) {
-        Ok(Invocation::Usage(text)) => {
+    let result = check_api(&env).and_then(|()| match args::parse(&argv)? {
+        Invocation::Usage(text) => {
             print!("{text}");
             Ok(())
         }
-        Ok(Invocation::Run(command, parsed)) => {
+        Invocation::Run(command, parsed) => {
             let mut ctx = commands::Ctx {
                 command,
                 parsed,
@@ -54,15 +74,12 @@ pub fn run(argv: Vec<String>, env: Vec<(String, String)>) -> i32 {
                 Err(e) => Err(CliError::exit(error::exit::ERROR, e.to_string())),
             }
         }
-        Err(e) => Err(e),
-    };
+    });
     let _ = std::io::stdout().flush();
     match result {
         Ok(()) => 0,
         Err(e) => {
-            let (out, err, code) = e.render();
-            print!("{out}");
-            let _ = std::io::stdout().flush();
+            let (err, code) = e.render();
             eprint!("{err}");
             code
         }

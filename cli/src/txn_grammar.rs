@@ -5,7 +5,8 @@ use api::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use api::etcdserverpb::request_op::Request;
 use api::etcdserverpb::{Compare, RequestOp};
 
-use crate::args::{parse_flags, Command};
+use crate::args::{parse_flags, HELP};
+use crate::commands::Command;
 use crate::error::{exit, CliError, Result};
 use crate::gofmt::{parse_int, quote};
 
@@ -217,11 +218,11 @@ pub fn parse_compare(line: &str) -> Result<Compare> {
             TargetUnion::ModRevision(parse_int(&val_str, 10).map_err(|_| invalid())?),
         ),
         "val" | "value" => (CompareTarget::Value, TargetUnion::Value(val.clone())),
-        // etcdctl 3.4 hands the string to clientv3.Compare, which panics.
+        // etcdctl 3.4 accepts the word but cannot build the comparison (its client panics).
         "lease" => {
-            return Err(CliError::Panic {
-                message: "bad value".to_string(),
-            })
+            return Err(invalid_input(format!(
+                "lease comparisons are not supported: {line}"
+            )))
         }
         other => {
             return Err(invalid_input(format!(
@@ -234,10 +235,11 @@ pub fn parse_compare(line: &str) -> Result<Compare> {
         "!=" => CompareResult::NotEqual,
         "<" => CompareResult::Less,
         ">" => CompareResult::Greater,
+        // etcdctl 3.4's client panics here; a clear error is better.
         _ => {
-            return Err(CliError::Panic {
-                message: "Unknown result op".to_string(),
-            })
+            return Err(invalid_input(format!(
+                "malformed comparison: {line} (unknown operator {op}; use =, !=, < or >)"
+            )))
         }
     };
     Ok(Compare {
@@ -269,23 +271,14 @@ pub fn parse_request(line: &str) -> Result<RequestOp> {
         .map(|a| String::from_utf8_lossy(a).into_owned())
         .collect();
     let mut flags = command.flags().to_vec();
-    flags.push(crate::args::Flag {
-        name: "help",
-        short: Some('h'),
-        kind: crate::args::Kind::Bool,
-        default: "false",
-    });
-    let parsed = parse_flags(&flags, &words).map_err(|_| {
-        // cobra (without SilenceUsage) shows the sub-command's default usage on stderr.
-        let usage = match command {
-            Command::Get => include_str!("usage/txn_get.txt"),
-            Command::Put => include_str!("usage/txn_put.txt"),
-            _ => include_str!("usage/txn_del.txt"),
-        };
-        CliError::Raw {
-            stderr: format!("{usage}Error: invalid txn request: {line}\n"),
-            code: exit::INVALID_INPUT,
-        }
+    flags.push(HELP);
+    // The error is etcdctl's; the line before it says which flag did not parse.
+    let parsed = parse_flags(&flags, &words).map_err(|why| CliError::Raw {
+        stderr: format!(
+            "etcrctl: {why} (see 'etcrctl {} --help')\nError: invalid txn request: {line}\n",
+            command.spec().name
+        ),
+        code: exit::INVALID_INPUT,
     })?;
     let request = match command {
         Command::Get => Request::RequestRange(crate::commands::get::op(&parsed)?),
@@ -353,6 +346,15 @@ mod tests {
             msg(r#"ver("k1") = "x""#),
             r#"invalid txn compare request: ver("k1") = "x""#
         );
+        // etcdctl 3.4 panics on these two; etcrctl explains.
+        assert_eq!(
+            msg(r#"lease("k1") = "5""#),
+            r#"lease comparisons are not supported: lease("k1") = "5""#
+        );
+        assert_eq!(
+            msg(r#"mod("k1") >= "5""#),
+            r#"malformed comparison: mod("k1") >= "5" (unknown operator >=; use =, !=, < or >)"#
+        );
     }
 
     #[test]
@@ -374,5 +376,13 @@ mod tests {
             parse_request("put a"),
             Err(CliError::Exit { code: 128, .. })
         ));
+        let Err(CliError::Raw { stderr, code }) = parse_request("put --bogus a b") else {
+            panic!()
+        };
+        assert_eq!(code, exit::INVALID_INPUT);
+        assert_eq!(
+            stderr,
+            "etcrctl: unknown flag: --bogus (see 'etcrctl put --help')\nError: invalid txn request: put --bogus a b\n"
+        );
     }
 }

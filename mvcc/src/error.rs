@@ -35,9 +35,16 @@ pub enum Error {
     /// [`crate::Store::txn_read_only`] was given a transaction that writes.
     #[error("transaction is not read-only")]
     NotReadOnly,
-    /// The database file reached [`crate::StoreOptions::map_size`] (etcd's "database space
-    /// exceeded"): the batch was not applied. Compact, defragment or reopen with a larger map.
+    /// A NOSPACE alarm is raised and the command needs space (etcd's `ErrNoSpace`).
     #[error("mvcc: database space exceeded")]
+    NoSpace,
+    /// A CORRUPT alarm is raised: no write is applied (etcd's `ErrCorrupt`).
+    #[error("corrupt cluster")]
+    CorruptCluster,
+    /// The database file reached [`crate::StoreOptions::map_size`]: the batch was not
+    /// applied. Unlike [`Error::NoSpace`] this depends on the replica's page layout, not only
+    /// on the commands, so it is a storage failure. Reopen with a larger map.
+    #[error("storage: the LMDB map is full")]
     MapFull,
     /// The LMDB environment failed.
     #[error("storage: {0}")]

@@ -67,6 +67,10 @@
 //!   transactions too) refuse a lease not in it with [`Error::LeaseNotFound`]; revoking a
 //!   lease deletes its keys at one revision. Expiry times are not stored: see the `lease`
 //!   module.
+//! - `cluster`: replicated cluster state beside the keyspace: raised alarms and each
+//!   member's published name and client URLs ([`ClusterCommand`]). While a NOSPACE alarm
+//!   is raised, commands that take space ([`takes_space`]) fail with [`Error::NoSpace`],
+//!   the same answer on every replica.
 //!
 //! The key index (user key → key id and revision of its latest change) lives in memory, as
 //! etcd's does, and is rebuilt from `history` at open: about 0.6 s and 170 bytes per key for
@@ -91,7 +95,9 @@
 //! ([`StoreOptions::compaction_rows_per_batch`] rows after every applied batch, or
 //! [`Store::run_compaction`] when idle), so a large compaction never stalls a batch;
 //! leftover rows are invisible to reads. History rows at exactly the compaction revision are
-//! kept until the next compaction so that a watch may start there. LMDB reuses freed pages;
+//! kept until the next compaction so that a watch may start there. [`Store::hash_kv`] is
+//! etcd's HashKV over the same bytes etcd hashes (the kept history rows as etcd stores them),
+//! so it equals etcd's for the same history and moves with compaction. LMDB reuses freed pages;
 //! [`Store::snapshot_to`] writes a compacted copy (etcd's defragment).
 //!
 //! # Transactions
@@ -105,8 +111,10 @@
 
 #![deny(missing_docs)]
 
+mod cluster_state;
 mod codec;
 mod error;
+mod hash;
 mod index;
 mod lease;
 mod read;
@@ -116,11 +124,15 @@ mod types;
 mod write;
 mod writer;
 
+pub use cluster_state::{
+    takes_space, Alarm, AlarmKind, ClusterCommand, ClusterOutcome, MemberInfo,
+};
 pub use error::{Error, Result};
+pub use hash::HashKv;
 pub use lease::{
     ExpireLeasesResponse, Lease, LeaseGrantRequest, LeaseGrantResponse, MAX_LEASE_TTL,
 };
-pub use store::{is_read_only, Durability, HashKv, Store, StoreOptions};
+pub use store::{is_read_only, Durability, Store, StoreOptions};
 pub use types::*;
 pub use write::check_txn;
 pub use writer::Writer;

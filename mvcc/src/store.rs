@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use heed::{CompactionOption, Env, EnvOpenOptions, RoTxn, RwTxn, WithoutTls};
 
+use crate::cluster_state::{self, Alarm, MemberInfo};
 use crate::codec::{self, HistoryRecord, Revision};
 use crate::error::{Error, Result};
 use crate::index::KeyIndex;
@@ -66,6 +67,9 @@ impl Default for StoreOptions {
     }
 }
 
+/// Name of the LMDB table of alarms and published members.
+const CLUSTER_TABLE: &str = "cluster";
+
 /// Most history rows [`Store::events`] examines in one call (it stops only between main
 /// revisions, so it may go slightly past this).
 const EVENTS_SCAN_BUDGET: usize = 65_536;
@@ -79,7 +83,7 @@ pub(crate) struct Published {
 }
 
 impl Published {
-    fn view(&self) -> ReadView {
+    pub(crate) fn view(&self) -> ReadView {
         ReadView {
             current: self.revision,
             compacted: self.compacted,
@@ -94,6 +98,8 @@ impl Published {
 pub struct Store {
     pub(crate) env: Env<WithoutTls>,
     pub(crate) t: Tables,
+    /// Alarms and published members (see `cluster_state`).
+    pub(crate) cluster: crate::tables::Table,
     pub(crate) write_lock: Mutex<()>,
     published: RwLock<Arc<Published>>,
     pub(crate) compaction_rows: usize,
@@ -146,6 +152,7 @@ impl Store {
             leases: env.create_database(&mut wtxn, Some("leases"))?,
             lease_grants: env.create_database(&mut wtxn, Some("lease_grants"))?,
         };
+        let cluster = env.create_database(&mut wtxn, Some(CLUSTER_TABLE))?;
         match t.meta.get(&wtxn, codec::META_FORMAT)? {
             None => {
                 let c = Counters {
@@ -177,6 +184,7 @@ impl Store {
         Ok(Store {
             env,
             t,
+            cluster,
             write_lock: Mutex::new(()),
             published: RwLock::new(Arc::new(Published {
                 index,
@@ -317,7 +325,7 @@ impl Store {
     /// rows are ignored (reads go by the index, at the published revision), but a compaction
     /// in it may have dropped rows the published index still needs: then wait for the
     /// publication, which follows the commit at once.
-    fn reader(&self) -> Result<(Arc<Published>, RoTxn<'_, WithoutTls>)> {
+    pub(crate) fn reader(&self) -> Result<(Arc<Published>, RoTxn<'_, WithoutTls>)> {
         loop {
             let published = self.published();
             let txn = self.read_txn()?;
@@ -470,31 +478,16 @@ impl Store {
         })
     }
 
-    /// A hash of every live key-value pair at revision `rev` (0 = current), to check that
-    /// replicas agree: equal states give equal hashes. Reads every key.
-    pub fn hash_kv(&self, rev: i64) -> Result<HashKv> {
-        let (p, txn) = self.reader()?;
-        let view = p.view();
-        let at = view.resolve(rev)?;
-        let mut h = Fnv32::default();
-        let span = KeySpan::Range(&[], None);
-        p.index.scan(&span, |found| {
-            if let Some(kv) = self.t.kv_at(&txn, &found, at, true)? {
-                for part in [&kv.key[..], &kv.value[..]] {
-                    h.write(&(part.len() as u64).to_be_bytes());
-                    h.write(part);
-                }
-                for n in [kv.create_revision, kv.mod_revision, kv.version, kv.lease] {
-                    h.write(&n.to_be_bytes());
-                }
-            }
-            Ok(true)
-        })?;
-        Ok(HashKv {
-            hash: h.0,
-            revision: at,
-            compact_revision: view.compacted,
-        })
+    /// Every raised alarm (committed), by kind then member.
+    pub fn alarms(&self) -> Result<Vec<Alarm>> {
+        let txn = self.read_txn()?;
+        cluster_state::alarms(&self.cluster, &txn)
+    }
+
+    /// Every member's published attributes (committed), by member id.
+    pub fn members(&self) -> Result<Vec<MemberInfo>> {
+        let txn = self.read_txn()?;
+        cluster_state::members(&self.cluster, &txn)
     }
 
     /// Keys whose current state carries `lease` (for the lessor; no full scan needed).
@@ -606,6 +599,15 @@ impl Store {
                 dst.put(&mut wtxn, k, v)?;
             }
         }
+        // A snapshot from a member that predates the table has no cluster state to carry.
+        let src: Option<crate::tables::Table> = snap.open_database(&rtxn, Some(CLUSTER_TABLE))?;
+        self.cluster.clear(&mut wtxn)?;
+        if let Some(src) = src {
+            for row in src.iter(&rtxn)? {
+                let (k, v) = row?;
+                self.cluster.put(&mut wtxn, k, v)?;
+            }
+        }
         let format = self.t.meta_u64(&wtxn, codec::META_FORMAT)?;
         if format != codec::FORMAT_VERSION {
             return Err(Error::Corrupt(format!(
@@ -678,35 +680,6 @@ fn upgrade_from_keys_table(env: &Env<WithoutTls>, t: &Tables, wtxn: &mut RwTxn) 
         &codec::FORMAT_VERSION.to_be_bytes(),
     )?;
     Ok(())
-}
-
-/// Answer of [`Store::hash_kv`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct HashKv {
-    /// FNV-1a hash of the live pairs in key order.
-    pub hash: u32,
-    /// Revision hashed.
-    pub revision: i64,
-    /// Compaction revision at the time.
-    pub compact_revision: i64,
-}
-
-/// 32-bit FNV-1a.
-struct Fnv32(u32);
-
-impl Default for Fnv32 {
-    fn default() -> Self {
-        Fnv32(0x811c_9dc5)
-    }
-}
-
-impl Fnv32 {
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 ^= u32::from(*b);
-            self.0 = self.0.wrapping_mul(0x0100_0193);
-        }
-    }
 }
 
 fn kv_of(rev: Revision, rec: &HistoryRecord) -> KeyValue {

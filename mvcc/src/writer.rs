@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use heed::RwTxn;
 
+use crate::cluster_state::{self, ClusterCommand, ClusterOutcome, Gate};
 use crate::codec;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::index::KeyIndex;
 use crate::store::Store;
 use crate::types::{Applied, Command, Outcome};
@@ -36,6 +37,8 @@ struct Open<'s> {
     applied: u64,
     opened: Instant,
     commands: usize,
+    /// What the alarms raised in this transaction's state refuse.
+    gate: Gate,
 }
 
 impl<'s> Writer<'s> {
@@ -52,27 +55,7 @@ impl<'s> Writer<'s> {
         before_commit: impl FnOnce(Vec<Applied>),
     ) -> Result<()> {
         let store = self.store;
-        if self.open.is_none() {
-            let lock = store.write_lock.lock().unwrap_or_else(|e| e.into_inner());
-            // The batches change a private copy of the index (an O(1) clone) that readers see
-            // only once it is published after the commit.
-            let keys = store.published().index.clone();
-            let txn = store.env.write_txn()?;
-            let c = Counters::load(&store.t, &txn)?;
-            let applied = store.t.meta_u64(&txn, codec::META_APPLIED)?;
-            self.open = Some(Open {
-                _lock: lock,
-                txn,
-                keys,
-                c,
-                applied,
-                opened: Instant::now(),
-                commands: 0,
-            });
-        }
-        let Some(open) = self.open.as_mut() else {
-            return Ok(());
-        };
+        let open = self.open()?;
         let mut out = Vec::with_capacity(batch.len());
         let mut ran = 0;
         for (index, cmd) in batch {
@@ -83,7 +66,10 @@ impl<'s> Writer<'s> {
                 });
                 continue;
             }
-            let outcome = store.run(&mut open.txn, &mut open.keys, &mut open.c, cmd)?;
+            let outcome = match open.gate.refusal(cmd) {
+                Some(refused) => Outcome::Failed(refused),
+                None => store.run(&mut open.txn, &mut open.keys, &mut open.c, cmd)?,
+            };
             open.applied = *index;
             ran += 1;
             out.push(Applied {
@@ -103,6 +89,48 @@ impl<'s> Writer<'s> {
         open.commands += ran;
         before_commit(out);
         Ok(())
+    }
+
+    /// Applies a change to the cluster state (alarms, members) at log index `index` into the
+    /// open transaction (opened if needed), in order with the batches around it.
+    pub fn apply_cluster(&mut self, index: u64, cmd: &ClusterCommand) -> Result<ClusterOutcome> {
+        let store = self.store;
+        let open = self.open()?;
+        if index <= open.applied {
+            return Ok(ClusterOutcome::Skipped);
+        }
+        let outcome = cluster_state::apply(&store.cluster, &mut open.txn, cmd)?;
+        open.gate = Gate::load(&store.cluster, &open.txn)?;
+        open.applied = index;
+        open.commands += 1;
+        Ok(outcome)
+    }
+
+    fn open(&mut self) -> Result<&mut Open<'s>> {
+        let store = self.store;
+        if self.open.is_none() {
+            let lock = store.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+            // The batches change a private copy of the index (an O(1) clone) that readers see
+            // only once it is published after the commit.
+            let keys = store.published().index.clone();
+            let txn = store.env.write_txn()?;
+            let c = Counters::load(&store.t, &txn)?;
+            let applied = store.t.meta_u64(&txn, codec::META_APPLIED)?;
+            let gate = Gate::load(&store.cluster, &txn)?;
+            self.open = Some(Open {
+                _lock: lock,
+                txn,
+                keys,
+                c,
+                applied,
+                opened: Instant::now(),
+                commands: 0,
+                gate,
+            });
+        }
+        self.open
+            .as_mut()
+            .ok_or_else(|| Error::Storage("no open write transaction".into()))
     }
 
     /// How long the open transaction has been open and how many commands it holds, if one

@@ -208,6 +208,26 @@ fn expiring_many_leases_revokes_each_existing_one_at_its_own_revision() {
 }
 
 #[test]
+fn a_nospace_alarm_refuses_grants_but_not_revokes() {
+    let mut s = Store1::new();
+    s.apply(grant(5, 10)).unwrap();
+    s.apply(put("k", 5)).unwrap();
+    s.index += 1;
+    let nospace = mvcc::Alarm {
+        member: 1,
+        kind: mvcc::AlarmKind::Nospace,
+    };
+    let mut w = s.store.writer();
+    w.apply_cluster(s.index, &mvcc::ClusterCommand::ActivateAlarm(nospace))
+        .unwrap();
+    w.commit().unwrap();
+    drop(w);
+    assert_eq!(s.apply(grant(6, 10)), Err(Error::NoSpace));
+    assert!(s.apply(Command::RevokeLease(5)).is_ok());
+    assert!(s.get("k").is_none());
+}
+
+#[test]
 fn leases_survive_a_reopen_and_travel_in_snapshots() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("snap.mdb");

@@ -817,7 +817,9 @@ fn hash_kv_depends_on_state_only() {
     let before = a.store.hash_kv(0).unwrap();
     a.put(b"y", b"3");
     assert_ne!(a.store.hash_kv(0).unwrap().hash, before.hash);
-    assert_eq!(a.store.hash_kv(3).unwrap(), before);
+    assert_eq!(a.store.hash_kv(3).unwrap().hash, before.hash);
+    assert_eq!(a.store.hash_kv(3).unwrap().revision, 4);
+    assert_eq!(before.compact_revision, -1);
     assert_eq!(a.store.hash_kv(9), Err(Error::FutureRev));
 }
 

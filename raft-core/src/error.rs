@@ -47,6 +47,15 @@ pub enum Error {
     /// A membership change entry could not be decoded.
     #[error("cannot decode membership change: {0}")]
     Decode(String),
+    /// A peer's message breaks the protocol (entries out of sequence, a rewrite of committed
+    /// entries): it was ignored, and nothing of it reached the log.
+    #[error("invalid message from member {from}: {reason}")]
+    InvalidMessage {
+        /// The sender.
+        from: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// The result type of this crate.

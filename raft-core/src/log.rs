@@ -104,31 +104,31 @@ impl<S: Storage> RaftLog<S> {
 
     /// Appends leader entries following (`index`, `log_term`) if they match
     /// the log. Returns the last new index and the first index written (0 if
-    /// nothing changed).
+    /// nothing changed), or `None` when the log does not match. `ents` must
+    /// follow `index` one by one. Entries that would overwrite committed ones
+    /// are refused with the index of the first: committed entries never change.
     pub(crate) fn maybe_append(
         &mut self,
         index: u64,
         log_term: u64,
         committed: u64,
         mut ents: Vec<Entry>,
-    ) -> Option<(u64, u64)> {
+    ) -> std::result::Result<Option<(u64, u64)>, u64> {
         if !self.match_term(index, log_term) {
-            return None;
+            return Ok(None);
         }
         let last_new = index + ents.len() as u64;
         let conflict = self.find_conflict(&ents);
         if conflict != 0 {
-            assert!(
-                conflict > self.committed,
-                "entry {conflict} conflicts with committed entry (committed {})",
-                self.committed
-            );
+            if conflict <= self.committed {
+                return Err(conflict);
+            }
             let start = (conflict - (index + 1)) as usize;
             ents.drain(..start);
             self.unstable.truncate_and_append_owned(ents);
         }
         self.commit_to(cmp::min(committed, last_new));
-        Some((last_new, conflict))
+        Ok(Some((last_new, conflict)))
     }
 
     pub(crate) fn append(&mut self, ents: &[Entry]) -> u64 {
@@ -290,11 +290,11 @@ mod tests {
     fn maybe_append_truncates_only_conflicts() {
         let mut l = log_with(&[1, 1, 1]);
         let ents = vec![Entry::new(1, 2, vec![]), Entry::new(2, 3, vec![])];
-        assert_eq!(l.maybe_append(1, 1, 3, ents), Some((3, 3)));
+        assert_eq!(l.maybe_append(1, 1, 3, ents), Ok(Some((3, 3))));
         assert_eq!(l.term(3).unwrap(), 2);
         assert_eq!(l.committed, 3);
         assert_eq!(l.persisted(), 2);
-        assert_eq!(l.maybe_append(3, 1, 3, Vec::new()), None);
+        assert_eq!(l.maybe_append(3, 1, 3, Vec::new()), Ok(None));
     }
 
     #[test]

@@ -239,7 +239,8 @@ impl<S: Storage> Raft<S> {
                     Ok(_) | Err(Error::Store(StorageError::SnapshotTemporarilyUnavailable)) => {
                         return false
                     }
-                    Err(e) => panic!("member {}: cannot read snapshot: {e}", self.id),
+                    // A storage failure: send nothing now; the next heartbeat round retries.
+                    Err(_) => return false,
                 };
                 let pr = self.prs.progress.get_mut(&to).expect("checked above");
                 pr.become_snapshot(snap.metadata.index);
@@ -251,7 +252,9 @@ impl<S: Storage> Raft<S> {
                 });
                 true
             }
-            (Err(e), _) | (_, Err(e)) => panic!("member {}: cannot read log: {e}", self.id),
+            // Past the log's end (`handle_append_response` refuses acknowledgements beyond
+            // it) or a storage failure: send nothing now; the next heartbeat round retries.
+            (Err(_), _) | (_, Err(_)) => false,
         }
     }
 
@@ -611,16 +614,25 @@ impl<S: Storage> Raft<S> {
             return Ok(());
         }
         match m.msg_type {
-            MessageType::AppendResponse => self.handle_append_response(&m),
+            MessageType::AppendResponse => self.handle_append_response(&m)?,
             MessageType::HeartbeatResponse => self.handle_heartbeat_response(&m),
             _ => {}
         }
         Ok(())
     }
 
-    fn handle_append_response(&mut self, m: &Message) {
+    fn handle_append_response(&mut self, m: &Message) -> Result<()> {
         let first_index = self.raft_log.first_index();
         let last_index = self.raft_log.last_index();
+        if !m.reject && m.index > last_index {
+            return Err(Error::InvalidMessage {
+                from: m.from,
+                reason: format!(
+                    "acknowledges entry {} beyond the last entry {last_index}",
+                    m.index
+                ),
+            });
+        }
         let pr = self
             .prs
             .progress
@@ -646,7 +658,7 @@ impl<S: Storage> Raft<S> {
                 }
                 self.send_append(m.from);
             }
-            return;
+            return Ok(());
         }
         let updated = pr.maybe_update(m.index);
         // An acknowledgement of exactly what we know matches confirms only an
@@ -658,7 +670,7 @@ impl<S: Storage> Raft<S> {
             && pr.probe_sent
             && pr.next_idx > last_index;
         if !(updated || probe_confirmed) {
-            return;
+            return Ok(());
         }
         match pr.state {
             ProgressState::Probe => pr.become_replicate(),
@@ -678,13 +690,14 @@ impl<S: Storage> Raft<S> {
         if updated && self.maybe_commit() {
             self.on_commit_advanced();
             if self.role != StateRole::Leader {
-                return;
+                return Ok(());
             }
         }
         while self.maybe_send_append(m.from, false) {}
         if self.lead_transferee == Some(m.from) && matched == self.raft_log.last_index() {
             self.send_timeout_now(m.from);
         }
+        Ok(())
     }
 
     fn handle_heartbeat_response(&mut self, m: &Message) {
@@ -743,7 +756,7 @@ impl<S: Storage> Raft<S> {
         match m.msg_type {
             MessageType::Append => {
                 self.become_follower(m.term, m.from);
-                self.handle_append(m);
+                self.handle_append(m)?;
             }
             MessageType::Heartbeat => {
                 self.become_follower(m.term, m.from);
@@ -795,7 +808,7 @@ impl<S: Storage> Raft<S> {
             MessageType::Append => {
                 self.election_elapsed = 0;
                 self.lead = m.from;
-                self.handle_append(m);
+                self.handle_append(m)?;
             }
             MessageType::Heartbeat => {
                 self.election_elapsed = 0;
@@ -817,7 +830,7 @@ impl<S: Storage> Raft<S> {
         Ok(())
     }
 
-    fn handle_append(&mut self, m: Message) {
+    fn handle_append(&mut self, m: Message) -> Result<()> {
         if m.index < self.raft_log.committed {
             let index = self.raft_log.committed;
             self.send(Message {
@@ -826,12 +839,21 @@ impl<S: Storage> Raft<S> {
                 index,
                 ..Message::default()
             });
-            return;
+            return Ok(());
         }
-        match self
+        check_entries(&m)?;
+        let from = m.from;
+        let appended = self
             .raft_log
             .maybe_append(m.index, m.log_term, m.commit, m.entries)
-        {
+            .map_err(|conflict| Error::InvalidMessage {
+                from,
+                reason: format!(
+                    "entry {conflict} would overwrite a committed entry (committed {})",
+                    self.raft_log.committed
+                ),
+            })?;
+        match appended {
             Some((last_new, conflict)) => {
                 if conflict != 0 {
                     self.update_membership(conflict, last_new);
@@ -857,6 +879,7 @@ impl<S: Storage> Raft<S> {
                 });
             }
         }
+        Ok(())
     }
 
     /// The log was rewritten from `from` to `to` (the entries are unstable):
@@ -869,10 +892,10 @@ impl<S: Storage> Raft<S> {
             .slice(from, to + 1)
             .iter()
             .filter(|e| e.entry_type == EntryType::ConfChange)
-            .map(|e| {
-                let (_, cs) = confchange::decode_conf_change(&e.data)
-                    .expect("a leader appended an undecodable membership change");
-                (e.index, cs)
+            // Every membership change decodes: `check_entries` refused the message otherwise.
+            .filter_map(|e| {
+                let (_, cs) = confchange::decode_conf_change(&e.data).ok()?;
+                Some((e.index, cs))
             })
             .collect();
         for (index, cs) in added {
@@ -1152,4 +1175,26 @@ impl<S: Storage> Raft<S> {
             self.on_commit_advanced();
         }
     }
+}
+
+/// Entries a leader sends follow the message's index one by one, and membership changes
+/// among them decode: a message that breaks this is refused before any of it reaches the log,
+/// whose invariants (and the membership that follows it) rest on it.
+fn check_entries(m: &Message) -> Result<()> {
+    for (i, e) in m.entries.iter().enumerate() {
+        let expected = m.index.saturating_add(1 + i as u64);
+        if e.index != expected {
+            return Err(Error::InvalidMessage {
+                from: m.from,
+                reason: format!("entry {} where entry {expected} belongs", e.index),
+            });
+        }
+        if e.entry_type == EntryType::ConfChange {
+            confchange::decode_conf_change(&e.data).map_err(|err| Error::InvalidMessage {
+                from: m.from,
+                reason: format!("entry {}: {err}", e.index),
+            })?;
+        }
+    }
+    Ok(())
 }

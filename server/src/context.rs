@@ -24,6 +24,7 @@ pub struct Context {
     pub cluster_id: u64,
     pub member_id: u64,
     pub limits: Limits,
+    pub quota: crate::quota::Quota,
     pub metrics: Arc<Metrics>,
     pub lessor: Arc<crate::lease::Lessor>,
     /// Set with `--experimental-fault-injection` only.
@@ -39,10 +40,12 @@ impl Context {
         }
     }
 
-    /// Ready to serve as etcd is: a leader is known and this member's client URLs have been
-    /// replicated, so every member can list it.
+    /// Ready to serve as etcd is: no alarm is raised, a leader is known, this member applies
+    /// the log, and its client URLs have been replicated, so every member can list it.
     pub fn is_healthy(&self) -> bool {
-        self.raft.leader().is_some()
+        self.store.alarms().is_ok_and(|a| a.is_empty())
+            && self.raft.halted().is_none()
+            && self.raft.leader().is_some()
             && self
                 .membership()
                 .members

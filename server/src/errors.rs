@@ -28,6 +28,8 @@ pub enum EtcdError {
     FutureRev,
     #[error("etcdserver: mvcc: database space exceeded")]
     NoSpace,
+    #[error("etcdserver: corrupt cluster")]
+    Corrupt,
     #[error("etcdserver: requested lease not found")]
     LeaseNotFound,
     #[error("etcdserver: lease already exists")]
@@ -44,6 +46,9 @@ pub enum EtcdError {
     Stopped,
     #[error("etcdserver: member not found")]
     MemberNotFound,
+    /// This member stopped applying the log (see the reason); other members may serve.
+    #[error("etcdserver: this member stopped applying the log: {0}")]
+    Halted(String),
     #[error("etcdserver: {0}")]
     Internal(String),
 }
@@ -58,8 +63,9 @@ impl EtcdError {
             Compacted | FutureRev | LeaseTtlTooLarge => Code::OutOfRange,
             LeaseExists => Code::FailedPrecondition,
             NoSpace => Code::ResourceExhausted,
+            Corrupt => Code::DataLoss,
             LeaseNotFound | MemberNotFound => Code::NotFound,
-            NoLeader | NotLeader | Timeout | Stopped => Code::Unavailable,
+            NoLeader | NotLeader | Timeout | Stopped | Halted(_) => Code::Unavailable,
             Internal(_) => Code::Internal,
         }
     }
@@ -79,7 +85,8 @@ impl From<mvcc::Error> for EtcdError {
             mvcc::Error::KeyNotFound => EtcdError::KeyNotFound,
             mvcc::Error::EmptyKey => EtcdError::EmptyKey,
             mvcc::Error::DuplicateKey => EtcdError::DuplicateKey,
-            mvcc::Error::MapFull => EtcdError::NoSpace,
+            mvcc::Error::NoSpace => EtcdError::NoSpace,
+            mvcc::Error::CorruptCluster => EtcdError::Corrupt,
             mvcc::Error::LeaseNotFound => EtcdError::LeaseNotFound,
             mvcc::Error::LeaseExists => EtcdError::LeaseExists,
             mvcc::Error::LeaseTtlTooLarge => EtcdError::LeaseTtlTooLarge,

@@ -1,5 +1,5 @@
-//! Plain HTTP on the client port, beside gRPC: `/health`, `/metrics` (Prometheus text) and
-//! `/version`, as etcd serves them.
+//! Plain HTTP on the client port, beside gRPC: `/health`, `/metrics` (Prometheus text),
+//! `/version` and the JSON gateway (`/v3/...`, in `gateway/`), as etcd serves them.
 
 use std::sync::Arc;
 
@@ -19,18 +19,33 @@ pub fn routes(ctx: Arc<Context>) -> Router {
         .route("/version", get(version))
         .route("/debug/faults/cut/{to}", post(cut))
         .route("/debug/faults/heal", post(heal))
-        .with_state(ctx)
+        .with_state(ctx.clone())
+        .merge(crate::gateway::routes(ctx))
 }
 
+/// etcd 3.4's `/health`: `{"health":"true"}`, or 503 with `{"health":"false"}` and a
+/// newline (Go's `http.Error`) while an alarm is raised, no leader is known or this member
+/// does not apply the log.
 async fn health(State(ctx): State<Arc<Context>>) -> impl IntoResponse {
-    let healthy = ctx.is_healthy();
-    let status = if healthy {
-        StatusCode::OK
+    const TEXT: &str = "text/plain; charset=utf-8";
+    if ctx.is_healthy() {
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, TEXT)],
+            "{\"health\":\"true\"}",
+        )
+            .into_response()
     } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    let body = format!("{{\"health\":\"{healthy}\"}}");
-    (status, [(header::CONTENT_TYPE, "application/json")], body)
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [
+                (header::CONTENT_TYPE, TEXT),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            ],
+            "{\"health\":\"false\"}\n",
+        )
+            .into_response()
+    }
 }
 
 async fn metrics(State(ctx): State<Arc<Context>>) -> impl IntoResponse {
@@ -39,6 +54,10 @@ async fn metrics(State(ctx): State<Arc<Context>>) -> impl IntoResponse {
         .render(&ctx.store_gauges(), ctx.raft.leader().is_some());
     text.push_str(&ctx.metrics.render_peers(&ctx.raft.peer_stats()));
     ctx.metrics.grpc.render(&mut text);
+    ctx.quota.render(&mut text);
+    if let Some(process) = crate::process_metrics::ProcessStats::read() {
+        process.render(&mut text);
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 

@@ -13,6 +13,7 @@ use tonic::{Request, Response, Status};
 use crate::context::Context;
 use crate::convert;
 use crate::errors::EtcdError;
+use crate::quota;
 use crate::validate;
 
 pub struct KvService {
@@ -57,6 +58,7 @@ impl Kv for KvService {
         let r = req.into_inner();
         validate::check_put(&r)?;
         self.ctx.check_size(r.encoded_len())?;
+        self.ctx.check_quota(quota::put_cost(&r)).await?;
         match self
             .propose(mvcc::Command::Put(convert::put_request(r)))
             .await?
@@ -93,6 +95,9 @@ impl Kv for KvService {
         validate::check_txn(&r, self.ctx.limits.max_txn_ops)?;
         self.ctx.check_size(r.encoded_len())?;
         let read_only = validate::txn_is_read_only(&r);
+        if !read_only {
+            self.ctx.check_quota(quota::txn_cost(&r)).await?;
+        }
         let serializable = validate::txn_is_serializable(&r);
         let txn = convert::txn_request(r);
         let resp = if read_only {

@@ -8,6 +8,7 @@ mod config;
 mod context;
 mod convert;
 mod errors;
+mod gateway;
 mod grpc;
 mod grpc_metrics;
 mod histogram;
@@ -19,6 +20,8 @@ mod logging;
 mod maintenance;
 mod membership;
 mod metrics;
+mod process_metrics;
+mod quota;
 mod raft;
 mod validate;
 
@@ -41,7 +44,7 @@ use transport::{TlsConfig, TransportConfig};
 
 /// gRPC framing and field overhead allowed above `--max-request-bytes`, as etcd allows it: a
 /// request just over the limit gets etcd's "request is too large" rather than a transport error.
-const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+pub(crate) const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 
 /// Calls one client connection may have open at once; more are refused (REFUSED_STREAM) and
 /// the client retries them.
@@ -74,14 +77,11 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create the data directory {}", member_dir.display()))?;
     let membership = Membership::load_or_bootstrap(&member_dir, &flags)?;
     let (cluster_id, member_id) = (membership.cluster_id, membership.local_id);
-    let mut store_options = mvcc::StoreOptions::default();
-    if flags.quota_backend_bytes > 0 {
-        // The LMDB map size is the hard ceiling of the database file: at the quota, writes
-        // fail with etcd's "database space exceeded".
-        store_options.map_size = usize::try_from(flags.quota_backend_bytes)
-            .context("--quota-backend-bytes does not fit this machine's address space")?
-            .next_multiple_of(4096);
-    }
+    let quota = quota::Quota::new(flags.quota_backend_bytes);
+    let mut store_options = mvcc::StoreOptions {
+        map_size: quota.map_size()?,
+        ..Default::default()
+    };
     // The raft log is the durable copy of every applied entry and the store records the applied
     // index with the data: one fsync per commit keeps the store consistent across a machine
     // crash, and entries it lost are applied again from the log.
@@ -150,6 +150,7 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
             max_request_bytes: flags.max_request_bytes,
             max_txn_ops: flags.max_txn_ops,
         },
+        quota,
         metrics,
         lessor,
         faults,

@@ -1,5 +1,6 @@
 //! `etcdserverpb.Maintenance` and `etcdserverpb.Cluster`: status, alarms and the member list,
-//! enough for `etcdctl endpoint status|health` and `etcdctl member list`.
+//! enough for `etcdctl endpoint status|health`, `etcdctl alarm list|disarm` and
+//! `etcdctl member list`.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -31,19 +32,82 @@ fn not_yet(what: &str) -> Status {
     Status::unimplemented(format!("etcr does not implement {what} yet"))
 }
 
+/// The store's alarm kind for etcd's `AlarmType` number (`None` for NONE and unknown ones).
+fn alarm_kind(alarm: i32) -> Option<mvcc::AlarmKind> {
+    match pb::AlarmType::try_from(alarm) {
+        Ok(pb::AlarmType::Nospace) => Some(mvcc::AlarmKind::Nospace),
+        Ok(pb::AlarmType::Corrupt) => Some(mvcc::AlarmKind::Corrupt),
+        _ => None,
+    }
+}
+
+fn alarm_type(kind: mvcc::AlarmKind) -> pb::AlarmType {
+    match kind {
+        mvcc::AlarmKind::Nospace => pb::AlarmType::Nospace,
+        mvcc::AlarmKind::Corrupt => pb::AlarmType::Corrupt,
+    }
+}
+
+fn alarm_member(a: &mvcc::Alarm) -> pb::AlarmMember {
+    pb::AlarmMember {
+        member_id: a.member,
+        alarm: alarm_type(a.kind) as i32,
+    }
+}
+
+/// An alarm as etcd writes it into `Status.errors`: Go's text form of `AlarmMember`,
+/// trailing space included.
+pub fn alarm_text(a: &mvcc::Alarm) -> String {
+    format!(
+        "memberID:{} alarm:{} ",
+        a.member,
+        alarm_type(a.kind).as_str_name()
+    )
+}
+
 type SnapshotStream = Pin<Box<dyn Stream<Item = Result<pb::SnapshotResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Maintenance for MaintenanceService {
+    /// etcd's alarm calls: GET lists the raised alarms (of one kind, or all for NONE) after
+    /// a read barrier; ACTIVATE and DEACTIVATE go through the log and answer the alarm they
+    /// changed (nothing when a cleared alarm was not raised).
     async fn alarm(
         &self,
-        _req: Request<pb::AlarmRequest>,
+        req: Request<pb::AlarmRequest>,
     ) -> Result<Response<pb::AlarmResponse>, Status> {
-        // No alarm is raised yet (no quota enforcement, no corruption check), so there is
-        // never one to list.
+        let r = req.into_inner();
+        let kind = alarm_kind(r.alarm);
+        let alarms = match pb::alarm_request::AlarmAction::try_from(r.action) {
+            Ok(pb::alarm_request::AlarmAction::Get) => {
+                self.ctx.read_barrier(false).await?;
+                let all = self.ctx.store.alarms().map_err(EtcdError::from)?;
+                match (r.alarm, kind) {
+                    (0, _) => all,
+                    (_, Some(kind)) => all.into_iter().filter(|a| a.kind == kind).collect(),
+                    (_, None) => Vec::new(),
+                }
+            }
+            Ok(action) => match kind {
+                Some(kind) => {
+                    let alarm = mvcc::Alarm {
+                        member: r.member_id,
+                        kind,
+                    };
+                    let cmd = if action == pb::alarm_request::AlarmAction::Activate {
+                        mvcc::ClusterCommand::ActivateAlarm(alarm)
+                    } else {
+                        mvcc::ClusterCommand::DeactivateAlarm(alarm)
+                    };
+                    self.ctx.raft.change_alarm(cmd).await?
+                }
+                None => Vec::new(),
+            },
+            Err(_) => Vec::new(),
+        };
         Ok(Response::new(pb::AlarmResponse {
             header: self.header(),
-            alarms: vec![],
+            alarms: alarms.iter().map(alarm_member).collect(),
         }))
     }
 
@@ -52,17 +116,33 @@ impl Maintenance for MaintenanceService {
         _req: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
         let g = self.ctx.store_gauges();
+        let mut errors: Vec<String> = self
+            .ctx
+            .store
+            .alarms()
+            .map_err(EtcdError::from)?
+            .iter()
+            .map(alarm_text)
+            .collect();
+        errors.extend(self.ctx.raft.halted());
+        let is_learner = self
+            .ctx
+            .membership()
+            .members
+            .iter()
+            .any(|m| m.id == self.ctx.member_id && m.is_learner);
         Ok(Response::new(pb::StatusResponse {
             header: self.header(),
             version: ETCD_API_VERSION.to_string(),
             db_size: g.db_size as i64,
             leader: self.ctx.raft.leader().unwrap_or(0),
-            raft_index: self.ctx.raft.last_index(),
+            // etcd reports the committed index here.
+            raft_index: self.ctx.raft.committed_index(),
             raft_term: self.ctx.raft.term(),
             raft_applied_index: g.applied_index,
-            errors: vec![],
+            errors,
             db_size_in_use: g.db_size_in_use as i64,
-            is_learner: false,
+            is_learner,
         }))
     }
 
@@ -80,13 +160,15 @@ impl Maintenance for MaintenanceService {
         Err(not_yet("hash"))
     }
 
-    /// A hash of the keyspace at a revision, equal on members that agree. It is etcr's own
-    /// hash (not etcd's CRC over bbolt pages), so compare etcr members with each other only.
+    /// etcd's HashKV: a CRC-32C of the history kept up to a revision, computed over the
+    /// same bytes etcd hashes, so it changes with compaction as etcd's does.
     async fn hash_kv(
         &self,
         req: Request<pb::HashKvRequest>,
     ) -> Result<Response<pb::HashKvResponse>, Status> {
         let rev = req.into_inner().revision;
+        // This member's acknowledged writes are in the hash, as with a serializable read.
+        self.ctx.read_barrier(true).await?;
         let h = self.ctx.store.hash_kv(rev).map_err(EtcdError::from)?;
         Ok(Response::new(pb::HashKvResponse {
             header: self.ctx.header_info().at(h.revision),

@@ -1,5 +1,7 @@
-//! Who is in the cluster: member ids, names and URLs, fixed at bootstrap and kept in the data
-//! directory so that a restarted member keeps its identity whatever flags it is given.
+//! Who is in the cluster: member ids and peer URLs, fixed at bootstrap and kept in the data
+//! directory so that a restarted member keeps its identity whatever flags it is given, and
+//! the names and client URLs members publish through the log, which live in the store (so a
+//! member restored from a snapshot knows them too) and are overlaid here.
 
 use std::fs;
 use std::path::Path;
@@ -53,6 +55,21 @@ impl Membership {
         fs::File::open(&tmp)?.sync_all()?;
         fs::rename(&tmp, member_dir.join(FILE))?;
         Ok(())
+    }
+
+    /// Takes a member's published attributes (applied from the log).
+    pub fn publish(&mut self, info: mvcc::MemberInfo) {
+        if let Some(member) = self.members.iter_mut().find(|m| m.id == info.id) {
+            member.name = info.name;
+            member.client_urls = info.client_urls;
+        }
+    }
+
+    /// Takes the attributes the store holds (at start, and after installing a snapshot).
+    pub fn overlay_published(&mut self, published: Vec<mvcc::MemberInfo>) {
+        for info in published {
+            self.publish(info);
+        }
     }
 
     pub fn bootstrap(flags: &Flags) -> anyhow::Result<Membership> {

@@ -1,9 +1,17 @@
 //! Counters for `/metrics`, in Prometheus' text format, named like etcd's where one exists.
 
-use std::fmt::Write;
+use std::fmt::{Display, Write};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::histogram::Histogram;
+
+/// One metric with its help and type lines, in Prometheus' text format.
+pub fn write_metric(out: &mut String, name: &str, kind: &str, help: &str, value: impl Display) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
+}
 
 #[derive(Default)]
 pub struct Metrics {
@@ -47,10 +55,7 @@ impl Metrics {
     pub fn render(&self, store: &StoreGauges, has_leader: bool) -> String {
         let mut out = String::new();
         let mut metric = |name: &str, kind: &str, help: &str, value: String| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
+            write_metric(&mut out, name, kind, help, value);
         };
         metric(
             "etcd_server_has_leader",

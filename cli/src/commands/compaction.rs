@@ -3,7 +3,25 @@
 use api::etcdserverpb::CompactionRequest;
 
 use super::Ctx;
+use crate::args::{flag, Kind};
 use crate::error::{exit, CliError, Result};
+use crate::help::Spec;
+
+pub const SPEC: Spec = Spec {
+    name: "compaction",
+    args: "[flags] <revision>",
+    summary: "discard the history older than a revision",
+    about: "Keeps, of every key, its versions from <revision> on and the one current at
+<revision>; older versions are discarded, and a read at a revision before <revision> then
+fails with \"etcdserver: mvcc: required revision has been compacted\".",
+    flags: &[flag(
+        "physical",
+        None,
+        Kind::Bool,
+        "false",
+        "return only once the discarded versions are gone from the backend",
+    )],
+};
 
 pub async fn run(ctx: &mut Ctx) -> Result<()> {
     if ctx.parsed.args.len() != 1 {

@@ -3,8 +3,40 @@
 use api::etcdserverpb::DeleteRangeRequest;
 
 use super::{emit, Ctx};
-use crate::args::Parsed;
+use crate::args::{flag, Kind, Parsed};
 use crate::error::{CliError, Result};
+use crate::help::Spec;
+
+pub const SPEC: Spec = Spec {
+    name: "del",
+    args: "[flags] <key> [range_end]",
+    summary: "delete a key, or the keys of a range",
+    about: "Deletes <key>, or every key from <key> up to but not including [range_end], and
+prints how many keys it deleted. --prefix and --from-key choose keys as for 'etcrctl get'.",
+    flags: &[
+        flag(
+            "from-key",
+            None,
+            Kind::Bool,
+            "false",
+            "delete every key from <key> on",
+        ),
+        flag(
+            "prefix",
+            None,
+            Kind::Bool,
+            "false",
+            "delete every key that starts with <key>",
+        ),
+        flag(
+            "prev-kv",
+            None,
+            Kind::Bool,
+            "false",
+            "also print the keys and values deleted",
+        ),
+    ],
+};
 
 /// etcdctl's `getDelOp`.
 pub fn op(p: &Parsed) -> Result<DeleteRangeRequest> {

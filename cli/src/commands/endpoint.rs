@@ -9,8 +9,43 @@ use api::etcdserverpb::{
 };
 
 use super::{emit, Ctx};
+use crate::args::{flag, Flag, Kind};
 use crate::error::{exit, CliError, Result};
+use crate::help::{Group, Spec};
 use crate::printer::{EpHealth, EpStatus};
+
+pub const GROUP: Group = Group {
+    name: "endpoint",
+    summary: "ask each endpoint about itself",
+};
+
+/// The flags of every `endpoint` command (also settable as `ETCDCTL_CLUSTER`).
+pub const FLAGS: &[Flag] = &[flag(
+    "cluster",
+    None,
+    Kind::Bool,
+    "false",
+    "ask every member, at the client URLs of the member list, instead of --endpoints",
+)];
+
+pub const STATUS: Spec = Spec {
+    name: "endpoint status",
+    args: "[flags]",
+    summary: "show each endpoint's member ID, version, size, leader and raft position",
+    about: "With -w simple, each endpoint is one line of comma-separated fields: endpoint,
+member ID, version, DB size, is leader, is learner, raft term, raft index, raft applied
+index, errors. Exits 1 if an endpoint did not answer.",
+    flags: FLAGS,
+};
+
+pub const HEALTH: Spec = Spec {
+    name: "endpoint health",
+    args: "[flags]",
+    summary: "check that each endpoint serves reads and has no alarm",
+    about: "An endpoint is healthy when it answers a linearizable read within --command-timeout
+and reports no active alarm. Exits 1 if any endpoint is unhealthy.",
+    flags: FLAGS,
+};
 
 /// etcdctl's `endpointsFromCluster`: the flag's endpoints, or every member's client URLs.
 async fn endpoints(ctx: &Ctx) -> Result<Vec<String>> {

@@ -4,8 +4,83 @@ use api::etcdserverpb::range_request::{SortOrder, SortTarget};
 use api::etcdserverpb::RangeRequest;
 
 use super::{emit, Ctx};
-use crate::args::Parsed;
+use crate::args::{flag, Kind, Parsed};
 use crate::error::{CliError, Result};
+use crate::help::Spec;
+
+pub const SPEC: Spec = Spec {
+    name: "get",
+    args: "[flags] <key> [range_end]",
+    summary: "read a key, or the keys of a range",
+    about: "Prints <key> and its value, or every key from <key> up to but not including
+[range_end], in byte order. --prefix reads the keys that start with <key>, --from-key
+the keys from <key> on; with either, an empty <key> means every key.",
+    flags: &[
+        flag(
+            "consistency",
+            None,
+            Kind::Str,
+            "l",
+            "l: a linearizable read, through the leader; s: a serializable read, from the member asked",
+        ),
+        flag(
+            "from-key",
+            None,
+            Kind::Bool,
+            "false",
+            "read every key from <key> on",
+        ),
+        flag(
+            "keys-only",
+            None,
+            Kind::Bool,
+            "false",
+            "print the keys without their values",
+        ),
+        flag(
+            "limit",
+            None,
+            Kind::Int,
+            "0",
+            "return at most this many keys (0: all of them)",
+        ),
+        flag(
+            "order",
+            None,
+            Kind::Str,
+            "",
+            "ASCEND or DESCEND (ascending when empty)",
+        ),
+        flag(
+            "prefix",
+            None,
+            Kind::Bool,
+            "false",
+            "read every key that starts with <key>",
+        ),
+        flag(
+            "print-value-only",
+            None,
+            Kind::Bool,
+            "false",
+            "print only the values (with -w simple)",
+        ),
+        flag(
+            "rev",
+            None,
+            Kind::Int,
+            "0",
+            "read the keys as they were at this revision (0: the latest)",
+        ),
+        flag(
+            "sort-by",
+            None,
+            Kind::Str,
+            "",
+            "sort by CREATE, KEY, MODIFY, VALUE or VERSION (KEY when empty)",
+        ),
+    ],
+};
 
 /// etcdctl's `getGetOp`: validates the arguments and builds the request.
 pub fn op(p: &Parsed) -> Result<RangeRequest> {

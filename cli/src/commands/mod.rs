@@ -1,5 +1,10 @@
-//! One module per etcdctl command. Each follows etcdctl's order of checks: arguments first,
-//! then the client (environment, output format), then the request, then printing.
+//! One module per command, each with its help [`Spec`] next to its code. Each follows
+//! etcdctl's order of checks: arguments first, then the client (environment, output
+//! format), then the request, then printing.
+//!
+//! A new command is a module with a `SPEC` and a `run`, a [`Command`] variant listed in
+//! [`Command::ALL`], and its arms in [`Command::spec`] and [`run`]; a new group word
+//! (`lease`, `snapshot`) also goes into [`GROUPS`]. The parser and the help pages follow.
 
 pub mod compaction;
 pub mod del;
@@ -13,10 +18,61 @@ pub mod version;
 
 use std::io::Write;
 
-use crate::args::{Command, Parsed};
+use crate::args::{Flag, Parsed};
 use crate::client::Client;
 use crate::error::Result;
+use crate::help::{Group, Spec};
 use crate::printer::{Format, Output, Printer};
+
+/// The commands etcrctl has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    Get,
+    Put,
+    Del,
+    Txn,
+    Compaction,
+    EndpointHealth,
+    EndpointStatus,
+    MemberList,
+    Version,
+}
+
+impl Command {
+    /// Every command, in the order the help lists them.
+    pub const ALL: &'static [Command] = &[
+        Command::Get,
+        Command::Put,
+        Command::Del,
+        Command::Txn,
+        Command::Compaction,
+        Command::EndpointHealth,
+        Command::EndpointStatus,
+        Command::MemberList,
+        Command::Version,
+    ];
+
+    pub fn spec(self) -> &'static Spec {
+        match self {
+            Command::Get => &get::SPEC,
+            Command::Put => &put::SPEC,
+            Command::Del => &del::SPEC,
+            Command::Txn => &txn::SPEC,
+            Command::Compaction => &compaction::SPEC,
+            Command::EndpointHealth => &endpoint::HEALTH,
+            Command::EndpointStatus => &endpoint::STATUS,
+            Command::MemberList => &member::LIST,
+            Command::Version => &version::SPEC,
+        }
+    }
+
+    pub fn flags(self) -> &'static [Flag] {
+        self.spec().flags
+    }
+}
+
+/// The words that group commands.
+pub const GROUPS: &[Group] = &[endpoint::GROUP, member::GROUP];
 
 /// A command's parsed flags and the process environment (for `ETCDCTL_*`).
 pub struct Ctx {
@@ -29,8 +85,8 @@ impl Ctx {
     /// etcdctl's `clientConfigFromCmd`: applies `ETCDCTL_*` variables, then picks the
     /// output format; both happen only for commands that talk to the cluster.
     pub fn configure(&mut self) -> Result<Printer> {
-        let inherited: &[&'static str] = match self.command {
-            Command::EndpointStatus | Command::EndpointHealth => &["cluster"],
+        let inherited: &[Flag] = match self.command {
+            Command::EndpointStatus | Command::EndpointHealth => endpoint::FLAGS,
             _ => &[],
         };
         let warnings = self.parsed.apply_env(&self.env, inherited)?;

@@ -5,8 +5,50 @@ use std::io::Read;
 use api::etcdserverpb::PutRequest;
 
 use super::{emit, Ctx};
-use crate::args::Parsed;
+use crate::args::{flag, Kind, Parsed};
 use crate::error::{CliError, Result};
+use crate::help::Spec;
+
+pub const SPEC: Spec = Spec {
+    name: "put",
+    args: "[flags] <key> [value]",
+    summary: "write a value to a key",
+    about: "Stores [value] under <key> and prints OK. Without [value] (and without
+--ignore-value) the value is all of standard input, which must not be empty:
+  cat config.json | etcrctl put /app/config
+A key or value that starts with '-' would be read as a flag; put '--' before it:
+  etcrctl put -- <key> -1",
+    flags: &[
+        flag(
+            "ignore-lease",
+            None,
+            Kind::Bool,
+            "false",
+            "keep the lease the key has now",
+        ),
+        flag(
+            "ignore-value",
+            None,
+            Kind::Bool,
+            "false",
+            "keep the value the key has now (give no [value])",
+        ),
+        flag(
+            "lease",
+            None,
+            Kind::Str,
+            "0",
+            "attach the key to this lease, its ID in hex (0: no lease)",
+        ),
+        flag(
+            "prev-kv",
+            None,
+            Kind::Bool,
+            "false",
+            "also print the key and value as they were before",
+        ),
+    ],
+};
 
 const NEEDS_ARGS: &str = "put command needs 1 argument and input from stdin or 2 arguments";
 

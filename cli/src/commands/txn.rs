@@ -6,8 +6,33 @@ use std::io::BufRead;
 use api::etcdserverpb::{Compare, RequestOp, TxnRequest};
 
 use super::{emit, Ctx};
+use crate::args::{flag, Kind};
 use crate::error::{exit, CliError, Result};
+use crate::help::Spec;
 use crate::txn_grammar::{parse_compare, parse_request};
+
+pub const SPEC: Spec = Spec {
+    name: "txn",
+    args: "[flags]",
+    summary: "run requests atomically, depending on compares, read from stdin",
+    about: "Reads three blocks from standard input, each ended by an empty line:
+  1. compares, one a line, such as   mod(\"k1\") > \"5\"   or   value(\"k2\") = \"on\":
+     what is compared is ver|version, c|create or m|mod (a number) or val|value, and
+     the operator is =, !=, < or >;
+  2. the requests to run if every compare holds;
+  3. the requests to run if any does not.
+A request is a get, put or del line with that command's arguments and flags, such as
+  put k3 \"a b\" --prev-kv
+Quote words with \"...\" (Go escapes allowed) or '...'. The server runs it all in one
+transaction; etcrctl prints SUCCESS or FAILURE, then each request's result.",
+    flags: &[flag(
+        "interactive",
+        Some('i'),
+        Kind::Bool,
+        "false",
+        "prompt before each block",
+    )],
+};
 
 /// Go's `bufio.Reader.ReadString('\n')` then `strings.TrimSpace`; a missing final newline is `EOF`.
 fn read_line(input: &mut dyn BufRead) -> Result<String> {

@@ -24,6 +24,9 @@ pub use forward::{RENEW_PATH, TIME_TO_LIVE_PATH};
 pub use lessor::Lessor;
 use lessor::Renewal;
 
+/// What a grant adds to the store, by etcd's quota estimate (its `leaseOverhead`).
+const GRANT_COST: usize = 64;
+
 /// How long a follower waits before asking the leader again after a failed attempt.
 const RETRY: Duration = Duration::from_millis(50);
 
@@ -89,6 +92,7 @@ impl LeaseService {
         if r.ttl > mvcc::MAX_LEASE_TTL {
             return Err(EtcdError::LeaseTtlTooLarge.into());
         }
+        self.ctx().check_quota(GRANT_COST).await?;
         let mut id = r.id;
         while id == 0 {
             id = self.inner.ids.next();

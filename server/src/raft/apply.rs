@@ -3,6 +3,13 @@
 //! Consecutive batches that queued up while the store was busy are applied together, in one
 //! LMDB transaction that also records the applied index; the member that proposed an entry
 //! then answers its caller.
+//!
+//! Nothing an entry holds can stop the member: the store's refusals (NOSPACE, compacted
+//! revisions, ...) are answers, the same on every member. What the apply thread cannot get
+//! past (an entry it cannot decode, a store that fails to write) halts it: it stops applying,
+//! with the reason in the log, `/health` and `Status`, and the member stays up for health,
+//! metrics and reads of what it holds. Skipping the entry would let this member's state
+//! drift from the others; exiting would make a supervisor restart it into the same entry.
 
 use crossbeam_channel::Receiver;
 use std::path::PathBuf;
@@ -10,9 +17,9 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use raft_core::{Entry, EntryType};
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
-use super::envelope::{Envelope, MemberAttributes, Payload};
+use super::envelope::{DecodeError, Envelope, Payload};
 use super::shared::Shared;
 use super::waiters::{Answer, Waiters};
 use crate::errors::EtcdError;
@@ -36,7 +43,6 @@ pub struct Applier {
     pub waiters: Arc<Waiters>,
     pub shared: Arc<Shared>,
     pub membership: Arc<RwLock<Membership>>,
-    pub member_dir: PathBuf,
     pub local_id: u64,
     pub metrics: Arc<Metrics>,
     /// Told of every lease grant and revoke applied, and when this member's term starts.
@@ -50,8 +56,40 @@ const COMMIT_LINGER: Duration = Duration::from_millis(5);
 /// Commands one store transaction holds at most before it is committed.
 const MAX_UNCOMMITTED: usize = 10_000;
 
+/// Why the apply thread stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Halt {
+    #[error("entry {index} cannot be applied: {err}; stopping rather than skipping it, which would leave this member's state different from the others'")]
+    Undecodable { index: u64, err: DecodeError },
+    #[error("the store failed to apply entries up to {index}: {err}")]
+    Store { index: u64, err: mvcc::Error },
+    #[error("installing the snapshot {file} failed: {err}")]
+    Restore { file: String, err: mvcc::Error },
+}
+
+/// Commands of consecutive entries, applied in one call, and who waits for each.
+#[derive(Default)]
+struct KvRun {
+    batch: Vec<(u64, mvcc::Command)>,
+    callers: Vec<(u64, u64)>,
+}
+
 impl Applier {
     pub fn run(self, rx: Receiver<ApplyItem>, read_waits: Receiver<()>) {
+        if let Err(halt) = self.apply_all(rx, read_waits) {
+            let hint = match &halt {
+                Halt::Store {
+                    err: mvcc::Error::MapFull,
+                    ..
+                } => "; --quota-backend-bytes sizes the map: restart with a larger one",
+                _ => "",
+            };
+            error!("{halt}; this member no longer applies the log, and answers only health, metrics and reads of what it holds; fix the cause and restart it{hint}");
+            self.shared.halt(halt.to_string());
+        }
+    }
+
+    fn apply_all(&self, rx: Receiver<ApplyItem>, read_waits: Receiver<()>) -> Result<(), Halt> {
         let mut writer = self.store.writer();
         // The last entry applied but not yet committed, if any.
         let mut uncommitted = None;
@@ -62,24 +100,21 @@ impl Applier {
                 None => match writer.pending() {
                     None => match rx.recv() {
                         Ok(item) => item,
-                        Err(_) => return,
+                        Err(_) => return Ok(()),
                     },
                     Some((age, _)) => {
                         let left = COMMIT_LINGER.saturating_sub(age);
                         crossbeam_channel::select! {
                             recv(rx) -> item => match item {
                                 Ok(item) => item,
-                                Err(_) => {
-                                    self.commit(&mut writer, &mut uncommitted);
-                                    return;
-                                }
+                                Err(_) => return self.commit(&mut writer, &mut uncommitted),
                             },
                             recv(read_waits) -> _ => {
-                                self.commit(&mut writer, &mut uncommitted);
+                                self.commit(&mut writer, &mut uncommitted)?;
                                 continue;
                             }
                             default(left) => {
-                                self.commit(&mut writer, &mut uncommitted);
+                                self.commit(&mut writer, &mut uncommitted)?;
                                 continue;
                             }
                         }
@@ -101,20 +136,27 @@ impl Applier {
                     let Some(last) = entries.last().map(|e| e.index) else {
                         continue;
                     };
-                    self.apply_entries(&mut writer, entries);
+                    let applied = self.apply_entries(&mut writer, entries);
+                    if let Err(Halt::Undecodable { index, .. }) = &applied {
+                        // What came before the entry (log indexes are consecutive) is sound:
+                        // keep it.
+                        uncommitted = Some(index - 1);
+                        self.commit(&mut writer, &mut uncommitted)?;
+                    }
+                    applied?;
                     match writer.pending() {
                         Some((_, commands)) => {
                             uncommitted = Some(last);
                             if commands >= MAX_UNCOMMITTED || self.shared.read_waiting() {
-                                self.commit(&mut writer, &mut uncommitted);
+                                self.commit(&mut writer, &mut uncommitted)?;
                             }
                         }
                         None => self.shared.set_applied(last),
                     }
                 }
                 ApplyItem::Restore { file, index, done } => {
-                    self.commit(&mut writer, &mut uncommitted);
-                    self.restore(file, index);
+                    self.commit(&mut writer, &mut uncommitted)?;
+                    self.restore(file, index)?;
                     let _ = done.send(());
                 }
             }
@@ -122,30 +164,29 @@ impl Applier {
     }
 
     /// Commits the store's open transaction; entries up to `uncommitted` are then applied.
-    fn commit(&self, writer: &mut mvcc::Writer, uncommitted: &mut Option<u64>) {
+    fn commit(&self, writer: &mut mvcc::Writer, uncommitted: &mut Option<u64>) -> Result<(), Halt> {
         if writer.pending().is_none() {
-            return;
+            return Ok(());
         }
         let started = Instant::now();
         let result = writer.commit();
         self.metrics.backend_commit.observe(started.elapsed());
-        if let Err(e) = result {
-            // The state machine cannot move past these entries; serving on would answer
-            // from a store that silently lags the log.
-            error!("committing applied entries failed: {e}; stopping this member");
-            std::process::exit(1);
-        }
+        // Serving on would answer from a store that silently lags the log.
+        result.map_err(|err| Halt::Store {
+            index: uncommitted.unwrap_or(0),
+            err,
+        })?;
         if let Some(last) = uncommitted.take() {
             self.shared.set_applied(last);
         }
+        Ok(())
     }
 
-    fn apply_entries(&self, writer: &mut mvcc::Writer, entries: Vec<Entry>) {
-        let Some(last) = entries.last().map(|e| e.index) else {
-            return;
-        };
-        let mut batch = Vec::with_capacity(entries.len());
-        let mut callers = Vec::with_capacity(entries.len());
+    /// Applies the entries in log order: runs of store commands in one call each, changes to
+    /// the cluster state one by one between them. An entry that does not decode stops the
+    /// batch there, after the entries before it.
+    fn apply_entries(&self, writer: &mut mvcc::Writer, entries: Vec<Entry>) -> Result<(), Halt> {
+        let mut run = KvRun::default();
         for e in entries {
             // Empty entries are a new leader's no-op; membership changes are raft-core's own.
             if e.data.is_empty() || e.entry_type == EntryType::ConfChange {
@@ -156,59 +197,94 @@ impl Applier {
                 }
                 continue;
             }
-            match Envelope::decode(&e.data) {
-                Ok(env) => match env.payload {
-                    Payload::Kv(cmd) => {
-                        batch.push((e.index, cmd));
-                        callers.push((env.origin, env.id));
-                    }
-                    Payload::Publish(attrs) => {
-                        self.publish(attrs);
-                        if env.origin == self.local_id {
-                            self.waiters.answer(env.id, Ok(Answer::Published));
-                        }
-                    }
-                },
-                Err(err) => error!(
-                    index = e.index,
-                    "skipping an entry that does not decode: {err}"
-                ),
-            }
-        }
-        if !batch.is_empty() {
-            self.metrics.observe_batch(batch.len());
-            let started = Instant::now();
-            // Callers are answered before the commit: the outcomes are final (the log holds the
-            // entries), and reads wait for the commit (see `Shared::answered`).
-            let result = writer.apply_then(&batch, |applied| {
-                self.shared.set_answered(last);
-                for ((a, (origin, id)), (_, cmd)) in applied.into_iter().zip(callers).zip(&batch) {
-                    let outcome = match a.outcome {
-                        mvcc::Outcome::Done { response, .. } => {
-                            self.tell_lessor(cmd);
-                            self.metrics.proposal_applied();
-                            Ok(Answer::Kv(response))
-                        }
-                        mvcc::Outcome::Failed(e) => {
-                            self.metrics.proposal_failed();
-                            Err(EtcdError::from(e))
-                        }
-                        // Replayed after a restart or a snapshot: its caller is long gone.
-                        mvcc::Outcome::Skipped => continue,
-                    };
-                    if origin == self.local_id {
-                        self.waiters.answer(id, outcome);
-                    }
+            let env = match Envelope::decode(&e.data) {
+                Ok(env) => env,
+                Err(err) => {
+                    self.apply_kv(writer, std::mem::take(&mut run))?;
+                    return Err(Halt::Undecodable {
+                        index: e.index,
+                        err,
+                    });
                 }
-            });
-            self.metrics.apply_batch.observe(started.elapsed());
-            if let Err(e) = result {
-                // The state machine cannot move past this entry; serving on would answer
-                // from a store that silently lags the log.
-                error!("applying committed entries failed: {e}; stopping this member");
-                std::process::exit(1);
+            };
+            let cmd = match env.payload {
+                Payload::Kv(cmd) => {
+                    run.batch.push((e.index, cmd));
+                    run.callers.push((env.origin, env.id));
+                    continue;
+                }
+                Payload::Publish(attrs) => mvcc::ClusterCommand::PublishMember(mvcc::MemberInfo {
+                    id: attrs.id,
+                    name: attrs.name,
+                    client_urls: attrs.client_urls,
+                }),
+                Payload::Cluster(cmd) => cmd,
+            };
+            self.apply_kv(writer, std::mem::take(&mut run))?;
+            let outcome = writer
+                .apply_cluster(e.index, &cmd)
+                .map_err(|err| Halt::Store {
+                    index: e.index,
+                    err,
+                })?;
+            self.shared.set_answered(e.index);
+            let answer = match outcome {
+                mvcc::ClusterOutcome::Skipped => continue,
+                mvcc::ClusterOutcome::Published => {
+                    if let mvcc::ClusterCommand::PublishMember(info) = cmd {
+                        self.membership
+                            .write()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .publish(info);
+                    }
+                    Answer::Published
+                }
+                mvcc::ClusterOutcome::Alarms(alarms) => {
+                    for a in &alarms {
+                        info!(member = %format!("{:x}", a.member), alarm = ?a.kind, raised = matches!(cmd, mvcc::ClusterCommand::ActivateAlarm(_)), "alarm changed");
+                    }
+                    Answer::Alarms(alarms)
+                }
+            };
+            if env.origin == self.local_id {
+                self.waiters.answer(env.id, Ok(answer));
             }
         }
+        self.apply_kv(writer, run)
+    }
+
+    fn apply_kv(&self, writer: &mut mvcc::Writer, run: KvRun) -> Result<(), Halt> {
+        let Some(last) = run.batch.last().map(|(index, _)| *index) else {
+            return Ok(());
+        };
+        self.metrics.observe_batch(run.batch.len());
+        let started = Instant::now();
+        let callers = run.callers;
+        // Callers are answered before the commit: the outcomes are final (the log holds the
+        // entries), and reads wait for the commit (see `Shared::answered`).
+        let result = writer.apply_then(&run.batch, |applied| {
+            self.shared.set_answered(last);
+            for ((a, (origin, id)), (_, cmd)) in applied.into_iter().zip(callers).zip(&run.batch) {
+                let outcome = match a.outcome {
+                    mvcc::Outcome::Done { response, .. } => {
+                        self.tell_lessor(cmd);
+                        self.metrics.proposal_applied();
+                        Ok(Answer::Kv(response))
+                    }
+                    mvcc::Outcome::Failed(e) => {
+                        self.metrics.proposal_failed();
+                        Err(EtcdError::from(e))
+                    }
+                    // Replayed after a restart or a snapshot: its caller is long gone.
+                    mvcc::Outcome::Skipped => continue,
+                };
+                if origin == self.local_id {
+                    self.waiters.answer(id, outcome);
+                }
+            }
+        });
+        self.metrics.apply_batch.observe(started.elapsed());
+        result.map_err(|err| Halt::Store { index: last, err })
     }
 
     fn tell_lessor(&self, cmd: &mvcc::Command) {
@@ -221,42 +297,223 @@ impl Applier {
         }
     }
 
-    fn publish(&self, attrs: MemberAttributes) {
-        let mut m = self.membership.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(member) = m.members.iter_mut().find(|x| x.id == attrs.id) {
-            if member.name == attrs.name && member.client_urls == attrs.client_urls {
-                return;
+    fn restore(&self, file: PathBuf, index: u64) -> Result<(), Halt> {
+        info!(index, file = %file.display(), "installing a snapshot from the leader");
+        self.store
+            .replace_with_snapshot(&file)
+            .map_err(|err| Halt::Restore {
+                file: file.display().to_string(),
+                err,
+            })?;
+        let _ = std::fs::remove_file(&file);
+        // The snapshot carries the members' published attributes.
+        match self.store.members() {
+            Ok(published) => self
+                .membership
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .overlay_published(published),
+            Err(err) => {
+                return Err(Halt::Restore {
+                    file: file.display().to_string(),
+                    err,
+                })
             }
-            member.name = attrs.name;
-            member.client_urls = attrs.client_urls;
-            if let Err(e) = m.save(&self.member_dir) {
-                warn!("cannot save the membership: {e}");
-            }
+        }
+        // And the leases.
+        let leases = self.store.leases().map_err(|err| Halt::Restore {
+            file: file.display().to_string(),
+            err,
+        })?;
+        self.lessor
+            .reload(leases.into_iter().map(|l| (l.id, l.ttl)));
+        self.shared
+            .set_applied(index.max(self.store.applied_index()));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::envelope::fixtures::{unhex, MEMBER, V0_PUBLISH_M1, V0_PUT_FOO_BAR};
+    use super::*;
+    use crate::membership::Member;
+
+    struct Harness {
+        dir: tempfile::TempDir,
+        store: Arc<mvcc::Store>,
+        shared: Arc<Shared>,
+        membership: Arc<RwLock<Membership>>,
+    }
+
+    fn harness() -> (Harness, Applier) {
+        harness_with_map(16 << 20)
+    }
+
+    fn harness_with_map(map_size: usize) -> (Harness, Applier) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(
+            mvcc::Store::open(
+                dir.path(),
+                mvcc::StoreOptions {
+                    map_size,
+                    ..Default::default()
+                },
+            )
+            .unwrap(),
+        );
+        let shared = Arc::new(Shared::new(0, 1, 0).0);
+        let membership = Arc::new(RwLock::new(Membership {
+            cluster_id: 1,
+            local_id: MEMBER,
+            members: vec![Member {
+                id: MEMBER,
+                name: "m1".into(),
+                peer_urls: vec!["http://127.0.0.1:2380".into()],
+                client_urls: vec![],
+                is_learner: false,
+            }],
+        }));
+        let applier = Applier {
+            store: store.clone(),
+            waiters: Arc::new(Waiters::default()),
+            shared: shared.clone(),
+            membership: membership.clone(),
+            local_id: MEMBER,
+            metrics: Arc::new(Metrics::default()),
+            lessor: Arc::new(Lessor::new(1, Duration::ZERO, [])),
+        };
+        let h = Harness {
+            dir,
+            store,
+            shared,
+            membership,
+        };
+        (h, applier)
+    }
+
+    fn entry(index: u64, data: Vec<u8>) -> Entry {
+        Entry {
+            term: 1,
+            index,
+            entry_type: EntryType::Normal,
+            data,
         }
     }
 
-    fn restore(&self, file: PathBuf, index: u64) {
-        info!(index, file = %file.display(), "installing a snapshot from the leader");
-        if let Err(e) = self.store.replace_with_snapshot(&file) {
-            error!(
-                "cannot install the snapshot {}: {e}; stopping this member",
-                file.display()
-            );
-            std::process::exit(1);
+    fn put(key: &str) -> Vec<u8> {
+        put_value(key, Vec::new())
+    }
+
+    fn put_value(key: &str, value: Vec<u8>) -> Vec<u8> {
+        Envelope {
+            origin: 1,
+            id: 1,
+            payload: Payload::Kv(mvcc::Command::Put(mvcc::PutRequest {
+                key: key.into(),
+                value,
+                ..Default::default()
+            })),
         }
-        let _ = std::fs::remove_file(&file);
-        match self.store.leases() {
-            Ok(leases) => self
-                .lessor
-                .reload(leases.into_iter().map(|l| (l.id, l.ttl))),
-            Err(e) => {
-                error!(
-                    "cannot read the leases of the installed snapshot: {e}; stopping this member"
-                );
-                std::process::exit(1);
-            }
-        }
-        self.shared
-            .set_applied(index.max(self.store.applied_index()));
+        .encode()
+        .unwrap()
+    }
+
+    /// Runs the applier over `entries` until it has taken them all.
+    fn apply(applier: Applier, entries: Vec<Entry>) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let (_wake_tx, wake) = crossbeam_channel::bounded(1);
+        tx.send(ApplyItem::Entries(entries)).unwrap();
+        drop(tx);
+        applier.run(rx, wake);
+    }
+
+    #[test]
+    fn an_entry_that_does_not_decode_halts_the_applier_and_is_never_skipped() {
+        let (h, applier) = harness();
+        let newer = vec![0xFF, 9, 1, 2, 3];
+        apply(
+            applier,
+            vec![entry(1, put("a")), entry(2, newer), entry(3, put("b"))],
+        );
+        // Entry 1 is kept, entry 3 (after the bad one) is not applied.
+        assert_eq!(h.store.applied_index(), 1);
+        assert_eq!(h.store.current_revision(), 2);
+        assert_eq!(h.shared.applied(), 1);
+        let reason = h.shared.halted().expect("the applier halted");
+        assert!(reason.contains("entry 2"), "{reason}");
+        assert!(reason.contains("format version 9"), "{reason}");
+    }
+
+    #[test]
+    fn version_0_entries_apply_after_the_upgrade_and_publish_into_the_store() {
+        let (h, applier) = harness();
+        apply(
+            applier,
+            vec![
+                entry(1, unhex(V0_PUT_FOO_BAR)),
+                entry(2, unhex(V0_PUBLISH_M1)),
+                entry(3, put("b")),
+            ],
+        );
+        assert_eq!(h.shared.halted(), None);
+        assert_eq!(h.store.applied_index(), 3);
+        let foo = h
+            .store
+            .range(&mvcc::RangeRequest {
+                key: b"foo".to_vec(),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(foo.kvs[0].value, b"bar");
+        let published = vec![mvcc::MemberInfo {
+            id: MEMBER,
+            name: "m1".into(),
+            client_urls: vec!["http://127.0.0.1:2379".into()],
+        }];
+        assert_eq!(h.store.members().unwrap(), published);
+        let m = h.membership.read().unwrap();
+        assert_eq!(m.members[0].client_urls, published[0].client_urls);
+    }
+
+    #[test]
+    fn a_full_map_halts_the_applier_without_exiting() {
+        let (h, applier) = harness_with_map(1 << 20);
+        let big = vec![7u8; 600 * 1024];
+        apply(
+            applier,
+            vec![
+                entry(1, put("a")),
+                entry(2, put_value("b", big.clone())),
+                entry(3, put_value("c", big)),
+            ],
+        );
+        let reason = h.shared.halted().expect("the applier halted");
+        assert!(reason.contains("LMDB map is full"), "{reason}");
+        // Nothing of the failed transaction reached the store.
+        assert_eq!(h.store.applied_index(), 0);
+    }
+
+    #[test]
+    fn a_snapshot_that_does_not_install_halts_the_applier() {
+        let (h, applier) = harness();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let (_wake_tx, wake) = crossbeam_channel::bounded(1);
+        let (done, installed) = crossbeam_channel::bounded(1);
+        tx.send(ApplyItem::Restore {
+            file: h.dir.path().join("missing.mdb"),
+            index: 10,
+            done,
+        })
+        .unwrap();
+        drop(tx);
+        applier.run(rx, wake);
+        assert!(
+            installed.recv().is_err(),
+            "a failed install is not reported done"
+        );
+        let reason = h.shared.halted().expect("the applier halted");
+        assert!(reason.contains("missing.mdb"), "{reason}");
+        assert_eq!(h.shared.applied(), 0);
     }
 }

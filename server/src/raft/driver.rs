@@ -117,9 +117,12 @@ impl Driver {
                 let rd = self.node.ready();
                 if let Err(e) = self.handle_ready(rd) {
                     // Raft's guarantees rest on the log: a member that cannot persist must stop
-                    // rather than acknowledge what it did not write.
-                    tracing::error!("cannot carry out a raft ready (persist, install): {e}; stopping this member");
-                    std::process::exit(1);
+                    // taking part rather than acknowledge what it did not write. The process
+                    // stays up (exiting would have a supervisor restart it into the same
+                    // failure) and reports why on /health.
+                    tracing::error!("cannot carry out a raft ready (persist, install): {e}; this member stops taking part in raft; fix the cause and restart it");
+                    self.shared.halt(format!("raft loop stopped: {e}"));
+                    return;
                 }
             }
             self.maybe_compact();
@@ -246,7 +249,6 @@ impl Driver {
             self.node.mut_store().set_hard_state(*hs);
             self.shared.set_hard_state(hs.term, hs.commit);
         }
-        self.shared.set_last_index(self.node.last_index());
         self.send(std::mem::take(&mut rd.persisted_messages));
 
         if let Some(last) = rd.committed_entries.last() {

@@ -75,8 +75,12 @@ impl RaftNode {
         metrics: Arc<Metrics>,
         lessor: Arc<crate::lease::Lessor>,
     ) -> anyhow::Result<RaftNode> {
+        let published = store
+            .members()
+            .map_err(|e| anyhow::anyhow!("reading the published members from the store: {e}"))?;
         let (local_id, voters) = {
-            let m = membership.read().unwrap_or_else(|p| p.into_inner());
+            let mut m = membership.write().unwrap_or_else(|p| p.into_inner());
+            m.overlay_published(published);
             (
                 m.local_id,
                 m.members.iter().map(|x| x.id).collect::<Vec<_>>(),
@@ -161,7 +165,6 @@ impl RaftNode {
             waiters: waiters.clone(),
             shared: shared.clone(),
             membership,
-            member_dir: settings.member_dir.clone(),
             local_id,
             metrics: metrics.clone(),
             lessor,
@@ -205,6 +208,9 @@ impl RaftNode {
     }
 
     async fn propose_payload(&self, payload: Payload) -> Result<Answer, EtcdError> {
+        if let Some(reason) = self.shared.halted() {
+            return Err(EtcdError::Halted(reason));
+        }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let data = Envelope {
             origin: self.local_id,
@@ -215,11 +221,11 @@ impl RaftNode {
         let answer = self.waiters.register(id);
         if self.inputs.send(Input::Propose { id, data }).is_err() {
             self.waiters.forget(id);
-            return Err(EtcdError::Stopped);
+            return Err(self.stopped());
         }
         match tokio::time::timeout(self.request_timeout, answer).await {
             Ok(Ok(outcome)) => outcome,
-            Ok(Err(_)) => Err(EtcdError::Stopped),
+            Ok(Err(_)) => Err(self.stopped()),
             Err(_) => {
                 self.waiters.forget(id);
                 Err(if self.shared.leader().is_none() {
@@ -235,8 +241,26 @@ impl RaftNode {
     pub async fn propose(&self, cmd: mvcc::Command) -> Result<mvcc::CommandResponse, EtcdError> {
         match self.propose_payload(Payload::Kv(cmd)).await? {
             Answer::Kv(r) => Ok(r),
-            Answer::Published => Err(EtcdError::Internal("unexpected answer to a command".into())),
+            _ => Err(EtcdError::Internal("unexpected answer to a command".into())),
         }
+    }
+
+    /// Raises or clears an alarm through the log; answers the alarms changed.
+    pub async fn change_alarm(
+        &self,
+        cmd: mvcc::ClusterCommand,
+    ) -> Result<Vec<mvcc::Alarm>, EtcdError> {
+        match self.propose_payload(Payload::Cluster(cmd)).await? {
+            Answer::Alarms(a) => Ok(a),
+            _ => Err(EtcdError::Internal(
+                "unexpected answer to an alarm change".into(),
+            )),
+        }
+    }
+
+    /// Why this member stopped applying the log, if it has.
+    pub fn halted(&self) -> Option<String> {
+        self.shared.halted()
     }
 
     /// Replicates this member's name and client URLs so every member can list them.
@@ -250,12 +274,15 @@ impl RaftNode {
     /// served after it is linearizable.
     pub async fn read_barrier(&self) -> Result<(), EtcdError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
+        if let Some(reason) = self.shared.halted() {
+            return Err(EtcdError::Halted(reason));
+        }
         self.inputs
             .send(Input::Read(tx))
-            .map_err(|_| EtcdError::Stopped)?;
+            .map_err(|_| self.stopped())?;
         let index = match tokio::time::timeout(self.request_timeout, rx).await {
             Ok(Ok(r)) => r?,
-            Ok(Err(_)) => return Err(EtcdError::Stopped),
+            Ok(Err(_)) => return Err(self.stopped()),
             Err(_) => {
                 return Err(if self.shared.leader().is_none() {
                     EtcdError::NoLeader
@@ -265,6 +292,14 @@ impl RaftNode {
             }
         };
         self.shared.wait_applied(index, self.request_timeout).await
+    }
+
+    /// The error for a raft loop that is gone: it halts, saying why.
+    fn stopped(&self) -> EtcdError {
+        self.shared
+            .halted()
+            .map(EtcdError::Halted)
+            .unwrap_or(EtcdError::Stopped)
     }
 
     pub fn leader(&self) -> Option<u64> {
@@ -285,8 +320,8 @@ impl RaftNode {
         self.shared.term()
     }
 
-    pub fn last_index(&self) -> u64 {
-        self.shared.last_index()
+    pub fn committed_index(&self) -> u64 {
+        self.shared.committed()
     }
 
     /// Waits until the store holds every entry this member has answered for, so that a

@@ -1,6 +1,7 @@
 //! Raft state the request handlers read without asking the raft loop: leader, term, indexes.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -12,7 +13,6 @@ pub struct Shared {
     is_leader: AtomicBool,
     term: AtomicU64,
     commit: AtomicU64,
-    last_index: AtomicU64,
     applied: watch::Sender<u64>,
     answered: AtomicU64,
     /// The highest index a local read waits for; the apply thread commits at once while it is
@@ -20,6 +20,8 @@ pub struct Shared {
     read_wanted: AtomicU64,
     /// Wakes the apply thread when a read starts waiting.
     commit_now: crossbeam_channel::Sender<()>,
+    /// Why this member stopped applying the log, once it has.
+    halted: Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -31,11 +33,11 @@ impl Shared {
             is_leader: AtomicBool::new(false),
             term: AtomicU64::new(term),
             commit: AtomicU64::new(commit),
-            last_index: AtomicU64::new(commit),
             applied: watch::Sender::new(applied),
             answered: AtomicU64::new(applied),
             read_wanted: AtomicU64::new(0),
             commit_now,
+            halted: Mutex::new(None),
         };
         (shared, wake)
     }
@@ -48,10 +50,6 @@ impl Shared {
     pub fn set_hard_state(&self, term: u64, commit: u64) {
         self.term.store(term, Relaxed);
         self.commit.store(commit, Relaxed);
-    }
-
-    pub fn set_last_index(&self, index: u64) {
-        self.last_index.store(index, Relaxed);
     }
 
     /// Callers of entries up to `index` are being answered, before the store commits them.
@@ -75,6 +73,28 @@ impl Shared {
         });
     }
 
+    /// Records that this member stopped applying the log (the first reason is kept) and
+    /// fails every read waiting for entries it will not apply.
+    pub fn halt(&self, reason: String) {
+        self.halted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert(reason);
+        self.applied.send_modify(|_| {});
+    }
+
+    /// Why this member stopped applying the log, if it has.
+    pub fn halted(&self) -> Option<String> {
+        self.halted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn halted_error(&self) -> Option<EtcdError> {
+        self.halted().map(EtcdError::Halted)
+    }
+
     pub fn is_leader(&self) -> bool {
         self.is_leader.load(Relaxed)
     }
@@ -88,8 +108,9 @@ impl Shared {
         self.term.load(Relaxed)
     }
 
-    pub fn last_index(&self) -> u64 {
-        self.last_index.load(Relaxed)
+    /// The last index known committed (etcd's `Status.raft_index`).
+    pub fn committed(&self) -> u64 {
+        self.commit.load(Relaxed)
     }
 
     pub fn applied(&self) -> u64 {
@@ -108,13 +129,20 @@ impl Shared {
         if self.applied() >= index {
             return Ok(());
         }
+        if let Some(e) = self.halted_error() {
+            return Err(e);
+        }
         self.read_wanted.fetch_max(index, Relaxed);
         let _ = self.commit_now.try_send(());
         let mut rx = self.applied.subscribe();
-        let reached = async move { rx.wait_for(|a| *a >= index).await.map(|_| ()) };
+        let reached = async move {
+            rx.wait_for(|a| *a >= index || self.halted_error().is_some())
+                .await
+                .map(|_| ())
+        };
         match tokio::time::timeout(timeout, reached).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(_)) => Err(EtcdError::Stopped),
+            Ok(Ok(_)) if self.applied() >= index => Ok(()),
+            Ok(_) => Err(self.halted_error().unwrap_or(EtcdError::Stopped)),
             Err(_) => Err(EtcdError::Timeout),
         }
     }
@@ -139,5 +167,27 @@ mod tests {
         assert!(shared.read_waiting());
         shared.set_applied(5);
         assert!(!shared.read_waiting());
+    }
+
+    #[tokio::test]
+    async fn halting_fails_waiting_reads_but_not_satisfied_ones() {
+        let (shared, _wake) = Shared::new(3, 1, 3);
+        let shared = std::sync::Arc::new(shared);
+        let waiting = {
+            let shared = shared.clone();
+            tokio::spawn(async move { shared.wait_applied(5, Duration::from_secs(30)).await })
+        };
+        tokio::task::yield_now().await;
+        shared.halt("entry 4 does not decode".into());
+        shared.halt("a later reason".into());
+        let got = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            got,
+            Err(EtcdError::Halted("entry 4 does not decode".into()))
+        );
+        assert!(shared.wait_applied(3, Duration::from_secs(1)).await.is_ok());
     }
 }

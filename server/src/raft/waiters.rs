@@ -12,6 +12,8 @@ use crate::errors::EtcdError;
 pub enum Answer {
     Kv(mvcc::CommandResponse),
     Published,
+    /// The alarms an alarm change raised or cleared.
+    Alarms(Vec<mvcc::Alarm>),
 }
 
 pub type Outcome = Result<Answer, EtcdError>;

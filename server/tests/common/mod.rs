@@ -374,3 +374,120 @@ impl Cluster {
             .map(|p| running[p])
     }
 }
+
+/// Debian's etcdctl 3.4, the reference client.
+pub const ETCDCTL: &str = "/usr/bin/etcdctl";
+
+/// Runs etcdctl against `endpoints` with `stdin`; returns (exit ok, stdout, stderr).
+pub fn run_etcdctl(endpoints: &str, args: &[&str], stdin: &[u8]) -> (bool, String, String) {
+    let mut child = Command::new(ETCDCTL)
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={endpoints}"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run etcdctl");
+    if let Some(mut input) = child.stdin.take() {
+        input.write_all(stdin).expect("write etcdctl's stdin");
+    }
+    let out = child.wait_with_output().expect("etcdctl output");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// One plain HTTP/1.1 GET; the status line and the body, whatever the status.
+pub fn http_get_any(port: u16, path: &str) -> Option<(String, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let (head, body) = out.split_once("\r\n\r\n")?;
+    Some((head.lines().next()?.to_string(), body.to_string()))
+}
+
+impl Etcr {
+    /// Restarts the member (SIGKILL first) and waits until it answers `etcdctl alarm list`,
+    /// which needs a leader: unlike [`Etcr::restart`] this does not need `/health` to be
+    /// true, which it is not while an alarm is raised.
+    pub fn restart_until_serving(&mut self) {
+        self.start_again();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !run_etcdctl(&self.endpoint(), &["alarm", "list"], b"").0 {
+            assert!(
+                Instant::now() < deadline,
+                "{} did not serve within 20 s; log:\n{}",
+                self.name,
+                self.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// A real etcd 3.4 (/usr/bin/etcd) on 127.0.0.1, the reference behaviour; killed on drop.
+pub struct Etcd {
+    child: Child,
+    pub endpoint: String,
+    pub client_port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Etcd {
+    /// A single-member etcd with `extra` flags, once `etcdctl endpoint health` passes.
+    pub fn start(extra: &[&str]) -> Etcd {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let client_port = free_port();
+        let client = format!("http://127.0.0.1:{client_port}");
+        let peer = format!("http://127.0.0.1:{}", free_port());
+        let child = Command::new("/usr/bin/etcd")
+            .arg("--data-dir")
+            .arg(dir.path().join("etcd"))
+            .args([
+                "--listen-client-urls",
+                &client,
+                "--advertise-client-urls",
+                &client,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .args(["--initial-cluster", &format!("default={peer}")])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start etcd");
+        let etcd = Etcd {
+            child,
+            endpoint: client,
+            client_port,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !run_etcdctl(&etcd.endpoint, &["endpoint", "health"], b"").0 {
+            assert!(Instant::now() < deadline, "etcd did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        etcd
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
