@@ -429,6 +429,41 @@ mod tests {
     }
 
     #[test]
+    fn the_lessor_hears_of_grants_and_revokes_and_leads_from_its_terms_first_entry() {
+        let (h, applier) = harness();
+        let lessor = applier.lessor.clone();
+        let cmd = |c| {
+            Envelope {
+                origin: 1,
+                id: 1,
+                payload: Payload::Kv(c),
+            }
+            .encode()
+            .unwrap()
+        };
+        let grant = |id| {
+            cmd(mvcc::Command::LeaseGrant(mvcc::LeaseGrantRequest {
+                id,
+                ttl: 10,
+            }))
+        };
+        h.shared.set_soft_state(MEMBER, true);
+        apply(
+            applier,
+            vec![
+                entry(1, grant(5)),
+                entry(2, grant(6)),
+                entry(3, cmd(mvcc::Command::RevokeLease(5))),
+                // This member's term begins: it leads leases from here.
+                entry(4, Vec::new()),
+            ],
+        );
+        assert_eq!(lessor.ids(), vec![6]);
+        assert!(lessor.time_to_live(6).is_ok(), "leading");
+        assert_eq!(h.store.leases().unwrap().len(), 1);
+    }
+
+    #[test]
     fn an_entry_that_does_not_decode_halts_the_applier_and_is_never_skipped() {
         let (h, applier) = harness();
         let newer = vec![0xFF, 9, 1, 2, 3];
