@@ -68,7 +68,7 @@ impl Lessor {
         };
         Lessor {
             min_ttl,
-            extend,
+            extend: extend.min(FAR),
             state: Mutex::new(state),
         }
     }
@@ -254,11 +254,14 @@ impl State {
     }
 }
 
+/// Longer than any lease is kept alive for, short enough that `Instant` arithmetic with it
+/// never overflows.
+const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// A TTL in seconds as a duration; absurd TTLs (up to etcd's maximum of 9e9 s) saturate
-/// far in the future rather than overflow `Instant`.
+/// at [`FAR`].
 fn seconds(ttl: i64) -> Duration {
-    const CENTURY: u64 = 100 * 365 * 24 * 3600;
-    Duration::from_secs((ttl.max(0) as u64).min(CENTURY))
+    Duration::from_secs(ttl.max(0) as u64).min(FAR)
 }
 
 #[cfg(test)]

@@ -33,8 +33,8 @@ const RETRY: Duration = Duration::from_millis(50);
 /// etcd's minimum lease TTL for these raft timings: 1.5 election timeouts (counted in whole
 /// heartbeats, as etcd does), rounded up to whole seconds.
 pub fn min_ttl(heartbeat: Duration, election_ticks: u64) -> i64 {
-    let min = heartbeat * ((3 * election_ticks / 2) as u32);
-    min.as_secs_f64().ceil() as i64
+    let ticks = u32::try_from(election_ticks.saturating_mul(3) / 2).unwrap_or(u32::MAX);
+    heartbeat.saturating_mul(ticks).as_secs_f64().ceil() as i64
 }
 
 /// Cheap to clone: keep-alive streams hold a clone for as long as they run.
