@@ -382,6 +382,18 @@ async fn keep_alives_through_a_follower_keep_a_lease_past_its_ttl_and_across_a_l
         },
     )
     .await;
+
+    // A keep-alive that comes after the TTL, while the revoke may still be on its way, is
+    // answered once the revoke is through: TTL 0, and the key already gone on the leader.
+    let on_leader = cluster.members[new_leader].endpoint();
+    let id = grant(on_leader.clone(), 0, 1).await;
+    put(on_leader.clone(), "ka/late", id).await;
+    tokio::time::sleep(Duration::from_millis(1050)).await;
+    assert_eq!(
+        keep_alive(on_leader.clone(), id).await.expect("keep-alive"),
+        0
+    );
+    assert!(local_keys(on_leader, "ka/", 0).await.0.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

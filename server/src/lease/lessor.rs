@@ -20,8 +20,11 @@ use std::time::{Duration, Instant};
 pub enum Renewal {
     /// Renewed; the lease's granted TTL in seconds.
     Renewed(i64),
-    /// No such lease, or it has expired and its revoke is under way.
+    /// No such lease.
     NotFound,
+    /// The lease has expired and its revoke is due or under way: ask again once it is
+    /// through (etcd answers then, so no renewal seems to succeed while the keys go).
+    Expiring,
     /// This member does not lead: the leader renews.
     NotLeader,
 }
@@ -167,8 +170,7 @@ impl Lessor {
         let now = Instant::now();
         let expired = s.expiry.get(&id).is_none_or(|at| *at <= now);
         if expired || s.revoking.contains(&id) {
-            // etcd answers once the revoke has gone through; the answer is the same.
-            return Renewal::NotFound;
+            return Renewal::Expiring;
         }
         s.start(id, now + seconds(ttl));
         Renewal::Renewed(ttl)
@@ -294,7 +296,7 @@ mod tests {
         due.sort();
         assert_eq!(due, vec![1, 2]);
         assert!(l.take_expired(later, 10).is_empty(), "revokes under way");
-        assert_eq!(l.renew(1), Renewal::NotFound, "expired, revoke under way");
+        assert_eq!(l.renew(1), Renewal::Expiring, "expired, revoke under way");
         l.revoked(1);
         l.revoke_failed(&[1, 2]);
         assert_eq!(l.take_expired(later, 10), vec![2]);

@@ -184,11 +184,9 @@ impl LeaseService {
         req: Request<pb::LeaseKeepAliveRequest>,
     ) -> Result<Response<pb::LeaseKeepAliveResponse>, Status> {
         let id = req.into_inner().id;
-        self.follow_raft();
-        let ttl = match self.lessor().renew(id) {
-            Renewal::Renewed(ttl) => ttl,
-            Renewal::NotFound => 0,
-            Renewal::NotLeader => return Err(EtcdError::NotLeader.into()),
+        let deadline = Instant::now() + self.ctx().raft.request_timeout();
+        let Some(ttl) = self.renew_here(id, deadline).await? else {
+            return Err(EtcdError::NotLeader.into());
         };
         Ok(Response::new(pb::LeaseKeepAliveResponse {
             header: self.header(),
@@ -255,11 +253,8 @@ impl LeaseService {
     async fn renew(&self, id: i64) -> Result<i64, EtcdError> {
         let deadline = Instant::now() + self.ctx().raft.request_timeout();
         loop {
-            self.follow_raft();
-            match self.lessor().renew(id) {
-                Renewal::Renewed(ttl) => return Ok(ttl),
-                Renewal::NotFound => return Ok(0),
-                Renewal::NotLeader => {}
+            if let Some(ttl) = self.renew_here(id, deadline).await? {
+                return Ok(ttl);
             }
             if let Some((leader, url)) = self.remote_leader() {
                 match self.inner.link.renew(leader, &url, id).await {
@@ -268,6 +263,20 @@ impl LeaseService {
                 }
             }
             self.wait_to_retry(deadline).await?;
+        }
+    }
+
+    /// Renews `id` if this member leads (`None` if it does not): the granted TTL, or 0 for
+    /// a lease that does not exist; an expired lease is answered once its revoke is through.
+    async fn renew_here(&self, id: i64, deadline: Instant) -> Result<Option<i64>, EtcdError> {
+        loop {
+            self.follow_raft();
+            match self.lessor().renew(id) {
+                Renewal::Renewed(ttl) => return Ok(Some(ttl)),
+                Renewal::NotFound => return Ok(Some(0)),
+                Renewal::NotLeader => return Ok(None),
+                Renewal::Expiring => self.wait_to_retry(deadline).await?,
+            }
         }
     }
 
