@@ -248,6 +248,8 @@ pub struct Parsed {
     changed: BTreeMap<&'static str, bool>,
     kinds: BTreeMap<&'static str, Kind>,
     pub args: Vec<String>,
+    /// How many of `args` came before a `--` (`None` without one): `watch` runs what follows.
+    pub dash: Option<usize>,
 }
 
 impl Parsed {
@@ -502,6 +504,7 @@ pub fn parse_flags(flags: &[Flag], argv: &[String]) -> std::result::Result<Parse
         let a = &argv[i];
         i += 1;
         if a == "--" {
+            parsed.dash = Some(parsed.args.len());
             parsed.args.extend(argv[i..].iter().cloned());
             break;
         }
@@ -595,6 +598,21 @@ mod tests {
     }
 
     #[test]
+    fn groups_and_exec_arguments() {
+        assert_eq!(run("lease grant 10").0, Command::LeaseGrant);
+        assert_eq!(run("lease keep-alive --once 1").0, Command::LeaseKeepAlive);
+        assert_eq!(
+            run("member add m2 --peer-urls=http://a:1").0,
+            Command::MemberAdd
+        );
+        assert_eq!(run("endpoint hashkv --rev=3").0, Command::EndpointHashKv);
+        let (cmd, p) = run("watch foo --rev 3 -- echo -n hi");
+        assert_eq!(cmd, Command::Watch);
+        assert_eq!(p.args, vec!["foo", "echo", "-n", "hi"]);
+        assert_eq!((p.dash, p.int("rev")), (Some(1), 3));
+    }
+
+    #[test]
     fn subcommands_and_double_dash() {
         let (cmd, p) = run("member list -wfields");
         assert_eq!(cmd, Command::MemberList);
@@ -616,11 +634,8 @@ mod tests {
     #[test]
     fn commands_etcrctl_lacks_are_unknown() {
         for (line, word, path) in [
-            ("lease grant 10", "lease", "etcrctl"),
-            ("watch foo", "watch", "etcrctl"),
-            ("snapshot save x", "snapshot", "etcrctl"),
-            ("member add m2", "add", "etcrctl member"),
-            ("endpoint hashkv", "hashkv", "etcrctl endpoint"),
+            ("lock l", "lock", "etcrctl"),
+            ("snapshot restore x", "restore", "etcrctl snapshot"),
             ("help lock", "lock", "etcrctl"),
         ] {
             let err = parse(&argv(line)).unwrap_err();

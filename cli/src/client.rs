@@ -105,6 +105,47 @@ impl Client {
         Err(CliError::exit(exit::ERROR, "context deadline exceeded"))
     }
 
+    /// Opens a stream, retrying transport failures on each endpoint in turn until
+    /// `deadline` (`None`: forever, as clientv3 does for a watch). The failure is the
+    /// server's status, or [`deadline_exceeded`].
+    pub async fn open<T, F, Fut>(
+        &self,
+        deadline: Option<Instant>,
+        call: F,
+    ) -> std::result::Result<T, Status>
+    where
+        F: Fn(Channel) -> Fut,
+        Fut: Future<Output = std::result::Result<tonic::Response<T>, Status>>,
+    {
+        let mut next = 0;
+        loop {
+            let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if remaining.is_some_and(|r| r.is_zero()) || self.channels.is_empty() {
+                return Err(deadline_exceeded());
+            }
+            let channel = self.channels[next % self.channels.len()].clone();
+            next += 1;
+            let attempt = call(channel);
+            let outcome = match remaining {
+                Some(r) => tokio::time::timeout(r, attempt).await.ok(),
+                None => Some(attempt.await),
+            };
+            match outcome {
+                Some(Ok(resp)) => return Ok(resp.into_inner()),
+                Some(Err(status)) if is_transport_failure(&status) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Some(Err(status)) => return Err(status),
+                None => return Err(deadline_exceeded()),
+            }
+        }
+    }
+
+    /// When a command that uses the command timeout must be done.
+    pub fn deadline(&self) -> Instant {
+        Instant::now() + self.command_timeout
+    }
+
     /// clientv3's retry interceptor logs every failed unary call at warn level (zap JSON).
     fn warn(&self, error: &str) {
         eprintln!(
@@ -129,7 +170,27 @@ fn refused_endpoint(ep: &str, scheme: &str) -> CliError {
     ))
 }
 
-fn is_transport_failure(status: &Status) -> bool {
+/// The command deadline passing while a stream is opened (clientv3's context error).
+pub fn deadline_exceeded() -> Status {
+    Status::deadline_exceeded("context deadline exceeded")
+}
+
+/// What clientv3 returns for a stream's failure: the context's own error for the command
+/// deadline, else as [`etcd_error_string`].
+pub fn stream_error_string(status: &Status) -> String {
+    if status.code() == Code::DeadlineExceeded && status.message() == "context deadline exceeded" {
+        status.message().to_string()
+    } else {
+        etcd_error_string(status)
+    }
+}
+
+/// A stream's failure as clientv3 reports it.
+pub fn stream_error(status: &Status) -> CliError {
+    CliError::exit(exit::ERROR, stream_error_string(status))
+}
+
+pub fn is_transport_failure(status: &Status) -> bool {
     status.code() == Code::Unavailable && !status.message().starts_with("etcdserver:")
 }
 

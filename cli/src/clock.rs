@@ -61,6 +61,14 @@ pub fn zap_timestamp() -> String {
 }
 
 /// capnslog's time, e.g. `2026-11-23 20:40:25.370683`.
+/// zap's production timestamp: seconds since the epoch, as a float.
+pub fn epoch_seconds() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
 pub fn capnslog_timestamp() -> String {
     let c = now();
     format!(

@@ -3,8 +3,10 @@
 /// etcdctl's exit codes (`etcdctl/ctlv3/command/error.go`).
 pub mod exit {
     pub const ERROR: i32 = 1;
+    pub const BAD_CONNECTION: i32 = 2;
     pub const INVALID_INPUT: i32 = 3;
     pub const BAD_FEATURE: i32 = 4;
+    pub const INTERRUPTED: i32 = 5;
     pub const BAD_ARGS: i32 = 128;
 }
 
@@ -38,6 +40,25 @@ impl CliError {
 
     pub fn bad_feature(message: impl Into<String>) -> Self {
         Self::exit(exit::BAD_FEATURE, message)
+    }
+
+    /// The same failure with another exit code.
+    pub fn with_code(self, code: i32) -> Self {
+        match self {
+            CliError::Exit { message, .. } => CliError::Exit { code, message },
+            other => other,
+        }
+    }
+
+    /// etcdctl's `fmt.Errorf("<what> (%v)", err)` around a client error.
+    pub fn wrapped(self, what: &str) -> Self {
+        match self {
+            CliError::Exit { code, message } => CliError::Exit {
+                code,
+                message: format!("{what} ({message})"),
+            },
+            other => other,
+        }
     }
 
     /// What to write to stderr, and the exit code.

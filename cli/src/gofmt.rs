@@ -173,6 +173,15 @@ pub fn parse_int(s: &str, base: u32) -> Result<i64, String> {
     i64::try_from(value).map_err(|_| range())
 }
 
+/// Go's `strconv.ParseUint(s, base, 64)` (base 2 to 36), with Go's error text on failure.
+pub fn parse_uint(s: &str, base: u32) -> Result<u64, String> {
+    let fail = |why: &str| format!("strconv.ParseUint: parsing {}: {why}", quote(s.as_bytes()));
+    if s.is_empty() || !s.chars().all(|c| c.is_digit(base)) {
+        return Err(fail("invalid syntax"));
+    }
+    u64::from_str_radix(s, base).map_err(|_| fail("value out of range"))
+}
+
 /// Go's `strconv.ParseBool`.
 pub fn parse_bool(s: &str) -> Result<bool, String> {
     match s {
@@ -307,6 +316,21 @@ mod tests {
     fn json_strings_are_html_safe() {
         assert_eq!(json_string(b"<a&b>"), r#""\u003ca\u0026b\u003e""#);
         assert_eq!(json_string(b"\x01\xff"), r#""\u0001\ufffd""#);
+    }
+
+    #[test]
+    fn parse_uint_reports_go_errors() {
+        assert_eq!(parse_uint("ff", 16), Ok(255));
+        assert_eq!(
+            parse_uint("-1", 16),
+            Err(r#"strconv.ParseUint: parsing "-1": invalid syntax"#.to_string())
+        );
+        assert_eq!(
+            parse_uint("10000000000000000", 16),
+            Err(
+                r#"strconv.ParseUint: parsing "10000000000000000": value out of range"#.to_string()
+            )
+        );
     }
 
     #[test]

@@ -175,9 +175,12 @@ pub fn root() -> String {
     out.push_str(
         "
 Output formats (-w):
-  simple (the default), json and fields for every command that prints a response;
-  protobuf too, except for the endpoint commands; table only for the endpoint commands
-  and member list.
+  simple (the default) and json for every command that prints a response; fields too,
+  except for member add, remove, update and promote and move-leader; protobuf too,
+  except for the endpoint commands, snapshot status and lease revoke (the other lease
+  commands encode only the response header); table only for the endpoint
+  commands, member list and snapshot status.
+  Whatever the format, defrag and snapshot save print the same lines.
 
 Environment:
   ETCDCTL_<FLAG> sets a global flag, such as ETCDCTL_ENDPOINTS=10.0.0.1:2379 or

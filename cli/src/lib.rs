@@ -2,9 +2,11 @@
 //! against etcr and etcd alike, and it keeps etcdctl 3.4's command grammar, flag names and
 //! defaults, output formats, error messages and exit codes, which scripts depend on.
 //!
-//! Commands: `get`, `put`, `del`, `txn [-i]`, `compaction [--physical]`,
-//! `endpoint status|health [--cluster]`, `member list`, `version` and `help`, with cobra's
-//! prefix matching and suggestions; global flags `--endpoints`, `--dial-timeout`,
+//! Commands: `get`, `put`, `del`, `txn [-i]`, `compaction [--physical]`, `watch [-i]`,
+//! `lease grant|revoke|timetolive|list|keep-alive`, `member list|add|remove|update|promote`,
+//! `endpoint status|health|hashkv [--cluster]`, `move-leader`, `alarm list|disarm`,
+//! `defrag [--cluster]`, `snapshot save|status`, `version` and `help`, with cobra's prefix
+//! matching and suggestions; global flags `--endpoints`, `--dial-timeout`,
 //! `--command-timeout`, `-w/--write-out simple|json|fields|table|protobuf`, `--hex`, and
 //! their `ETCDCTL_*` environment forms. etcdctl's other commands are unknown commands, and
 //! its TLS, auth, discovery, keepalive and `--debug` flags are refused (see
@@ -23,6 +25,7 @@
 //! ```
 
 pub mod args;
+mod bolt;
 pub mod client;
 mod clock;
 pub mod commands;
@@ -30,6 +33,7 @@ pub mod error;
 pub mod gofmt;
 pub mod help;
 pub mod printer;
+mod sha256;
 pub mod txn_grammar;
 
 use std::io::Write;

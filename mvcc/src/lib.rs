@@ -8,7 +8,7 @@
 //! [`Store::apply`], which applies a batch in one durable LMDB transaction and remembers the
 //! last index, so replaying after a crash is harmless. A [`Writer`] keeps one transaction open
 //! across several batches, so that one commit covers them all. Reads ([`Store::range`],
-//! [`Store::txn_read_only`], [`Store::events`]) use LMDB read transactions and never block the
+//! [`Store::txn_read_only`], [`Store::events`], [`Store::history`]) use LMDB read transactions and never block the
 //! writer.
 //!
 //! ```
@@ -115,6 +115,7 @@ mod cluster_state;
 mod codec;
 mod error;
 mod hash;
+mod history;
 mod index;
 mod lease;
 mod read;
@@ -129,6 +130,7 @@ pub use cluster_state::{
 };
 pub use error::{Error, Result};
 pub use hash::HashKv;
+pub use history::{HistoryBatch, Wanted};
 pub use lease::{
     ExpireLeasesResponse, Lease, LeaseGrantRequest, LeaseGrantResponse, MAX_LEASE_TTL,
 };

@@ -311,7 +311,7 @@ impl Store {
         }
     }
 
-    fn read_txn(&self) -> Result<RoTxn<'_, WithoutTls>> {
+    pub(crate) fn read_txn(&self) -> Result<RoTxn<'_, WithoutTls>> {
         Ok(self.env.read_txn()?)
     }
 
@@ -442,13 +442,20 @@ impl Store {
             if !span.contains(rec.key) {
                 continue;
             }
-            events.push(self.event_of(&txn, rev, &rec)?);
+            events.push(self.event_of(&txn, rev, &rec, true)?);
         }
         Ok((events, view.current + 1))
     }
 
-    fn event_of(&self, txn: &RoTxn, rev: Revision, rec: &HistoryRecord) -> Result<Event> {
-        let prev_kv = if rec.prev.main > 0 {
+    /// The event of one history row; its `prev_kv` is read only when `with_prev`.
+    pub(crate) fn event_of(
+        &self,
+        txn: &RoTxn,
+        rev: Revision,
+        rec: &HistoryRecord,
+        with_prev: bool,
+    ) -> Result<Event> {
+        let prev_kv = if with_prev && rec.prev.main > 0 {
             match self.t.history.get(txn, &rec.prev.to_bytes())? {
                 Some(b) => {
                     let p = HistoryRecord::decode(b)?;

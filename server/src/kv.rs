@@ -16,6 +16,10 @@ use crate::errors::EtcdError;
 use crate::quota;
 use crate::validate;
 
+/// Ranges limited to this many keys are read on the calling task: a blocking-pool hop costs
+/// more than reading them.
+const SMALL_RANGE: i64 = 100;
+
 pub struct KvService {
     ctx: Arc<Context>,
 }
@@ -43,11 +47,18 @@ impl Kv for KvService {
         let r = req.into_inner();
         validate::check_range(&r)?;
         self.ctx.read_barrier(r.serializable).await?;
-        let resp = self
-            .ctx
-            .store
-            .range(&convert::range_request(r))
-            .map_err(EtcdError::from)?;
+        let may_be_large = !r.range_end.is_empty() && (r.limit == 0 || r.limit > SMALL_RANGE);
+        let request = convert::range_request(r);
+        let resp = if may_be_large {
+            // Off the connection's task, so the client's other calls keep flowing meanwhile.
+            let store = self.ctx.store.clone();
+            tokio::task::spawn_blocking(move || store.range(&request))
+                .await
+                .map_err(|e| EtcdError::Internal(format!("range: {e}")))?
+        } else {
+            self.ctx.store.range(&request)
+        }
+        .map_err(EtcdError::from)?;
         Ok(Response::new(convert::range_response(
             resp,
             &self.ctx.header_info(),

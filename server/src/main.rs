@@ -23,7 +23,9 @@ mod metrics;
 mod process_metrics;
 mod quota;
 mod raft;
+mod snapshot;
 mod validate;
+mod watch;
 
 use std::fs;
 use std::sync::{Arc, RwLock};
@@ -46,9 +48,21 @@ use transport::{TlsConfig, TransportConfig};
 /// request just over the limit gets etcd's "request is too large" rather than a transport error.
 pub(crate) const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 
-/// Calls one client connection may have open at once; more are refused (REFUSED_STREAM) and
-/// the client retries them.
-const MAX_CONCURRENT_STREAMS: u32 = 1000;
+/// Decoded request headers a client may send per call (SETTINGS_MAX_HEADER_LIST_SIZE).
+/// etcd's requests carry a few short headers and at most a token of a few hundred bytes;
+/// 16 KiB (hyper's default) leaves room for that many times over while bounding what a
+/// header-bloat attack makes the server decode and hold (grpc-go allows 16 MiB).
+const MAX_HEADER_LIST_SIZE: u32 = 16 << 10;
+
+/// Request bytes a client connection may hold in messages still arriving.
+const MAX_BUFFERED_REQUEST_BYTES: usize = 64 << 20;
+
+/// Response bytes a client connection may hold while its client's window has no room: a
+/// client that stops reading costs the server at most this much (and its streams' buffers).
+const MAX_UNSENT_RESPONSE_BYTES: usize = 8 << 20;
+
+/// How long a new client connection has to send the HTTP/2 preface and SETTINGS.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn main() {
     let flags = Flags::parse();
@@ -86,7 +100,7 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     // index with the data: one fsync per commit keeps the store consistent across a machine
     // crash, and entries it lost are applied again from the log.
     store_options.durability = mvcc::Durability::Ordered;
-    // Nothing consumes per-command events yet (watches will read history from the store).
+    // Watchers read each commit's changes back from history (`watch::Hub`), once for all.
     store_options.apply_events = false;
     // Opening rebuilds the key index from the store's history: it takes longer as history grows.
     let opened = std::time::Instant::now();
@@ -122,6 +136,13 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         Duration::from_millis(flags.election_timeout),
         leases.into_iter().map(|l| (l.id, l.ttl)),
     ));
+    let (watch_hub, watch_commits) = watch::Hub::start(
+        store.clone(),
+        watch::HubSettings {
+            progress_interval: flags.watch_progress_notify_interval,
+            stream_bytes: watch::STREAM_BYTES,
+        },
+    )?;
     let raft = RaftNode::start(
         RaftSettings {
             member_dir: member_dir.clone(),
@@ -137,7 +158,10 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         transport,
         incoming,
         metrics.clone(),
-        lessor.clone(),
+        raft::ApplyObservers {
+            watch: watch_commits,
+            lessor: lessor.clone(),
+        },
     )?;
     lease::spawn_expiry(lessor.clone(), raft.clone());
     let ctx = Arc::new(Context {
@@ -157,11 +181,24 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     });
     publish_attributes(raft, &flags, member_id)?;
 
-    let limits = grpc_h2::Limits {
-        max_message: flags.max_request_bytes + GRPC_OVERHEAD_BYTES,
-        max_streams: MAX_CONCURRENT_STREAMS,
+    let limits = grpc::PortLimits {
+        grpc: grpc_h2::Limits {
+            max_message: flags.max_request_bytes + GRPC_OVERHEAD_BYTES,
+            max_concurrent_streams: flags.max_concurrent_streams,
+            max_header_list_size: MAX_HEADER_LIST_SIZE,
+            max_buffered: MAX_BUFFERED_REQUEST_BYTES,
+            max_unsent: MAX_UNSENT_RESPONSE_BYTES,
+            handshake_timeout: HANDSHAKE_TIMEOUT,
+            idle_timeout: Some(flags.client_idle_timeout).filter(|t| !t.is_zero()),
+            keepalive_interval: flags.grpc_keepalive_interval,
+            keepalive_timeout: flags.grpc_keepalive_timeout,
+            min_ping_interval: flags.grpc_keepalive_min_time,
+        },
+        connections: Arc::new(tokio::sync::Semaphore::new(
+            flags.max_client_connections.max(1),
+        )),
     };
-    let dispatch = Arc::new(grpc::Dispatch::new(ctx.clone()));
+    let dispatch = Arc::new(grpc::Dispatch::new(ctx.clone(), watch_hub));
     let routes = http::routes(ctx.clone());
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -542,3 +542,62 @@ async fn leases_restarted_together_by_a_new_leader_expire_together_soon_after_th
         "{LEASES} leases took {took:?} to expire"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcdctl_keep_alive_streams_through_a_follower_past_the_ttl() {
+    use std::io::{BufRead, BufReader};
+    let cluster = Cluster::start(3, &[]);
+    let leader = cluster.leader(Duration::from_secs(10)).await;
+    let follower = cluster.members[(leader + 1) % 3].endpoint();
+    let id = grant(follower.clone(), 0, 2).await;
+    put(follower.clone(), "eka/key", id).await;
+    let hex = format!("{id:016x}");
+    let (ok, out, err) = etcdctl(&follower, &["lease", "keep-alive", "--once", &hex]);
+    assert!(ok, "{err}");
+    assert_eq!(out, format!("lease {hex} keepalived with TTL(2)\n"));
+
+    // etcdctl renews every TTL/3 on one stream; three TTLs later the key is still there.
+    let mut child = Command::new(ETCDCTL)
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={follower}"))
+        .args(["lease", "keep-alive", &hex])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run etcdctl");
+    let stdout = child.stdout.take().expect("stdout");
+    let lines = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .take(9)
+            .collect::<Vec<_>>()
+    });
+    let until = Instant::now() + Duration::from_secs(6);
+    while Instant::now() < until {
+        assert_eq!(local_keys(follower.clone(), "eka/", 0).await.0.len(), 1);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let lines = lines.join().expect("reader");
+    assert!(lines.len() >= 5, "{lines:?}");
+    for l in &lines {
+        assert_eq!(l, &format!("lease {hex} keepalived with TTL(2)"));
+    }
+    wait_for(
+        Duration::from_secs(10),
+        "the lease expired once left alone",
+        || {
+            let ep = follower.clone();
+            async move { local_keys(ep, "eka/", 0).await.0.is_empty() }
+        },
+    )
+    .await;
+    let (ok, _, err) = etcdctl(&follower, &["lease", "keep-alive", "--once", &hex]);
+    assert!(!ok);
+    assert_eq!(
+        err.lines().last(),
+        Some("Error: etcdserver: requested lease not found")
+    );
+}

@@ -6,15 +6,21 @@
 //! [`Command::ALL`], and its arms in [`Command::spec`] and [`run`]; a new group word
 //! (`lease`, `snapshot`) also goes into [`GROUPS`]. The parser and the help pages follow.
 
+pub mod alarm;
 pub mod compaction;
+pub mod defrag;
 pub mod del;
 pub mod endpoint;
 pub mod get;
+pub mod lease;
 pub mod member;
+pub mod move_leader;
 pub mod put;
 mod range;
+pub mod snapshot;
 pub mod txn;
 pub mod version;
+pub mod watch;
 
 use std::io::Write;
 
@@ -32,9 +38,26 @@ pub enum Command {
     Del,
     Txn,
     Compaction,
+    Watch,
+    LeaseGrant,
+    LeaseRevoke,
+    LeaseTimeToLive,
+    LeaseList,
+    LeaseKeepAlive,
+    MemberAdd,
+    MemberRemove,
+    MemberUpdate,
+    MemberList,
+    MemberPromote,
     EndpointHealth,
     EndpointStatus,
-    MemberList,
+    EndpointHashKv,
+    MoveLeader,
+    AlarmDisarm,
+    AlarmList,
+    Defrag,
+    SnapshotSave,
+    SnapshotStatus,
     Version,
 }
 
@@ -46,9 +69,26 @@ impl Command {
         Command::Del,
         Command::Txn,
         Command::Compaction,
+        Command::Watch,
+        Command::LeaseGrant,
+        Command::LeaseRevoke,
+        Command::LeaseTimeToLive,
+        Command::LeaseList,
+        Command::LeaseKeepAlive,
+        Command::MemberAdd,
+        Command::MemberRemove,
+        Command::MemberUpdate,
+        Command::MemberList,
+        Command::MemberPromote,
         Command::EndpointHealth,
         Command::EndpointStatus,
-        Command::MemberList,
+        Command::EndpointHashKv,
+        Command::MoveLeader,
+        Command::AlarmDisarm,
+        Command::AlarmList,
+        Command::Defrag,
+        Command::SnapshotSave,
+        Command::SnapshotStatus,
         Command::Version,
     ];
 
@@ -59,9 +99,26 @@ impl Command {
             Command::Del => &del::SPEC,
             Command::Txn => &txn::SPEC,
             Command::Compaction => &compaction::SPEC,
+            Command::Watch => &watch::SPEC,
+            Command::LeaseGrant => &lease::GRANT,
+            Command::LeaseRevoke => &lease::REVOKE,
+            Command::LeaseTimeToLive => &lease::TIME_TO_LIVE,
+            Command::LeaseList => &lease::LIST,
+            Command::LeaseKeepAlive => &lease::KEEP_ALIVE,
+            Command::MemberAdd => &member::ADD,
+            Command::MemberRemove => &member::REMOVE,
+            Command::MemberUpdate => &member::UPDATE,
+            Command::MemberList => &member::LIST,
+            Command::MemberPromote => &member::PROMOTE,
             Command::EndpointHealth => &endpoint::HEALTH,
             Command::EndpointStatus => &endpoint::STATUS,
-            Command::MemberList => &member::LIST,
+            Command::EndpointHashKv => &endpoint::HASHKV,
+            Command::MoveLeader => &move_leader::SPEC,
+            Command::AlarmDisarm => &alarm::DISARM,
+            Command::AlarmList => &alarm::LIST,
+            Command::Defrag => &defrag::SPEC,
+            Command::SnapshotSave => &snapshot::SAVE,
+            Command::SnapshotStatus => &snapshot::STATUS,
             Command::Version => &version::SPEC,
         }
     }
@@ -72,7 +129,13 @@ impl Command {
 }
 
 /// The words that group commands.
-pub const GROUPS: &[Group] = &[endpoint::GROUP, member::GROUP];
+pub const GROUPS: &[Group] = &[
+    lease::GROUP,
+    member::GROUP,
+    endpoint::GROUP,
+    alarm::GROUP,
+    snapshot::GROUP,
+];
 
 /// A command's parsed flags and the process environment (for `ETCDCTL_*`).
 pub struct Ctx {
@@ -86,7 +149,10 @@ impl Ctx {
     /// output format; both happen only for commands that talk to the cluster.
     pub fn configure(&mut self) -> Result<Printer> {
         let inherited: &[Flag] = match self.command {
-            Command::EndpointStatus | Command::EndpointHealth => endpoint::FLAGS,
+            Command::EndpointStatus | Command::EndpointHealth | Command::EndpointHashKv => {
+                endpoint::FLAGS
+            }
+            Command::Watch => watch::ENV_FLAGS,
             _ => &[],
         };
         let warnings = self.parsed.apply_env(&self.env, inherited)?;
@@ -135,9 +201,26 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         Command::Del => del::run(ctx).await,
         Command::Txn => txn::run(ctx).await,
         Command::Compaction => compaction::run(ctx).await,
-        Command::Version => version::run(),
+        Command::Watch => watch::run(ctx).await,
+        Command::LeaseGrant => lease::grant(ctx).await,
+        Command::LeaseRevoke => lease::revoke(ctx).await,
+        Command::LeaseTimeToLive => lease::time_to_live(ctx).await,
+        Command::LeaseList => lease::list(ctx).await,
+        Command::LeaseKeepAlive => lease::keep_alive(ctx).await,
+        Command::MemberAdd => member::add(ctx).await,
+        Command::MemberRemove => member::remove(ctx).await,
+        Command::MemberUpdate => member::update(ctx).await,
         Command::MemberList => member::list(ctx).await,
+        Command::MemberPromote => member::promote(ctx).await,
         Command::EndpointStatus => endpoint::status(ctx).await,
         Command::EndpointHealth => endpoint::health(ctx).await,
+        Command::EndpointHashKv => endpoint::hashkv(ctx).await,
+        Command::MoveLeader => move_leader::run(ctx).await,
+        Command::AlarmDisarm => alarm::disarm(ctx).await,
+        Command::AlarmList => alarm::list(ctx).await,
+        Command::Defrag => defrag::run(ctx).await,
+        Command::SnapshotSave => snapshot::save(ctx).await,
+        Command::SnapshotStatus => snapshot::status(ctx).await,
+        Command::Version => version::run(),
     }
 }

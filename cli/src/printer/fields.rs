@@ -3,12 +3,13 @@
 use std::fmt::Write as _;
 
 use api::etcdserverpb::{
-    response_op::Response, DeleteRangeResponse, MemberListResponse, PutResponse, RangeResponse,
-    ResponseHeader, TxnResponse,
+    response_op::Response, AlarmResponse, DeleteRangeResponse, LeaseGrantResponse,
+    LeaseKeepAliveResponse, LeaseLeasesResponse, LeaseTimeToLiveResponse, MemberListResponse,
+    PutResponse, RangeResponse, ResponseHeader, TxnResponse, WatchResponse,
 };
 use api::mvccpb::KeyValue;
 
-use super::{EpHealth, EpStatus};
+use super::{alarm_name, event_type_name, EpHashKv, EpHealth, EpStatus};
 use crate::gofmt::quote;
 
 fn hdr(out: &mut String, h: Option<&ResponseHeader>) {
@@ -131,6 +132,85 @@ pub fn endpoint_health(list: &[EpHealth]) -> String {
         let _ = writeln!(out, "\"Health\" : {}", h.health);
         let _ = writeln!(out, "\"Took\" : {}", h.took);
         let _ = writeln!(out, "\"Error\" : {}", h.error);
+        out.push('\n');
+    }
+    out
+}
+
+/// The header (zeros where the server sent none), then `ID` and `TTL`.
+fn lease_into(out: &mut String, h: Option<&ResponseHeader>, id: i64, ttl: i64) {
+    hdr(out, h);
+    let _ = writeln!(out, "\"ID\" : {id}");
+    let _ = writeln!(out, "\"TTL\" : {ttl}");
+}
+
+pub fn lease_grant(r: &LeaseGrantResponse) -> String {
+    let mut out = String::new();
+    lease_into(&mut out, r.header.as_ref(), r.id, r.ttl);
+    out
+}
+
+pub fn lease_keep_alive(r: &LeaseKeepAliveResponse) -> String {
+    let mut out = String::new();
+    lease_into(&mut out, r.header.as_ref(), r.id, r.ttl);
+    out
+}
+
+pub fn lease_time_to_live(r: &LeaseTimeToLiveResponse) -> String {
+    let mut out = String::new();
+    lease_into(&mut out, r.header.as_ref(), r.id, r.ttl);
+    let _ = writeln!(out, "\"GrantedTTL\" : {}", r.granted_ttl);
+    for k in &r.keys {
+        let _ = writeln!(out, "\"Key\" : {}", quote(k));
+    }
+    out
+}
+
+pub fn lease_leases(r: &LeaseLeasesResponse) -> String {
+    let mut out = String::new();
+    hdr(&mut out, r.header.as_ref());
+    for l in &r.leases {
+        let _ = writeln!(out, "\"ID\" : {}", l.id);
+    }
+    out
+}
+
+pub fn header_only(h: Option<&ResponseHeader>) -> String {
+    let mut out = String::new();
+    hdr(&mut out, h);
+    out
+}
+
+pub fn watch(r: &WatchResponse) -> String {
+    let mut out = String::new();
+    hdr(&mut out, r.header.as_ref());
+    for e in &r.events {
+        let _ = writeln!(out, "\"Type\" : {}", event_type_name(e.r#type));
+        if let Some(prev) = &e.prev_kv {
+            kv(&mut out, "Prev", prev);
+        }
+        kv(&mut out, "", &e.kv.clone().unwrap_or_default());
+    }
+    out
+}
+
+pub fn alarm(r: &AlarmResponse) -> String {
+    let mut out = String::new();
+    hdr(&mut out, r.header.as_ref());
+    for a in &r.alarms {
+        let _ = writeln!(out, "\"MemberID\" : {}", a.member_id);
+        let _ = writeln!(out, "\"AlarmType\" : {}", alarm_name(a.alarm));
+        out.push('\n');
+    }
+    out
+}
+
+pub fn endpoint_hashkv(list: &[EpHashKv]) -> String {
+    let mut out = String::new();
+    for ep in list {
+        hdr(&mut out, ep.resp.header.as_ref());
+        let _ = writeln!(out, "\"Endpoint\" : {}", quote(ep.endpoint.as_bytes()));
+        let _ = writeln!(out, "\"Hash\" : {}", ep.resp.hash);
         out.push('\n');
     }
     out

@@ -2,13 +2,15 @@
 //! base64 bytes, exact 64-bit integers).
 
 use api::etcdserverpb::{
-    response_op::Response, DeleteRangeResponse, Member, MemberListResponse, PutResponse,
-    RangeResponse, ResponseHeader, ResponseOp, StatusResponse, TxnResponse,
+    response_op::Response, AlarmMember, AlarmResponse, DeleteRangeResponse, LeaseGrantResponse,
+    LeaseKeepAliveResponse, LeaseLeasesResponse, LeaseTimeToLiveResponse, Member,
+    MemberListResponse, PutResponse, RangeResponse, ResponseHeader, ResponseOp, StatusResponse,
+    TxnResponse, WatchResponse,
 };
-use api::mvccpb::KeyValue;
+use api::mvccpb::{Event, KeyValue};
 use base64::Engine as _;
 
-use super::{EpHealth, EpStatus};
+use super::{EpHashKv, EpHealth, EpStatus};
 use crate::gofmt::json_string;
 
 /// A JSON object written field by field in Go struct order.
@@ -93,6 +95,24 @@ impl Obj {
         }
     }
 
+    /// The fields of a struct embedded by pointer (clientv3's `*pb.ResponseHeader` in the
+    /// lease responses): promoted into this object, or absent when the pointer is nil.
+    fn embedded_header(self, h: &Option<ResponseHeader>) -> Self {
+        match h {
+            None => self,
+            Some(h) => self
+                .u64("cluster_id", h.cluster_id)
+                .u64("member_id", h.member_id)
+                .i64("revision", h.revision)
+                .u64("raft_term", h.raft_term),
+        }
+    }
+
+    /// A field without `omitempty`.
+    fn num(self, name: &str, v: impl ToString) -> Self {
+        self.raw(name, v.to_string())
+    }
+
     fn end(self) -> String {
         format!("{{{}}}", self.body)
     }
@@ -105,15 +125,22 @@ pub fn line(doc: String) -> Vec<u8> {
     out
 }
 
+fn header_value(h: &ResponseHeader) -> String {
+    Obj::default()
+        .u64("cluster_id", h.cluster_id)
+        .u64("member_id", h.member_id)
+        .i64("revision", h.revision)
+        .u64("raft_term", h.raft_term)
+        .end()
+}
+
 fn header(h: &Option<ResponseHeader>) -> Option<String> {
-    h.as_ref().map(|h| {
-        Obj::default()
-            .u64("cluster_id", h.cluster_id)
-            .u64("member_id", h.member_id)
-            .i64("revision", h.revision)
-            .u64("raft_term", h.raft_term)
-            .end()
-    })
+    h.as_ref().map(header_value)
+}
+
+/// A message that is only a header (`LeaseRevokeResponse`, `MoveLeaderResponse`, ...).
+pub fn header_only(h: &Option<ResponseHeader>) -> String {
+    Obj::default().opt("header", header(h)).end()
 }
 
 fn kv(kv: &KeyValue) -> String {
@@ -230,6 +257,129 @@ pub fn endpoint_health(list: &[EpHealth]) -> String {
         })
         .collect();
     format!("[{}]", items.join(","))
+}
+
+/// clientv3's `LeaseGrantResponse`: the header's fields, then `ID`, `TTL`, `Error`.
+pub fn lease_grant(r: &LeaseGrantResponse) -> String {
+    Obj::default()
+        .embedded_header(&r.header)
+        .num("ID", r.id)
+        .num("TTL", r.ttl)
+        .raw("Error", json_string(r.error.as_bytes()))
+        .end()
+}
+
+pub fn lease_keep_alive(r: &LeaseKeepAliveResponse) -> String {
+    Obj::default()
+        .embedded_header(&r.header)
+        .num("ID", r.id)
+        .num("TTL", r.ttl)
+        .end()
+}
+
+/// clientv3's `LeaseTimeToLiveResponse`, whose tags are `id`, `ttl`, `granted-ttl`, `keys`.
+pub fn lease_time_to_live(r: &LeaseTimeToLiveResponse) -> String {
+    let keys = if r.keys.is_empty() {
+        "null".to_string()
+    } else {
+        let items: Vec<String> = r
+            .keys
+            .iter()
+            .map(|k| {
+                format!(
+                    "\"{}\"",
+                    base64::engine::general_purpose::STANDARD.encode(k)
+                )
+            })
+            .collect();
+        format!("[{}]", items.join(","))
+    };
+    Obj::default()
+        .embedded_header(&r.header)
+        .num("id", r.id)
+        .num("ttl", r.ttl)
+        .num("granted-ttl", r.granted_ttl)
+        .raw("keys", keys)
+        .end()
+}
+
+pub fn lease_leases(r: &LeaseLeasesResponse) -> String {
+    let items: Vec<String> = r
+        .leases
+        .iter()
+        .map(|l| Obj::default().num("id", l.id).end())
+        .collect();
+    Obj::default()
+        .embedded_header(&r.header)
+        .raw("leases", format!("[{}]", items.join(",")))
+        .end()
+}
+
+fn event(e: &Event) -> String {
+    Obj::default()
+        .i64("type", i64::from(e.r#type))
+        .opt("kv", e.kv.as_ref().map(kv))
+        .opt("prev_kv", e.prev_kv.as_ref().map(kv))
+        .end()
+}
+
+/// clientv3's `WatchResponse`: exported fields without tags. `Events` is null only in the
+/// response clientv3 makes up itself when a stream fails, the one without a header.
+pub fn watch(r: &WatchResponse) -> String {
+    let events: Vec<String> = r.events.iter().map(event).collect();
+    let events = if r.header.is_none() && events.is_empty() {
+        "null".to_string()
+    } else {
+        format!("[{}]", events.join(","))
+    };
+    Obj::default()
+        .raw("Header", header_value(&r.header.unwrap_or_default()))
+        .raw("Events", events)
+        .num("CompactRevision", r.compact_revision)
+        .num("Canceled", r.canceled)
+        .num("Created", r.created)
+        .end()
+}
+
+fn alarm_member(a: &AlarmMember) -> String {
+    Obj::default()
+        .u64("memberID", a.member_id)
+        .i64("alarm", i64::from(a.alarm))
+        .end()
+}
+
+pub fn alarm(r: &AlarmResponse) -> String {
+    Obj::default()
+        .opt("header", header(&r.header))
+        .objects("alarms", r.alarms.iter().map(alarm_member).collect())
+        .end()
+}
+
+pub fn endpoint_hashkv(list: &[EpHashKv]) -> String {
+    let items: Vec<String> = list
+        .iter()
+        .map(|ep| {
+            let hash = Obj::default()
+                .opt("header", header(&ep.resp.header))
+                .u64("hash", u64::from(ep.resp.hash))
+                .i64("compact_revision", ep.resp.compact_revision)
+                .end();
+            Obj::default()
+                .raw("Endpoint", json_string(ep.endpoint.as_bytes()))
+                .raw("HashKV", hash)
+                .end()
+        })
+        .collect();
+    format!("[{}]", items.join(","))
+}
+
+/// `MemberAddResponse` (`member` only when set) and the responses that carry `members`.
+pub fn members(h: &Option<ResponseHeader>, added: Option<&Member>, list: &[Member]) -> String {
+    Obj::default()
+        .opt("header", header(h))
+        .opt("member", added.map(member))
+        .objects("members", list.iter().map(member).collect())
+        .end()
 }
 
 #[cfg(test)]

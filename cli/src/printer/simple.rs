@@ -1,12 +1,15 @@
 //! `-w simple`: etcdctl's default, human-oriented output.
 
 use api::etcdserverpb::{
-    response_op::Response, DeleteRangeResponse, MemberListResponse, PutResponse, RangeResponse,
-    TxnResponse,
+    response_op::Response, AlarmResponse, DeleteRangeResponse, LeaseTimeToLiveResponse,
+    MemberListResponse, PutResponse, RangeResponse, TxnResponse, WatchResponse,
 };
 use api::mvccpb::KeyValue;
 
-use super::{member_rows, status_rows, EpHealth, EpStatus};
+use super::{
+    alarm_member_text, event_type_name, hashkv_rows, member_rows, status_rows, EpHashKv, EpHealth,
+    EpStatus,
+};
 
 /// `\x`-prefixed hex of every byte, as etcdctl's `addHexPrefix(hex.EncodeToString(b))`.
 fn hex_escaped(bytes: &[u8]) -> Vec<u8> {
@@ -103,6 +106,55 @@ pub fn endpoint_health(list: &[EpHealth]) -> String {
                 )
             }
         })
+        .collect()
+}
+
+/// Each event: its type, the previous key and value (with --prev-kv), the key and value.
+pub fn watch(resp: &WatchResponse, hex: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    for e in &resp.events {
+        out.extend_from_slice(event_type_name(e.r#type).as_bytes());
+        out.push(b'\n');
+        if let Some(prev) = &e.prev_kv {
+            kv(&mut out, prev, hex, false);
+        }
+        kv(&mut out, &e.kv.clone().unwrap_or_default(), hex, false);
+    }
+    out
+}
+
+pub fn lease_time_to_live(r: &LeaseTimeToLiveResponse, keys: bool) -> String {
+    if r.granted_ttl == 0 && r.ttl == -1 {
+        return format!("lease {:016x} already expired\n", r.id);
+    }
+    let mut line = format!(
+        "lease {:016x} granted with TTL({}s), remaining({}s)",
+        r.id, r.granted_ttl, r.ttl
+    );
+    if keys {
+        // Go's `%v` of a []string: space-separated, in brackets.
+        let names: Vec<String> = r
+            .keys
+            .iter()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .collect();
+        line.push_str(&format!(", attached keys([{}])", names.join(" ")));
+    }
+    line.push('\n');
+    line
+}
+
+pub fn alarm(r: &AlarmResponse) -> String {
+    r.alarms
+        .iter()
+        .map(|a| format!("{}\n", alarm_member_text(a)))
+        .collect()
+}
+
+pub fn endpoint_hashkv(list: &[EpHashKv]) -> String {
+    hashkv_rows(list)
+        .iter()
+        .map(|row| format!("{}\n", row.join(", ")))
         .collect()
 }
 

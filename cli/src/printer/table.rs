@@ -3,7 +3,7 @@
 
 use api::etcdserverpb::MemberListResponse;
 
-use super::{member_rows, status_rows, EpHealth, EpStatus};
+use super::{hashkv_rows, member_rows, status_rows, EpHashKv, EpHealth, EpStatus};
 
 fn width(s: &str) -> usize {
     s.chars().count()
@@ -107,6 +107,10 @@ pub fn endpoint_health(list: &[EpHealth]) -> String {
         })
         .collect();
     render(&["endpoint", "health", "took", "error"], &rows)
+}
+
+pub fn endpoint_hashkv(list: &[EpHashKv]) -> String {
+    render(&["endpoint", "hash"], &hashkv_rows(list))
 }
 
 #[cfg(test)]

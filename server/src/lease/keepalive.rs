@@ -8,7 +8,7 @@ use std::future::Future;
 
 use api::etcdserverpb as pb;
 use futures::stream::{BoxStream, Stream, StreamExt};
-use tonic::{Request, Response, Status};
+use tonic::Status;
 
 use super::LeaseService;
 
@@ -23,19 +23,6 @@ impl LeaseService {
             async move { service.keep_alive_once(req.id).await }
         })
         .boxed()
-    }
-
-    /// A keep-alive stream whose client sends one request and closes its side, served as a
-    /// unary call while the client port serves unary calls only.
-    pub async fn lease_keep_alive_once(
-        &self,
-        req: Request<pb::LeaseKeepAliveRequest>,
-    ) -> Result<Response<pb::LeaseKeepAliveResponse>, Status> {
-        let one = futures::stream::iter([Ok(req.into_inner())]).boxed();
-        match self.lease_keep_alive(one).next().await {
-            Some(answer) => answer.map(Response::new),
-            None => Err(Status::internal("a keep-alive went unanswered")),
-        }
     }
 
     async fn keep_alive_once(&self, id: i64) -> Result<pb::LeaseKeepAliveResponse, Status> {

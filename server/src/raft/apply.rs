@@ -26,6 +26,7 @@ use crate::errors::EtcdError;
 use crate::lease::Lessor;
 use crate::membership::Membership;
 use crate::metrics::Metrics;
+use crate::watch::CommitNotifier;
 
 pub enum ApplyItem {
     Entries(Vec<Entry>),
@@ -47,6 +48,8 @@ pub struct Applier {
     pub metrics: Arc<Metrics>,
     /// Told of every lease grant and revoke applied, and when this member's term starts.
     pub lessor: Arc<Lessor>,
+    /// Told after every commit: watchers get what the commit made readable.
+    pub watch: CommitNotifier,
 }
 
 /// How long the store's write transaction stays open for more batches when no read waits:
@@ -179,6 +182,7 @@ impl Applier {
         if let Some(last) = uncommitted.take() {
             self.shared.set_applied(last);
         }
+        self.watch.notify();
         Ok(())
     }
 
@@ -264,6 +268,13 @@ impl Applier {
         // entries), and reads wait for the commit (see `Shared::answered`).
         let result = writer.apply_then(&run.batch, |applied| {
             self.shared.set_answered(last);
+            let answered = applied.iter().filter_map(|a| match &a.outcome {
+                mvcc::Outcome::Done { response, .. } => Some(response.revision()),
+                _ => None,
+            });
+            if let Some(revision) = answered.max() {
+                self.watch.answered(revision);
+            }
             for ((a, (origin, id)), (_, cmd)) in applied.into_iter().zip(callers).zip(&run.batch) {
                 let outcome = match a.outcome {
                     mvcc::Outcome::Done { response, .. } => {
@@ -329,6 +340,7 @@ impl Applier {
             .reload(leases.into_iter().map(|l| (l.id, l.ttl)));
         self.shared
             .set_applied(index.max(self.store.applied_index()));
+        self.watch.notify();
         Ok(())
     }
 }
@@ -344,6 +356,7 @@ mod tests {
         store: Arc<mvcc::Store>,
         shared: Arc<Shared>,
         membership: Arc<RwLock<Membership>>,
+        hub: crate::watch::Hub,
     }
 
     fn harness() -> (Harness, Applier) {
@@ -374,6 +387,14 @@ mod tests {
                 is_learner: false,
             }],
         }));
+        let (hub, watch) = crate::watch::Hub::start(
+            store.clone(),
+            crate::watch::HubSettings {
+                progress_interval: Duration::from_secs(600),
+                stream_bytes: crate::watch::STREAM_BYTES,
+            },
+        )
+        .unwrap();
         let applier = Applier {
             store: store.clone(),
             waiters: Arc::new(Waiters::default()),
@@ -382,12 +403,14 @@ mod tests {
             local_id: MEMBER,
             metrics: Arc::new(Metrics::default()),
             lessor: Arc::new(Lessor::new(1, Duration::ZERO, [])),
+            watch,
         };
         let h = Harness {
             dir,
             store,
             shared,
             membership,
+            hub,
         };
         (h, applier)
     }
@@ -550,5 +573,41 @@ mod tests {
         let reason = h.shared.halted().expect("the applier halted");
         assert!(reason.contains("missing.mdb"), "{reason}");
         assert_eq!(h.shared.applied(), 0);
+    }
+
+    #[tokio::test]
+    async fn watchers_get_what_the_applier_commits() {
+        use api::etcdserverpb as pb;
+        use futures::StreamExt;
+        let (h, applier) = harness();
+        let header = crate::convert::HeaderInfo {
+            cluster_id: 1,
+            member_id: MEMBER,
+            raft_term: 1,
+        };
+        let service =
+            crate::watch::WatchService::with_header(h.hub, Arc::new(move || header), 1 << 20);
+        let create = pb::WatchRequest {
+            request_union: Some(pb::watch_request::RequestUnion::CreateRequest(
+                pb::WatchCreateRequest {
+                    key: b"a".to_vec(),
+                    ..Default::default()
+                },
+            )),
+        };
+        // The client never half-closes: a watch outlives its requests.
+        let requests = futures::stream::iter([Ok(create)]).chain(futures::stream::pending());
+        let mut responses = service.watch(requests.boxed());
+        let next = |r: Option<Result<pb::WatchResponse, tonic::Status>>| r.unwrap().unwrap();
+        let wait = Duration::from_secs(10);
+        let created = next(tokio::time::timeout(wait, responses.next()).await.unwrap());
+        assert!(created.created);
+        tokio::task::spawn_blocking(move || apply(applier, vec![entry(1, put("a"))]))
+            .await
+            .unwrap();
+        let event = next(tokio::time::timeout(wait, responses.next()).await.unwrap());
+        assert_eq!(event.events.len(), 1);
+        assert_eq!(event.events[0].kv.as_ref().unwrap().mod_revision, 2);
+        assert_eq!(h.store.current_revision(), 2);
     }
 }

@@ -1,0 +1,151 @@
+//! [`Group`]: watchers indexed by what they watch, so that finding the watchers of one
+//! changed key does not look at the others.
+//!
+//! Single-key watchers sit in a hash map by key. Ranges (prefixes, `>= key`) are grouped by
+//! their exact bounds in a map ordered by start key: a key is checked against each distinct
+//! range that starts at or before it, however many watchers share that range (a thousand
+//! watchers of one prefix cost one comparison per change).
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+
+/// The hub's handle of a watcher.
+pub type Wid = u64;
+
+/// What a watcher watches, with etcd's conventions already resolved.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Span {
+    Key(Vec<u8>),
+    /// `[start, end)`; `None` for no end.
+    Range(Vec<u8>, Option<Vec<u8>>),
+}
+
+/// The watchers of one exact range, by its end (`None`: no end).
+type SameRange = (Option<Vec<u8>>, Vec<Wid>);
+
+#[derive(Default)]
+pub struct Group {
+    keys: HashMap<Vec<u8>, Vec<Wid>>,
+    /// start key -> (end, watchers) for every distinct range starting there.
+    ranges: BTreeMap<Vec<u8>, Vec<SameRange>>,
+    len: usize,
+}
+
+impl Group {
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn insert(&mut self, wid: Wid, span: &Span) {
+        match span {
+            Span::Key(k) => self.keys.entry(k.clone()).or_default().push(wid),
+            Span::Range(start, end) => {
+                let at = self.ranges.entry(start.clone()).or_default();
+                match at.iter_mut().find(|(e, _)| e == end) {
+                    Some((_, wids)) => wids.push(wid),
+                    None => at.push((end.clone(), vec![wid])),
+                }
+            }
+        }
+        self.len += 1;
+    }
+
+    pub fn remove(&mut self, wid: Wid, span: &Span) {
+        let removed = match span {
+            Span::Key(k) => match self.keys.get_mut(k) {
+                Some(wids) => {
+                    let found = take(wids, wid);
+                    if wids.is_empty() {
+                        self.keys.remove(k);
+                    }
+                    found
+                }
+                None => false,
+            },
+            Span::Range(start, end) => match self.ranges.get_mut(start) {
+                Some(at) => {
+                    let mut found = false;
+                    if let Some(i) = at.iter().position(|(e, _)| e == end) {
+                        found = take(&mut at[i].1, wid);
+                        if at[i].1.is_empty() {
+                            at.swap_remove(i);
+                        }
+                    }
+                    if at.is_empty() {
+                        self.ranges.remove(start);
+                    }
+                    found
+                }
+                None => false,
+            },
+        };
+        if removed {
+            self.len -= 1;
+        }
+    }
+
+    /// Calls `f` with every watcher whose span holds `key`.
+    pub fn for_each_match(&self, key: &[u8], mut f: impl FnMut(Wid)) {
+        if let Some(wids) = self.keys.get(key) {
+            wids.iter().copied().for_each(&mut f);
+        }
+        let upto = (Bound::Unbounded, Bound::Included(key));
+        for (_, at) in self.ranges.range::<[u8], _>(upto) {
+            for (end, wids) in at {
+                if end.as_ref().is_none_or(|e| key < &e[..]) {
+                    wids.iter().copied().for_each(&mut f);
+                }
+            }
+        }
+    }
+}
+
+fn take(wids: &mut Vec<Wid>, wid: Wid) -> bool {
+    match wids.iter().position(|w| *w == wid) {
+        Some(i) => {
+            wids.swap_remove(i);
+            true
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matches(g: &Group, key: &[u8]) -> Vec<Wid> {
+        let mut out = Vec::new();
+        g.for_each_match(key, |w| out.push(w));
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn keys_ranges_prefixes_and_everything() {
+        let mut g = Group::default();
+        let key = Span::Key(b"foo".to_vec());
+        let prefix = Span::Range(b"foo".to_vec(), Some(b"fop".to_vec()));
+        let from = Span::Range(b"b".to_vec(), None);
+        g.insert(1, &key);
+        g.insert(2, &prefix);
+        g.insert(3, &prefix);
+        g.insert(4, &from);
+        assert_eq!(matches(&g, b"foo"), [1, 2, 3, 4]);
+        assert_eq!(matches(&g, b"foo/bar"), [2, 3, 4]);
+        assert_eq!(matches(&g, b"fop"), [4]);
+        assert_eq!(matches(&g, b"a"), Vec::<Wid>::new());
+        g.remove(2, &prefix);
+        g.remove(1, &key);
+        g.remove(1, &key);
+        assert_eq!(g.len, 2);
+        assert_eq!(matches(&g, b"foo"), [3, 4]);
+        g.remove(3, &prefix);
+        g.remove(4, &from);
+        assert!(g.is_empty());
+        assert!(
+            g.keys.is_empty() && g.ranges.is_empty(),
+            "no empty entries left"
+        );
+    }
+}

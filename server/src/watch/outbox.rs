@@ -1,0 +1,306 @@
+//! [`Outbox`]: what one client stream has yet to send, bounded in bytes.
+//!
+//! The hub fills it without waiting (it must never block on a client); the stream's
+//! response side empties it when the gRPC layer polls, which it does only when the client's
+//! HTTP/2 window has room. A refused push makes the watcher a victim in the hub; the first
+//! take that frees half the room tells the hub to try again.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+/// One change, read from history once and shared by every watcher that gets it.
+pub type SharedEvent = Arc<mvcc::Event>;
+
+/// A response the hub composed whole.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reply {
+    pub watch_id: i64,
+    /// The header revision.
+    pub revision: i64,
+    pub created: bool,
+    pub canceled: bool,
+    pub compact_revision: i64,
+    pub cancel_reason: &'static str,
+}
+
+/// What the stream sends next.
+#[derive(Debug)]
+pub enum Item {
+    /// `answers_request` gives the client's request credit back once taken.
+    Control { reply: Reply, answers_request: bool },
+    /// A watcher's changes of one or more whole revisions, in order.
+    Events(EventBatch),
+}
+
+#[derive(Debug)]
+pub struct EventBatch {
+    pub watch_id: i64,
+    /// Every change up to this revision has been queued for the watcher.
+    pub revision: i64,
+    pub events: Vec<SharedEvent>,
+    pub prev_kv: bool,
+    pub fragment: bool,
+}
+
+/// The bytes an event accounts for in the bound: its data plus framing.
+fn event_bytes(e: &mvcc::Event) -> usize {
+    let prev = e
+        .prev_kv
+        .as_ref()
+        .map_or(0, |p| p.key.len() + p.value.len() + 32);
+    e.kv.key.len() + e.kv.value.len() + prev + 48
+}
+
+/// Room a progress notification takes, so that a client that never reads cannot pile
+/// them up.
+const PROGRESS_BYTES: usize = 64;
+
+pub struct Outbox {
+    inner: Mutex<Inner>,
+    limit: usize,
+}
+
+#[derive(Default)]
+struct Inner {
+    items: VecDeque<(Item, usize)>,
+    bytes: usize,
+    waker: Option<Waker>,
+    /// A push was refused: the hub waits for room.
+    refused: bool,
+    /// Requests the stream may still hand the hub before it has answered the earlier ones:
+    /// answers (created, canceled) cannot pile up for a client that never reads either.
+    credit: usize,
+}
+
+/// What [`Outbox::poll_take`] hands the response side.
+pub struct Taken {
+    pub item: Item,
+    /// The hub was refused and there is room again: tell it.
+    pub room_again: bool,
+}
+
+impl Outbox {
+    pub fn new(limit: usize, credit: usize) -> Arc<Outbox> {
+        Arc::new(Outbox {
+            inner: Mutex::new(Inner {
+                credit,
+                ..Inner::default()
+            }),
+            limit,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn push_locked(mut inner: MutexGuard<'_, Inner>, item: Item, bytes: usize) {
+        inner.items.push_back((item, bytes));
+        inner.bytes += bytes;
+        let waker = inner.waker.take();
+        drop(inner);
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Queues a control response; these are never refused (their number is bounded by the
+    /// client's requests and watchers).
+    pub fn push_control(&self, reply: Reply, answers_request: bool) {
+        let item = Item::Control {
+            reply,
+            answers_request,
+        };
+        Self::push_locked(self.lock(), item, 0);
+    }
+
+    /// Queues a progress notification if there is room; a full stream skips it, as etcd's
+    /// does.
+    pub fn push_progress(&self, reply: Reply) -> bool {
+        let inner = self.lock();
+        if inner.bytes + PROGRESS_BYTES > self.limit {
+            return false;
+        }
+        let item = Item::Control {
+            reply,
+            answers_request: false,
+        };
+        Self::push_locked(inner, item, PROGRESS_BYTES);
+        true
+    }
+
+    /// Queues as many whole revisions of `batch.events` as fit (the first revision always
+    /// fits an empty outbox, however large). Returns the first revision it left out, if any;
+    /// the hub is then told once there is room again.
+    pub fn push_events(&self, mut batch: EventBatch) -> Option<i64> {
+        let mut inner = self.lock();
+        let room = self.limit.saturating_sub(inner.bytes);
+        let (mut taken, mut taken_bytes) = (0, 0);
+        let events = &batch.events;
+        while taken < events.len() {
+            let rev = events[taken].kv.mod_revision;
+            let end = taken
+                + events[taken..]
+                    .iter()
+                    .take_while(|e| e.kv.mod_revision == rev)
+                    .count();
+            let bytes: usize = events[taken..end].iter().map(|e| event_bytes(e)).sum();
+            let first = taken == 0 && inner.bytes == 0;
+            if taken_bytes + bytes > room && !first {
+                break;
+            }
+            taken = end;
+            taken_bytes += bytes;
+        }
+        let mut left_out = None;
+        if taken < batch.events.len() {
+            inner.refused = true;
+            left_out = Some(batch.events[taken].kv.mod_revision);
+            if taken == 0 {
+                return left_out;
+            }
+            batch.events.truncate(taken);
+            batch.revision = batch.events[taken - 1].kv.mod_revision;
+        }
+        Self::push_locked(inner, Item::Events(batch), taken_bytes);
+        left_out
+    }
+
+    /// Takes the credit for handing the hub one request, if any is left.
+    pub fn take_credit(&self) -> bool {
+        let mut inner = self.lock();
+        let some = inner.credit > 0;
+        if some {
+            inner.credit -= 1;
+        }
+        some
+    }
+
+    /// The hub handled a request without answering it (an unknown watch id, a progress
+    /// request it answers later): its credit comes back at once.
+    pub fn give_credit(&self) {
+        let mut inner = self.lock();
+        inner.credit += 1;
+        let waker = inner.waker.take();
+        drop(inner);
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Gives back credit the stream took without using it (no wake-up: the stream is the
+    /// one running).
+    pub fn refund_credit(&self) {
+        self.lock().credit += 1;
+    }
+
+    /// The next item, or `Pending` (waking `cx` on the next push or returned credit).
+    pub fn poll_take(&self, cx: &mut Context<'_>) -> Poll<Taken> {
+        let mut inner = self.lock();
+        let Some((item, bytes)) = inner.items.pop_front() else {
+            inner.waker = Some(cx.waker().clone());
+            return Poll::Pending;
+        };
+        inner.bytes -= bytes;
+        let room_again = inner.refused && inner.bytes <= self.limit / 2;
+        if room_again {
+            inner.refused = false;
+        }
+        if let Item::Control {
+            answers_request: true,
+            ..
+        } = item
+        {
+            inner.credit += 1;
+        }
+        Poll::Ready(Taken { item, room_again })
+    }
+
+    /// Bytes queued (for tests and the bound's checks).
+    #[cfg(test)]
+    pub fn queued_bytes(&self) -> usize {
+        self.lock().bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(rev: i64, value_len: usize) -> SharedEvent {
+        Arc::new(mvcc::Event {
+            kind: mvcc::EventKind::Put,
+            kv: mvcc::KeyValue {
+                key: b"k".to_vec(),
+                mod_revision: rev,
+                value: vec![b'v'; value_len],
+                ..Default::default()
+            },
+            prev_kv: None,
+        })
+    }
+
+    fn batch(events: Vec<SharedEvent>) -> EventBatch {
+        EventBatch {
+            watch_id: 0,
+            revision: events.last().map_or(0, |e| e.kv.mod_revision),
+            events,
+            prev_kv: false,
+            fragment: false,
+        }
+    }
+
+    fn take(o: &Outbox) -> Option<(Item, bool)> {
+        let waker = futures::task::noop_waker();
+        match o.poll_take(&mut Context::from_waker(&waker)) {
+            Poll::Ready(Taken { item, room_again }) => Some((item, room_again)),
+            Poll::Pending => None,
+        }
+    }
+
+    #[test]
+    fn takes_whole_revisions_up_to_the_bound_and_calls_back_at_half() {
+        let o = Outbox::new(1000, 8);
+        // Revision 2 has two events; the bound admits revision 2 and not revision 3.
+        let evs = vec![event(2, 300), event(2, 300), event(3, 300)];
+        assert_eq!(o.push_events(batch(evs)), Some(3));
+        assert!(o.queued_bytes() <= 1000);
+        assert_eq!(o.push_events(batch(vec![event(3, 300)])), Some(3), "full");
+        let (item, room_again) = take(&o).unwrap();
+        match item {
+            Item::Events(b) => {
+                assert_eq!(b.events.len(), 2);
+                assert_eq!(b.revision, 2, "the header says how far it got");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(room_again);
+        assert!(take(&o).is_none());
+    }
+
+    #[test]
+    fn a_revision_larger_than_the_bound_still_goes_out_alone() {
+        let o = Outbox::new(100, 8);
+        assert_eq!(
+            o.push_events(batch(vec![event(2, 500), event(3, 1)])),
+            Some(3)
+        );
+        assert_eq!(o.push_events(batch(vec![event(3, 1)])), Some(3));
+    }
+
+    #[test]
+    fn progress_is_skipped_when_full_and_replies_return_request_credit() {
+        let o = Outbox::new(100, 1);
+        assert!(o.push_progress(Reply::default()));
+        assert!(!o.push_progress(Reply::default()));
+        assert!(o.take_credit());
+        assert!(!o.take_credit());
+        o.push_control(Reply::default(), true);
+        take(&o).unwrap();
+        take(&o).unwrap();
+        assert!(o.take_credit());
+        o.give_credit();
+        assert!(o.take_credit());
+    }
+}
