@@ -32,6 +32,12 @@ pub enum EtcdError {
     Corrupt,
     #[error("etcdserver: requested lease not found")]
     LeaseNotFound,
+    #[error("etcdserver: lease already exists")]
+    LeaseExists,
+    #[error("etcdserver: too large lease TTL")]
+    LeaseTtlTooLarge,
+    #[error("etcdserver: not leader")]
+    NotLeader,
     #[error("etcdserver: no leader")]
     NoLeader,
     #[error("etcdserver: request timed out")]
@@ -54,11 +60,12 @@ impl EtcdError {
         match self {
             EmptyKey | KeyNotFound | ValueProvided | LeaseProvided | TooManyOps | DuplicateKey
             | InvalidSortOption | RequestTooLarge => Code::InvalidArgument,
-            Compacted | FutureRev => Code::OutOfRange,
+            Compacted | FutureRev | LeaseTtlTooLarge => Code::OutOfRange,
+            LeaseExists => Code::FailedPrecondition,
             NoSpace => Code::ResourceExhausted,
             Corrupt => Code::DataLoss,
             LeaseNotFound | MemberNotFound => Code::NotFound,
-            NoLeader | Timeout | Stopped | Halted(_) => Code::Unavailable,
+            NoLeader | NotLeader | Timeout | Stopped | Halted(_) => Code::Unavailable,
             Internal(_) => Code::Internal,
         }
     }
@@ -80,6 +87,9 @@ impl From<mvcc::Error> for EtcdError {
             mvcc::Error::DuplicateKey => EtcdError::DuplicateKey,
             mvcc::Error::NoSpace => EtcdError::NoSpace,
             mvcc::Error::CorruptCluster => EtcdError::Corrupt,
+            mvcc::Error::LeaseNotFound => EtcdError::LeaseNotFound,
+            mvcc::Error::LeaseExists => EtcdError::LeaseExists,
+            mvcc::Error::LeaseTtlTooLarge => EtcdError::LeaseTtlTooLarge,
             other => EtcdError::Internal(other.to_string()),
         }
     }

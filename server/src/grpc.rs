@@ -26,6 +26,7 @@ use tracing::{debug, warn};
 use crate::context::Context;
 use crate::errors::EtcdError;
 use crate::kv::KvService;
+use crate::lease::{LeaseService, RENEW_PATH, TIME_TO_LIVE_PATH};
 use crate::maintenance::{ClusterService, MaintenanceService};
 use crate::metrics::Metrics;
 use crate::snapshot;
@@ -43,6 +44,7 @@ pub struct Dispatch {
     kv: Arc<KvService>,
     maintenance: Arc<MaintenanceService>,
     cluster: Arc<ClusterService>,
+    lease: Arc<LeaseService>,
     watch: Arc<crate::watch::WatchService>,
 }
 
@@ -54,6 +56,7 @@ impl Dispatch {
             kv: Arc::new(KvService::new(ctx.clone())),
             maintenance: Arc::new(MaintenanceService::new(ctx.clone())),
             cluster: Arc::new(ClusterService::new(ctx.clone())),
+            lease: Arc::new(LeaseService::new(ctx.clone())),
             ctx,
         }
     }
@@ -162,6 +165,10 @@ const STREAMING_CALLS: &[(&str, CallKind)] = &[
         CallKind::ServerStreaming,
     ),
     ("/etcdserverpb.Watch/Watch", CallKind::Bidirectional),
+    (
+        "/etcdserverpb.Lease/LeaseKeepAlive",
+        CallKind::Bidirectional,
+    ),
 ];
 
 fn unimplemented(message: String) -> grpc_h2::Status {
@@ -235,6 +242,10 @@ impl Dispatch {
                 let watch = self.watch.clone();
                 return bidirectional(requests, move |r| watch.watch(r));
             }
+            Request::Stream(requests) if path == "/etcdserverpb.Lease/LeaseKeepAlive" => {
+                let lease = self.lease.clone();
+                return bidirectional(requests, move |r| lease.lease_keep_alive(r));
+            }
             Request::Stream(_) => return refused(self, path),
         };
         match path {
@@ -264,6 +275,14 @@ impl Dispatch {
             "/etcdserverpb.Cluster/MemberPromote" => {
                 route!(self.cluster, member_promote, message)
             }
+            "/etcdserverpb.Lease/LeaseGrant" => route!(self.lease, lease_grant, message),
+            "/etcdserverpb.Lease/LeaseRevoke" => route!(self.lease, lease_revoke, message),
+            "/etcdserverpb.Lease/LeaseTimeToLive" => {
+                route!(self.lease, lease_time_to_live, message)
+            }
+            "/etcdserverpb.Lease/LeaseLeases" => route!(self.lease, lease_leases, message),
+            RENEW_PATH => route!(self.lease, forwarded_renew, message),
+            TIME_TO_LIVE_PATH => route!(self.lease, forwarded_time_to_live, message),
             _ => refused(self, path),
         }
     }
@@ -296,6 +315,12 @@ pub const UNARY_CALLS: &[&str] = &[
     "/etcdserverpb.Cluster/MemberUpdate",
     "/etcdserverpb.Cluster/MemberList",
     "/etcdserverpb.Cluster/MemberPromote",
+    "/etcdserverpb.Lease/LeaseGrant",
+    "/etcdserverpb.Lease/LeaseRevoke",
+    "/etcdserverpb.Lease/LeaseTimeToLive",
+    "/etcdserverpb.Lease/LeaseLeases",
+    RENEW_PATH,
+    TIME_TO_LIVE_PATH,
 ];
 
 /// What the client port allows its clients.
