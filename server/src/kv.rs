@@ -10,6 +10,7 @@ use pb::kv_server::Kv;
 use prost::Message;
 use tonic::{Request, Response, Status};
 
+use crate::auth::{token_of, Need};
 use crate::context::Context;
 use crate::convert;
 use crate::errors::EtcdError;
@@ -34,6 +35,35 @@ impl KvService {
     }
 }
 
+/// etcd's rule for transactions: READ on every compared key, and on every op of both branches
+/// what the op needs, nested transactions included.
+fn check_txn(checker: &crate::auth::Checker, t: &pb::TxnRequest) -> Result<(), EtcdError> {
+    use pb::request_op::Request as Op;
+    for c in &t.compare {
+        checker.check(Need::Read, &c.key, &c.range_end)?;
+    }
+    for op in t.success.iter().chain(&t.failure) {
+        match &op.request {
+            Some(Op::RequestRange(r)) => checker.check(Need::Read, &r.key, &r.range_end)?,
+            Some(Op::RequestPut(p)) => {
+                checker.check(Need::Write, &p.key, b"")?;
+                if p.prev_kv {
+                    checker.check(Need::Read, &p.key, b"")?;
+                }
+            }
+            Some(Op::RequestDeleteRange(d)) => {
+                checker.check(Need::Write, &d.key, &d.range_end)?;
+                if d.prev_kv {
+                    checker.check(Need::Read, &d.key, &d.range_end)?;
+                }
+            }
+            Some(Op::RequestTxn(n)) => check_txn(checker, n)?,
+            None => {}
+        }
+    }
+    Ok(())
+}
+
 fn unexpected(what: &str) -> Status {
     EtcdError::Internal(format!("unexpected response to {what}")).into()
 }
@@ -44,6 +74,12 @@ impl Kv for KvService {
         &self,
         req: Request<pb::RangeRequest>,
     ) -> Result<Response<pb::RangeResponse>, Status> {
+        self.ctx.auth.check(
+            token_of(&req),
+            Need::Read,
+            &req.get_ref().key,
+            &req.get_ref().range_end,
+        )?;
         let r = req.into_inner();
         validate::check_range(&r)?;
         self.ctx.read_barrier(r.serializable).await?;
@@ -66,7 +102,12 @@ impl Kv for KvService {
     }
 
     async fn put(&self, req: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
+        let checker = self.ctx.auth.checker(token_of(&req))?;
         let r = req.into_inner();
+        checker.check(Need::Write, &r.key, b"")?;
+        if r.prev_kv {
+            checker.check(Need::Read, &r.key, b"")?;
+        }
         validate::check_put(&r)?;
         self.ctx.check_size(r.encoded_len())?;
         self.ctx.check_quota(quota::put_cost(&r)).await?;
@@ -90,7 +131,12 @@ impl Kv for KvService {
         &self,
         req: Request<pb::DeleteRangeRequest>,
     ) -> Result<Response<pb::DeleteRangeResponse>, Status> {
+        let checker = self.ctx.auth.checker(token_of(&req))?;
         let r = req.into_inner();
+        checker.check(Need::Write, &r.key, &r.range_end)?;
+        if r.prev_kv {
+            checker.check(Need::Read, &r.key, &r.range_end)?;
+        }
         validate::check_delete(&r)?;
         self.ctx.check_size(r.encoded_len())?;
         match self
@@ -106,7 +152,9 @@ impl Kv for KvService {
     }
 
     async fn txn(&self, req: Request<pb::TxnRequest>) -> Result<Response<pb::TxnResponse>, Status> {
+        let checker = self.ctx.auth.checker(token_of(&req))?;
         let r = req.into_inner();
+        check_txn(&checker, &r)?;
         validate::check_txn(&r, self.ctx.limits.max_txn_ops)?;
         self.ctx.check_size(r.encoded_len())?;
         if validate::txn_uses_lease(&r) {
@@ -140,6 +188,7 @@ impl Kv for KvService {
         &self,
         req: Request<pb::CompactionRequest>,
     ) -> Result<Response<pb::CompactionResponse>, Status> {
+        // etcd checks no permission for compaction.
         let r = req.into_inner();
         match self
             .propose(mvcc::Command::Compact(convert::compaction_request(r)))

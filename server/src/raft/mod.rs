@@ -64,6 +64,14 @@ pub struct RaftNode {
     transport: PeerTransport,
 }
 
+/// What the apply thread tells of what it applied, besides the store.
+pub struct Told {
+    /// The watch hub, after each commit.
+    pub watch: crate::watch::CommitNotifier,
+    /// The auth view and tokens, after each auth change.
+    pub auth: Arc<crate::auth::AuthStore>,
+}
+
 impl RaftNode {
     /// Recovers the durable log, connects the peers and starts the raft loop and apply thread.
     pub fn start(
@@ -73,8 +81,9 @@ impl RaftNode {
         transport: PeerTransport,
         incoming: transport::IncomingReceiver<raft_core::Message>,
         metrics: Arc<Metrics>,
-        watch: crate::watch::CommitNotifier,
+        told: Told,
     ) -> anyhow::Result<RaftNode> {
+        let Told { watch, auth } = told;
         let published = store
             .members()
             .map_err(|e| anyhow::anyhow!("reading the published members from the store: {e}"))?;
@@ -168,6 +177,7 @@ impl RaftNode {
             local_id,
             metrics: metrics.clone(),
             watch,
+            auth,
         };
         std::thread::Builder::new()
             .name("etcr-apply".into())
@@ -254,6 +264,26 @@ impl RaftNode {
             Answer::Alarms(a) => Ok(a),
             _ => Err(EtcdError::Internal(
                 "unexpected answer to an alarm change".into(),
+            )),
+        }
+    }
+
+    /// Changes the auth state through the log; answers `Authenticate`'s token.
+    pub async fn change_auth(
+        &self,
+        command: mvcc::AuthCommand,
+        token_prefix: Option<String>,
+    ) -> Result<Option<String>, EtcdError> {
+        match self
+            .propose_payload(Payload::Auth {
+                command,
+                token_prefix,
+            })
+            .await?
+        {
+            Answer::Auth(token) => Ok(token),
+            _ => Err(EtcdError::Internal(
+                "unexpected answer to an auth change".into(),
             )),
         }
     }
