@@ -68,6 +68,9 @@ pub enum EtcdError {
     InvalidAuthMgmt,
     #[error("etcdserver: revision of auth store is old")]
     AuthOldRevision,
+    /// etcd 3.4 leaves this one unmapped, so clients see it with code Unknown.
+    #[error("auth: authentication failed, password was given for no password user")]
+    NoPasswordUser,
     #[error("etcdserver: root user does not exist")]
     RootUserNotExist,
     #[error("etcdserver: root user does not have root role")]
@@ -91,6 +94,7 @@ impl EtcdError {
             | RoleNotGranted | PermissionNotGranted | AuthNotEnabled | RootUserNotExist
             | RootRoleNotExist => Code::FailedPrecondition,
             PermissionDenied => Code::PermissionDenied,
+            NoPasswordUser => Code::Unknown,
             InvalidAuthToken => Code::Unauthenticated,
             Compacted | FutureRev => Code::OutOfRange,
             NoSpace => Code::ResourceExhausted,

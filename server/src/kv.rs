@@ -74,15 +74,14 @@ impl Kv for KvService {
         &self,
         req: Request<pb::RangeRequest>,
     ) -> Result<Response<pb::RangeResponse>, Status> {
-        self.ctx.auth.check(
-            token_of(&req),
-            Need::Read,
-            &req.get_ref().key,
-            &req.get_ref().range_end,
-        )?;
+        let token = token_of(&req).map(str::to_owned);
         let r = req.into_inner();
         validate::check_range(&r)?;
         self.ctx.read_barrier(r.serializable).await?;
+        // After the barrier, as etcd: a permission change applied before the read counts.
+        self.ctx
+            .auth
+            .check(token.as_deref(), Need::Read, &r.key, &r.range_end)?;
         let may_be_large = !r.range_end.is_empty() && (r.limit == 0 || r.limit > SMALL_RANGE);
         let request = convert::range_request(r);
         let resp = if may_be_large {
@@ -152,28 +151,31 @@ impl Kv for KvService {
     }
 
     async fn txn(&self, req: Request<pb::TxnRequest>) -> Result<Response<pb::TxnResponse>, Status> {
-        let checker = self.ctx.auth.checker(token_of(&req))?;
+        let token = token_of(&req).map(str::to_owned);
         let r = req.into_inner();
-        check_txn(&checker, &r)?;
         validate::check_txn(&r, self.ctx.limits.max_txn_ops)?;
         self.ctx.check_size(r.encoded_len())?;
         if validate::txn_uses_lease(&r) {
             return Err(EtcdError::LeaseNotFound.into());
         }
         let read_only = validate::txn_is_read_only(&r);
-        if !read_only {
-            self.ctx.check_quota(quota::txn_cost(&r)).await?;
-        }
-        let serializable = validate::txn_is_serializable(&r);
-        let txn = convert::txn_request(r);
         let resp = if read_only {
-            self.ctx.read_barrier(serializable).await?;
+            self.ctx
+                .read_barrier(validate::txn_is_serializable(&r))
+                .await?;
+            // After the barrier, as etcd: a permission change applied before the read counts.
+            check_txn(&self.ctx.auth.checker(token.as_deref())?, &r)?;
             self.ctx
                 .store
-                .txn_read_only(&txn)
+                .txn_read_only(&convert::txn_request(r))
                 .map_err(EtcdError::from)?
         } else {
-            match self.propose(mvcc::Command::Txn(txn)).await? {
+            check_txn(&self.ctx.auth.checker(token.as_deref())?, &r)?;
+            self.ctx.check_quota(quota::txn_cost(&r)).await?;
+            match self
+                .propose(mvcc::Command::Txn(convert::txn_request(r)))
+                .await?
+            {
                 mvcc::CommandResponse::Txn(t) => t,
                 _ => return Err(unexpected("txn")),
             }

@@ -66,13 +66,11 @@ impl AuthService {
 
     pub async fn auth_enable(
         &self,
-        _token: Option<&str>,
+        token: Option<&str>,
         _r: pb::AuthEnableRequest,
     ) -> Answer<pb::AuthEnableResponse> {
-        self.change(mvcc::AuthCommand::Enable).await?;
-        Ok(pb::AuthEnableResponse {
-            header: self.header(),
-        })
+        let header = self.admin_change(token, mvcc::AuthCommand::Enable).await?;
+        Ok(pb::AuthEnableResponse { header })
     }
 
     pub async fn auth_disable(
@@ -94,12 +92,11 @@ impl AuthService {
             if !view.state.enabled {
                 return Err(EtcdError::AuthNotEnabled.into());
             }
-            let hash = view
-                .state
-                .users
-                .get(&r.name)
-                .and_then(|u| u.password_hash.clone())
-                .ok_or(EtcdError::AuthFailed)?;
+            let user = view.state.users.get(&r.name).ok_or(EtcdError::AuthFailed)?;
+            let hash = user
+                .password_hash
+                .clone()
+                .ok_or(EtcdError::NoPasswordUser)?;
             if !self.auth().password_matches(r.password.clone(), hash).await {
                 return Err(EtcdError::AuthFailed.into());
             }
