@@ -32,6 +32,12 @@ pub enum EtcdError {
     Corrupt,
     #[error("etcdserver: requested lease not found")]
     LeaseNotFound,
+    #[error("etcdserver: lease already exists")]
+    LeaseExists,
+    #[error("etcdserver: too large lease TTL")]
+    LeaseTtlTooLarge,
+    #[error("etcdserver: not leader")]
+    NotLeader,
     #[error("etcdserver: no leader")]
     NoLeader,
     #[error("etcdserver: request timed out")]
@@ -92,15 +98,15 @@ impl EtcdError {
             | InvalidAuthMgmt | AuthOldRevision => Code::InvalidArgument,
             UserAlreadyExists | UserNotFound | RoleAlreadyExists | RoleNotFound
             | RoleNotGranted | PermissionNotGranted | AuthNotEnabled | RootUserNotExist
-            | RootRoleNotExist => Code::FailedPrecondition,
+            | RootRoleNotExist | LeaseExists => Code::FailedPrecondition,
             PermissionDenied => Code::PermissionDenied,
             NoPasswordUser => Code::Unknown,
             InvalidAuthToken => Code::Unauthenticated,
-            Compacted | FutureRev => Code::OutOfRange,
+            Compacted | FutureRev | LeaseTtlTooLarge => Code::OutOfRange,
             NoSpace => Code::ResourceExhausted,
             Corrupt => Code::DataLoss,
             LeaseNotFound | MemberNotFound => Code::NotFound,
-            NoLeader | Timeout | Stopped | Halted(_) => Code::Unavailable,
+            NoLeader | NotLeader | Timeout | Stopped | Halted(_) => Code::Unavailable,
             Internal(_) => Code::Internal,
         }
     }
@@ -144,6 +150,9 @@ impl From<mvcc::Error> for EtcdError {
             mvcc::Error::DuplicateKey => EtcdError::DuplicateKey,
             mvcc::Error::NoSpace => EtcdError::NoSpace,
             mvcc::Error::CorruptCluster => EtcdError::Corrupt,
+            mvcc::Error::LeaseNotFound => EtcdError::LeaseNotFound,
+            mvcc::Error::LeaseExists => EtcdError::LeaseExists,
+            mvcc::Error::LeaseTtlTooLarge => EtcdError::LeaseTtlTooLarge,
             other => EtcdError::Internal(other.to_string()),
         }
     }

@@ -26,6 +26,7 @@ use tracing::{debug, warn};
 use crate::context::Context;
 use crate::errors::EtcdError;
 use crate::kv::KvService;
+use crate::lease::{LeaseService, RENEW_PATH, TIME_TO_LIVE_PATH};
 use crate::maintenance::{ClusterService, MaintenanceService};
 use crate::metrics::Metrics;
 use crate::snapshot;
@@ -43,6 +44,7 @@ pub struct Dispatch {
     kv: Arc<KvService>,
     maintenance: Arc<MaintenanceService>,
     cluster: Arc<ClusterService>,
+    lease: Arc<LeaseService>,
     watch: Arc<crate::watch::WatchService>,
     auth: Arc<crate::auth::AuthService>,
 }
@@ -55,6 +57,7 @@ impl Dispatch {
             kv: Arc::new(KvService::new(ctx.clone())),
             maintenance: Arc::new(MaintenanceService::new(ctx.clone())),
             cluster: Arc::new(ClusterService::new(ctx.clone())),
+            lease: Arc::new(LeaseService::new(ctx.clone())),
             auth: Arc::new(crate::auth::AuthService::new(ctx.clone())),
             ctx,
         }
@@ -184,6 +187,10 @@ const STREAMING_CALLS: &[(&str, CallKind)] = &[
         CallKind::ServerStreaming,
     ),
     ("/etcdserverpb.Watch/Watch", CallKind::Bidirectional),
+    (
+        "/etcdserverpb.Lease/LeaseKeepAlive",
+        CallKind::Bidirectional,
+    ),
 ];
 
 fn unimplemented(message: String) -> grpc_h2::Status {
@@ -271,6 +278,10 @@ impl Dispatch {
                 });
                 return bidirectional(requests, move |r| watch.watch(r, Some(permit)));
             }
+            Request::Stream(requests) if path == "/etcdserverpb.Lease/LeaseKeepAlive" => {
+                let lease = self.lease.clone();
+                return bidirectional(requests, move |r| lease.lease_keep_alive(r));
+            }
             Request::Stream(_) => return refused(self, path),
         };
         match path {
@@ -340,6 +351,14 @@ impl Dispatch {
             "/etcdserverpb.Auth/RoleRevokePermission" => {
                 route_auth!(self.auth, role_revoke_permission, message, token)
             }
+            "/etcdserverpb.Lease/LeaseGrant" => route!(self.lease, lease_grant, message, token),
+            "/etcdserverpb.Lease/LeaseRevoke" => route!(self.lease, lease_revoke, message, token),
+            "/etcdserverpb.Lease/LeaseTimeToLive" => {
+                route!(self.lease, lease_time_to_live, message, token)
+            }
+            "/etcdserverpb.Lease/LeaseLeases" => route!(self.lease, lease_leases, message, token),
+            RENEW_PATH => route!(self.lease, forwarded_renew, message, token),
+            TIME_TO_LIVE_PATH => route!(self.lease, forwarded_time_to_live, message, token),
             _ => refused(self, path),
         }
     }
@@ -372,6 +391,12 @@ pub const UNARY_CALLS: &[&str] = &[
     "/etcdserverpb.Cluster/MemberUpdate",
     "/etcdserverpb.Cluster/MemberList",
     "/etcdserverpb.Cluster/MemberPromote",
+    "/etcdserverpb.Lease/LeaseGrant",
+    "/etcdserverpb.Lease/LeaseRevoke",
+    "/etcdserverpb.Lease/LeaseTimeToLive",
+    "/etcdserverpb.Lease/LeaseLeases",
+    RENEW_PATH,
+    TIME_TO_LIVE_PATH,
     "/etcdserverpb.Auth/AuthEnable",
     "/etcdserverpb.Auth/AuthDisable",
     "/etcdserverpb.Auth/Authenticate",

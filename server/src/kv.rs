@@ -110,10 +110,6 @@ impl Kv for KvService {
         validate::check_put(&r)?;
         self.ctx.check_size(r.encoded_len())?;
         self.ctx.check_quota(quota::put_cost(&r)).await?;
-        // No lease can exist yet (there is no Lease service), so any lease id is unknown.
-        if r.lease != 0 {
-            return Err(EtcdError::LeaseNotFound.into());
-        }
         match self
             .propose(mvcc::Command::Put(convert::put_request(r)))
             .await?
@@ -155,9 +151,6 @@ impl Kv for KvService {
         let r = req.into_inner();
         validate::check_txn(&r, self.ctx.limits.max_txn_ops)?;
         self.ctx.check_size(r.encoded_len())?;
-        if validate::txn_uses_lease(&r) {
-            return Err(EtcdError::LeaseNotFound.into());
-        }
         let read_only = validate::txn_is_read_only(&r);
         let resp = if read_only {
             self.ctx

@@ -16,6 +16,7 @@ mod histogram;
 mod http;
 mod ids;
 mod kv;
+mod lease;
 mod logging;
 mod maintenance;
 mod membership;
@@ -126,6 +127,16 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     });
     let membership = Arc::new(RwLock::new(membership));
     let metrics = Arc::new(Metrics::default());
+    let heartbeat = Duration::from_millis(flags.heartbeat_interval.max(1));
+    let election_ticks = (flags.election_timeout / flags.heartbeat_interval.max(1)).max(2);
+    let leases = store
+        .leases()
+        .context("cannot read the leases from the store")?;
+    let lessor = Arc::new(lease::Lessor::new(
+        lease::min_ttl(heartbeat, election_ticks),
+        Duration::from_millis(flags.election_timeout),
+        leases.into_iter().map(|l| (l.id, l.ttl)),
+    ));
     let (watch_hub, watch_commits) = watch::Hub::start(
         store.clone(),
         watch::HubSettings {
@@ -151,9 +162,8 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     let raft = RaftNode::start(
         RaftSettings {
             member_dir: member_dir.clone(),
-            heartbeat: Duration::from_millis(flags.heartbeat_interval.max(1)),
-            election_ticks: (flags.election_timeout / flags.heartbeat_interval.max(1)).max(2)
-                as usize,
+            heartbeat,
+            election_ticks: election_ticks as usize,
             snapshot_count: flags.snapshot_count.max(1),
             catch_up_entries: CATCH_UP_ENTRIES.min(flags.snapshot_count),
             request_timeout: Duration::from_secs(5)
@@ -164,11 +174,13 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         transport,
         incoming,
         metrics.clone(),
-        raft::Told {
+        raft::ApplyObservers {
             watch: watch_commits,
+            lessor: lessor.clone(),
             auth: auth.clone(),
         },
     )?;
+    lease::spawn_expiry(lessor.clone(), raft.clone());
     let ctx = Arc::new(Context {
         store,
         raft: raft.clone(),
@@ -181,6 +193,7 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         },
         quota,
         metrics,
+        lessor,
         faults,
         auth,
     });

@@ -158,18 +158,6 @@ fn collect_writes(ops: &[RequestOp]) -> Result<Writes<'_>, EtcdError> {
     Ok(w)
 }
 
-/// Whether a txn, in any branch at any depth, attaches a lease to a key.
-pub fn txn_uses_lease(r: &TxnRequest) -> bool {
-    r.success
-        .iter()
-        .chain(&r.failure)
-        .any(|op| match &op.request {
-            Some(Request::RequestPut(p)) => p.lease != 0,
-            Some(Request::RequestTxn(t)) => txn_uses_lease(t),
-            _ => false,
-        })
-}
-
 /// Whether a txn (and every txn nested in it) only reads, so it can be served without the log.
 pub fn txn_is_read_only(r: &TxnRequest) -> bool {
     r.success

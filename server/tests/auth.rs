@@ -120,6 +120,22 @@ async fn auth_enabled_on_one_member_holds_on_every_member() {
             "{args:?}"
         );
     }
+    // Revoking a lease deletes its keys: it needs WRITE on each of them.
+    let granted = ok(&e[0], &[ROOT, "lease", "grant", "600"]);
+    let lease = granted
+        .split_whitespace()
+        .nth(1)
+        .expect("a lease id")
+        .to_string();
+    ok(
+        &e[0],
+        &[ROOT, "put", "foo/leased", "v", &format!("--lease={lease}")],
+    );
+    assert_eq!(
+        refused(&e[2], &[ALICE, "lease", "revoke", &lease]),
+        "Error: failed to revoke lease (etcdserver: permission denied)"
+    );
+    assert!(ok(&e[2], &[ROOT, "lease", "revoke", &lease]).contains("revoked"));
     assert_eq!(
         refused(&e[1], &["--user=alice:wrong", "get", "foo/a"]),
         "Error: etcdserver: authentication failed, invalid user ID or password"

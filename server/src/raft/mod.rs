@@ -52,6 +52,16 @@ pub struct RaftSettings {
     pub request_timeout: Duration,
 }
 
+/// Who the apply thread tells what it applied.
+pub struct ApplyObservers {
+    /// Told after every commit: watchers get what the commit made readable.
+    pub watch: crate::watch::CommitNotifier,
+    /// Told of every lease grant and revoke applied, and when this member's term starts.
+    pub lessor: Arc<crate::lease::Lessor>,
+    /// Told the auth state after each change, and each token handed out.
+    pub auth: Arc<crate::auth::AuthStore>,
+}
+
 /// The handle request handlers use: propose, read barrier, status. Cheap to clone.
 #[derive(Clone)]
 pub struct RaftNode {
@@ -64,14 +74,6 @@ pub struct RaftNode {
     transport: PeerTransport,
 }
 
-/// What the apply thread tells of what it applied, besides the store.
-pub struct Told {
-    /// The watch hub, after each commit.
-    pub watch: crate::watch::CommitNotifier,
-    /// The auth view and tokens, after each auth change.
-    pub auth: Arc<crate::auth::AuthStore>,
-}
-
 impl RaftNode {
     /// Recovers the durable log, connects the peers and starts the raft loop and apply thread.
     pub fn start(
@@ -81,9 +83,8 @@ impl RaftNode {
         transport: PeerTransport,
         incoming: transport::IncomingReceiver<raft_core::Message>,
         metrics: Arc<Metrics>,
-        told: Told,
+        observers: ApplyObservers,
     ) -> anyhow::Result<RaftNode> {
-        let Told { watch, auth } = told;
         let published = store
             .members()
             .map_err(|e| anyhow::anyhow!("reading the published members from the store: {e}"))?;
@@ -176,8 +177,9 @@ impl RaftNode {
             membership,
             local_id,
             metrics: metrics.clone(),
-            watch,
-            auth,
+            lessor: observers.lessor,
+            watch: observers.watch,
+            auth: observers.auth,
         };
         std::thread::Builder::new()
             .name("etcr-apply".into())
@@ -334,6 +336,16 @@ impl RaftNode {
 
     pub fn leader(&self) -> Option<u64> {
         self.shared.leader()
+    }
+
+    /// The term this member leads in, if it is the leader.
+    pub fn leader_term(&self) -> Option<u64> {
+        self.shared.is_leader().then(|| self.shared.term())
+    }
+
+    /// How long a proposal may take before its caller gets `request timed out`.
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
     }
 
     pub fn term(&self) -> u64 {
