@@ -78,14 +78,14 @@ impl AuthStore {
 
     /// The token's user while auth is enabled (`None` when it is not): etcd's answers for a
     /// missing or unknown token.
-    pub fn user(&self, token: Option<&str>) -> Result<Option<String>, EtcdError> {
+    pub fn user(&self, token: Option<&str>) -> Result<Option<Arc<str>>, EtcdError> {
         if !self.view().state.enabled {
             return Ok(None);
         }
         self.user_of(token).map(Some)
     }
 
-    fn user_of(&self, token: Option<&str>) -> Result<String, EtcdError> {
+    fn user_of(&self, token: Option<&str>) -> Result<Arc<str>, EtcdError> {
         let token = token.ok_or(EtcdError::UserEmpty)?;
         self.tokens
             .user_of(token)
@@ -105,7 +105,7 @@ impl AuthStore {
             return Ok(());
         }
         let user = self.user_of(token)?;
-        match view.perms.get(&user) {
+        match view.perms.get(&*user) {
             Some(p) if p.allows(need, key, range_end) => Ok(()),
             _ => Err(EtcdError::PermissionDenied),
         }
@@ -128,7 +128,7 @@ impl AuthStore {
             return Ok(());
         }
         let user = self.user_of(token)?;
-        match view.perms.get(&user) {
+        match view.perms.get(&*user) {
             None => Err(EtcdError::UserNotFound),
             Some(p) if p.root => Ok(()),
             Some(_) => Err(EtcdError::PermissionDenied),
@@ -156,14 +156,14 @@ impl AuthStore {
 }
 
 /// Permission checks for one request (see [`AuthStore::checker`]).
-pub struct Checker(Option<(Arc<View>, String)>);
+pub struct Checker(Option<(Arc<View>, Arc<str>)>);
 
 impl Checker {
     pub fn check(&self, need: Need, key: &[u8], range_end: &[u8]) -> Result<(), EtcdError> {
         let Some((view, user)) = &self.0 else {
             return Ok(());
         };
-        match view.perms.get(user) {
+        match view.perms.get(&**user) {
             Some(p) if p.allows(need, key, range_end) => Ok(()),
             _ => Err(EtcdError::PermissionDenied),
         }

@@ -265,7 +265,7 @@ impl AuthService {
             let has_role = self.auth().user(token)?.is_some_and(|u| {
                 view.state
                     .users
-                    .get(&u)
+                    .get(&*u)
                     .is_some_and(|u| u.roles.contains(&r.role))
             });
             if !has_role {

@@ -4,19 +4,23 @@
 //! restart forgets them (clients authenticate again on `invalid auth token`).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use ring::rand::SecureRandom;
 
 struct Assigned {
-    user: String,
-    expires: Instant,
+    user: Arc<str>,
+    /// Milliseconds since `Tokens::epoch`; moved on under the read lock, so that the checks
+    /// of concurrent requests do not queue on one lock.
+    expires: AtomicU64,
 }
 
 pub struct Tokens {
     ttl: Duration,
-    map: Mutex<HashMap<String, Assigned>>,
+    epoch: Instant,
+    map: RwLock<HashMap<String, Assigned>>,
 }
 
 /// Length of the random part of a token, as etcd's.
@@ -38,48 +42,58 @@ impl Tokens {
     pub fn new(ttl: Duration) -> Self {
         Tokens {
             ttl,
-            map: Mutex::new(HashMap::new()),
+            epoch: Instant::now(),
+            map: RwLock::new(HashMap::new()),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Assigned>> {
-        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Assigned>> {
+        self.map.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn expiry(&self) -> u64 {
+        self.now().saturating_add(self.ttl.as_millis() as u64)
     }
 
     pub fn assign(&self, token: String, user: String) {
-        let now = Instant::now();
-        let mut map = self.lock();
-        map.retain(|_, a| a.expires > now);
+        let now = self.now();
+        let expires = AtomicU64::new(self.expiry());
+        let mut map = self.write();
+        // Expired tokens go here, where a write lock is held anyway.
+        map.retain(|_, a| a.expires.load(Ordering::Relaxed) > now);
         map.insert(
             token,
             Assigned {
-                user,
-                expires: now + self.ttl,
+                user: user.into(),
+                expires,
             },
         );
     }
 
     /// The token's user, if the token is live; using it extends its life by the TTL.
-    pub fn user_of(&self, token: &str) -> Option<String> {
-        let now = Instant::now();
-        let mut map = self.lock();
-        let a = map.get_mut(token)?;
-        if a.expires <= now {
-            map.remove(token);
+    pub fn user_of(&self, token: &str) -> Option<Arc<str>> {
+        let now = self.now();
+        let map = self.map.read().unwrap_or_else(|p| p.into_inner());
+        let a = map.get(token)?;
+        if a.expires.load(Ordering::Relaxed) <= now {
             return None;
         }
-        a.expires = now + self.ttl;
+        a.expires.fetch_max(self.expiry(), Ordering::Relaxed);
         Some(a.user.clone())
     }
 
     /// Forgets every token of `user` (deleted, or its password changed).
     pub fn invalidate_user(&self, user: &str) {
-        self.lock().retain(|_, a| a.user != user);
+        self.write().retain(|_, a| &*a.user != user);
     }
 
     /// Forgets every token (auth disabled).
     pub fn clear(&self) {
-        self.lock().clear();
+        self.write().clear();
     }
 }
 
