@@ -75,6 +75,20 @@ pub const GLOBAL_FLAGS: &[Flag] = &[
         "print keys and values as \\x-prefixed hex bytes",
     ),
     flag(
+        "user",
+        None,
+        Kind::Str,
+        "",
+        "authenticate as this user: name:password, or name with --password",
+    ),
+    flag(
+        "password",
+        None,
+        Kind::Str,
+        "",
+        "the password of --user (which then holds only the name)",
+    ),
+    flag(
         "write-out",
         Some('w'),
         Kind::Str,
@@ -114,8 +128,6 @@ pub const REFUSED_FLAGS: &[Refused] = &[
     refused("key", None, Kind::Str, "", "TLS"),
     refused("insecure-skip-tls-verify", None, Kind::Bool, "false", "TLS"),
     refused("insecure-transport", None, Kind::Bool, "true", "TLS"),
-    refused("user", None, Kind::Str, "", "authentication"),
-    refused("password", None, Kind::Str, "", "authentication"),
     refused("discovery-srv", Some('d'), Kind::Str, "", "DNS discovery"),
     refused("discovery-srv-name", None, Kind::Str, "", "DNS discovery"),
     refused(
@@ -674,16 +686,13 @@ mod tests {
             "get foo --key k.pem",
             "--insecure-skip-tls-verify get foo",
             "--insecure-transport=false get foo",
-            "--user root get foo",
-            "--password=x put a b",
             "-d example.com get foo",
             "--discovery-srv-name x get foo",
             "--insecure-discovery=false get foo",
             "--keepalive-time=2s get foo",
             "--keepalive-timeout 6s get foo",
             "--debug version",
-            "--user root",
-            "member --user root",
+            "member --keepalive-time=3s",
         ] {
             let err = parse(&argv(line)).unwrap_err();
             let (text, code) = err.render();
@@ -709,12 +718,16 @@ mod tests {
     #[test]
     fn refused_flags_from_the_environment() {
         let (_, mut p) = run("get foo");
-        let env = vec![("ETCDCTL_USER".to_string(), "root".to_string())];
+        let env = vec![("ETCDCTL_DEBUG".to_string(), "true".to_string())];
         let err = p.apply_env(&env, &[]).unwrap_err();
         assert_eq!(
             err.render().0,
-            "Error: ETCDCTL_USER is refused: etcrctl does not support authentication yet\n"
+            "Error: ETCDCTL_DEBUG is refused: etcrctl does not support debug logging yet\n"
         );
+        let (_, mut p) = run("get foo");
+        let env = vec![("ETCDCTL_USER".to_string(), "root:pw".to_string())];
+        assert_eq!(p.apply_env(&env, &[]).unwrap(), "");
+        assert_eq!(p.str("user"), "root:pw");
         let (_, mut p) = run("get foo");
         let env = vec![("ETCDCTL_INSECURE_TRANSPORT".to_string(), "true".to_string())];
         assert_eq!(p.apply_env(&env, &[]).unwrap(), "");

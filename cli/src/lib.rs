@@ -7,10 +7,11 @@
 //! `endpoint status|health|hashkv [--cluster]`, `move-leader`, `alarm list|disarm`,
 //! `defrag [--cluster]`, `snapshot save|status`, `version` and `help`, with cobra's prefix
 //! matching and suggestions; global flags `--endpoints`, `--dial-timeout`,
-//! `--command-timeout`, `-w/--write-out simple|json|fields|table|protobuf`, `--hex`, and
-//! their `ETCDCTL_*` environment forms. etcdctl's other commands are unknown commands, and
-//! its TLS, auth, discovery, keepalive and `--debug` flags are refused (see
-//! [`args::REFUSED_FLAGS`]): etcrctl speaks plaintext gRPC only.
+//! `--command-timeout`, `-w/--write-out simple|json|fields|table|protobuf`, `--hex`,
+//! `--user`/`--password` ([`auth`]: authenticate once, then send the token), and their
+//! `ETCDCTL_*` environment forms. etcdctl's other commands are unknown commands, and its TLS,
+//! discovery, keepalive and `--debug` flags are refused (see [`args::REFUSED_FLAGS`]):
+//! etcrctl speaks plaintext gRPC only.
 //!
 //! Layout: [`args`] parses the command line as cobra/pflag do, [`commands`] holds one module
 //! per command (each with its help [`help::Spec`]), [`help`] renders the help pages,
@@ -25,6 +26,7 @@
 //! ```
 
 pub mod args;
+pub mod auth;
 mod bolt;
 pub mod client;
 mod clock;

@@ -169,11 +169,14 @@ impl Ctx {
 
     /// A client over `endpoints` with the global timeouts.
     pub fn client_for(&self, endpoints: &[String]) -> Result<Client> {
-        Client::new(
+        let credentials =
+            crate::auth::credentials(&self.parsed.str("user"), &self.parsed.str("password"))?;
+        Ok(Client::new(
             endpoints,
             self.parsed.duration("dial-timeout"),
             self.parsed.duration("command-timeout"),
-        )
+        )?
+        .with_credentials(credentials))
     }
 
     /// etcdctl's `mustClientFromCmd`.
