@@ -303,7 +303,7 @@ impl Dispatch {
             "/etcdserverpb.Maintenance/Snapshot" => {
                 let ctx = self.ctx.clone();
                 if let Err(e) = ctx.auth.check_admin(token.as_deref()) {
-                    let refused = status(e.into());
+                    let refused = status(crate::auth::unmapped(e));
                     return Response::Stream(
                         futures::stream::once(async move { Err(refused) }).boxed(),
                     );

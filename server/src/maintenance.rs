@@ -150,7 +150,10 @@ impl Maintenance for MaintenanceService {
         &self,
         req: Request<pb::DefragmentRequest>,
     ) -> Result<Response<pb::DefragmentResponse>, Status> {
-        self.ctx.auth.check_admin(crate::auth::token_of(&req))?;
+        self.ctx
+            .auth
+            .check_admin(crate::auth::token_of(&req))
+            .map_err(crate::auth::unmapped)?;
         Err(not_yet("defragment"))
     }
 
@@ -158,7 +161,10 @@ impl Maintenance for MaintenanceService {
         &self,
         req: Request<pb::HashRequest>,
     ) -> Result<Response<pb::HashResponse>, Status> {
-        self.ctx.auth.check_admin(crate::auth::token_of(&req))?;
+        self.ctx
+            .auth
+            .check_admin(crate::auth::token_of(&req))
+            .map_err(crate::auth::unmapped)?;
         Err(not_yet("hash"))
     }
 
@@ -168,7 +174,10 @@ impl Maintenance for MaintenanceService {
         &self,
         req: Request<pb::HashKvRequest>,
     ) -> Result<Response<pb::HashKvResponse>, Status> {
-        self.ctx.auth.check_admin(crate::auth::token_of(&req))?;
+        self.ctx
+            .auth
+            .check_admin(crate::auth::token_of(&req))
+            .map_err(crate::auth::unmapped)?;
         let rev = req.into_inner().revision;
         // This member's acknowledged writes are in the hash, as with a serializable read.
         self.ctx.read_barrier(true).await?;
@@ -193,7 +202,10 @@ impl Maintenance for MaintenanceService {
         &self,
         req: Request<pb::MoveLeaderRequest>,
     ) -> Result<Response<pb::MoveLeaderResponse>, Status> {
-        self.ctx.auth.check_admin(crate::auth::token_of(&req))?;
+        self.ctx
+            .auth
+            .check_admin(crate::auth::token_of(&req))
+            .map_err(crate::auth::unmapped)?;
         Err(not_yet("move-leader"))
     }
 }
