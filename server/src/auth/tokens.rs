@@ -1,7 +1,8 @@
 //! Simple tokens: opaque strings mapped to a user, forgotten after `--auth-token-ttl`
 //! without use. As in etcd, every member assigns each token when it applies the
-//! `Authenticate` entry, so a token works on any member; each member keeps its own TTL, and a
-//! restart forgets them (clients authenticate again on `invalid auth token`).
+//! `Authenticate` entry, so a token works on any member; each member keeps its own TTL. A
+//! restart forgets them, but for those whose entries it replays from the log (the store had
+//! not committed them); clients authenticate again on `invalid auth token`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
