@@ -398,3 +398,85 @@ async fn the_auth_state_survives_a_restart_and_travels_in_snapshots() {
         "Error: etcdserver: permission denied"
     );
 }
+
+/// One HTTP/1.1 POST with an optional `Authorization` header; the status and the body.
+fn post(port: u16, path: &str, body: &str, authorization: Option<&str>) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let auth = authorization.map_or(String::new(), |t| format!("Authorization: {t}\r\n"));
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    // A chunked body: the JSON is the chunk between its size lines.
+    let json = body
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or(body)
+        .to_string();
+    (status, json)
+}
+
+#[test]
+fn the_gateway_takes_the_token_from_the_authorization_header() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let etcr = Etcr::start(dir.path(), &["--bcrypt-cost", "4"]);
+    let e = etcr.endpoint();
+    ok(&e, &["user", "add", "root:rootpw"]);
+    ok(&e, &["user", "grant-role", "root", "root"]);
+    let port = etcr.client_port;
+    assert_eq!(post(port, "/v3/auth/enable", "{}", None).0, 200);
+    // etcd 3.4's gateway answers, captured from it.
+    assert_eq!(
+        post(port, "/v3/kv/range", r#"{"key":"Zm9v"}"#, None).1,
+        r#"{"error":"etcdserver: user name is empty","message":"etcdserver: user name is empty","code":3}"#
+    );
+    let (status, bad) = post(
+        port,
+        "/v3/auth/authenticate",
+        r#"{"name":"root","password":"bad"}"#,
+        None,
+    );
+    assert_eq!(
+        (status, bad.as_str()),
+        (
+            400,
+            r#"{"error":"etcdserver: authentication failed, invalid user ID or password","message":"etcdserver: authentication failed, invalid user ID or password","code":3}"#
+        )
+    );
+    let (_, good) = post(
+        port,
+        "/v3/auth/authenticate",
+        r#"{"name":"root","password":"rootpw"}"#,
+        None,
+    );
+    let token = good
+        .split("\"token\":\"")
+        .nth(1)
+        .and_then(|t| t.split('"').next())
+        .expect("a token")
+        .to_string();
+    let (status, _) = post(
+        port,
+        "/v3/kv/put",
+        r#"{"key":"Zm9v","value":"YmFy"}"#,
+        Some(&token),
+    );
+    assert_eq!(status, 200);
+    let (_, users) = post(port, "/v3/auth/user/list", "{}", Some(&token));
+    assert!(users.ends_with(r#""users":["root"]}"#), "{users}");
+    assert_eq!(
+        post(port, "/v3/kv/range", r#"{"key":"Zm9v"}"#, Some("garbage")).1,
+        r#"{"error":"etcdserver: invalid auth token","message":"etcdserver: invalid auth token","code":16}"#
+    );
+}
