@@ -107,6 +107,18 @@ impl Kv for KvService {
         if r.prev_kv {
             checker.check(Need::Read, &r.key, b"")?;
         }
+        // etcd's rule: attaching a key to a lease needs WRITE on the keys the lease holds
+        // (revoking it would delete them all).
+        if r.lease != 0 && checker.checks() {
+            for k in self
+                .ctx
+                .store
+                .leased_keys(r.lease)
+                .map_err(EtcdError::from)?
+            {
+                checker.check(Need::Write, &k, b"")?;
+            }
+        }
         validate::check_put(&r)?;
         self.ctx.check_size(r.encoded_len())?;
         self.ctx.check_quota(quota::put_cost(&r)).await?;

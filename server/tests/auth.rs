@@ -131,6 +131,21 @@ async fn auth_enabled_on_one_member_holds_on_every_member() {
         &e[0],
         &[ROOT, "put", "foo/leased", "v", &format!("--lease={lease}")],
     );
+    // Attaching a key to it needs the same: alice may write `foo/w` but not `foo/leased`.
+    ok(&e[0], &[ROOT, "role", "add", "writer"]);
+    ok(
+        &e[0],
+        &[ROOT, "role", "grant-permission", "writer", "write", "foo/w"],
+    );
+    ok(&e[0], &[ROOT, "user", "grant-role", "alice", "writer"]);
+    assert_eq!(
+        refused(
+            &e[2],
+            &[ALICE, "put", "foo/w", "v", &format!("--lease={lease}")]
+        ),
+        "Error: etcdserver: permission denied"
+    );
+    assert_eq!(ok(&e[2], &[ALICE, "put", "foo/w", "v"]), "OK\n");
     assert_eq!(
         refused(&e[2], &[ALICE, "lease", "revoke", &lease]),
         "Error: failed to revoke lease (etcdserver: permission denied)"

@@ -172,6 +172,11 @@ pub fn unmapped(e: EtcdError) -> tonic::Status {
 pub struct Checker(Option<(Arc<View>, Arc<str>)>);
 
 impl Checker {
+    /// Whether checks apply (auth is enabled).
+    pub fn checks(&self) -> bool {
+        self.0.is_some()
+    }
+
     pub fn check(&self, need: Need, key: &[u8], range_end: &[u8]) -> Result<(), EtcdError> {
         let Some((view, user)) = &self.0 else {
             return Ok(());
