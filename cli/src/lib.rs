@@ -5,6 +5,7 @@
 //! Commands: `get`, `put`, `del`, `txn [-i]`, `compaction [--physical]`, `watch [-i]`,
 //! `lease grant|revoke|timetolive|list|keep-alive`, `member list|add|remove|update|promote`,
 //! `endpoint status|health|hashkv [--cluster]`, `move-leader`, `alarm list|disarm`,
+//! `auth enable|disable`,
 //! `defrag [--cluster]`, `snapshot save|status`, `version` and `help`, with cobra's prefix
 //! matching and suggestions; global flags `--endpoints`, `--dial-timeout`,
 //! `--command-timeout`, `-w/--write-out simple|json|fields|table|protobuf`, `--hex`,

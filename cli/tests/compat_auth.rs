@@ -1,7 +1,7 @@
 //! `--user` and `--password` against a server with auth enabled: etcdctl 3.4 on etcd 3.4 is
 //! the reference; etcrctl on etcd, and etcdctl and etcrctl on etcr, must print the same
 //! (masked) stdout, stderr and exit code at every step. The users and roles are made with
-//! etcdctl (etcrctl has no `user`, `role` or `auth` commands yet).
+//! etcdctl (etcrctl has no `user` or `role` commands yet).
 
 mod common;
 
@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 
-/// root (role root), and alice, who may read `foo/` and write `w`; then auth is enabled.
+/// root (without the root role: `auth enable` grants it), and alice, who may read `foo/`
+/// and write `w`.
 fn set_up(server: &Server) {
     let endpoint = format!("--endpoints={}", server.endpoint());
     for args in [
         &["user", "add", "root:rootpw"][..],
-        &["user", "grant-role", "root", "root"],
         &["user", "add", "alice:apw"],
         &["role", "add", "reader"],
         &[
@@ -27,9 +27,6 @@ fn set_up(server: &Server) {
         ],
         &["role", "grant-permission", "reader", "write", "w"],
         &["user", "grant-role", "alice", "reader"],
-        &["auth", "enable"],
-        &["--user=root:rootpw", "put", "foo/a", "1"],
-        &["--user=root:rootpw", "put", "bar", "2"],
     ] {
         let mut full = vec![endpoint.clone()];
         full.extend(args.iter().map(|s| s.to_string()));
@@ -40,7 +37,11 @@ fn set_up(server: &Server) {
 
 fn steps() -> Vec<Step> {
     vec![
-        action("set up users and enable auth", set_up),
+        action("set up users", set_up),
+        step(&["auth", "enable", "now"]),
+        step(&["auth", "enable"]),
+        step(&["--user=root:rootpw", "put", "foo/a", "1"]),
+        step(&["--user=root:rootpw", "put", "bar", "2"]),
         step(&["get", "foo/a"]),
         step(&["--user=root:rootpw", "get", "foo/a"]),
         step(&[
@@ -75,6 +76,11 @@ fn steps() -> Vec<Step> {
         step(&["--user=root:rootpw", "lease", "revoke", "{lease}"]),
         step(&["--user=alice:apw", "endpoint", "hashkv"]),
         step(&["--user=root:rootpw", "compaction", "2"]),
+        step(&["auth", "enable"]),
+        step(&["--user=alice:apw", "auth", "disable"]),
+        step(&["--user=root:rootpw", "auth", "disable"]),
+        step(&["auth", "disable"]),
+        step(&["get", "bar", "--print-value-only"]),
     ]
 }
 
