@@ -121,7 +121,8 @@ mod write;
 mod writer;
 
 pub use cluster_state::{
-    takes_space, Alarm, AlarmKind, ClusterCommand, ClusterOutcome, MemberInfo,
+    takes_space, Alarm, AlarmKind, ClusterCommand, ClusterOutcome, MemberInfo, MemberRecord,
+    MemberSet,
 };
 pub use error::{Error, Result};
 pub use hash::HashKv;

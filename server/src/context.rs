@@ -23,6 +23,10 @@ pub struct Context {
     pub membership: Arc<RwLock<Membership>>,
     pub cluster_id: u64,
     pub member_id: u64,
+    /// `--initial-cluster-token`: ids of added members are derived with it.
+    pub cluster_token: String,
+    /// `--strict-reconfig-check`.
+    pub strict_reconfig_check: bool,
     pub limits: Limits,
     pub quota: crate::quota::Quota,
     pub metrics: Arc<Metrics>,

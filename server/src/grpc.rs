@@ -20,9 +20,10 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
+use crate::cluster::ClusterService;
 use crate::context::Context;
 use crate::kv::KvService;
-use crate::maintenance::{ClusterService, MaintenanceService};
+use crate::maintenance::MaintenanceService;
 use crate::metrics::Metrics;
 
 /// How long open connections may take to finish their calls once the server stops.

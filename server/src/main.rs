@@ -4,6 +4,7 @@
 //! serves etcd's gRPC API (with `/health`, `/metrics` and `/version` beside it) on every
 //! `--listen-client-urls` address.
 
+mod cluster;
 mod config;
 mod context;
 mod convert;
@@ -145,6 +146,8 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         membership,
         cluster_id,
         member_id,
+        cluster_token: flags.initial_cluster_token.clone(),
+        strict_reconfig_check: flags.strict_reconfig_check,
         limits: Limits {
             max_request_bytes: flags.max_request_bytes,
             max_txn_ops: flags.max_txn_ops,

@@ -47,7 +47,16 @@ pub struct Applier {
     pub metrics: Arc<Metrics>,
     /// Told after every commit: watchers get what the commit made readable.
     pub watch: CommitNotifier,
+    /// Connected to the members a membership change adds, cut from those it removes.
+    pub transport: super::PeerTransport,
+    /// Where the bootstrap identity is kept (a joining member records the cluster id).
+    pub member_dir: PathBuf,
+    /// Told when this member is removed, so the raft loop stops.
+    pub inputs: crossbeam_channel::Sender<super::driver::Input>,
 }
+
+/// etcd's words for a member that applied its own removal.
+const REMOVED: &str = "etcdserver: the member has been permanently removed from the cluster";
 
 /// How long the store's write transaction stays open for more batches when no read waits:
 /// one commit (and fsync) then covers every batch that arrives meanwhile.
@@ -189,11 +198,32 @@ impl Applier {
     fn apply_entries(&self, writer: &mut mvcc::Writer, entries: Vec<Entry>) -> Result<(), Halt> {
         let mut run = KvRun::default();
         for e in entries {
-            // Empty entries are a new leader's no-op; membership changes are raft-core's own.
-            if e.data.is_empty() || e.entry_type == EntryType::ConfChange {
+            // Empty entries are a new leader's no-op.
+            if e.data.is_empty() {
                 continue;
             }
-            let env = match Envelope::decode(&e.data) {
+            let conf = if e.entry_type == EntryType::ConfChange {
+                match raft_core::decode_conf_change(&e.data) {
+                    Ok((cc, cs)) => Some((cc.context, cs)),
+                    Err(err) => {
+                        self.apply_kv(writer, std::mem::take(&mut run))?;
+                        return Err(Halt::Undecodable {
+                            index: e.index,
+                            err: DecodeError::Malformed {
+                                version: 0,
+                                reason: err.to_string(),
+                            },
+                        });
+                    }
+                }
+            } else {
+                None
+            };
+            let data = conf.as_ref().map(|(c, _)| c.as_slice()).unwrap_or(&e.data);
+            if data.is_empty() {
+                continue;
+            }
+            let env = match Envelope::decode(data) {
                 Ok(env) => env,
                 Err(err) => {
                     self.apply_kv(writer, std::mem::take(&mut run))?;
@@ -215,6 +245,16 @@ impl Applier {
                     client_urls: attrs.client_urls,
                 }),
                 Payload::Cluster(cmd) => cmd,
+                Payload::Members(mut set) => {
+                    // raft-core's membership is the truth about who votes.
+                    if let Some((_, cs)) = &conf {
+                        set.members.retain(|m| cs.contains(m.id));
+                        for m in &mut set.members {
+                            m.is_learner = cs.is_learner(m.id);
+                        }
+                    }
+                    mvcc::ClusterCommand::SetMembers(set)
+                }
             };
             self.apply_kv(writer, std::mem::take(&mut run))?;
             let outcome = writer
@@ -234,6 +274,12 @@ impl Applier {
                             .publish(info);
                     }
                     Answer::Published
+                }
+                mvcc::ClusterOutcome::MembersSet => {
+                    if let mvcc::ClusterCommand::SetMembers(set) = &cmd {
+                        self.take_members(set);
+                    }
+                    Answer::Members
                 }
                 mvcc::ClusterOutcome::Alarms(alarms) => {
                     for a in &alarms {
@@ -289,6 +335,52 @@ impl Applier {
         result.map_err(|err| Halt::Store { index: last, err })
     }
 
+    /// Takes an applied member set: in memory, in the transport, and the end of this member if
+    /// the set no longer holds it.
+    fn take_members(&self, set: &mvcc::MemberSet) {
+        let (before, after) = {
+            let mut m = self.membership.write().unwrap_or_else(|p| p.into_inner());
+            let before = m.members.clone();
+            let learned_cluster = m.cluster_id == 0 || m.joining;
+            m.apply_set(set);
+            if learned_cluster {
+                if let Err(e) = m.save(&self.member_dir) {
+                    error!("cannot record the cluster id learned from the log: {e}");
+                }
+            }
+            (before, m.clone())
+        };
+        info!(members = ?after.members.iter().map(|m| format!("{:x}", m.id)).collect::<Vec<_>>(), "membership changed");
+        self.connect_peers(&before, &after);
+        if !after.members.iter().any(|m| m.id == self.local_id) {
+            error!("{REMOVED}; this member stops taking part and serving");
+            self.shared.halt(REMOVED.to_string());
+            let _ = self.inputs.send(super::driver::Input::Removed);
+        }
+    }
+
+    /// Tells the transport about members added, moved or removed between two sets.
+    fn connect_peers(&self, before: &[crate::membership::Member], after: &Membership) {
+        for m in &after.members {
+            if m.id == self.local_id
+                || before
+                    .iter()
+                    .any(|b| b.id == m.id && b.peer_urls == m.peer_urls)
+            {
+                continue;
+            }
+            match m.peer_urls.first().map(|u| crate::config::listen_addrs(u)) {
+                Some(Ok(addrs)) if !addrs.is_empty() => self.transport.add_peer(m.id, addrs[0]),
+                _ => error!(member = %format!("{:x}", m.id), "no usable peer URL for a member"),
+            }
+        }
+        for b in before {
+            if b.id != self.local_id && !after.members.iter().any(|m| m.id == b.id) {
+                self.transport.remove_peer(b.id);
+            }
+        }
+    }
+
     fn restore(&self, file: PathBuf, index: u64) -> Result<(), Halt> {
         info!(index, file = %file.display(), "installing a snapshot from the leader");
         self.store
@@ -298,13 +390,14 @@ impl Applier {
                 err,
             })?;
         let _ = std::fs::remove_file(&file);
-        // The snapshot carries the members' published attributes.
-        match self.store.members() {
-            Ok(published) => self
-                .membership
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .overlay_published(published),
+        // The snapshot carries the member set and the members' published attributes.
+        let overlaid = {
+            let mut m = self.membership.write().unwrap_or_else(|p| p.into_inner());
+            let before = m.members.clone();
+            m.overlay_store(&self.store).map(|()| (before, m.clone()))
+        };
+        match overlaid {
+            Ok((before, after)) => self.connect_peers(&before, &after),
             Err(err) => {
                 return Err(Halt::Restore {
                     file: file.display().to_string(),
@@ -360,6 +453,7 @@ mod tests {
                 client_urls: vec![],
                 is_learner: false,
             }],
+            joining: false,
         }));
         let (hub, watch) = crate::watch::Hub::start(
             store.clone(),
@@ -377,6 +471,9 @@ mod tests {
             local_id: MEMBER,
             metrics: Arc::new(Metrics::default()),
             watch,
+            transport: Arc::new(NoPeers),
+            member_dir: dir.path().to_path_buf(),
+            inputs: crossbeam_channel::unbounded().0,
         };
         let h = Harness {
             dir,
@@ -386,6 +483,34 @@ mod tests {
             hub,
         };
         (h, applier)
+    }
+
+    /// A transport for a member alone: nothing to send to.
+    struct NoPeers;
+
+    #[tonic::async_trait]
+    impl transport::Transport<raft_core::Message> for NoPeers {
+        fn local_id(&self) -> u64 {
+            MEMBER
+        }
+        fn local_addr(&self) -> std::net::SocketAddr {
+            ([127, 0, 0, 1], 0).into()
+        }
+        fn send(&self, _to: u64, _msg: raft_core::Message) {}
+        async fn send_snapshot(
+            &self,
+            _to: u64,
+            _meta: raft_core::Message,
+            _data: transport::SnapshotSource,
+        ) -> transport::Result<u64> {
+            Ok(0)
+        }
+        fn add_peer(&self, _id: u64, _addr: std::net::SocketAddr) {}
+        fn remove_peer(&self, _id: u64) {}
+        fn stats(&self) -> Vec<transport::PeerStats> {
+            Vec::new()
+        }
+        async fn shutdown(&self) {}
     }
 
     fn entry(index: u64, data: Vec<u8>) -> Entry {

@@ -40,7 +40,18 @@ pub enum Input {
     PeerSnapshot { msg: Message, file: PathBuf },
     /// How sending a snapshot to `to` ended.
     SnapshotSent { to: u64, ok: bool },
+    /// A membership change whose waiter is registered under `id`.
+    ConfChange { id: u64, cc: raft_core::ConfChange },
+    /// Hand leadership to this member.
+    TransferLeader(u64),
+    /// On the leader: its last index and every member's match index.
+    Progress(oneshot::Sender<Option<LeaderProgress>>),
+    /// This member was removed from the cluster: stop taking part.
+    Removed,
 }
+
+/// The leader's last index and each member's match index.
+pub type LeaderProgress = (u64, Vec<(u64, u64)>);
 
 /// Inputs handled per turn at most, so that ticks are never starved.
 const MAX_INPUTS_PER_TURN: usize = 8192;
@@ -88,12 +99,17 @@ impl Driver {
             let wait = next_tick.saturating_duration_since(Instant::now());
             match self.inputs.recv_timeout(wait) {
                 Ok(input) => {
-                    self.handle(input);
+                    let mut removed = self.handle(input);
                     for _ in 0..MAX_INPUTS_PER_TURN {
                         match self.inputs.try_recv() {
-                            Ok(input) => self.handle(input),
+                            Ok(input) => removed |= self.handle(input),
                             Err(_) => break,
                         }
+                    }
+                    if removed {
+                        // A removed member must not campaign and disturb the others.
+                        info!("raft loop stopping: this member was removed from the cluster");
+                        return;
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
@@ -129,8 +145,32 @@ impl Driver {
         }
     }
 
-    fn handle(&mut self, input: Input) {
+    /// Returns whether this member was removed.
+    fn handle(&mut self, input: Input) -> bool {
         match input {
+            Input::Removed => return true,
+            Input::ConfChange { id, cc } => {
+                if let Err(e) = self.node.propose_conf_change(cc) {
+                    self.waiters.answer(id, Err(raft_error(e)));
+                }
+            }
+            Input::TransferLeader(to) => {
+                if let Err(e) = self.node.transfer_leader(to) {
+                    debug!(to, "leadership transfer refused: {e}");
+                }
+            }
+            Input::Progress(reply) => {
+                let status = self.node.status();
+                let answer = (status.soft_state.role == StateRole::Leader).then(|| {
+                    let progress = status
+                        .progress
+                        .iter()
+                        .map(|(id, p)| (*id, p.matched))
+                        .collect();
+                    (self.node.last_index(), progress)
+                });
+                let _ = reply.send(answer);
+            }
             Input::Propose { id, data } => {
                 if let Err(e) = self.node.propose(data) {
                     self.waiters.answer(id, Err(raft_error(e)));
@@ -154,6 +194,7 @@ impl Driver {
                 self.node.report_snapshot(to, status);
             }
         }
+        false
     }
 
     fn step(&mut self, msg: Message) {
@@ -318,6 +359,7 @@ pub fn raft_error(e: raft_core::Error) -> EtcdError {
     match e {
         raft_core::Error::NoLeader => EtcdError::NoLeader,
         raft_core::Error::ProposalDropped => EtcdError::Timeout,
+        raft_core::Error::ConfChangeInvalid(reason) => EtcdError::Internal(reason),
         other => EtcdError::Internal(other.to_string()),
     }
 }

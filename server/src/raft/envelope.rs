@@ -31,6 +31,9 @@ pub enum Payload {
     Publish(MemberAttributes),
     /// A change to the replicated cluster state (alarms).
     Cluster(mvcc::ClusterCommand),
+    /// The member set after a membership change: the context of raft conf-change entries
+    /// (add, remove, promote), or a normal entry for a peer URL update.
+    Members(mvcc::MemberSet),
 }
 
 /// One entry's data. `origin` and `id` let the proposing member find the caller waiting for
@@ -45,8 +48,9 @@ pub struct Envelope {
 /// Marks an entry with an explicit format version.
 const VERSIONED: u8 = 0xFF;
 
-/// The format this member writes. 1: the version header, and [`Payload::Cluster`].
-pub const FORMAT_VERSION: u8 = 1;
+/// The format this member writes. 1: the version header, and [`Payload::Cluster`];
+/// 2: [`Payload::Members`].
+pub const FORMAT_VERSION: u8 = 2;
 
 /// An entry this member cannot read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -79,7 +83,7 @@ impl Envelope {
         if version > FORMAT_VERSION {
             return Err(DecodeError::UnknownVersion(version));
         }
-        // Versions 0 and 1 share the envelope; version 0 only lacks the header.
+        // Versions share the envelope (version 0 only lacks the header); later ones add variants.
         match bincode::serde::decode_from_slice(body, bincode::config::standard()) {
             Ok((e, read)) if read == body.len() => Ok(e),
             Ok((_, read)) => Err(DecodeError::Malformed {
@@ -175,7 +179,10 @@ mod tests {
         );
         assert!(matches!(
             Envelope::decode(&[VERSIONED, FORMAT_VERSION, 0xff, 0xff]),
-            Err(DecodeError::Malformed { version: 1, .. })
+            Err(DecodeError::Malformed {
+                version: FORMAT_VERSION,
+                ..
+            })
         ));
         assert!(matches!(
             Envelope::decode(&[0xfd, 1]),

@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use raft_core::{ConfState, Config, MemStorage, RawNode, Snapshot};
+use raft_core::{ConfChange, ConfChangeType, Config, MemStorage, RawNode, Snapshot};
 use tracing::info;
 
 pub use envelope::MemberAttributes;
@@ -75,19 +75,15 @@ impl RaftNode {
         metrics: Arc<Metrics>,
         watch: crate::watch::CommitNotifier,
     ) -> anyhow::Result<RaftNode> {
-        let published = store
-            .members()
-            .map_err(|e| anyhow::anyhow!("reading the published members from the store: {e}"))?;
-        let (local_id, voters) = {
+        let (local_id, conf_state) = {
             let mut m = membership.write().unwrap_or_else(|p| p.into_inner());
-            m.overlay_published(published);
-            (
-                m.local_id,
-                m.members.iter().map(|x| x.id).collect::<Vec<_>>(),
-            )
+            m.overlay_store(&store)
+                .map_err(|e| anyhow::anyhow!("reading the members from the store: {e}"))?;
+            (m.local_id, m.conf_state())
         };
+        let voters = conf_state.voters.clone();
         let (log, recovered) = durable_log::DurableLog::open(&settings.member_dir.join("wal"))?;
-        let mut storage = MemStorage::new_with_conf_state(ConfState::with_voters(voters.clone()));
+        let mut storage = MemStorage::new_with_conf_state(conf_state);
         let mut snapshot_index = 0;
         if let Some(meta) = recovered.snapshot {
             snapshot_index = meta.index;
@@ -168,6 +164,9 @@ impl RaftNode {
             local_id,
             metrics: metrics.clone(),
             watch,
+            transport: transport.clone(),
+            member_dir: settings.member_dir.clone(),
+            inputs: inputs_tx.clone(),
         };
         std::thread::Builder::new()
             .name("etcr-apply".into())
@@ -218,8 +217,15 @@ impl RaftNode {
             payload,
         }
         .encode()?;
+        self.wait_answer(id, Input::Propose { id, data }).await
+    }
+
+    async fn wait_answer(&self, id: u64, input: Input) -> Result<Answer, EtcdError> {
+        if let Some(reason) = self.shared.halted() {
+            return Err(EtcdError::Halted(reason));
+        }
         let answer = self.waiters.register(id);
-        if self.inputs.send(Input::Propose { id, data }).is_err() {
+        if self.inputs.send(input).is_err() {
             self.waiters.forget(id);
             return Err(self.stopped());
         }
@@ -256,6 +262,65 @@ impl RaftNode {
                 "unexpected answer to an alarm change".into(),
             )),
         }
+    }
+
+    /// Proposes a raft membership change carrying the resulting member set; waits until it
+    /// is applied. A change already in progress refuses it (etcd's answer: a timeout).
+    pub async fn change_membership(
+        &self,
+        change_type: ConfChangeType,
+        node_id: u64,
+        set: mvcc::MemberSet,
+    ) -> Result<(), EtcdError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let context = Envelope {
+            origin: self.local_id,
+            id,
+            payload: Payload::Members(set),
+        }
+        .encode()?;
+        let cc = ConfChange {
+            change_type,
+            node_id,
+            context,
+        };
+        self.wait_answer(id, Input::ConfChange { id, cc })
+            .await
+            .map(|_| ())
+    }
+
+    /// Replicates a member set that changes no vote (a member's new peer URLs).
+    pub async fn update_members(&self, set: mvcc::MemberSet) -> Result<(), EtcdError> {
+        self.propose_payload(Payload::Members(set))
+            .await
+            .map(|_| ())
+    }
+
+    /// On the leader: every member's match index and the leader's own last index.
+    pub async fn progress(&self) -> Result<Option<driver::LeaderProgress>, EtcdError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.inputs
+            .send(Input::Progress(tx))
+            .map_err(|_| self.stopped())?;
+        rx.await.map_err(|_| self.stopped())
+    }
+
+    /// Hands leadership to `to` and waits until it leads, or the transfer times out.
+    pub async fn transfer_leader(&self, to: u64) -> Result<(), EtcdError> {
+        if !self.shared.is_leader() {
+            return Err(EtcdError::NotLeader);
+        }
+        self.inputs
+            .send(Input::TransferLeader(to))
+            .map_err(|_| self.stopped())?;
+        let deadline = tokio::time::Instant::now() + self.request_timeout;
+        while tokio::time::Instant::now() < deadline {
+            if self.shared.leader() == Some(to) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Err(EtcdError::LeaderTransferTimeout)
     }
 
     /// Why this member stopped applying the log, if it has.
@@ -304,6 +369,10 @@ impl RaftNode {
 
     pub fn leader(&self) -> Option<u64> {
         self.shared.leader()
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.shared.is_leader()
     }
 
     pub fn term(&self) -> u64 {

@@ -95,6 +95,11 @@ impl Shared {
         self.halted().map(EtcdError::Halted)
     }
 
+    /// Whether this member leads.
+    pub fn is_leader(&self) -> bool {
+        self.is_leader.load(Relaxed)
+    }
+
     /// The known leader, if any.
     pub fn leader(&self) -> Option<u64> {
         Some(self.leader.load(Relaxed)).filter(|l| *l != 0)

@@ -14,6 +14,8 @@ pub enum Answer {
     Published,
     /// The alarms an alarm change raised or cleared.
     Alarms(Vec<mvcc::Alarm>),
+    /// A membership change took effect.
+    Members,
 }
 
 pub type Outcome = Result<Answer, EtcdError>;

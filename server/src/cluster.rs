@@ -1,0 +1,260 @@
+//! `etcdserverpb.Cluster`: the member list and run-time membership changes (add, remove,
+//! update, promote), with etcd's safety checks and errors.
+//!
+//! Adds, removals and promotions are raft membership changes (raft-core changes one member at
+//! a time and refuses a second change while one is in progress); each carries the resulting
+//! member set, which every member writes into the store when it applies the change. A peer
+//! URL update changes no vote and travels as a normal entry.
+
+use std::sync::Arc;
+
+use api::etcdserverpb as pb;
+use pb::cluster_server::Cluster;
+use raft_core::ConfChangeType;
+use tonic::{Request, Response, Status};
+
+use crate::context::Context;
+use crate::errors::EtcdError;
+use crate::membership::Membership;
+
+/// etcd 3.4 admits one learner at a time.
+const MAX_LEARNERS: usize = 1;
+
+/// A learner may be promoted once its log reaches this share of the leader's (etcd's rule).
+const PROMOTE_READY_RATIO: f64 = 0.9;
+
+pub struct ClusterService {
+    ctx: Arc<Context>,
+}
+
+fn pb_member(m: &crate::membership::Member) -> pb::Member {
+    pb::Member {
+        id: m.id,
+        name: m.name.clone(),
+        peer_ur_ls: m.peer_urls.clone(),
+        client_ur_ls: m.client_urls.clone(),
+        is_learner: m.is_learner,
+    }
+}
+
+/// Peer URLs as etcd accepts them: `http(s)://host:port`, normalized like `--initial-cluster`.
+fn parse_peer_urls(urls: &[String]) -> Result<Vec<String>, EtcdError> {
+    if urls.is_empty() {
+        return Err(EtcdError::MemberBadUrls);
+    }
+    urls.iter()
+        .map(|u| crate::config::normalize_url(u).map_err(|_| EtcdError::MemberBadUrls))
+        .collect()
+}
+
+/// etcd's `IsReadyToAddVotingMember`: after the add, the members that have started (published
+/// their name) must still be a quorum.
+fn ready_to_add_voter(m: &Membership) -> bool {
+    let voters: Vec<_> = m.members.iter().filter(|m| !m.is_learner).collect();
+    let started = voters.iter().filter(|m| !m.name.is_empty()).count();
+    let after = voters.len() + 1;
+    (started == 1 && after == 2) || started > after / 2
+}
+
+/// etcd's `IsReadyToRemoveVotingMember`: the started members left must be a quorum.
+fn ready_to_remove_voter(m: &Membership, id: u64) -> bool {
+    let voters: Vec<_> = m.members.iter().filter(|m| !m.is_learner).collect();
+    let left = voters.len().saturating_sub(1);
+    let started = voters
+        .iter()
+        .filter(|m| m.id != id && !m.name.is_empty())
+        .count();
+    started > left / 2
+}
+
+impl ClusterService {
+    pub fn new(ctx: Arc<Context>) -> Self {
+        ClusterService { ctx }
+    }
+
+    fn members(&self) -> Vec<pb::Member> {
+        self.ctx
+            .membership()
+            .members
+            .iter()
+            .map(pb_member)
+            .collect()
+    }
+
+    fn header(&self) -> Option<pb::ResponseHeader> {
+        // etcd's member headers carry no revision: membership is not in the keyspace.
+        self.ctx.header_info().at(0)
+    }
+
+    /// The member `id`, or etcd's not-found.
+    fn member(&self, id: u64) -> Result<crate::membership::Member, EtcdError> {
+        self.ctx
+            .membership()
+            .members
+            .iter()
+            .find(|m| m.id == id)
+            .cloned()
+            .ok_or(EtcdError::MemberNotFound)
+    }
+}
+
+#[tonic::async_trait]
+impl Cluster for ClusterService {
+    async fn member_add(
+        &self,
+        req: Request<pb::MemberAddRequest>,
+    ) -> Result<Response<pb::MemberAddResponse>, Status> {
+        let r = req.into_inner();
+        let urls = parse_peer_urls(&r.peer_ur_ls)?;
+        // Ids are derived like bootstrap ones (peer URLs and cluster token), so the new member
+        // knows its own id from the `--initial-cluster` list it is started with.
+        let (id, set) = {
+            let m = self.ctx.membership();
+            if m.members
+                .iter()
+                .any(|x| x.peer_urls.iter().any(|u| urls.contains(u)))
+            {
+                return Err(EtcdError::PeerUrlExist.into());
+            }
+            let id = crate::ids::member_id(&urls, &self.ctx.cluster_token);
+            if m.members.iter().any(|x| x.id == id) {
+                return Err(EtcdError::MemberExist.into());
+            }
+            if r.is_learner && m.members.iter().filter(|x| x.is_learner).count() >= MAX_LEARNERS {
+                return Err(EtcdError::TooManyLearners.into());
+            }
+            if self.ctx.strict_reconfig_check && !r.is_learner && !ready_to_add_voter(&m) {
+                return Err(EtcdError::NotEnoughStartedMembers.into());
+            }
+            let mut set = m.to_set();
+            set.members.push(mvcc::MemberRecord {
+                id,
+                peer_urls: urls.clone(),
+                is_learner: r.is_learner,
+            });
+            (id, set)
+        };
+        let kind = if r.is_learner {
+            ConfChangeType::AddLearner
+        } else {
+            ConfChangeType::AddNode
+        };
+        self.ctx.raft.change_membership(kind, id, set).await?;
+        Ok(Response::new(pb::MemberAddResponse {
+            header: self.header(),
+            member: Some(pb::Member {
+                id,
+                peer_ur_ls: urls,
+                is_learner: r.is_learner,
+                ..Default::default()
+            }),
+            members: self.members(),
+        }))
+    }
+
+    async fn member_remove(
+        &self,
+        req: Request<pb::MemberRemoveRequest>,
+    ) -> Result<Response<pb::MemberRemoveResponse>, Status> {
+        let id = req.into_inner().id;
+        let target = self.member(id)?;
+        let set = {
+            let m = self.ctx.membership();
+            if self.ctx.strict_reconfig_check
+                && !target.is_learner
+                && !ready_to_remove_voter(&m, id)
+            {
+                return Err(EtcdError::NotEnoughStartedMembers.into());
+            }
+            let mut set = m.to_set();
+            set.members.retain(|x| x.id != id);
+            set
+        };
+        self.ctx
+            .raft
+            .change_membership(ConfChangeType::RemoveNode, id, set)
+            .await?;
+        Ok(Response::new(pb::MemberRemoveResponse {
+            header: self.header(),
+            members: self.members(),
+        }))
+    }
+
+    async fn member_update(
+        &self,
+        req: Request<pb::MemberUpdateRequest>,
+    ) -> Result<Response<pb::MemberUpdateResponse>, Status> {
+        let r = req.into_inner();
+        let urls = parse_peer_urls(&r.peer_ur_ls)?;
+        self.member(r.id)?;
+        let set = {
+            let m = self.ctx.membership();
+            if m.members
+                .iter()
+                .any(|x| x.id != r.id && x.peer_urls.iter().any(|u| urls.contains(u)))
+            {
+                return Err(EtcdError::PeerUrlExist.into());
+            }
+            let mut set = m.to_set();
+            for x in &mut set.members {
+                if x.id == r.id {
+                    x.peer_urls = urls.clone();
+                }
+            }
+            set
+        };
+        self.ctx.raft.update_members(set).await?;
+        Ok(Response::new(pb::MemberUpdateResponse {
+            header: self.header(),
+            members: self.members(),
+        }))
+    }
+
+    async fn member_list(
+        &self,
+        _req: Request<pb::MemberListRequest>,
+    ) -> Result<Response<pb::MemberListResponse>, Status> {
+        Ok(Response::new(pb::MemberListResponse {
+            header: self.header(),
+            members: self.members(),
+        }))
+    }
+
+    /// Makes a learner a voter once its log is within 90% of the leader's. Only the leader
+    /// knows how far each member is; a follower answers etcd's not-leader.
+    async fn member_promote(
+        &self,
+        req: Request<pb::MemberPromoteRequest>,
+    ) -> Result<Response<pb::MemberPromoteResponse>, Status> {
+        let id = req.into_inner().id;
+        let target = self.member(id)?;
+        if !target.is_learner {
+            return Err(EtcdError::MemberNotLearner.into());
+        }
+        let Some((last, progress)) = self.ctx.raft.progress().await? else {
+            return Err(EtcdError::NotLeader.into());
+        };
+        let matched = progress
+            .iter()
+            .find(|(p, _)| *p == id)
+            .map(|(_, m)| *m)
+            .unwrap_or(0);
+        if (matched as f64) < (last as f64) * PROMOTE_READY_RATIO {
+            return Err(EtcdError::LearnerNotReady.into());
+        }
+        let mut set = self.ctx.membership().to_set();
+        for x in &mut set.members {
+            if x.id == id {
+                x.is_learner = false;
+            }
+        }
+        self.ctx
+            .raft
+            .change_membership(ConfChangeType::AddNode, id, set)
+            .await?;
+        Ok(Response::new(pb::MemberPromoteResponse {
+            header: self.header(),
+            members: self.members(),
+        }))
+    }
+}
