@@ -86,6 +86,16 @@ impl ClusterService {
         self.ctx.header_info().at(0)
     }
 
+    /// etcd's `isConnectedFullySince`: this member reaches every other voter now, so a change
+    /// that raises the quorum does not wait on a member that is down.
+    fn connected_to_voters(&self, m: &Membership) -> bool {
+        let stats = self.ctx.raft.peer_stats();
+        m.members
+            .iter()
+            .filter(|x| !x.is_learner && x.id != self.ctx.member_id)
+            .all(|x| stats.iter().any(|s| s.id == x.id && s.connected))
+    }
+
     /// The member `id`, or etcd's not-found.
     fn member(&self, id: u64) -> Result<crate::membership::Member, EtcdError> {
         self.ctx
@@ -125,6 +135,9 @@ impl Cluster for ClusterService {
             }
             if self.ctx.strict_reconfig_check && !r.is_learner && !ready_to_add_voter(&m) {
                 return Err(EtcdError::NotEnoughStartedMembers.into());
+            }
+            if self.ctx.strict_reconfig_check && !self.connected_to_voters(&m) {
+                return Err(EtcdError::Unhealthy.into());
             }
             let mut set = m.to_set();
             set.members.push(mvcc::MemberRecord {

@@ -106,6 +106,11 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         store_open_ms = opened.elapsed().as_millis() as u64,
         "starting etcr"
     );
+    // The member set of the last change applied, not the bootstrap list, says whom to reach.
+    let mut membership = membership;
+    membership
+        .overlay_store(&store)
+        .with_context(|| "cannot read the members from the store")?;
     let (mut transport, incoming) = peer_transport(&flags, &membership).await?;
     let faults = flags.fault_injection.then(|| {
         tracing::warn!("fault injection is on: /debug/faults can cut this member off its peers");

@@ -113,7 +113,9 @@ impl Membership {
             })
             .collect();
         self.members.sort_by_key(|m| m.id);
-        self.joining = false;
+        // A joining member replays changes from before its own add: it has joined once a set
+        // holds it.
+        self.joining &= !self.members.iter().any(|m| m.id == self.local_id);
     }
 
     /// The member set as a membership change records it.

@@ -49,11 +49,16 @@ pub struct Applier {
     pub watch: CommitNotifier,
     /// Connected to the members a membership change adds, cut from those it removes.
     pub transport: super::PeerTransport,
+    /// The transport's tasks run here.
+    pub rt: tokio::runtime::Handle,
     /// Where the bootstrap identity is kept (a joining member records the cluster id).
     pub member_dir: PathBuf,
     /// Told when this member is removed, so the raft loop stops.
     pub inputs: crossbeam_channel::Sender<super::driver::Input>,
 }
+
+/// How long a removed member stays reachable, for the message that tells it.
+const REMOVED_PEER_GRACE: Duration = Duration::from_secs(2);
 
 /// etcd's words for a member that applied its own removal.
 const REMOVED: &str = "etcdserver: the member has been permanently removed from the cluster";
@@ -352,7 +357,7 @@ impl Applier {
         };
         info!(members = ?after.members.iter().map(|m| format!("{:x}", m.id)).collect::<Vec<_>>(), "membership changed");
         self.connect_peers(&before, &after);
-        if !after.members.iter().any(|m| m.id == self.local_id) {
+        if !after.joining && !after.members.iter().any(|m| m.id == self.local_id) {
             error!("{REMOVED}; this member stops taking part and serving");
             self.shared.halt(REMOVED.to_string());
             let _ = self.inputs.send(super::driver::Input::Removed);
@@ -361,6 +366,7 @@ impl Applier {
 
     /// Tells the transport about members added, moved or removed between two sets.
     fn connect_peers(&self, before: &[crate::membership::Member], after: &Membership) {
+        let _runtime = self.rt.enter();
         for m in &after.members {
             if m.id == self.local_id
                 || before
@@ -376,7 +382,13 @@ impl Applier {
         }
         for b in before {
             if b.id != self.local_id && !after.members.iter().any(|m| m.id == b.id) {
-                self.transport.remove_peer(b.id);
+                // The leader's last word to it (its removal, see the raft loop) must leave
+                // the queue before the peer goes.
+                let (transport, id) = (self.transport.clone(), b.id);
+                self.rt.spawn(async move {
+                    tokio::time::sleep(REMOVED_PEER_GRACE).await;
+                    transport.remove_peer(id);
+                });
             }
         }
     }
@@ -472,6 +484,7 @@ mod tests {
             metrics: Arc::new(Metrics::default()),
             watch,
             transport: Arc::new(NoPeers),
+            rt: test_runtime().handle().clone(),
             member_dir: dir.path().to_path_buf(),
             inputs: crossbeam_channel::unbounded().0,
         };
@@ -483,6 +496,11 @@ mod tests {
             hub,
         };
         (h, applier)
+    }
+
+    fn test_runtime() -> &'static tokio::runtime::Runtime {
+        static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+        RT.get_or_init(|| tokio::runtime::Runtime::new().unwrap())
     }
 
     /// A transport for a member alone: nothing to send to.

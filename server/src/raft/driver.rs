@@ -292,6 +292,7 @@ impl Driver {
         }
         self.send(std::mem::take(&mut rd.persisted_messages));
 
+        self.tell_removed(&rd.committed_entries);
         if let Some(last) = rd.committed_entries.last() {
             self.handed_out = last.index;
             // `advance` reads the committed entries to move the applied index: hand a copy on.
@@ -308,6 +309,43 @@ impl Driver {
         }
         self.node.advance(rd);
         Ok(())
+    }
+
+    /// A member removed from the cluster no longer gets the log (the leader replicates under
+    /// the new membership), so it would never apply its own removal. The leader sends it the
+    /// committed removal entry once, as the append it would have sent, so that the member
+    /// applies it and stops rather than campaigning in vain.
+    fn tell_removed(&mut self, committed: &[raft_core::Entry]) {
+        if self.node.soft_state().role != StateRole::Leader {
+            return;
+        }
+        for e in committed {
+            if e.entry_type != raft_core::EntryType::ConfChange {
+                continue;
+            }
+            let Ok((cc, _)) = raft_core::decode_conf_change(&e.data) else {
+                continue;
+            };
+            let local = self.node.status().id;
+            if cc.change_type != raft_core::ConfChangeType::RemoveNode || cc.node_id == local {
+                continue;
+            }
+            let Ok(log_term) = self.node.log_term(e.index - 1) else {
+                continue;
+            };
+            let msg = Message {
+                msg_type: MessageType::Append,
+                to: cc.node_id,
+                from: local,
+                term: self.node.hard_state().term,
+                log_term,
+                index: e.index - 1,
+                entries: vec![e.clone()],
+                commit: e.index,
+                ..Message::default()
+            };
+            self.transport.send(cc.node_id, msg);
+        }
     }
 
     fn send(&mut self, msgs: Vec<Message>) {

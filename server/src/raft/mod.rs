@@ -75,10 +75,9 @@ impl RaftNode {
         metrics: Arc<Metrics>,
         watch: crate::watch::CommitNotifier,
     ) -> anyhow::Result<RaftNode> {
+        // The caller overlaid the store's member set on the bootstrap identity.
         let (local_id, conf_state) = {
-            let mut m = membership.write().unwrap_or_else(|p| p.into_inner());
-            m.overlay_store(&store)
-                .map_err(|e| anyhow::anyhow!("reading the members from the store: {e}"))?;
+            let m = membership.read().unwrap_or_else(|p| p.into_inner());
             (m.local_id, m.conf_state())
         };
         let voters = conf_state.voters.clone();
@@ -165,6 +164,7 @@ impl RaftNode {
             metrics: metrics.clone(),
             watch,
             transport: transport.clone(),
+            rt: tokio::runtime::Handle::current(),
             member_dir: settings.member_dir.clone(),
             inputs: inputs_tx.clone(),
         };

@@ -1,0 +1,377 @@
+//! Membership at run time against real etcr processes, driven by etcdctl 3.4: members added
+//! (voters and learners) join with `--initial-cluster-state existing` and catch up, learners
+//! are promoted once in sync, members (the leader included) are removed, peer URLs updated,
+//! and leadership moved.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use api::etcdserverpb::maintenance_client::MaintenanceClient;
+use api::etcdserverpb::{MoveLeaderRequest, PutRequest};
+use common::{free_port, run_etcdctl, Cluster};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Every member's log tail, for failure messages.
+fn logs(c: &Cluster) -> String {
+    c.members
+        .iter()
+        .map(|m| format!("--- {}\n{}", m.name, m.log_tail()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn etcdctl(c: &Cluster, via: usize, args: &[&str]) -> (bool, String, String) {
+    run_etcdctl(&c.members[via].endpoint(), args, b"")
+}
+
+/// Retries `f` until it answers `Some`, failing after `WAIT`.
+fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {WAIT:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// What `etcdctl member add` printed: the new member's id and its ETCD_* lines.
+struct Added {
+    id: String,
+    initial_cluster: String,
+}
+
+fn member_add(c: &Cluster, via: usize, name: &str, peer_port: u16, learner: bool) -> Added {
+    let url = format!("--peer-urls=http://127.0.0.1:{peer_port}");
+    let mut args = vec!["member", "add", name, &url];
+    if learner {
+        args.push("--learner");
+    }
+    let (ok, out, err) = etcdctl(c, via, &args);
+    assert!(ok, "member add failed: {err}\n{}", logs(c));
+    let first = out.lines().next().unwrap_or_default();
+    let id = first
+        .strip_prefix(if learner { "Member " } else { "Member " })
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("unexpected member add output: {out}"))
+        .to_string();
+    assert!(
+        first.contains(" added to cluster "),
+        "unexpected first line: {first}"
+    );
+    let line = |key: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=\"")))
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or_else(|| panic!("no {key} in: {out}"))
+            .to_string()
+    };
+    assert_eq!(line("ETCD_NAME"), name);
+    assert_eq!(
+        line("ETCD_INITIAL_ADVERTISE_PEER_URLS"),
+        format!("http://127.0.0.1:{peer_port}")
+    );
+    assert_eq!(line("ETCD_INITIAL_CLUSTER_STATE"), "existing");
+    let initial_cluster = line("ETCD_INITIAL_CLUSTER");
+    // Every running member, and the new one, under its name.
+    for m in &c.members {
+        if m.is_running() {
+            let entry = format!("{}=http://127.0.0.1:{}", m.name, m.peer_port);
+            assert!(
+                initial_cluster.split(',').any(|e| e == entry),
+                "{entry} missing from {initial_cluster}"
+            );
+        }
+    }
+    assert!(initial_cluster
+        .split(',')
+        .any(|e| e == format!("{name}=http://127.0.0.1:{peer_port}")));
+    Added {
+        id,
+        initial_cluster,
+    }
+}
+
+/// `member list` as (id, status, name, is_learner).
+fn member_list(c: &Cluster, via: usize) -> Vec<(String, String, String, bool)> {
+    let (ok, out, err) = etcdctl(c, via, &["member", "list"]);
+    assert!(ok, "member list failed: {err}");
+    out.lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(", ").collect();
+            (
+                f[0].to_string(),
+                f[1].to_string(),
+                f[2].to_string(),
+                f[5] == "true",
+            )
+        })
+        .collect()
+}
+
+fn serializable_get(c: &Cluster, via: usize, key: &str) -> Option<String> {
+    let (ok, out, _) = etcdctl(
+        c,
+        via,
+        &["get", key, "--consistency=s", "--print-value-only"],
+    );
+    (ok && !out.trim().is_empty()).then(|| out.trim().to_string())
+}
+
+fn put(c: &Cluster, via: usize, key: &str, value: &str) {
+    let (ok, _, err) = etcdctl(c, via, &["put", key, value]);
+    assert!(ok, "put {key} via {}: {err}", c.members[via].name);
+}
+
+fn wait_removed(c: &Cluster, i: usize) {
+    wait_for("the removed member says why", || {
+        c.members[i]
+            .log_tail()
+            .contains("the member has been permanently removed from the cluster")
+            .then_some(())
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grow_three_to_five_and_back_to_three() {
+    let mut c = Cluster::start(3, &[]);
+    for i in 0..20 {
+        put(&c, 0, &format!("k{i}"), &format!("v{i}"));
+    }
+    let mut added = Vec::new();
+    for name in ["m4", "m5"] {
+        let port = free_port();
+        let a = member_add(&c, 0, name, port, false);
+        let i = c.join(name, port, &a.initial_cluster);
+        c.members[i].wait_healthy();
+        // Data written before the member existed reaches it.
+        let got = wait_for("the new member holds the old data", || {
+            serializable_get(&c, i, "k19")
+        });
+        assert_eq!(got, "v19");
+        added.push((i, a.id));
+    }
+    let list = member_list(&c, 4);
+    assert_eq!(list.len(), 5, "{list:?}");
+    assert!(list.iter().all(|m| m.1 == "started" && !m.3), "{list:?}");
+    // The joined members' writes are everyone's.
+    put(&c, 4, "from-m5", "yes");
+    assert_eq!(
+        wait_for("m1 sees m5's write", || serializable_get(&c, 0, "from-m5")),
+        "yes"
+    );
+
+    for (i, id) in added {
+        let (ok, out, err) = etcdctl(&c, 0, &["member", "remove", &id]);
+        assert!(ok, "member remove: {err}");
+        assert!(
+            out.contains(&format!("Member {id} removed from cluster")),
+            "{out}"
+        );
+        wait_removed(&c, i);
+        c.members[i].kill9();
+    }
+    let list = member_list(&c, 1);
+    assert_eq!(list.len(), 3, "{list:?}");
+    put(&c, 2, "after", "shrink");
+    assert_eq!(
+        wait_for("m1 sees the write", || serializable_get(&c, 0, "after")),
+        "shrink"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn learner_is_promoted_once_in_sync_and_leadership_moves() {
+    let mut c = Cluster::start(3, &[]);
+    for i in 0..20 {
+        put(&c, 0, &format!("k{i}"), &format!("v{i}"));
+    }
+    let leader = c.leader(WAIT).await;
+    let port = free_port();
+    let a = member_add(&c, leader, "m4", port, true);
+    // Not started yet: far behind the leader.
+    let (ok, _, err) = etcdctl(&c, leader, &["member", "promote", &a.id]);
+    assert!(!ok);
+    assert!(
+        err.contains("etcdserver: can only promote a learner member which is in sync with leader"),
+        "{err}"
+    );
+    let (ok, _, err) = etcdctl(&c, leader, &["move-leader", &a.id]);
+    assert!(!ok);
+    assert!(err.contains("etcdserver: bad leader transferee"), "{err}");
+    let other = format!("--peer-urls=http://127.0.0.1:{}", free_port());
+    let (ok, _, err) = etcdctl(&c, leader, &["member", "add", "m5", &other, "--learner"]);
+    assert!(!ok);
+    assert!(
+        err.contains("etcdserver: too many learner members in cluster"),
+        "{err}"
+    );
+    let (ok, _, err) = etcdctl(
+        &c,
+        leader,
+        &[
+            "member",
+            "add",
+            "m1",
+            &format!("--peer-urls=http://127.0.0.1:{}", c.members[0].peer_port),
+        ],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("etcdserver: Peer URLs already exists"),
+        "{err}"
+    );
+
+    let l = c.join("m4", port, &a.initial_cluster);
+    c.members[l].wait_healthy();
+    assert_eq!(
+        wait_for(
+            "the learner serves serializable reads",
+            || serializable_get(&c, l, "k19")
+        ),
+        "v19"
+    );
+    let list = member_list(&c, leader);
+    assert!(list.iter().any(|m| m.0 == a.id && m.3), "{list:?}");
+    wait_for("promote accepted once the learner caught up", || {
+        etcdctl(&c, leader, &["member", "promote", &a.id])
+            .0
+            .then_some(())
+    });
+    let list = member_list(&c, 0);
+    assert!(list.iter().all(|m| !m.3), "{list:?}");
+    let (ok, _, err) = etcdctl(&c, leader, &["member", "promote", &a.id]);
+    assert!(!ok);
+    assert!(
+        err.contains("etcdserver: can only promote a learner member"),
+        "{err}"
+    );
+
+    // Leadership moves to a follower; only the leader can move it.
+    let ids = c.member_ids().await;
+    let target = (0..4).find(|i| *i != leader && *i != l).unwrap_or(0);
+    let mut follower = MaintenanceClient::connect(c.members[target].endpoint())
+        .await
+        .expect("connect");
+    let refused = follower
+        .move_leader(MoveLeaderRequest {
+            target_id: ids[leader],
+        })
+        .await
+        .expect_err("a follower cannot move leadership");
+    assert_eq!(refused.message(), "etcdserver: not leader");
+    let (ok, out, err) = etcdctl(&c, leader, &["move-leader", &format!("{:x}", ids[target])]);
+    assert!(ok, "move-leader: {err}");
+    assert!(out.contains("Leadership transferred"), "{out}");
+    assert_eq!(c.leader(WAIT).await, target);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removed_leader_steps_down_and_peer_urls_update() {
+    let mut c = Cluster::start(3, &[]);
+    put(&c, 0, "before", "1");
+    let leader = c.leader(WAIT).await;
+    let ids = c.member_ids().await;
+    let via = (leader + 1) % 3;
+    let (ok, _, err) = etcdctl(
+        &c,
+        via,
+        &["member", "remove", &format!("{:x}", ids[leader])],
+    );
+    assert!(ok, "removing the leader: {err}");
+    wait_removed(&c, leader);
+    c.members[leader].kill9();
+    let new_leader = c.leader(WAIT).await;
+    assert_ne!(new_leader, leader);
+    put(&c, via, "after", "2");
+
+    // Move a follower to a new peer port: the others reach it there.
+    let moved = (0..3)
+        .find(|i| *i != leader && *i != new_leader)
+        .unwrap_or(via);
+    let port = free_port();
+    let (ok, _, err) = etcdctl(
+        &c,
+        new_leader,
+        &[
+            "member",
+            "update",
+            &format!("{:x}", ids[moved]),
+            &format!("--peer-urls=http://127.0.0.1:{port}"),
+        ],
+    );
+    assert!(ok, "member update: {err}");
+    c.members[moved].kill9();
+    c.members[moved].peer_port = port;
+    c.members[moved].start_again();
+    c.members[moved].wait_healthy();
+    put(&c, new_leader, "moved", "3");
+    assert_eq!(
+        wait_for("the moved member gets new writes", || serializable_get(
+            &c, moved, "moved"
+        )),
+        "3"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_down_refuses_voter_add_then_change_survives_a_kill() {
+    let mut c = Cluster::start(3, &[]);
+    put(&c, 0, "k", "v");
+    // With a voter down, a new voter would raise the quorum past the members that run.
+    c.members[2].kill9();
+    let url = format!("--peer-urls=http://127.0.0.1:{}", free_port());
+    let refused = wait_for("the add is refused while m3 is down", || {
+        let (ok, _, err) = etcdctl(&c, 0, &["member", "add", "m4", &url]);
+        (!ok && err.contains("etcdserver: unhealthy cluster")).then_some(())
+    });
+    let _ = refused;
+    c.members[2].start_again();
+    c.members[2].wait_healthy();
+
+    // The new member is killed while it catches up, then restarted: it still joins.
+    let port = free_port();
+    let a = wait_for("the add is accepted once m3 is back", || {
+        let url = format!("--peer-urls=http://127.0.0.1:{port}");
+        let (ok, _, _) = etcdctl(&c, 0, &["member", "add", "--learner", "m4", &url]);
+        ok.then_some(())
+    });
+    let _ = a;
+    let list = member_list(&c, 0);
+    let id = list
+        .iter()
+        .find(|m| m.3)
+        .map(|m| m.0.clone())
+        .expect("the learner is listed");
+    let initial = format!(
+        "m1=http://127.0.0.1:{},m2=http://127.0.0.1:{},m3=http://127.0.0.1:{},m4=http://127.0.0.1:{port}",
+        c.members[0].peer_port, c.members[1].peer_port, c.members[2].peer_port
+    );
+    let l = c.join("m4", port, &initial);
+    c.members[l].kill9();
+    c.members[l].start_again();
+    c.members[l].wait_healthy();
+    assert_eq!(
+        wait_for("the restarted learner catches up", || serializable_get(
+            &c, l, "k"
+        )),
+        "v"
+    );
+    let list = member_list(&c, l);
+    assert!(
+        list.iter().any(|m| m.0 == id && m.1 == "started"),
+        "{list:?}"
+    );
+    // Writes are not stuck behind the change.
+    let mut kv = c.members[0].kv().await;
+    kv.put(PutRequest {
+        key: b"still".to_vec(),
+        value: b"writable".to_vec(),
+        ..Default::default()
+    })
+    .await
+    .expect("put after the change");
+}
