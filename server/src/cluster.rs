@@ -271,3 +271,51 @@ impl Cluster for ClusterService {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::membership::Member;
+
+    fn membership(started: &[bool]) -> Membership {
+        Membership {
+            cluster_id: 1,
+            local_id: 1,
+            members: started
+                .iter()
+                .enumerate()
+                .map(|(i, s)| Member {
+                    id: i as u64 + 1,
+                    name: if *s { format!("m{i}") } else { String::new() },
+                    peer_urls: vec![format!("http://127.0.0.1:{}", 2380 + i)],
+                    client_urls: Vec::new(),
+                    is_learner: false,
+                })
+                .collect(),
+            joining: false,
+        }
+    }
+
+    #[test]
+    fn quorum_of_started_members_guards_changes() {
+        // One member alone may take a second.
+        assert!(ready_to_add_voter(&membership(&[true])));
+        // 3 started of 3: 4 need 3.
+        assert!(ready_to_add_voter(&membership(&[true, true, true])));
+        // 2 started of 3 (one never started): 4 would need 3.
+        assert!(!ready_to_add_voter(&membership(&[true, true, false])));
+        // Removing a started member of 3 with one never started leaves 1 of 2.
+        assert!(!ready_to_remove_voter(&membership(&[true, true, false]), 1));
+        assert!(ready_to_remove_voter(&membership(&[true, true, false]), 3));
+    }
+
+    #[test]
+    fn peer_urls_are_checked() {
+        assert_eq!(parse_peer_urls(&[]), Err(EtcdError::MemberBadUrls));
+        assert_eq!(
+            parse_peer_urls(&["not a url".into()]),
+            Err(EtcdError::MemberBadUrls)
+        );
+        assert!(parse_peer_urls(&["http://127.0.0.1:2380".into()]).is_ok());
+    }
+}

@@ -149,7 +149,6 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         store,
         raft: raft.clone(),
         membership,
-        cluster_id,
         member_id,
         cluster_token: flags.initial_cluster_token.clone(),
         strict_reconfig_check: flags.strict_reconfig_check,

@@ -220,4 +220,45 @@ mod tests {
         let b = Membership::load_or_bootstrap(dir.path(), &other).unwrap();
         assert_eq!(a, b);
     }
+
+    #[test]
+    fn a_joining_member_learns_the_set_and_joins_once_it_holds_it() {
+        let flags = Flags::parse_from([
+            "etcr",
+            "--name",
+            "m3",
+            "--initial-cluster",
+            "m1=http://127.0.0.1:2380,m3=http://127.0.0.1:2382",
+            "--initial-cluster-state",
+            "existing",
+        ]);
+        let mut m = Membership::bootstrap(&flags).unwrap();
+        assert_eq!(
+            m.cluster_id, 0,
+            "a joiner learns the cluster id from the log"
+        );
+        assert!(
+            m.conf_state().voters.is_empty(),
+            "a joiner never campaigns alone"
+        );
+        let m1 = m.members.iter().find(|x| x.name == "m1").unwrap().id;
+        let record = |id, learner| mvcc::MemberRecord {
+            id,
+            peer_urls: vec![],
+            is_learner: learner,
+        };
+        // A change from before its own add leaves it joining.
+        m.apply_set(&mvcc::MemberSet {
+            cluster_id: 7,
+            members: vec![record(m1, false)],
+        });
+        assert!(m.joining);
+        assert_eq!(m.cluster_id, 7);
+        m.apply_set(&mvcc::MemberSet {
+            cluster_id: 7,
+            members: vec![record(m1, false), record(m.local_id, true)],
+        });
+        assert!(!m.joining);
+        assert_eq!(m.conf_state().learners, vec![m.local_id]);
+    }
 }

@@ -7,8 +7,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use api::etcdserverpb::cluster_client::ClusterClient;
 use api::etcdserverpb::maintenance_client::MaintenanceClient;
-use api::etcdserverpb::{MoveLeaderRequest, PutRequest};
+use api::etcdserverpb::{MemberListRequest, MoveLeaderRequest, PutRequest};
 use common::{free_port, run_etcdctl, Cluster};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -157,6 +158,20 @@ async fn grow_three_to_five_and_back_to_three() {
     let list = member_list(&c, 4);
     assert_eq!(list.len(), 5, "{list:?}");
     assert!(list.iter().all(|m| m.1 == "started" && !m.3), "{list:?}");
+    // The joined members learned the cluster id from the log.
+    let cluster_of = |i: usize| {
+        let endpoint = c.members[i].endpoint();
+        async move {
+            let mut client = ClusterClient::connect(endpoint).await.expect("connect");
+            let r = client
+                .member_list(MemberListRequest::default())
+                .await
+                .expect("member list")
+                .into_inner();
+            (r.header.expect("header").cluster_id, r.members.len())
+        }
+    };
+    assert_eq!(cluster_of(4).await, cluster_of(0).await);
     // The joined members' writes are everyone's.
     put(&c, 4, "from-m5", "yes");
     assert_eq!(
