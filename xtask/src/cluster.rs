@@ -28,6 +28,15 @@ pub enum Action {
     Stop { name: String },
     /// Start a stopped member again.
     Start { name: String },
+    /// Add a member through `etcrctl member add` and start it joining the running cluster.
+    Add {
+        name: String,
+        /// Add it as a learner (promote it with `etcrctl member promote`).
+        #[arg(long)]
+        learner: bool,
+    },
+    /// Remove a member through `etcrctl member remove`, then stop it and delete its data.
+    Remove { name: String },
     /// Stop every member; `--purge` also deletes their data and logs.
     Down {
         #[arg(long)]
@@ -98,13 +107,110 @@ pub fn run(action: Action) -> anyhow::Result<()> {
                     m.pid.unwrap_or_default()
                 );
             }
-            start_member(m, &initial_cluster, &transport)?;
+            start_member(m, &initial_cluster, &transport, &[])?;
             let url = m.client_url.clone();
             save(&state)?;
             wait_healthy(&[url])
         }
+        Action::Add { name, learner } => add(&name, learner),
+        Action::Remove { name } => remove(&name),
         Action::Down { purge } => down(purge),
     }
+}
+
+/// Runs the release etcrctl against the running members; its standard output.
+fn etcrctl(state: &State, args: &[&str]) -> anyhow::Result<String> {
+    let bin = crate::workspace_root().join("target/release/etcrctl");
+    let endpoints: Vec<&str> = state
+        .members
+        .iter()
+        .filter(|m| m.pid.is_some_and(alive))
+        .map(|m| m.client_url.as_str())
+        .collect();
+    if endpoints.is_empty() {
+        anyhow::bail!("no member is running; start one with `cargo xtask cluster start NAME`");
+    }
+    let out = Command::new(&bin)
+        .arg(format!("--endpoints={}", endpoints.join(",")))
+        .args(args)
+        .output()
+        .map_err(|e| anyhow::anyhow!("cannot run {}: {e}", bin.display()))?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "etcrctl {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn add(name: &str, learner: bool) -> anyhow::Result<()> {
+    let mut state = load()?;
+    if state.members.iter().any(|m| m.name == name) {
+        anyhow::bail!("a member named {name:?} exists already");
+    }
+    if state.peer_transport != "tcp" {
+        anyhow::bail!("`cluster add` supports the tcp peer transport only (the QUIC certificates are made for the members of `up`)");
+    }
+    // The next free slot of the 2379/2380, 12379/12380, ... convention.
+    let slot = (0..7)
+        .find(|i| {
+            let url = format!("http://127.0.0.1:{}", 2379 + 10000 * i);
+            !state.members.iter().any(|m| m.client_url == url)
+        })
+        .ok_or_else(|| anyhow::anyhow!("the local cluster holds at most 7 members"))?;
+    let mut m = Member {
+        name: name.to_string(),
+        client_url: format!("http://127.0.0.1:{}", 2379 + 10000 * slot),
+        peer_url: format!("http://127.0.0.1:{}", 2380 + 10000 * slot),
+        pid: None,
+    };
+    let peer_urls = format!("--peer-urls={}", m.peer_url);
+    let mut args = vec!["member", "add", name, &peer_urls];
+    if learner {
+        args.push("--learner");
+    }
+    let out = etcrctl(&state, &args)?;
+    print!("{out}");
+    let initial_cluster = out
+        .lines()
+        .find_map(|l| l.strip_prefix("ETCD_INITIAL_CLUSTER=\""))
+        .and_then(|v| v.strip_suffix('"'))
+        .ok_or_else(|| anyhow::anyhow!("etcrctl member add printed no ETCD_INITIAL_CLUSTER"))?
+        .to_string();
+    remove_dir(&dir().join(format!("{name}.etcd")))?;
+    start_member(
+        &mut m,
+        &initial_cluster,
+        "tcp",
+        &["--initial-cluster-state", "existing"],
+    )?;
+    let url = m.client_url.clone();
+    state.members.push(m);
+    save(&state)?;
+    wait_healthy(&[url])
+}
+
+fn remove(name: &str) -> anyhow::Result<()> {
+    let mut state = load()?;
+    find(&mut state, name)?;
+    // `member list`: id, status, name, peer URLs, client URLs, is learner.
+    let list = etcrctl(&state, &["member", "list"])?;
+    let id = list
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(", ").collect();
+            (f.get(2) == Some(&name)).then(|| f[0].to_string())
+        })
+        .ok_or_else(|| anyhow::anyhow!("the cluster lists no member named {name:?}"))?;
+    print!("{}", etcrctl(&state, &["member", "remove", &id])?);
+    if let Some(m) = state.members.iter_mut().find(|m| m.name == name) {
+        stop_member(m);
+    }
+    state.members.retain(|m| m.name != name);
+    remove_dir(&dir().join(format!("{name}.etcd")))?;
+    save(&state)
 }
 
 fn find<'a>(state: &'a mut State, name: &str) -> anyhow::Result<&'a mut Member> {
@@ -156,7 +262,7 @@ fn up(size: usize, peer_transport: &str) -> anyhow::Result<()> {
         );
     }
     for m in &mut members {
-        start_member(m, &initial_cluster, peer_transport)?;
+        start_member(m, &initial_cluster, peer_transport, &[])?;
     }
     let urls: Vec<String> = members.iter().map(|m| m.client_url.clone()).collect();
     save(&State {
@@ -206,7 +312,12 @@ pub fn tls_flags(certs: &Path, name: &str, peer_transport: &str) -> Vec<String> 
     flags
 }
 
-fn start_member(m: &mut Member, initial_cluster: &str, peer_transport: &str) -> anyhow::Result<()> {
+fn start_member(
+    m: &mut Member,
+    initial_cluster: &str,
+    peer_transport: &str,
+    extra: &[&str],
+) -> anyhow::Result<()> {
     let bin = crate::workspace_root().join("target/release/etcr");
     if !bin.exists() {
         anyhow::bail!(
@@ -233,6 +344,7 @@ fn start_member(m: &mut Member, initial_cluster: &str, peer_transport: &str) -> 
         .args(["--initial-cluster", initial_cluster])
         .args(["--initial-cluster-token", "etcr-local"])
         .args(tls_flags(&certs_dir(), &m.name, peer_transport))
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
