@@ -17,6 +17,9 @@ use crate::context::Context;
 use crate::errors::EtcdError;
 use crate::membership::Membership;
 
+/// Marks a promote forwarded to the leader, so that it is not forwarded again.
+const FORWARDED: &str = "etcr-forwarded";
+
 /// etcd 3.4 admits one learner at a time.
 const MAX_LEARNERS: usize = 1;
 
@@ -94,6 +97,40 @@ impl ClusterService {
             .iter()
             .filter(|x| !x.is_learner && x.id != self.ctx.member_id)
             .all(|x| stats.iter().any(|s| s.id == x.id && s.connected))
+    }
+
+    /// Asks the leader, which alone knows how far the learner is, to promote it (etcd
+    /// forwards the same way, over its peer API).
+    async fn promote_on_leader(
+        &self,
+        id: u64,
+    ) -> Result<Response<pb::MemberPromoteResponse>, Status> {
+        let leader = self.ctx.raft.leader().ok_or(EtcdError::NoLeader)?;
+        let url = self
+            .ctx
+            .membership()
+            .members
+            .iter()
+            .find(|m| m.id == leader)
+            .and_then(|m| m.client_urls.first().cloned())
+            .ok_or(EtcdError::NotLeader)?;
+        let call = async {
+            let mut client = pb::cluster_client::ClusterClient::connect(url)
+                .await
+                .map_err(|_| Status::from(EtcdError::NotLeader))?;
+            let mut req = Request::new(pb::MemberPromoteRequest { id });
+            req.metadata_mut()
+                .insert(FORWARDED, tonic::metadata::MetadataValue::from_static("1"));
+            client.member_promote(req).await
+        };
+        let answer = tokio::time::timeout(std::time::Duration::from_secs(5), call)
+            .await
+            .map_err(|_| Status::from(EtcdError::Timeout))??
+            .into_inner();
+        Ok(Response::new(pb::MemberPromoteResponse {
+            header: self.header(),
+            members: answer.members,
+        }))
     }
 
     /// The member `id`, or etcd's not-found.
@@ -234,18 +271,22 @@ impl Cluster for ClusterService {
     }
 
     /// Makes a learner a voter once its log is within 90% of the leader's. Only the leader
-    /// knows how far each member is; a follower answers etcd's not-leader.
+    /// knows how far each member is: a follower forwards the call to it.
     async fn member_promote(
         &self,
         req: Request<pb::MemberPromoteRequest>,
     ) -> Result<Response<pb::MemberPromoteResponse>, Status> {
+        let forwarded = req.metadata().contains_key(FORWARDED);
         let id = req.into_inner().id;
         let target = self.member(id)?;
         if !target.is_learner {
             return Err(EtcdError::MemberNotLearner.into());
         }
         let Some((last, progress)) = self.ctx.raft.progress().await? else {
-            return Err(EtcdError::NotLeader.into());
+            if forwarded {
+                return Err(EtcdError::NotLeader.into());
+            }
+            return self.promote_on_leader(id).await;
         };
         let matched = progress
             .iter()

@@ -259,8 +259,10 @@ async fn learner_is_promoted_once_in_sync_and_leadership_moves() {
     );
     let list = member_list(&c, leader);
     assert!(list.iter().any(|m| m.0 == a.id && m.3), "{list:?}");
+    // Through a follower, which forwards it to the leader.
+    let follower = (0..3).find(|i| *i != leader).unwrap_or(0);
     wait_for("promote accepted once the learner caught up", || {
-        etcdctl(&c, leader, &["member", "promote", &a.id])
+        etcdctl(&c, follower, &["member", "promote", &a.id])
             .0
             .then_some(())
     });
