@@ -59,15 +59,20 @@ fn ready_to_add_voter(m: &Membership) -> bool {
     (started == 1 && after == 2) || started > after / 2
 }
 
-/// etcd's `IsReadyToRemoveVotingMember`: the started members left must be a quorum.
-fn ready_to_remove_voter(m: &Membership, id: u64) -> bool {
-    let voters: Vec<_> = m.members.iter().filter(|m| !m.is_learner).collect();
-    let left = voters.len().saturating_sub(1);
-    let started = voters
+/// etcd 3.4's removal check: a member that is down may go; otherwise the voters this member
+/// reaches (itself included), less the one removed, must stay a quorum of the voters left.
+fn removal_keeps_quorum(m: &Membership, id: u64, connected: impl Fn(u64) -> bool) -> bool {
+    if id != m.local_id && !connected(id) {
+        return true;
+    }
+    let voters: Vec<u64> = m
+        .members
         .iter()
-        .filter(|m| m.id != id && !m.name.is_empty())
-        .count();
-    started > left / 2
+        .filter(|x| !x.is_learner)
+        .map(|x| x.id)
+        .collect();
+    let active = voters.iter().filter(|v| connected(**v)).count();
+    active.saturating_sub(1) > voters.len().saturating_sub(1) / 2
 }
 
 impl ClusterService {
@@ -92,11 +97,21 @@ impl ClusterService {
     /// etcd's `isConnectedFullySince`: this member reaches every other voter now, so a change
     /// that raises the quorum does not wait on a member that is down.
     fn connected_to_voters(&self, m: &Membership) -> bool {
-        let stats = self.ctx.raft.peer_stats();
         m.members
             .iter()
-            .filter(|x| !x.is_learner && x.id != self.ctx.member_id)
-            .all(|x| stats.iter().any(|s| s.id == x.id && s.connected))
+            .filter(|x| !x.is_learner)
+            .all(|x| self.connected(x.id))
+    }
+
+    /// Whether this member's raft stream to `id` is up (always, for itself).
+    fn connected(&self, id: u64) -> bool {
+        id == self.ctx.member_id
+            || self
+                .ctx
+                .raft
+                .peer_stats()
+                .iter()
+                .any(|s| s.id == id && s.connected)
     }
 
     /// Asks the leader, which alone knows how far the learner is, to promote it (etcd
@@ -212,9 +227,9 @@ impl Cluster for ClusterService {
             let m = self.ctx.membership();
             if self.ctx.strict_reconfig_check
                 && !target.is_learner
-                && !ready_to_remove_voter(&m, id)
+                && !removal_keeps_quorum(&m, id, |x| self.connected(x))
             {
-                return Err(EtcdError::NotEnoughStartedMembers.into());
+                return Err(EtcdError::Unhealthy.into());
             }
             let mut set = m.to_set();
             set.members.retain(|x| x.id != id);
@@ -345,9 +360,17 @@ mod tests {
         assert!(ready_to_add_voter(&membership(&[true, true, true])));
         // 2 started of 3 (one never started): 4 would need 3.
         assert!(!ready_to_add_voter(&membership(&[true, true, false])));
-        // Removing a started member of 3 with one never started leaves 1 of 2.
-        assert!(!ready_to_remove_voter(&membership(&[true, true, false]), 1));
-        assert!(ready_to_remove_voter(&membership(&[true, true, false]), 3));
+    }
+
+    #[test]
+    fn removals_keep_a_quorum_of_reachable_voters() {
+        let m = membership(&[true, true, true]);
+        // All three reachable: removing one leaves 2 of 2.
+        assert!(removal_keeps_quorum(&m, 2, |_| true));
+        // Member 3 is down: removing it is safe, removing member 2 leaves 1 of 2.
+        let up = |id: u64| id != 3;
+        assert!(removal_keeps_quorum(&m, 3, up));
+        assert!(!removal_keeps_quorum(&m, 2, up));
     }
 
     #[test]

@@ -353,6 +353,15 @@ async fn member_down_refuses_voter_add_then_change_survives_a_kill() {
         let (ok, _, err) = etcdctl(&c, 0, &["member", "add", "m4", &url]);
         (!ok && err.contains("etcdserver: unhealthy cluster")).then_some(())
     });
+    // Removing a running voter would leave 1 of 2 reachable.
+    let m2 = member_list(&c, 0)
+        .into_iter()
+        .find(|m| m.2 == "m2")
+        .map(|m| m.0)
+        .expect("m2 is listed");
+    let (ok, _, err) = etcdctl(&c, 0, &["member", "remove", &m2]);
+    assert!(!ok);
+    assert!(err.contains("etcdserver: unhealthy cluster"), "{err}");
     c.members[2].start_again();
     c.members[2].wait_healthy();
 
