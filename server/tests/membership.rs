@@ -146,7 +146,7 @@ async fn grow_three_to_five_and_back_to_three() {
     for name in ["m4", "m5"] {
         let port = free_port();
         let a = member_add(&c, 0, name, port, false);
-        let i = c.join(name, port, &a.initial_cluster);
+        let i = c.join(name, port, &a.initial_cluster, &[]);
         c.members[i].wait_healthy();
         // Data written before the member existed reaches it.
         let got = wait_for("the new member holds the old data", || {
@@ -248,7 +248,7 @@ async fn learner_is_promoted_once_in_sync_and_leadership_moves() {
         "{err}"
     );
 
-    let l = c.join("m4", port, &a.initial_cluster);
+    let l = c.join("m4", port, &a.initial_cluster, &[]);
     c.members[l].wait_healthy();
     assert_eq!(
         wait_for(
@@ -382,7 +382,7 @@ async fn member_down_refuses_voter_add_then_change_survives_a_kill() {
         "m1=http://127.0.0.1:{},m2=http://127.0.0.1:{},m3=http://127.0.0.1:{},m4=http://127.0.0.1:{port}",
         c.members[0].peer_port, c.members[1].peer_port, c.members[2].peer_port
     );
-    let l = c.join("m4", port, &initial);
+    let l = c.join("m4", port, &initial, &[]);
     c.members[l].kill9();
     c.members[l].start_again();
     c.members[l].wait_healthy();
@@ -406,4 +406,44 @@ async fn member_down_refuses_voter_add_then_change_survives_a_kill() {
     })
     .await
     .expect("put after the change");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_joining_by_snapshot_learns_the_members_from_it() {
+    // The log is compacted far past its start: the new member gets the store itself.
+    let flags = ["--snapshot-count", "50"];
+    let mut c = Cluster::start(3, &flags);
+    for i in 0..300 {
+        put(&c, i % 3, &format!("k{i}"), &format!("v{i}"));
+    }
+    let port = free_port();
+    let a = member_add(&c, 0, "m4", port, false);
+    let i = c.join("m4", port, &a.initial_cluster, &flags);
+    c.members[i].wait_healthy();
+    assert_eq!(
+        wait_for("the new member holds the data", || serializable_get(
+            &c, i, "k299"
+        )),
+        "v299"
+    );
+    assert!(
+        c.members[i]
+            .log_tail()
+            .contains("installing a snapshot from the leader")
+            || std::fs::read_to_string(c.members[i].data_dir.with_extension("log"))
+                .unwrap_or_default()
+                .contains("installing a snapshot from the leader"),
+        "m4 caught up without a snapshot:\n{}",
+        c.members[i].log_tail()
+    );
+    let list = member_list(&c, i);
+    assert_eq!(list.len(), 4, "{list:?}");
+    assert!(list.iter().all(|m| m.1 == "started"), "{list:?}");
+    // It takes part: with one old member down, the other two and m4 still commit.
+    c.members[0].kill9();
+    put(&c, i, "after", "snapshot");
+    assert_eq!(
+        wait_for("m2 sees m4's write", || serializable_get(&c, 1, "after")),
+        "snapshot"
+    );
 }
