@@ -28,10 +28,11 @@ pub enum Action {
     Stop { name: String },
     /// Start a stopped member again.
     Start { name: String },
-    /// Add a member through `etcrctl member add` and start it joining the running cluster.
+    /// Add a member through `etcrctl member add` (as a learner), start it joining the running
+    /// cluster, and promote it once it has caught up.
     Add {
         name: String,
-        /// Add it as a learner (promote it with `etcrctl member promote`).
+        /// Leave it a learner (promote it later with `etcrctl member promote`).
         #[arg(long)]
         learner: bool,
     },
@@ -166,12 +167,11 @@ fn add(name: &str, learner: bool) -> anyhow::Result<()> {
         peer_url: format!("http://127.0.0.1:{}", 2380 + 10000 * slot),
         pid: None,
     };
+    // Added as a learner first (etcd's advice): a voter that has no log yet would raise the
+    // quorum at once, and with raft-core's rule (a change counts from when it is in the log)
+    // a one-member cluster could not even commit the add until the new member runs.
     let peer_urls = format!("--peer-urls={}", m.peer_url);
-    let mut args = vec!["member", "add", name, &peer_urls];
-    if learner {
-        args.push("--learner");
-    }
-    let out = etcrctl(&state, &args)?;
+    let out = etcrctl(&state, &["member", "add", name, &peer_urls, "--learner"])?;
     print!("{out}");
     let initial_cluster = out
         .lines()
@@ -189,21 +189,49 @@ fn add(name: &str, learner: bool) -> anyhow::Result<()> {
     let url = m.client_url.clone();
     state.members.push(m);
     save(&state)?;
-    wait_healthy(&[url])
+    wait_healthy(&[url])?;
+    if learner {
+        return Ok(());
+    }
+    let id = member_id(&state, name)?;
+    eprint!("promoting {name} once it has caught up");
+    let mut last_error = String::new();
+    let promoted = health::wait_until(Duration::from_secs(60), || {
+        eprint!(".");
+        match etcrctl(&state, &["member", "promote", &id]) {
+            Ok(out) => {
+                print!("{out}");
+                true
+            }
+            Err(e) => {
+                last_error = e.to_string();
+                false
+            }
+        }
+    });
+    eprintln!();
+    if !promoted {
+        anyhow::bail!("{name} stays a learner: {last_error}");
+    }
+    Ok(())
 }
 
-fn remove(name: &str) -> anyhow::Result<()> {
-    let mut state = load()?;
-    find(&mut state, name)?;
+/// The id `member list` gives the member named `name`.
+fn member_id(state: &State, name: &str) -> anyhow::Result<String> {
     // `member list`: id, status, name, peer URLs, client URLs, is learner.
-    let list = etcrctl(&state, &["member", "list"])?;
-    let id = list
+    etcrctl(state, &["member", "list"])?
         .lines()
         .find_map(|l| {
             let f: Vec<&str> = l.split(", ").collect();
             (f.get(2) == Some(&name)).then(|| f[0].to_string())
         })
-        .ok_or_else(|| anyhow::anyhow!("the cluster lists no member named {name:?}"))?;
+        .ok_or_else(|| anyhow::anyhow!("the cluster lists no member named {name:?}"))
+}
+
+fn remove(name: &str) -> anyhow::Result<()> {
+    let mut state = load()?;
+    find(&mut state, name)?;
+    let id = member_id(&state, name)?;
     print!("{}", etcrctl(&state, &["member", "remove", &id])?);
     if let Some(m) = state.members.iter_mut().find(|m| m.name == name) {
         stop_member(m);
