@@ -447,3 +447,28 @@ async fn a_member_joining_by_snapshot_learns_the_members_from_it() {
         "snapshot"
     );
 }
+
+/// The path `cargo xtask cluster add` takes: a learner first, promoted once caught up, so a
+/// one-member cluster grows without ever needing a member that is not running yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_member_grows_through_a_learner() {
+    let mut c = Cluster::start(1, &[]);
+    put(&c, 0, "k", "v");
+    let port = free_port();
+    let a = member_add(&c, 0, "m2", port, true);
+    let i = c.join("m2", port, &a.initial_cluster, &[]);
+    c.members[i].wait_healthy();
+    wait_for("the learner is promoted", || {
+        etcdctl(&c, 0, &["member", "promote", &a.id])
+            .0
+            .then_some(())
+    });
+    let list = member_list(&c, i);
+    assert_eq!(list.len(), 2, "{list:?}");
+    assert!(list.iter().all(|m| !m.3 && m.1 == "started"), "{list:?}");
+    put(&c, i, "k2", "v2");
+    assert_eq!(
+        wait_for("m1 sees m2's write", || serializable_get(&c, 0, "k2")),
+        "v2"
+    );
+}
