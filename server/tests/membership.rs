@@ -197,6 +197,15 @@ async fn grow_three_to_five_and_back_to_three() {
         wait_removed(&c, i);
         c.members[i].kill9();
     }
+    // A removed member started again still refuses to serve, and says why.
+    c.members[3].start_again();
+    let log = c.members[3].data_dir.with_extension("log");
+    wait_for("the restarted removed member says why", || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        (text.matches("permanently removed from the cluster").count() >= 2).then_some(())
+    });
+    assert!(!common::healthy(c.members[3].client_port));
+    c.members[3].kill9();
     let list = member_list(&c, 1);
     assert_eq!(list.len(), 3, "{list:?}");
     put(&c, 2, "after", "shrink");

@@ -61,7 +61,8 @@ pub struct Applier {
 const REMOVED_PEER_GRACE: Duration = Duration::from_secs(2);
 
 /// etcd's words for a member that applied its own removal.
-const REMOVED: &str = "etcdserver: the member has been permanently removed from the cluster";
+pub(super) const REMOVED: &str =
+    "etcdserver: the member has been permanently removed from the cluster";
 
 /// How long the store's write transaction stays open for more batches when no read waits:
 /// one commit (and fsync) then covers every batch that arrives meanwhile.

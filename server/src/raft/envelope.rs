@@ -143,6 +143,22 @@ mod tests {
             })),
         };
         assert_eq!(Envelope::decode(&alarm.encode().unwrap()).unwrap(), alarm);
+        let members = Envelope {
+            origin: 7,
+            id: 44,
+            payload: Payload::Members(mvcc::MemberSet {
+                cluster_id: 3,
+                members: vec![mvcc::MemberRecord {
+                    id: 7,
+                    peer_urls: vec!["http://a:1".into()],
+                    is_learner: true,
+                }],
+            }),
+        };
+        assert_eq!(
+            Envelope::decode(&members.encode().unwrap()).unwrap(),
+            members
+        );
     }
 
     #[test]

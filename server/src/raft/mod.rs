@@ -76,9 +76,10 @@ impl RaftNode {
         watch: crate::watch::CommitNotifier,
     ) -> anyhow::Result<RaftNode> {
         // The caller overlaid the store's member set on the bootstrap identity.
-        let (local_id, conf_state) = {
+        let (local_id, conf_state, removed) = {
             let m = membership.read().unwrap_or_else(|p| p.into_inner());
-            (m.local_id, m.conf_state())
+            let removed = !m.joining && !m.members.iter().any(|x| x.id == m.local_id);
+            (m.local_id, m.conf_state(), removed)
         };
         let voters = conf_state.voters.clone();
         let (log, recovered) = durable_log::DurableLog::open(&settings.member_dir.join("wal"))?;
@@ -135,6 +136,12 @@ impl RaftNode {
             hard_state.commit,
         );
         let shared = Arc::new(shared);
+        if removed {
+            // Restarted after its removal: it says why again, and its raft loop (which has
+            // no vote) never campaigns.
+            tracing::error!("{}; this member does not serve", apply::REMOVED);
+            shared.halt(apply::REMOVED.to_string());
+        }
         let waiters = Arc::new(Waiters::default());
         let (inputs_tx, inputs_rx) = crossbeam_channel::unbounded();
         let (apply_tx, apply_rx) = crossbeam_channel::unbounded();
