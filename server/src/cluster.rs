@@ -40,14 +40,18 @@ fn pb_member(m: &crate::membership::Member) -> pb::Member {
     }
 }
 
-/// Peer URLs as etcd accepts them: `http(s)://host:port`, normalized like `--initial-cluster`.
+/// Peer URLs as etcd accepts them: `http(s)://host:port`, normalized like `--initial-cluster`
+/// and sorted, as etcd keeps them.
 fn parse_peer_urls(urls: &[String]) -> Result<Vec<String>, EtcdError> {
     if urls.is_empty() {
         return Err(EtcdError::MemberBadUrls);
     }
-    urls.iter()
+    let mut urls = urls
+        .iter()
         .map(|u| crate::config::normalize_url(u).map_err(|_| EtcdError::MemberBadUrls))
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    urls.sort();
+    Ok(urls)
 }
 
 /// etcd's `IsReadyToAddVotingMember`: after the add, the members that have started (published
@@ -380,6 +384,12 @@ mod tests {
             parse_peer_urls(&["not a url".into()]),
             Err(EtcdError::MemberBadUrls)
         );
-        assert!(parse_peer_urls(&["http://127.0.0.1:2380".into()]).is_ok());
+        assert_eq!(
+            parse_peer_urls(&["http://127.0.0.1:9".into(), "http://127.0.0.1:10".into()]),
+            Ok(vec![
+                "http://127.0.0.1:10".to_string(),
+                "http://127.0.0.1:9".to_string()
+            ])
+        );
     }
 }
