@@ -93,6 +93,25 @@ impl ClusterService {
             .collect()
     }
 
+    /// The members of a set this member proposed, with the names and client URLs it knows:
+    /// the answer to a change, which may come before this member applied it.
+    fn members_of(&self, set: &mvcc::MemberSet) -> Vec<pb::Member> {
+        let m = self.ctx.membership();
+        set.members
+            .iter()
+            .map(|r| {
+                let known = m.members.iter().find(|x| x.id == r.id);
+                pb::Member {
+                    id: r.id,
+                    name: known.map(|x| x.name.clone()).unwrap_or_default(),
+                    peer_ur_ls: r.peer_urls.clone(),
+                    client_ur_ls: known.map(|x| x.client_urls.clone()).unwrap_or_default(),
+                    is_learner: r.is_learner,
+                }
+            })
+            .collect()
+    }
+
     fn header(&self) -> Option<pb::ResponseHeader> {
         // etcd's member headers carry no revision: membership is not in the keyspace.
         self.ctx.header_info().at(0)
@@ -208,7 +227,10 @@ impl Cluster for ClusterService {
         } else {
             ConfChangeType::AddNode
         };
-        self.ctx.raft.change_membership(kind, id, set).await?;
+        self.ctx
+            .raft
+            .change_membership(kind, id, set.clone())
+            .await?;
         Ok(Response::new(pb::MemberAddResponse {
             header: self.header(),
             member: Some(pb::Member {
@@ -217,7 +239,7 @@ impl Cluster for ClusterService {
                 is_learner: r.is_learner,
                 ..Default::default()
             }),
-            members: self.members(),
+            members: self.members_of(&set),
         }))
     }
 
@@ -241,11 +263,11 @@ impl Cluster for ClusterService {
         };
         self.ctx
             .raft
-            .change_membership(ConfChangeType::RemoveNode, id, set)
+            .change_membership(ConfChangeType::RemoveNode, id, set.clone())
             .await?;
         Ok(Response::new(pb::MemberRemoveResponse {
             header: self.header(),
-            members: self.members(),
+            members: self.members_of(&set),
         }))
     }
 
@@ -323,11 +345,11 @@ impl Cluster for ClusterService {
         }
         self.ctx
             .raft
-            .change_membership(ConfChangeType::AddNode, id, set)
+            .change_membership(ConfChangeType::AddNode, id, set.clone())
             .await?;
         Ok(Response::new(pb::MemberPromoteResponse {
             header: self.header(),
-            members: self.members(),
+            members: self.members_of(&set),
         }))
     }
 }

@@ -450,6 +450,8 @@ async fn a_member_joining_by_snapshot_learns_the_members_from_it() {
     assert!(list.iter().all(|m| m.1 == "started"), "{list:?}");
     // It takes part: with one old member down, the other two and m4 still commit.
     c.members[0].kill9();
+    // A write forwarded to a dead leader is lost until the others elect a new one.
+    c.leader(WAIT).await;
     put(&c, i, "after", "snapshot");
     assert_eq!(
         wait_for("m2 sees m4's write", || serializable_get(&c, 1, "after")),
@@ -473,6 +475,26 @@ async fn one_member_grows_through_a_learner() {
             .then_some(())
     });
     let list = member_list(&c, i);
+    assert_eq!(list.len(), 2, "{list:?}");
+    assert!(list.iter().all(|m| !m.3 && m.1 == "started"), "{list:?}");
+    put(&c, i, "k2", "v2");
+    assert_eq!(
+        wait_for("m1 sees m2's write", || serializable_get(&c, 0, "k2")),
+        "v2"
+    );
+}
+
+/// A voter added to a lone member is needed for the new quorum: etcd answers the add once the
+/// old membership holds it, and so does etcr; the cluster writes again once the member runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_member_adds_a_voter_it_then_needs() {
+    let mut c = Cluster::start(1, &[]);
+    put(&c, 0, "k", "v");
+    let port = free_port();
+    let a = member_add(&c, 0, "m2", port, false);
+    let i = c.join("m2", port, &a.initial_cluster, &[]);
+    c.members[i].wait_healthy();
+    let list = member_list(&c, 0);
     assert_eq!(list.len(), 2, "{list:?}");
     assert!(list.iter().all(|m| !m.3 && m.1 == "started"), "{list:?}");
     put(&c, i, "k2", "v2");

@@ -21,9 +21,10 @@ use tracing::{debug, info, warn};
 
 use super::apply::ApplyItem;
 use super::durable_log::DurableLog;
+use super::envelope::{Envelope, Payload};
 use super::shared::Shared;
 use super::snapshots::Snapshots;
-use super::waiters::Waiters;
+use super::waiters::{Answer, Waiters};
 use super::PeerTransport;
 use crate::errors::EtcdError;
 use crate::metrics::Metrics;
@@ -78,6 +79,16 @@ pub struct Driver {
     pub received_snapshot: Option<(u64, PathBuf)>,
     /// The last index handed to the apply thread (or installed by a snapshot).
     pub handed_out: u64,
+    /// A membership change this leader proposed, not yet answered.
+    pub pending_change: Option<PendingChange>,
+}
+
+/// A membership change proposed on this leader: its entry, and who voted before it.
+pub struct PendingChange {
+    id: u64,
+    index: u64,
+    term: u64,
+    old_voters: Vec<u64>,
 }
 
 /// Linearizable reads waiting for a read index: all reads that arrive in one turn share one
@@ -142,6 +153,36 @@ impl Driver {
                 }
             }
             self.maybe_compact();
+            self.answer_change_held_by_old_quorum();
+        }
+    }
+
+    /// etcd answers a membership change once the old membership has committed it; raft-core
+    /// commits it under the new one (see `raft_core::confchange`), which may need the very
+    /// member being added. Once a majority of the old voters holds the entry it can no longer
+    /// be lost (a candidate without it cannot win a majority of either membership), so the
+    /// caller gets its answer then, as from etcd.
+    fn answer_change_held_by_old_quorum(&mut self) {
+        let Some(p) = &self.pending_change else {
+            return;
+        };
+        let st = self.node.status();
+        if st.soft_state.role != StateRole::Leader
+            || st.hard_state.term != p.term
+            || st.hard_state.commit >= p.index
+        {
+            // Lost with the leadership, or committed: applying it answers, if anything does.
+            self.pending_change = None;
+            return;
+        }
+        let holding = p
+            .old_voters
+            .iter()
+            .filter(|v| st.progress.get(v).is_some_and(|pr| pr.matched >= p.index))
+            .count();
+        if holding > p.old_voters.len() / 2 {
+            self.waiters.answer(p.id, Ok(Answer::Members));
+            self.pending_change = None;
         }
     }
 
@@ -150,8 +191,20 @@ impl Driver {
         match input {
             Input::Removed => return true,
             Input::ConfChange { id, cc } => {
-                if let Err(e) = self.node.propose_conf_change(cc) {
-                    self.waiters.answer(id, Err(raft_error(e)));
+                let before = self.node.status();
+                let last = self.node.last_index();
+                match self.node.propose_conf_change(cc) {
+                    Err(e) => self.waiters.answer(id, Err(raft_error(e))),
+                    Ok(()) if before.soft_state.role == StateRole::Leader => {
+                        self.pending_change =
+                            (self.node.last_index() > last).then(|| PendingChange {
+                                id,
+                                index: self.node.last_index(),
+                                term: before.hard_state.term,
+                                old_voters: before.conf_state.voters,
+                            });
+                    }
+                    Ok(()) => {}
                 }
             }
             Input::TransferLeader(to) => {
@@ -274,6 +327,7 @@ impl Driver {
                 .map_err(|e| e.to_string())?;
             self.handed_out = self.handed_out.max(index);
         }
+        self.reach_added_members(&rd.entries);
         let started = Instant::now();
         self.log
             .append(&rd.entries, rd.hard_state.as_ref(), rd.must_sync)
@@ -309,6 +363,41 @@ impl Driver {
         }
         self.node.advance(rd);
         Ok(())
+    }
+
+    /// raft-core replicates under a membership from when it is in the log, so the transport
+    /// must reach an added member from then on, not only once the change is applied (which,
+    /// when the new member is needed for the quorum, waits for it).
+    fn reach_added_members(&mut self, entries: &[raft_core::Entry]) {
+        for e in entries {
+            if e.entry_type != raft_core::EntryType::ConfChange {
+                continue;
+            }
+            let Ok((cc, _)) = raft_core::decode_conf_change(&e.data) else {
+                continue;
+            };
+            if cc.change_type == raft_core::ConfChangeType::RemoveNode {
+                continue;
+            }
+            let Ok(Envelope {
+                payload: Payload::Members(set),
+                ..
+            }) = Envelope::decode(&cc.context)
+            else {
+                continue;
+            };
+            let url = set
+                .members
+                .iter()
+                .find(|m| m.id == cc.node_id)
+                .and_then(|m| m.peer_urls.first());
+            if let Some(Ok(addrs)) = url.map(|u| crate::config::listen_addrs(u)) {
+                if let Some(addr) = addrs.first() {
+                    let _runtime = self.snapshots.rt.enter();
+                    self.transport.add_peer(cc.node_id, *addr);
+                }
+            }
+        }
     }
 
     /// A member removed from the cluster no longer gets the log (the leader replicates under

@@ -195,6 +195,7 @@ impl RaftNode {
             reads: Default::default(),
             received_snapshot: None,
             handed_out: applied,
+            pending_change: None,
         };
         std::thread::Builder::new()
             .name("etcr-raft".into())
