@@ -113,6 +113,25 @@ fn member_list(c: &Cluster, via: usize) -> Vec<(String, String, String, bool)> {
         .collect()
 }
 
+type Listed = Vec<(String, String, String, bool)>;
+
+/// `member list` once it satisfies `ok`: members apply a change each at their own pace.
+fn wait_list(c: &Cluster, via: usize, ok: impl Fn(&Listed) -> bool) -> Listed {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let last = member_list(c, via);
+        if ok(&last) {
+            return last;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "member list via {} never matched: {last:?}",
+            c.members[via].name
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn serializable_get(c: &Cluster, via: usize, key: &str) -> Option<String> {
     let (ok, out, _) = etcdctl(
         c,
@@ -155,9 +174,9 @@ async fn grow_three_to_five_and_back_to_three() {
         assert_eq!(got, "v19");
         added.push((i, a.id));
     }
-    let list = member_list(&c, 4);
-    assert_eq!(list.len(), 5, "{list:?}");
-    assert!(list.iter().all(|m| m.1 == "started" && !m.3), "{list:?}");
+    wait_list(&c, 4, |l| {
+        l.len() == 5 && l.iter().all(|m| m.1 == "started" && !m.3)
+    });
     // The joined members learned the cluster id from the log.
     let cluster_of = |i: usize| {
         let endpoint = c.members[i].endpoint();
@@ -206,8 +225,7 @@ async fn grow_three_to_five_and_back_to_three() {
     });
     assert!(!common::healthy(c.members[3].client_port));
     c.members[3].kill9();
-    let list = member_list(&c, 1);
-    assert_eq!(list.len(), 3, "{list:?}");
+    wait_list(&c, 1, |l| l.len() == 3);
     put(&c, 2, "after", "shrink");
     assert_eq!(
         wait_for("m1 sees the write", || serializable_get(&c, 0, "after")),
@@ -266,8 +284,7 @@ async fn learner_is_promoted_once_in_sync_and_leadership_moves() {
         ),
         "v19"
     );
-    let list = member_list(&c, leader);
-    assert!(list.iter().any(|m| m.0 == a.id && m.3), "{list:?}");
+    wait_list(&c, leader, |l| l.iter().any(|m| m.0 == a.id && m.3));
     // Through a follower, which forwards it to the leader.
     let follower = (0..3).find(|i| *i != leader).unwrap_or(0);
     wait_for("promote accepted once the learner caught up", || {
@@ -275,8 +292,7 @@ async fn learner_is_promoted_once_in_sync_and_leadership_moves() {
             .0
             .then_some(())
     });
-    let list = member_list(&c, 0);
-    assert!(list.iter().all(|m| !m.3), "{list:?}");
+    wait_list(&c, 0, |l| l.iter().all(|m| !m.3));
     let (ok, _, err) = etcdctl(&c, leader, &["member", "promote", &a.id]);
     assert!(!ok);
     assert!(
@@ -381,7 +397,7 @@ async fn member_down_refuses_voter_add_then_change_survives_a_kill() {
         let (ok, _, _) = etcdctl(&c, 0, &["member", "add", "--learner", "m4", &url]);
         ok.then_some(())
     });
-    let list = member_list(&c, 0);
+    let list = wait_list(&c, 0, |l| l.iter().any(|m| m.3));
     let id = list
         .iter()
         .find(|m| m.3)
@@ -401,11 +417,9 @@ async fn member_down_refuses_voter_add_then_change_survives_a_kill() {
         )),
         "v"
     );
-    let list = member_list(&c, l);
-    assert!(
-        list.iter().any(|m| m.0 == id && m.1 == "started"),
-        "{list:?}"
-    );
+    wait_list(&c, l, |list| {
+        list.iter().any(|m| m.0 == id && m.1 == "started")
+    });
     // Writes are not stuck behind the change.
     let mut kv = c.members[0].kv().await;
     kv.put(PutRequest {
@@ -445,9 +459,9 @@ async fn a_member_joining_by_snapshot_learns_the_members_from_it() {
         "m4 caught up without a snapshot:\n{}",
         c.members[i].log_tail()
     );
-    let list = member_list(&c, i);
-    assert_eq!(list.len(), 4, "{list:?}");
-    assert!(list.iter().all(|m| m.1 == "started"), "{list:?}");
+    wait_list(&c, i, |l| {
+        l.len() == 4 && l.iter().all(|m| m.1 == "started")
+    });
     // It takes part: with one old member down, the other two and m4 still commit.
     c.members[0].kill9();
     // A write forwarded to a dead leader is lost until the others elect a new one.
@@ -474,9 +488,9 @@ async fn one_member_grows_through_a_learner() {
             .0
             .then_some(())
     });
-    let list = member_list(&c, i);
-    assert_eq!(list.len(), 2, "{list:?}");
-    assert!(list.iter().all(|m| !m.3 && m.1 == "started"), "{list:?}");
+    wait_list(&c, i, |l| {
+        l.len() == 2 && l.iter().all(|m| !m.3 && m.1 == "started")
+    });
     put(&c, i, "k2", "v2");
     assert_eq!(
         wait_for("m1 sees m2's write", || serializable_get(&c, 0, "k2")),
@@ -494,9 +508,9 @@ async fn one_member_adds_a_voter_it_then_needs() {
     let a = member_add(&c, 0, "m2", port, false);
     let i = c.join("m2", port, &a.initial_cluster, &[]);
     c.members[i].wait_healthy();
-    let list = member_list(&c, 0);
-    assert_eq!(list.len(), 2, "{list:?}");
-    assert!(list.iter().all(|m| !m.3 && m.1 == "started"), "{list:?}");
+    wait_list(&c, 0, |l| {
+        l.len() == 2 && l.iter().all(|m| !m.3 && m.1 == "started")
+    });
     put(&c, i, "k2", "v2");
     assert_eq!(
         wait_for("m1 sees m2's write", || serializable_get(&c, 0, "k2")),
