@@ -2,20 +2,23 @@
 //! the samples into a [`Report`].
 //!
 //! Each connection is one task that keeps its share of the clients busy: a client sends a
-//! request, waits for the answer, records it and sends the next. The HTTP/2 side is
-//! grpc-h2's sans-IO client, so a request costs no task, channel or lock; a generator that
-//! costs less leaves more of a small machine to the servers under test.
+//! request, waits for the answer, records it and sends the next. The clients are futures of
+//! the connection's task, beside h2's connection future, so a request costs no task or
+//! channel; a generator that costs less leaves more of a small machine to the servers under
+//! test.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use api::etcdserverpb::maintenance_client::MaintenanceClient;
 use api::etcdserverpb::StatusRequest;
-use bytes::BytesMut;
-use grpc_h2::{Answer, ClientConnection};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::future::Future;
+use std::task::Poll;
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use grpc_h2::client::Client;
 use tokio::net::TcpStream;
 use tonic::transport::{Channel, Endpoint};
 
@@ -127,20 +130,22 @@ pub async fn run(args: &Args) -> Result<Report, BenchError> {
         let tcp = open(url).await?;
         // Clients spread over the connections as evenly as they go.
         let clients = args.clients / args.conns + usize::from(i < args.clients % args.conns);
-        connections.push(ConnLoop {
+        connections.push((
             tcp,
-            authority: authority(url),
-            clients,
-            generator: generator.clone(),
-            counters: counters.clone(),
-            stop,
-            timeout,
-        });
+            ConnLoop {
+                authority: authority(url),
+                clients,
+                generator: generator.clone(),
+                counters: counters.clone(),
+                stop,
+                timeout,
+            },
+        ));
     }
     let start = Instant::now();
     let loops: Vec<_> = connections
         .into_iter()
-        .map(|c| tokio::spawn(c.run(start)))
+        .map(|(tcp, c)| tokio::spawn(c.run(tcp, start)))
         .collect();
     let progress = (!args.quiet)
         .then(|| tokio::spawn(progress(args.workload.name(), counters.clone(), start)));
@@ -218,7 +223,6 @@ async fn open(url: &str) -> Result<TcpStream, BenchError> {
 
 /// The clients of one connection.
 struct ConnLoop {
-    tcp: TcpStream,
     authority: String,
     clients: usize,
     generator: Generator,
@@ -236,90 +240,75 @@ impl ConnLoop {
         }
     }
 
-    fn send(
-        &self,
-        conn: &mut ClientConnection,
-        open: &mut HashMap<u32, Instant>,
-        result: &mut LoopResult,
-    ) -> bool {
-        let (path, message) = self.generator.next_op().encode();
-        match conn.call(path, &message) {
-            Ok(id) => {
-                open.insert(id, Instant::now());
-                true
-            }
-            Err(status) => {
-                result.error(code_name(status.code), status.message);
-                self.counters.errors.fetch_add(1, Ordering::Relaxed);
-                false
+    /// One closed-loop client: send, wait for the answer, record, send the next.
+    async fn client(&self, mut client: Client, start: Instant) -> LoopResult {
+        let mut result = LoopResult::default();
+        while self.more(start) {
+            let (path, message) = self.generator.next_op().encode();
+            let sent = Instant::now();
+            match tokio::time::timeout(self.timeout, client.unary(path, &message)).await {
+                Ok(Ok(_)) => {
+                    result.latencies_us.push(sent.elapsed().as_micros() as u64);
+                    self.counters.ok.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Err(status)) => {
+                    result.error(code_name(status.code), status.message);
+                    self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(_) => {
+                    let message = format!("no answer within {:?}", self.timeout);
+                    result.error("DeadlineExceeded".into(), message);
+                    self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
+        result
     }
 
-    async fn run(mut self, start: Instant) -> Result<LoopResult, BenchError> {
-        let mut result = LoopResult::default();
-        let mut conn = ClientConnection::new(&self.authority);
-        let mut open: HashMap<u32, Instant> = HashMap::new();
-        let mut input = BytesMut::with_capacity(64 << 10);
-        let mut answers: Vec<Answer> = Vec::new();
-        for _ in 0..self.clients {
-            if self.more(start) {
-                self.send(&mut conn, &mut open, &mut result);
-            }
-        }
-        let mut check = tokio::time::interval(Duration::from_millis(100));
+    /// Drives the connection and its clients from this one task until every client is done.
+    async fn run(self, tcp: TcpStream, start: Instant) -> Result<LoopResult, BenchError> {
         let lost = |e: String| BenchError::Task(format!("connection to {}: {e}", self.authority));
-        while !open.is_empty() {
-            let (mut rd, mut wr) = self.tcp.split();
-            tokio::select! {
-                read = rd.read_buf(&mut input) => {
-                    match read {
-                        Ok(0) => return Err(lost("closed by the server".into())),
-                        Ok(_) => {}
-                        Err(e) => return Err(lost(e.to_string())),
-                    }
-                    conn.recv(&mut input, &mut answers).map_err(|e| lost(e.to_string()))?;
+        let (client, conn) = grpc_h2::client::connect(tcp, &self.authority)
+            .await
+            .map_err(|e| lost(e.to_string()))?;
+        let mut conn = std::pin::pin!(conn);
+        let mut clients: FuturesUnordered<_> = (0..self.clients)
+            .map(|_| self.client(client.clone(), start))
+            .collect();
+        drop(client);
+        let mut total = LoopResult::default();
+        let mut closed = false;
+        std::future::poll_fn(|cx| loop {
+            let mut progress = false;
+            while let Poll::Ready(Some(mut one)) = clients.poll_next_unpin(cx) {
+                total.latencies_us.append(&mut one.latencies_us);
+                for (code, n) in one.errors {
+                    *total.errors.entry(code).or_default() += n;
                 }
-                wrote = wr.write(conn.output()), if !conn.output().is_empty() => {
-                    conn.written(wrote.map_err(|e| lost(e.to_string()))?);
+                for (code, message) in one.samples {
+                    total.samples.entry(code).or_insert(message);
                 }
-                _ = check.tick() => {
-                    let expired: Vec<u32> = open
-                        .iter()
-                        .filter(|(_, sent)| sent.elapsed() > self.timeout)
-                        .map(|(id, _)| *id)
-                        .collect();
-                    for id in expired {
-                        open.remove(&id);
-                        conn.cancel(id);
-                        result.error("DeadlineExceeded".into(), format!("no answer within {:?}", self.timeout));
-                        self.counters.errors.fetch_add(1, Ordering::Relaxed);
-                        if self.more(start) {
-                            self.send(&mut conn, &mut open, &mut result);
-                        }
+                progress = true;
+            }
+            if clients.is_empty() {
+                return Poll::Ready(Ok(()));
+            }
+            // Sends what the clients queued, and reads their answers.
+            if !closed {
+                if let Poll::Ready(r) = conn.as_mut().poll(cx) {
+                    closed = true;
+                    progress = true;
+                    if let Err(e) = r {
+                        return Poll::Ready(Err(lost(e.to_string())));
                     }
                 }
             }
-            for answer in answers.drain(..) {
-                let Some(sent) = open.remove(&answer.stream_id) else {
-                    continue;
-                };
-                match answer.result {
-                    Ok(_) => {
-                        result.latencies_us.push(sent.elapsed().as_micros() as u64);
-                        self.counters.ok.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(status) => {
-                        result.error(code_name(status.code), status.message);
-                        self.counters.errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                if self.more(start) {
-                    self.send(&mut conn, &mut open, &mut result);
-                }
+            if !progress {
+                return Poll::Pending;
             }
-        }
-        Ok(result)
+        })
+        .await?;
+        Ok(total)
     }
 }
 

@@ -25,7 +25,7 @@ enum Feature {
 }
 
 /// The features etcr's server has: their sections also run etcdctl→etcr and etcrctl→etcr.
-const ON_ETCR: &[Feature] = &[];
+const ON_ETCR: &[Feature] = &[Feature::Lease, Feature::Watch, Feature::Alarm];
 
 /// Steps on one fresh server, started with `server_args` on top of the usual flags.
 struct Section {

@@ -1,37 +1,37 @@
-//! A lean HTTP/2 server for unary gRPC calls.
+//! gRPC over hyperium's `h2`: a thin server layer that runs every call of a connection as
+//! a future of that connection's task.
 //!
-//! A general HTTP/2 stack (hyper, h2, tonic) spawns a task per request and passes each
-//! request and response through several layers of bodies, channels and locks. For small
-//! unary calls over many connections that machinery costs more than the call. This crate
-//! serves each connection from one task: it parses frames, runs the calls it finds as futures
-//! inside that task, and writes every response that is ready in one go.
+//! h2 does the HTTP/2 protocol (HPACK, flow control, CONTINUATION, the rapid-reset and
+//! header-size mitigations); this crate adds gRPC's framing, status trailers and call
+//! shapes, and no more: one task per connection drives the `h2` connection and polls the
+//! calls it accepted (a `FuturesUnordered`), so a unary call costs no task, channel or body
+//! type of its own, and its response goes out with the connection's next write. Streaming
+//! responses are produced only when the client's window has room, so a slow client holds
+//! its producer back. A call ends (is dropped) when its stream is reset, its connection
+//! ends or its `grpc-timeout` passes.
 //!
-//! What it does: the HTTP/2 connection protocol (RFC 9113) as a server, including HPACK
-//! decoding with the dynamic table and Huffman codes, flow control in both directions,
-//! SETTINGS, PING, RST_STREAM and GOAWAY (graceful shutdown); gRPC's unary framing, status
-//! trailers (`grpc-status`, percent-encoded `grpc-message`) and grpc-go's message size error.
-//! [`ClientConnection`] is the client side of the same, without IO, for load generators
-//! that keep many calls open on few connections.
-//! What it leaves out: streaming calls, compression, TLS (wrap the IO yourself) and server
-//! push. A connection that does not start with the HTTP/2 preface can be handed to another
-//! server with [`sniff`] and [`Prefixed`].
+//! [`sniff`] tells HTTP/2 from HTTP/1 on a shared port; [`AuthorityFix`] lets etcdctl 3.4's
+//! URL-shaped authority through; [`client`] is a minimal unary client for load generators.
 //!
 //! ```
 //! use std::sync::Arc;
-//! use bytes::{Bytes, BytesMut};
-//! use futures::future::{BoxFuture, FutureExt};
-//! use grpc_h2::{serve_connection, Handler, Limits, Status};
+//! use futures::future::FutureExt;
+//! use grpc_h2::{serve_connection, CallKind, Handler, Limits, Metadata, Request, Response, Status};
 //!
 //! /// Answers `/echo.Echo/Say` with the request itself.
 //! struct Echo;
 //!
 //! impl Handler for Echo {
-//!     fn call(&self, path: &str, message: Bytes) -> BoxFuture<'static, Result<Bytes, Status>> {
-//!         let result = match path {
-//!             "/echo.Echo/Say" => Ok(message),
+//!     fn kind(&self, path: &str) -> Result<CallKind, Status> {
+//!         match path {
+//!             "/echo.Echo/Say" => Ok(CallKind::Unary),
 //!             _ => Err(Status::new(Status::UNIMPLEMENTED, format!("unknown method {path}"))),
-//!         };
-//!         async move { result }.boxed()
+//!         }
+//!     }
+//!
+//!     fn call(&self, _path: &str, _metadata: Metadata, request: Request) -> Response {
+//!         let Request::Message(message) = request else { unreachable!("a unary call") };
+//!         Response::Unary(async move { Ok(message) }.boxed())
 //!     }
 //! }
 //!
@@ -41,44 +41,47 @@
 //! let addr = listener.local_addr()?;
 //! tokio::spawn(async move {
 //!     while let Ok((tcp, _)) = listener.accept().await {
-//!         let limits = Limits { max_message: 4 << 20, max_streams: 1000 };
-//!         tokio::spawn(serve_connection(tcp, BytesMut::new(), Arc::new(Echo), limits, std::future::pending()));
+//!         let serve = serve_connection(tcp, Arc::new(Echo), Limits::default(), std::future::pending());
+//!         tokio::spawn(serve);
 //!     }
 //! });
 //!
-//! // Any gRPC client works; here tonic sends one unary call.
-//! let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?.connect().await?;
-//! let mut client = tonic::client::Grpc::new(channel);
-//! client.ready().await?;
-//! let path = tonic::codegen::http::uri::PathAndQuery::from_static("/echo.Echo/Say");
-//! let codec = tonic_prost::ProstCodec::<String, String>::default();
-//! let reply = client.unary(tonic::Request::new("hello".to_string()), path, codec).await?;
-//! assert_eq!(reply.into_inner(), "hello");
+//! let tcp = tokio::net::TcpStream::connect(addr).await?;
+//! let (mut client, conn) = grpc_h2::client::connect(tcp, &addr.to_string()).await?;
+//! tokio::spawn(conn);
+//! let reply = client.unary("/echo.Echo/Say", b"hello").await?;
+//! assert_eq!(&reply[..], b"hello");
 //! # Ok(())
 //! # }
 //! ```
 
-mod client;
-mod conn;
-mod frame;
-mod hpack;
+mod authority;
+pub mod client;
+mod handler;
 mod message;
+mod metadata;
+mod pings;
 mod serve;
 mod sniff;
 mod status;
+mod unsent;
 
-pub use client::{Answer, ClientConnection};
-pub use conn::{ConnError, Limits};
-pub use frame::{Reason, PREFACE};
-pub use serve::{serve_connection, Handler};
-pub use sniff::{sniff, Prefixed};
+pub use authority::AuthorityFix;
+pub use handler::{CallKind, Handler, Request, Response};
+pub use metadata::Metadata;
+pub use serve::{serve_connection, Limits};
+pub use sniff::{sniff, Prefixed, PREFACE};
 pub use status::Status;
 
 /// Why a connection ended abnormally.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("connection IO: {0}")]
-    Io(#[from] std::io::Error),
-    #[error(transparent)]
-    Protocol(#[from] ConnError),
+    #[error("HTTP/2: {0}")]
+    H2(#[from] h2::Error),
+    #[error("no HTTP/2 handshake within the handshake timeout")]
+    HandshakeTimeout,
+    #[error("the client did not answer a keepalive ping in time")]
+    KeepaliveTimeout,
+    #[error("not an HTTP/2 authority: {0}")]
+    Authority(String),
 }

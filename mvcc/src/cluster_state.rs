@@ -342,7 +342,8 @@ pub(crate) fn apply(
 /// lease grant command belongs here.)
 pub fn takes_space(cmd: &Command) -> bool {
     match cmd {
-        Command::Put(_) => true,
+        // etcd refuses grants under NOSPACE too; revokes and expiries free space.
+        Command::Put(_) | Command::LeaseGrant(_) => true,
         Command::Txn(t) => txn_puts(t),
         _ => false,
     }

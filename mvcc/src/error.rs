@@ -22,6 +22,16 @@ pub enum Error {
     /// The same key is written twice in one transaction branch (etcd's `ErrDuplicateKey`).
     #[error("duplicate key given in txn request")]
     DuplicateKey,
+    /// A put attaches, or a revoke names, a lease that does not exist (etcd's
+    /// `ErrLeaseNotFound`).
+    #[error("lease not found")]
+    LeaseNotFound,
+    /// A grant names a lease id that exists (etcd's `ErrLeaseExists`).
+    #[error("lease already exists")]
+    LeaseExists,
+    /// A grant asks for more than [`crate::MAX_LEASE_TTL`] (etcd's `ErrLeaseTTLTooLarge`).
+    #[error("too large lease TTL")]
+    LeaseTtlTooLarge,
     /// [`crate::Store::txn_read_only`] was given a transaction that writes.
     #[error("transaction is not read-only")]
     NotReadOnly,

@@ -53,7 +53,7 @@
 //!
 //! # Storage layout
 //!
-//! One LMDB environment with three tables; integers big-endian so that byte order is numeric
+//! One LMDB environment with four tables; integers big-endian so that byte order is numeric
 //! order:
 //!
 //! - `meta`: `revision`, `compacted`, `applied_index`, `next_key_id`, `compact_cursor`,
@@ -63,6 +63,10 @@
 //!   feeds [`Store::events`], and the previous-revision pointers chain each key's changes:
 //!   reading a key at a past revision walks its chain back from the latest change.
 //! - `leases`: lease id ‖ key id → user key, for keys whose latest state has a lease.
+//! - `lease_grants`: lease id → granted TTL, for every lease that exists. Puts (in
+//!   transactions too) refuse a lease not in it with [`Error::LeaseNotFound`]; revoking a
+//!   lease deletes its keys at one revision. Expiry times are not stored: see the `lease`
+//!   module.
 //! - `cluster`: replicated cluster state beside the keyspace: raised alarms and each
 //!   member's published name and client URLs ([`ClusterCommand`]). While a NOSPACE alarm
 //!   is raised, commands that take space ([`takes_space`]) fail with [`Error::NoSpace`],
@@ -113,6 +117,7 @@ mod error;
 mod hash;
 mod history;
 mod index;
+mod lease;
 mod read;
 mod store;
 mod tables;
@@ -127,6 +132,9 @@ pub use cluster_state::{
 pub use error::{Error, Result};
 pub use hash::HashKv;
 pub use history::{HistoryBatch, Wanted};
+pub use lease::{
+    ExpireLeasesResponse, Lease, LeaseGrantRequest, LeaseGrantResponse, MAX_LEASE_TTL,
+};
 pub use store::{is_read_only, Durability, Store, StoreOptions};
 pub use types::*;
 pub use write::check_txn;

@@ -11,6 +11,7 @@ use crate::cluster_state::{self, Alarm, MemberInfo};
 use crate::codec::{self, HistoryRecord, Revision};
 use crate::error::{Error, Result};
 use crate::index::KeyIndex;
+use crate::lease::Lease;
 use crate::read::{self, ReadView};
 use crate::tables::{KeySpan, Tables};
 use crate::types::{
@@ -149,6 +150,7 @@ impl Store {
             meta: env.create_database(&mut wtxn, Some("meta"))?,
             history: env.create_database(&mut wtxn, Some("history"))?,
             leases: env.create_database(&mut wtxn, Some("leases"))?,
+            lease_grants: env.create_database(&mut wtxn, Some("lease_grants"))?,
         };
         let cluster = env.create_database(&mut wtxn, Some(CLUSTER_TABLE))?;
         match t.meta.get(&wtxn, codec::META_FORMAT)? {
@@ -285,8 +287,12 @@ impl Store {
                 ch.delete_keys(wtxn, keys).map(CommandResponse::DeleteRange)
             }
             Command::RevokeLease(lease) => ch
-                .revoke_lease(wtxn, *lease)
+                .lease_revoke(wtxn, *lease)
                 .map(CommandResponse::DeleteRange),
+            Command::LeaseGrant(r) => ch.lease_grant(wtxn, r).map(CommandResponse::LeaseGrant),
+            Command::ExpireLeases(ids) => ch
+                .expire_leases(wtxn, ids)
+                .map(CommandResponse::LeasesExpired),
         };
         match result {
             Ok(response) => Ok(Outcome::Done {
@@ -503,6 +509,18 @@ impl Store {
         self.t.leased_keys(&txn, lease)
     }
 
+    /// The lease `id` as last committed, if it exists.
+    pub fn lease(&self, id: i64) -> Result<Option<Lease>> {
+        let txn = self.read_txn()?;
+        Ok(self.t.lease_ttl(&txn, id)?.map(|ttl| Lease { id, ttl }))
+    }
+
+    /// Every lease as last committed.
+    pub fn leases(&self) -> Result<Vec<Lease>> {
+        let txn = self.read_txn()?;
+        self.t.all_leases(&txn)
+    }
+
     /// Keys in the index: every key with history, deleted ones included until a compaction
     /// forgets them (etcd's `keys_total`).
     pub fn keys_total(&self) -> usize {
@@ -581,6 +599,7 @@ impl Store {
             ("meta", self.t.meta),
             ("history", self.t.history),
             ("leases", self.t.leases),
+            ("lease_grants", self.t.lease_grants),
         ];
         for (name, dst) in tables {
             let src: Option<crate::tables::Table> = snap.open_database(&rtxn, Some(name))?;
@@ -781,10 +800,12 @@ mod tests {
                 db("history", &mut wtxn),
                 db("leases", &mut wtxn),
             );
+            let lease_grants = db("lease_grants", &mut wtxn);
             let t = Tables {
                 meta,
                 history,
                 leases,
+                lease_grants,
             };
             let c = Counters {
                 revision: 3,

@@ -5,6 +5,7 @@
 //! - `meta`: named counters (see `codec::META_*`).
 //! - `history`: revision -> [`codec::HistoryRecord`], the change log (values live only here).
 //! - `leases`: lease id ++ key id -> user key, for keys whose latest state has a lease.
+//! - `lease_grants`: lease id -> granted TTL in seconds, for every lease that exists.
 
 use heed::types::Bytes;
 use heed::{Database, RoTxn};
@@ -22,6 +23,7 @@ pub(crate) struct Tables {
     pub meta: Table,
     pub history: Table,
     pub leases: Table,
+    pub lease_grants: Table,
 }
 
 /// End of a key range: `None` means unbounded.

@@ -291,8 +291,14 @@ pub enum Command {
     /// Delete exactly these keys at one revision (lease expiry or revocation); missing keys
     /// are ignored.
     DeleteKeys(Vec<Vec<u8>>),
-    /// Delete every key currently attached to this lease at one revision.
+    /// Revoke a lease: delete every key attached to it at one revision, then the lease
+    /// ([`crate::Error::LeaseNotFound`] if it does not exist).
     RevokeLease(i64),
+    /// Create a lease.
+    LeaseGrant(crate::LeaseGrantRequest),
+    /// Revoke every lease of the list that still exists, each at its own revision (the
+    /// leader's expiries, many per log entry).
+    ExpireLeases(Vec<i64>),
 }
 
 /// What a successfully applied [`Command`] answers.
@@ -307,6 +313,10 @@ pub enum CommandResponse {
     Txn(TxnResponse),
     /// Answer to [`Command::Compact`].
     Compact(CompactResponse),
+    /// Answer to [`Command::LeaseGrant`].
+    LeaseGrant(crate::LeaseGrantResponse),
+    /// Answer to [`Command::ExpireLeases`].
+    LeasesExpired(crate::ExpireLeasesResponse),
 }
 
 impl CommandResponse {
@@ -317,6 +327,8 @@ impl CommandResponse {
             CommandResponse::DeleteRange(r) => r.header.revision,
             CommandResponse::Txn(r) => r.header.revision,
             CommandResponse::Compact(r) => r.header.revision,
+            CommandResponse::LeaseGrant(r) => r.header.revision,
+            CommandResponse::LeasesExpired(r) => r.header.revision,
         }
     }
 }

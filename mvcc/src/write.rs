@@ -134,6 +134,17 @@ impl<'s> Change<'s> {
         }
     }
 
+    /// Closes the current revision if it wrote anything, so that the writes that follow get
+    /// a revision of their own: one command, several revisions (lease expiries).
+    pub fn next_revision(&mut self) {
+        if self.changed() {
+            self.c.revision = self.main;
+            self.begin = self.main;
+            self.main += 1;
+            self.sub = 0;
+        }
+    }
+
     /// Ends the command: bumps the store revision if it wrote, returns its events.
     pub fn finish(self) -> Vec<Event> {
         if self.changed() {
@@ -260,7 +271,11 @@ impl<'s> Change<'s> {
         Ok(prev)
     }
 
-    fn header(&self) -> ResponseHeader {
+    pub(crate) fn tables(&self) -> &'s Tables {
+        self.t
+    }
+
+    pub(crate) fn header(&self) -> ResponseHeader {
         ResponseHeader {
             revision: self.view().current,
         }
@@ -291,6 +306,7 @@ impl<'s> Change<'s> {
                 current_value = Some(current.value);
             }
         }
+        self.t.check_lease(wtxn, lease)?;
         let value = current_value.as_deref().unwrap_or(&req.value);
         let prev_kv = self.write_put(wtxn, &req.key, value, lease, found, req.prev_kv)?;
         Ok(PutResponse {
@@ -360,14 +376,6 @@ impl<'s> Change<'s> {
         })
     }
 
-    /// Deletes every key whose latest state carries `lease`.
-    pub fn revoke_lease(&mut self, wtxn: &mut RwTxn, lease: i64) -> Result<DeleteRangeResponse> {
-        let mut keys = self.t.leased_keys(wtxn, lease)?;
-        // The lease table is in key id order; delete in key order, like etcd.
-        keys.sort();
-        self.delete_keys(wtxn, &keys)
-    }
-
     /// Runs a transaction: validation and every compare (nested ones included) happen on the
     /// state before the transaction, then the chosen operations run in order.
     pub fn txn(&mut self, wtxn: &mut RwTxn, req: &TxnRequest) -> Result<TxnResponse> {
@@ -375,7 +383,14 @@ impl<'s> Change<'s> {
         let before = self.view();
         let mut path = Vec::new();
         txn_path(self.t, wtxn, self.index, req, before.current, &mut path)?;
-        precheck(self.index, req, before, &mut path.iter().copied())?;
+        precheck(
+            self.t,
+            wtxn,
+            self.index,
+            req,
+            before,
+            &mut path.iter().copied(),
+        )?;
         let mut path = path.into_iter();
         let mut resp = self.run_txn(wtxn, req, before, &mut path)?;
         resp.header = self.header();
@@ -631,6 +646,8 @@ pub(crate) fn txn_path(
 
 /// etcd's request checks on the chosen path, against the state before the transaction.
 fn precheck(
+    t: &Tables,
+    txn: &RoTxn,
     index: &KeyIndex,
     req: &TxnRequest,
     before: ReadView,
@@ -655,9 +672,13 @@ fn precheck(
                         return Err(Error::KeyNotFound);
                     }
                 }
+                // An ignored lease is the key's own, which exists while the key carries it.
+                if !p.ignore_lease {
+                    t.check_lease(txn, p.lease)?;
+                }
             }
             RequestOp::DeleteRange(_) => {}
-            RequestOp::Txn(n) => precheck(index, n, before, path)?,
+            RequestOp::Txn(n) => precheck(t, txn, index, n, before, path)?,
         }
     }
     Ok(())

@@ -160,6 +160,7 @@ struct Model {
     snaps: Vec<Snapshot>,
     compacted: i64,
     events: Vec<Event>,
+    leases: std::collections::BTreeSet<i64>,
 }
 
 struct Work<'m> {
@@ -214,6 +215,12 @@ impl Work<'_> {
             },
             prev_kv: if p.prev_kv { prev } else { None },
         }
+    }
+    fn check_lease(&self, p: &PutRequest) -> Result<(), Error> {
+        if !p.ignore_lease && p.lease != 0 && !self.model.leases.contains(&p.lease) {
+            return Err(Error::LeaseNotFound);
+        }
+        Ok(())
     }
     fn delete(&mut self, key: &[u8]) -> KeyValue {
         let prev = self.cur.remove(key).unwrap();
@@ -279,6 +286,7 @@ impl Work<'_> {
                     if (p.ignore_value || p.ignore_lease) && !self.cur.contains_key(&p.key) {
                         return Err(Error::KeyNotFound);
                     }
+                    self.check_lease(p)?;
                 }
                 RequestOp::DeleteRange(_) => {}
                 RequestOp::Txn(n) => self.precheck(n, before, path)?,
@@ -328,6 +336,7 @@ impl Model {
         Model {
             snaps: vec![Snapshot::new(), Snapshot::new()],
             compacted: 0,
+            leases: Default::default(),
             events: Vec::new(),
         }
     }
@@ -358,6 +367,7 @@ impl Model {
                 if (p.ignore_value || p.ignore_lease) && !w.cur.contains_key(&p.key) {
                     return Err(Error::KeyNotFound);
                 }
+                w.check_lease(p)?;
                 Ok(CommandResponse::Put(w.put(p)))
             }
             Command::DeleteRange(d) => Ok(CommandResponse::DeleteRange(w.delete_range(d))),
@@ -377,7 +387,21 @@ impl Model {
                     prev_kvs: vec![],
                 }))
             }
+            Command::LeaseGrant(g) => {
+                if w.model.leases.contains(&g.id) {
+                    return Err(Error::LeaseExists);
+                }
+                Ok(CommandResponse::LeaseGrant(mvcc::LeaseGrantResponse {
+                    header: ResponseHeader { revision: begin },
+                    id: g.id,
+                    ttl: g.ttl,
+                }))
+            }
+            Command::ExpireLeases(_) => unimplemented!("covered by tests/leases.rs"),
             Command::RevokeLease(lease) => {
+                if !w.model.leases.contains(lease) {
+                    return Err(Error::LeaseNotFound);
+                }
                 let keys: Vec<Vec<u8>> = w
                     .cur
                     .values()
@@ -431,6 +455,15 @@ impl Model {
                     if let Command::Compact(c) = cmd {
                         self.compacted = c.revision;
                     }
+                }
+                match cmd {
+                    Command::LeaseGrant(g) => {
+                        self.leases.insert(g.id);
+                    }
+                    Command::RevokeLease(id) => {
+                        self.leases.remove(id);
+                    }
+                    _ => {}
                 }
                 if changed {
                     self.snaps.push(cur);
@@ -624,6 +657,7 @@ fn step_strategy() -> impl Strategy<Value = Step> {
         1 => (-1i64..6).prop_map(Step::CompactBack),
         1 => prop::collection::vec(key_strategy(), 0..3).prop_map(|k| Step::Cmd(Command::DeleteKeys(k))),
         1 => (1i64..3).prop_map(|l| Step::Cmd(Command::RevokeLease(l))),
+        1 => (1i64..3).prop_map(|id| Step::Cmd(Command::LeaseGrant(mvcc::LeaseGrantRequest { id, ttl: 5 }))),
     ]
 }
 

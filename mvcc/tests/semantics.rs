@@ -139,6 +139,10 @@ fn put_options() {
         Err(Error::KeyNotFound)
     );
     assert_eq!(h.store.current_revision(), 1);
+    for id in [7, 8] {
+        h.apply(Command::LeaseGrant(mvcc::LeaseGrantRequest { id, ttl: 10 }))
+            .unwrap();
+    }
     h.apply(Command::Put(PutRequest {
         key: b"k".to_vec(),
         value: b"v".to_vec(),
@@ -690,6 +694,10 @@ fn leases() {
             ..Default::default()
         })
     };
+    for id in [5, 6] {
+        h.apply(Command::LeaseGrant(mvcc::LeaseGrantRequest { id, ttl: 10 }))
+            .unwrap();
+    }
     h.apply(with_lease(b"a", 5)).unwrap();
     h.apply(with_lease(b"b", 5)).unwrap();
     h.apply(with_lease(b"c", 6)).unwrap();

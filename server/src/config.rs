@@ -18,7 +18,7 @@ pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1536 * 1024;
     about = "etcr: an etcd v3 compatible, strongly consistent key-value store"
 )]
 pub struct Flags {
-    /// Human-readable name for this member.
+    /// The member's name, as `--initial-cluster` and `member list` show it.
     #[arg(long, default_value = "default")]
     pub name: String,
     /// Path to the data directory (default: `<name>.etcd`).
@@ -42,7 +42,7 @@ pub struct Flags {
         default_value = "http://localhost:2380"
     )]
     pub initial_advertise_peer_urls: String,
-    /// Initial cluster configuration for bootstrapping, `name=peer-url,...`
+    /// Every founding member as `name=peer-url,...`, the same on each of them
     /// (default: this member alone, at its advertised peer URLs).
     #[arg(long = "initial-cluster")]
     pub initial_cluster: Option<String>,
@@ -56,22 +56,42 @@ pub struct Flags {
     /// Token that makes cluster and member ids unique across clusters with the same URLs.
     #[arg(long = "initial-cluster-token", default_value = "etcd-cluster")]
     pub initial_cluster_token: String,
-    /// Time (in milliseconds) of a heartbeat interval.
+    /// How often a leader reminds followers it is alive, in milliseconds.
     #[arg(long = "heartbeat-interval", default_value_t = 100)]
     pub heartbeat_interval: u64,
-    /// Time (in milliseconds) for an election to timeout.
+    /// How long a follower waits without hearing from a leader before it stands for election,
+    /// in milliseconds.
     #[arg(long = "election-timeout", default_value_t = 1000)]
     pub election_timeout: u64,
-    /// Maximum client request size in bytes the server will accept.
+    /// The largest client request, in bytes; larger ones are refused.
     #[arg(long = "max-request-bytes", default_value_t = DEFAULT_MAX_REQUEST_BYTES)]
     pub max_request_bytes: usize,
-    /// Maximum number of operations permitted in a transaction.
+    /// The most operations one transaction may hold.
     #[arg(long = "max-txn-ops", default_value_t = 128)]
     pub max_txn_ops: usize,
     /// Refuse writes with "database space exceeded" once the backend reaches this many bytes
-    /// (0: 8 GiB).
+    /// (0: 2 GiB, etcd's default).
     #[arg(long = "quota-backend-bytes", default_value_t = 0)]
     pub quota_backend_bytes: u64,
+    /// Maximum concurrent streams (calls) each client connection may open at a time
+    /// (etcd's default: math.MaxUint32).
+    #[arg(long = "max-concurrent-streams", default_value = "math.MaxUint32", value_parser = parse_max_streams)]
+    pub max_concurrent_streams: u32,
+    /// Client connections served at once over all client URLs; more wait until one closes.
+    #[arg(long = "max-client-connections", default_value_t = 10_000)]
+    pub max_client_connections: usize,
+    /// A client connection with no call open for this long is closed (GOAWAY); `0s` never.
+    #[arg(long = "client-idle-timeout", default_value = "5m0s", value_parser = parse_duration)]
+    pub client_idle_timeout: Duration,
+    /// Frequency duration of server-to-client ping to check if a connection is alive.
+    #[arg(long = "grpc-keepalive-interval", default_value = "2h0m0s", value_parser = parse_duration)]
+    pub grpc_keepalive_interval: Duration,
+    /// Minimum duration interval that a client should wait before pinging the server.
+    #[arg(long = "grpc-keepalive-min-time", default_value = "5s", value_parser = parse_duration)]
+    pub grpc_keepalive_min_time: Duration,
+    /// Additional duration of wait before closing a non-responsive connection.
+    #[arg(long = "grpc-keepalive-timeout", default_value = "20s", value_parser = parse_duration)]
+    pub grpc_keepalive_timeout: Duration,
     /// Number of committed entries between raft snapshots (log compactions).
     #[arg(long = "snapshot-count", default_value_t = 100_000)]
     pub snapshot_count: u64,
@@ -96,7 +116,7 @@ pub struct Flags {
     #[arg(
         long = "experimental-watch-progress-notify-interval",
         default_value = "10m",
-        value_parser = parse_go_duration
+        value_parser = parse_duration
     )]
     pub watch_progress_notify_interval: Duration,
     /// Log format: `text` or `json`.
@@ -183,6 +203,46 @@ impl Flags {
     }
 }
 
+/// `--max-concurrent-streams`: a number, or etcd's spelling of its default.
+fn parse_max_streams(value: &str) -> Result<u32, String> {
+    if value == "math.MaxUint32" {
+        return Ok(u32::MAX);
+    }
+    value.parse().map_err(|e| format!("{e}"))
+}
+
+/// A Go duration as etcd's flags take them: numbers with units, `1h30m`, `5s`, `100ms`.
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    let bad = || format!("invalid duration {value:?} (write it like 20s, 1m30s or 100ms)");
+    let mut rest = value;
+    let mut total = Duration::ZERO;
+    if rest == "0" {
+        return Ok(total);
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .ok_or_else(bad)?;
+        let number: f64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let seconds = match &rest[..unit_len] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "ns" => 1e-9,
+            _ => return Err(bad()),
+        };
+        total += Duration::try_from_secs_f64(number * seconds).map_err(|_| bad())?;
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
+}
+
 /// Splits a comma-separated URL list.
 pub fn split_urls(list: &str) -> impl Iterator<Item = &str> {
     list.split(',').map(str::trim).filter(|u| !u.is_empty())
@@ -230,62 +290,16 @@ pub fn listen_addrs(list: &str) -> anyhow::Result<Vec<SocketAddr>> {
     Ok(out)
 }
 
-/// A duration written as Go's `time.ParseDuration` reads it, as etcd's duration flags take
-/// them: decimal numbers with units `ns`, `us` (or `µs`), `ms`, `s`, `m`, `h`, e.g. `1h2.5m`.
-pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("invalid duration {text:?}");
-    if text == "0" {
-        return Ok(Duration::ZERO);
-    }
-    let mut rest = text;
-    let mut total = 0f64;
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !c.is_ascii_digit() && c != '.')
-            .ok_or_else(|| format!("missing unit in duration {text:?}"))?;
-        let number: f64 = rest[..number_len].parse().map_err(|_| bad())?;
-        rest = &rest[number_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let seconds = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            unit => return Err(format!("unknown unit {unit:?} in duration {text:?}")),
-        };
-        total += number * seconds;
-        rest = &rest[unit_len..];
-    }
-    Duration::try_from_secs_f64(total).map_err(|_| bad())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn go_durations() {
-        assert_eq!(parse_go_duration("10m"), Ok(Duration::from_secs(600)));
-        assert_eq!(parse_go_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_go_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_go_duration("100ms"), Ok(Duration::from_millis(100)));
-        assert_eq!(parse_go_duration("0"), Ok(Duration::ZERO));
-        assert!(parse_go_duration("10").is_err());
-        assert!(parse_go_duration("").is_err());
-        assert!(parse_go_duration("5x").is_err());
+    fn watch_progress_notify_interval_is_a_duration() {
         let f = flags(&["--experimental-watch-progress-notify-interval", "2s"]);
         assert_eq!(f.watch_progress_notify_interval, Duration::from_secs(2));
-        assert_eq!(
-            flags(&[]).watch_progress_notify_interval,
-            Duration::from_secs(600)
-        );
+        let default = flags(&[]).watch_progress_notify_interval;
+        assert_eq!(default, Duration::from_secs(600));
     }
 
     fn flags(args: &[&str]) -> Flags {
@@ -340,6 +354,21 @@ mod tests {
         ]);
         let err = f.initial_members().unwrap_err().to_string();
         assert!(err.contains("no member named \"x\""), "{err}");
+    }
+
+    #[test]
+    fn durations_and_stream_limits_parse_as_etcd_writes_them() {
+        assert_eq!(parse_duration("2h0m0s"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("100ms"), Ok(Duration::from_millis(100)));
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("5x").is_err());
+        assert_eq!(parse_max_streams("math.MaxUint32"), Ok(u32::MAX));
+        assert_eq!(parse_max_streams("100"), Ok(100));
+        let f = flags(&[]);
+        assert_eq!(f.max_concurrent_streams, u32::MAX);
+        assert_eq!(f.grpc_keepalive_timeout, Duration::from_secs(20));
     }
 
     #[test]

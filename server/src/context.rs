@@ -29,6 +29,7 @@ pub struct Context {
     pub limits: Limits,
     pub quota: crate::quota::Quota,
     pub metrics: Arc<Metrics>,
+    pub lessor: Arc<crate::lease::Lessor>,
     /// Set with `--experimental-fault-injection` only.
     pub faults: Option<Arc<transport::fault::FaultRules>>,
 }

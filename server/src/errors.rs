@@ -32,6 +32,12 @@ pub enum EtcdError {
     Corrupt,
     #[error("etcdserver: requested lease not found")]
     LeaseNotFound,
+    #[error("etcdserver: lease already exists")]
+    LeaseExists,
+    #[error("etcdserver: too large lease TTL")]
+    LeaseTtlTooLarge,
+    #[error("etcdserver: not leader")]
+    NotLeader,
     #[error("etcdserver: no leader")]
     NoLeader,
     #[error("etcdserver: request timed out")]
@@ -56,8 +62,6 @@ pub enum EtcdError {
     MemberNotLearner,
     #[error("etcdserver: can only promote a learner member which is in sync with leader")]
     LearnerNotReady,
-    #[error("etcdserver: not leader")]
-    NotLeader,
     #[error("etcdserver: bad leader transferee")]
     BadLeaderTransferee,
     #[error("etcdserver: request timed out, leader transfer took too long")]
@@ -76,7 +80,8 @@ impl EtcdError {
         match self {
             EmptyKey | KeyNotFound | ValueProvided | LeaseProvided | TooManyOps | DuplicateKey
             | InvalidSortOption | RequestTooLarge => Code::InvalidArgument,
-            Compacted | FutureRev => Code::OutOfRange,
+            Compacted | FutureRev | LeaseTtlTooLarge => Code::OutOfRange,
+            LeaseExists => Code::FailedPrecondition,
             NoSpace => Code::ResourceExhausted,
             Corrupt => Code::DataLoss,
             LeaseNotFound | MemberNotFound => Code::NotFound,
@@ -87,10 +92,9 @@ impl EtcdError {
             | TooManyLearners
             | MemberNotLearner
             | LearnerNotReady
-            | NotLeader
             | BadLeaderTransferee => Code::FailedPrecondition,
             Unhealthy | LeaderTransferTimeout => Code::Unavailable,
-            NoLeader | Timeout | Stopped | Halted(_) => Code::Unavailable,
+            NoLeader | NotLeader | Timeout | Stopped | Halted(_) => Code::Unavailable,
             Internal(_) => Code::Internal,
         }
     }
@@ -112,6 +116,9 @@ impl From<mvcc::Error> for EtcdError {
             mvcc::Error::DuplicateKey => EtcdError::DuplicateKey,
             mvcc::Error::NoSpace => EtcdError::NoSpace,
             mvcc::Error::CorruptCluster => EtcdError::Corrupt,
+            mvcc::Error::LeaseNotFound => EtcdError::LeaseNotFound,
+            mvcc::Error::LeaseExists => EtcdError::LeaseExists,
+            mvcc::Error::LeaseTtlTooLarge => EtcdError::LeaseTtlTooLarge,
             other => EtcdError::Internal(other.to_string()),
         }
     }

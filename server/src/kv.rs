@@ -16,6 +16,10 @@ use crate::errors::EtcdError;
 use crate::quota;
 use crate::validate;
 
+/// Ranges limited to this many keys are read on the calling task: a blocking-pool hop costs
+/// more than reading them.
+const SMALL_RANGE: i64 = 100;
+
 pub struct KvService {
     ctx: Arc<Context>,
 }
@@ -43,11 +47,18 @@ impl Kv for KvService {
         let r = req.into_inner();
         validate::check_range(&r)?;
         self.ctx.read_barrier(r.serializable).await?;
-        let resp = self
-            .ctx
-            .store
-            .range(&convert::range_request(r))
-            .map_err(EtcdError::from)?;
+        let may_be_large = !r.range_end.is_empty() && (r.limit == 0 || r.limit > SMALL_RANGE);
+        let request = convert::range_request(r);
+        let resp = if may_be_large {
+            // Off the connection's task, so the client's other calls keep flowing meanwhile.
+            let store = self.ctx.store.clone();
+            tokio::task::spawn_blocking(move || store.range(&request))
+                .await
+                .map_err(|e| EtcdError::Internal(format!("range: {e}")))?
+        } else {
+            self.ctx.store.range(&request)
+        }
+        .map_err(EtcdError::from)?;
         Ok(Response::new(convert::range_response(
             resp,
             &self.ctx.header_info(),
@@ -59,10 +70,6 @@ impl Kv for KvService {
         validate::check_put(&r)?;
         self.ctx.check_size(r.encoded_len())?;
         self.ctx.check_quota(quota::put_cost(&r)).await?;
-        // No lease can exist yet (there is no Lease service), so any lease id is unknown.
-        if r.lease != 0 {
-            return Err(EtcdError::LeaseNotFound.into());
-        }
         match self
             .propose(mvcc::Command::Put(convert::put_request(r)))
             .await?
@@ -98,9 +105,6 @@ impl Kv for KvService {
         let r = req.into_inner();
         validate::check_txn(&r, self.ctx.limits.max_txn_ops)?;
         self.ctx.check_size(r.encoded_len())?;
-        if validate::txn_uses_lease(&r) {
-            return Err(EtcdError::LeaseNotFound.into());
-        }
         let read_only = validate::txn_is_read_only(&r);
         if !read_only {
             self.ctx.check_quota(quota::txn_cost(&r)).await?;

@@ -16,6 +16,7 @@ mod histogram;
 mod http;
 mod ids;
 mod kv;
+mod lease;
 mod logging;
 mod maintenance;
 mod membership;
@@ -23,9 +24,8 @@ mod metrics;
 mod process_metrics;
 mod quota;
 mod raft;
+mod snapshot;
 mod validate;
-// Served once the streaming client port routes `Watch.Watch` to `WatchService::watch`.
-#[allow(dead_code)]
 mod watch;
 
 use std::fs;
@@ -49,9 +49,21 @@ use transport::{TlsConfig, TransportConfig};
 /// request just over the limit gets etcd's "request is too large" rather than a transport error.
 pub(crate) const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 
-/// Calls one client connection may have open at once; more are refused (REFUSED_STREAM) and
-/// the client retries them.
-const MAX_CONCURRENT_STREAMS: u32 = 1000;
+/// Decoded request headers a client may send per call (SETTINGS_MAX_HEADER_LIST_SIZE).
+/// etcd's requests carry a few short headers and at most a token of a few hundred bytes;
+/// 16 KiB (hyper's default) leaves room for that many times over while bounding what a
+/// header-bloat attack makes the server decode and hold (grpc-go allows 16 MiB).
+const MAX_HEADER_LIST_SIZE: u32 = 16 << 10;
+
+/// Request bytes a client connection may hold in messages still arriving.
+const MAX_BUFFERED_REQUEST_BYTES: usize = 64 << 20;
+
+/// Response bytes a client connection may hold while its client's window has no room: a
+/// client that stops reading costs the server at most this much (and its streams' buffers).
+const MAX_UNSENT_RESPONSE_BYTES: usize = 8 << 20;
+
+/// How long a new client connection has to send the HTTP/2 preface and SETTINGS.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn main() {
     let flags = Flags::parse();
@@ -120,6 +132,16 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     });
     let membership = Arc::new(RwLock::new(membership));
     let metrics = Arc::new(Metrics::default());
+    let heartbeat = Duration::from_millis(flags.heartbeat_interval.max(1));
+    let election_ticks = (flags.election_timeout / flags.heartbeat_interval.max(1)).max(2);
+    let leases = store
+        .leases()
+        .context("cannot read the leases from the store")?;
+    let lessor = Arc::new(lease::Lessor::new(
+        lease::min_ttl(heartbeat, election_ticks),
+        Duration::from_millis(flags.election_timeout),
+        leases.into_iter().map(|l| (l.id, l.ttl)),
+    ));
     let (watch_hub, watch_commits) = watch::Hub::start(
         store.clone(),
         watch::HubSettings {
@@ -130,9 +152,8 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     let raft = RaftNode::start(
         RaftSettings {
             member_dir: member_dir.clone(),
-            heartbeat: Duration::from_millis(flags.heartbeat_interval.max(1)),
-            election_ticks: (flags.election_timeout / flags.heartbeat_interval.max(1)).max(2)
-                as usize,
+            heartbeat,
+            election_ticks: election_ticks as usize,
             snapshot_count: flags.snapshot_count.max(1),
             catch_up_entries: CATCH_UP_ENTRIES.min(flags.snapshot_count),
             request_timeout: Duration::from_secs(5)
@@ -143,8 +164,12 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         transport,
         incoming,
         metrics.clone(),
-        watch_commits,
+        raft::ApplyObservers {
+            watch: watch_commits,
+            lessor: lessor.clone(),
+        },
     )?;
+    lease::spawn_expiry(lessor.clone(), raft.clone());
     let ctx = Arc::new(Context {
         store,
         raft: raft.clone(),
@@ -158,16 +183,29 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         },
         quota,
         metrics,
+        lessor,
         faults,
     });
     publish_attributes(raft, &flags, member_id)?;
-    let _watch = watch::WatchService::new(ctx.clone(), watch_hub);
 
-    let limits = grpc_h2::Limits {
-        max_message: flags.max_request_bytes + GRPC_OVERHEAD_BYTES,
-        max_streams: MAX_CONCURRENT_STREAMS,
+    let limits = grpc::PortLimits {
+        grpc: grpc_h2::Limits {
+            max_message: flags.max_request_bytes + GRPC_OVERHEAD_BYTES,
+            max_concurrent_streams: flags.max_concurrent_streams,
+            max_header_list_size: MAX_HEADER_LIST_SIZE,
+            max_buffered: MAX_BUFFERED_REQUEST_BYTES,
+            max_unsent: MAX_UNSENT_RESPONSE_BYTES,
+            handshake_timeout: HANDSHAKE_TIMEOUT,
+            idle_timeout: Some(flags.client_idle_timeout).filter(|t| !t.is_zero()),
+            keepalive_interval: flags.grpc_keepalive_interval,
+            keepalive_timeout: flags.grpc_keepalive_timeout,
+            min_ping_interval: flags.grpc_keepalive_min_time,
+        },
+        connections: Arc::new(tokio::sync::Semaphore::new(
+            flags.max_client_connections.max(1),
+        )),
     };
-    let dispatch = Arc::new(grpc::Dispatch::new(ctx.clone()));
+    let dispatch = Arc::new(grpc::Dispatch::new(ctx.clone(), watch_hub));
     let routes = http::routes(ctx.clone());
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -60,19 +60,19 @@ impl Metrics {
         metric(
             "etcd_server_has_leader",
             "gauge",
-            "Whether or not a leader exists. 1 is existence, 0 is not.",
+            "1 while this member knows a raft leader, 0 otherwise.",
             u8::from(has_leader).to_string(),
         );
         metric(
             "etcd_server_proposals_applied_total",
             "gauge",
-            "The total number of consensus proposals applied.",
+            "Raft entries this member has applied to its store.",
             self.applied.load(Relaxed).to_string(),
         );
         metric(
             "etcd_server_proposals_failed_total",
             "counter",
-            "The total number of failed proposals seen.",
+            "Proposals of this member that ended in an error.",
             self.failed.load(Relaxed).to_string(),
         );
         metric(
@@ -90,43 +90,43 @@ impl Metrics {
         metric(
             "etcd_debugging_mvcc_current_revision",
             "gauge",
-            "The current revision of store.",
+            "The store's newest revision.",
             store.revision.to_string(),
         );
         metric(
             "etcd_debugging_mvcc_compact_revision",
             "gauge",
-            "The revision of the last compaction in store.",
+            "The revision the store was last compacted at.",
             store.compacted.to_string(),
         );
         metric(
             "etcd_debugging_mvcc_keys_total",
             "gauge",
-            "Total number of keys.",
+            "Keys the store holds now (deleted keys not counted).",
             store.keys.to_string(),
         );
         metric(
             "etcd_mvcc_db_total_size_in_bytes",
             "gauge",
-            "Total size of the underlying database physically allocated in bytes.",
+            "Bytes the store's database file takes on disk.",
             store.db_size.to_string(),
         );
         metric(
             "etcd_mvcc_db_total_size_in_use_in_bytes",
             "gauge",
-            "Total size of the underlying database logically in use in bytes.",
+            "Bytes of the store's database file that hold live pages.",
             store.db_size_in_use.to_string(),
         );
         metric(
             "etcd_server_applied_index",
             "gauge",
-            "The current applied index.",
+            "Index of the last raft entry the store has committed.",
             store.applied_index.to_string(),
         );
         self.wal_fsync.render(
             &mut out,
             "etcd_disk_wal_fsync_duration_seconds",
-            "The latency distributions of fsync called by WAL.",
+            "Seconds each fsync of the raft log took.",
         );
         self.apply_batch.render(
             &mut out,
@@ -136,7 +136,7 @@ impl Metrics {
         self.backend_commit.render(
             &mut out,
             "etcd_disk_backend_commit_duration_seconds",
-            "The latency distributions of commit called by backend.",
+            "Seconds each commit of the store's write transaction took.",
         );
         out
     }
@@ -147,27 +147,27 @@ impl Metrics {
         let families: [Family; 5] = [
             (
                 "etcd_network_peer_sent_bytes_total",
-                "The total number of bytes sent to peers.",
+                "Bytes of raft traffic sent to other members.",
                 |p| p.bytes_sent,
             ),
             (
                 "etcd_network_peer_received_bytes_total",
-                "The total number of bytes received from peers.",
+                "Bytes of raft traffic received from other members.",
                 |p| p.bytes_received,
             ),
             (
                 "etcr_network_peer_sent_messages_total",
-                "The total number of raft messages sent to peers.",
+                "Raft messages sent to other members.",
                 |p| p.msgs_sent,
             ),
             (
                 "etcd_network_peer_sent_failures_total",
-                "The total number of messages dropped because a peer queue was full or down.",
+                "Raft messages dropped because a member's queue was full or its connection down.",
                 |p| p.dropped,
             ),
             (
                 "etcr_network_peer_reconnects_total",
-                "The total number of reconnections to peers.",
+                "Connections to other members opened again after a failure.",
                 |p| p.reconnects,
             ),
         ];

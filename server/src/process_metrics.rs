@@ -57,45 +57,45 @@ impl ProcessStats {
         metric(
             "process_cpu_seconds_total",
             "counter",
-            "Total user and system CPU time spent in seconds.",
+            "CPU seconds this process has used, user and system together.",
             self.cpu_seconds.to_string(),
         );
         if let Some(max) = self.max_fds {
             metric(
                 "process_max_fds",
                 "gauge",
-                "Maximum number of open file descriptors.",
+                "The file descriptor limit of this process.",
                 max.to_string(),
             );
         }
         metric(
             "process_open_fds",
             "gauge",
-            "Number of open file descriptors.",
+            "File descriptors this process has open.",
             self.open_fds.to_string(),
         );
         metric(
             "process_resident_memory_bytes",
             "gauge",
-            "Resident memory size in bytes.",
+            "Bytes of this process's memory held in RAM.",
             self.resident_bytes.to_string(),
         );
         metric(
             "process_start_time_seconds",
             "gauge",
-            "Start time of the process since unix epoch in seconds.",
+            "When this process started, in seconds since the Unix epoch.",
             self.start_time_seconds.to_string(),
         );
         metric(
             "process_virtual_memory_bytes",
             "gauge",
-            "Virtual memory size in bytes.",
+            "Bytes of address space this process has mapped.",
             self.virtual_bytes.to_string(),
         );
         metric(
             "process_virtual_memory_max_bytes",
             "gauge",
-            "Maximum amount of virtual memory available in bytes.",
+            "The address space limit of this process, in bytes.",
             // Go's collector reports "unlimited" as -1.
             self.max_virtual_bytes
                 .map_or_else(|| "-1".to_string(), |m| m.to_string()),

@@ -319,7 +319,7 @@ async fn a_serializable_read_sees_the_members_own_acknowledged_writes() {
 
 #[tokio::test]
 async fn services_etcr_lacks_are_refused_with_grpc_go_words() {
-    use api::etcdserverpb::watch_client::WatchClient;
+    use api::etcdserverpb::{WatchRequest, WatchResponse};
     let dir = tempfile::tempdir().unwrap();
     let etcr = Etcr::start(dir.path(), &[]);
     let channel = tonic::transport::Endpoint::from_shared(etcr.endpoint())
@@ -327,15 +327,22 @@ async fn services_etcr_lacks_are_refused_with_grpc_go_words() {
         .connect()
         .await
         .unwrap();
-    // A watch stream that never ends its requests: the refusal must not wait for an end.
-    let mut watch = WatchClient::new(channel);
+    // A stream that never ends its requests: the refusal must not wait for an end.
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/etcdserverpb.Nothing/Stream");
+    let codec = tonic_prost::ProstCodec::<WatchRequest, WatchResponse>::default();
     let refused = tokio::time::timeout(
         std::time::Duration::from_secs(10),
-        watch.watch(futures::stream::pending()),
+        grpc.streaming(
+            tonic::Request::new(futures::stream::pending::<WatchRequest>()),
+            path,
+            codec,
+        ),
     )
     .await
     .expect("the refusal comes at once")
     .unwrap_err();
     assert_eq!(refused.code(), Code::Unimplemented);
-    assert_eq!(refused.message(), "unknown service etcdserverpb.Watch");
+    assert_eq!(refused.message(), "unknown service etcdserverpb.Nothing");
 }

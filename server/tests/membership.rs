@@ -484,9 +484,9 @@ async fn one_member_grows_through_a_learner() {
     let i = c.join("m2", port, &a.initial_cluster, &[]);
     c.members[i].wait_healthy();
     wait_for("the learner is promoted", || {
-        etcdctl(&c, 0, &["member", "promote", &a.id])
-            .0
-            .then_some(())
+        let (ok, _, err) = etcdctl(&c, 0, &["member", "promote", &a.id]);
+        eprintln!("promote: {err}");
+        ok.then_some(())
     });
     wait_list(&c, i, |l| {
         l.len() == 2 && l.iter().all(|m| !m.3 && m.1 == "started")

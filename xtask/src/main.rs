@@ -4,13 +4,17 @@
 //! - `test`: everything CI runs (installs Debian's etcd packages the compatibility tests need).
 //! - `bench raft|transport|mvcc`: the crates' benchmarks; `bench check-perf` and
 //!   `bench compare`: etcr and etcd 3.4 clusters side by side.
+//! - `chaos`: a linearizability-checked workload on a cluster under faults (etcr-chaos).
+//! - `fuzz`: the decoder fuzz tests (transport frames, raft-wal recovery) for a set time.
 //! - `certs`: a cluster CA and member certificates for mutual TLS between peers.
 
 mod bench;
 mod certs;
+mod chaos;
 mod checkperf;
 mod cluster;
 mod compare;
+mod fuzz;
 mod health;
 mod packages;
 mod procs;
@@ -41,6 +45,10 @@ enum Command {
         #[command(subcommand)]
         which: bench::Which,
     },
+    /// Chaos test: a checked register workload under kills, pauses and partitions.
+    Chaos(chaos::Args),
+    /// Feed the wire and log decoders arbitrary and damaged bytes for a while.
+    Fuzz(fuzz::Args),
     /// Create a cluster CA and member certificates for mutual TLS between peers.
     Certs {
         /// Where to write the PEM files.
@@ -58,6 +66,8 @@ fn main() {
         Command::Cluster { action } => cluster::run(action),
         Command::Test(args) => test::run(args),
         Command::Bench { which } => bench::run(which),
+        Command::Chaos(args) => chaos::run(args),
+        Command::Fuzz(args) => fuzz::run(args),
         Command::Certs { dir, members } => {
             let names: Vec<String> = members
                 .split(',')

@@ -23,6 +23,7 @@ use super::envelope::{DecodeError, Envelope, Payload};
 use super::shared::Shared;
 use super::waiters::{Answer, Waiters};
 use crate::errors::EtcdError;
+use crate::lease::Lessor;
 use crate::membership::Membership;
 use crate::metrics::Metrics;
 use crate::watch::CommitNotifier;
@@ -45,6 +46,8 @@ pub struct Applier {
     pub membership: Arc<RwLock<Membership>>,
     pub local_id: u64,
     pub metrics: Arc<Metrics>,
+    /// Told of every lease grant and revoke applied, and when this member's term starts.
+    pub lessor: Arc<Lessor>,
     /// Told after every commit: watchers get what the commit made readable.
     pub watch: CommitNotifier,
     /// Connected to the members a membership change adds, cut from those it removes.
@@ -206,6 +209,11 @@ impl Applier {
         for e in entries {
             // Empty entries are a new leader's no-op.
             if e.data.is_empty() {
+                if self.shared.is_leader() && self.shared.term() == e.term {
+                    // Every entry of earlier terms is applied: the lessor knows every lease
+                    // and may start their clocks (etcd promotes its lessor here too).
+                    self.lessor.promote(e.term);
+                }
                 continue;
             }
             let conf = if e.entry_type == EntryType::ConfChange {
@@ -319,9 +327,10 @@ impl Applier {
             if let Some(revision) = answered.max() {
                 self.watch.answered(revision);
             }
-            for (a, (origin, id)) in applied.into_iter().zip(callers) {
+            for ((a, (origin, id)), (_, cmd)) in applied.into_iter().zip(callers).zip(&run.batch) {
                 let outcome = match a.outcome {
                     mvcc::Outcome::Done { response, .. } => {
+                        self.tell_lessor(cmd);
                         self.metrics.proposal_applied();
                         Ok(Answer::Kv(response))
                     }
@@ -394,6 +403,16 @@ impl Applier {
         }
     }
 
+    fn tell_lessor(&self, cmd: &mvcc::Command) {
+        match cmd {
+            mvcc::Command::LeaseGrant(g) => self.lessor.granted(g.id, g.ttl),
+            mvcc::Command::RevokeLease(id) => self.lessor.revoked(*id),
+            // Leases of the list already gone were revoked before: gone either way.
+            mvcc::Command::ExpireLeases(ids) => ids.iter().for_each(|id| self.lessor.revoked(*id)),
+            _ => {}
+        }
+    }
+
     fn restore(&self, file: PathBuf, index: u64) -> Result<(), Halt> {
         info!(index, file = %file.display(), "installing a snapshot from the leader");
         self.store
@@ -418,6 +437,13 @@ impl Applier {
                 })
             }
         }
+        // And the leases.
+        let leases = self.store.leases().map_err(|err| Halt::Restore {
+            file: file.display().to_string(),
+            err,
+        })?;
+        self.lessor
+            .reload(leases.into_iter().map(|l| (l.id, l.ttl)));
         self.shared
             .set_applied(index.max(self.store.applied_index()));
         self.watch.notify();
@@ -483,6 +509,7 @@ mod tests {
             membership: membership.clone(),
             local_id: MEMBER,
             metrics: Arc::new(Metrics::default()),
+            lessor: Arc::new(Lessor::new(1, Duration::ZERO, [])),
             watch,
             transport: Arc::new(NoPeers),
             rt: test_runtime().handle().clone(),
@@ -566,6 +593,41 @@ mod tests {
         tx.send(ApplyItem::Entries(entries)).unwrap();
         drop(tx);
         applier.run(rx, wake);
+    }
+
+    #[test]
+    fn the_lessor_hears_of_grants_and_revokes_and_leads_from_its_terms_first_entry() {
+        let (h, applier) = harness();
+        let lessor = applier.lessor.clone();
+        let cmd = |c| {
+            Envelope {
+                origin: 1,
+                id: 1,
+                payload: Payload::Kv(c),
+            }
+            .encode()
+            .unwrap()
+        };
+        let grant = |id| {
+            cmd(mvcc::Command::LeaseGrant(mvcc::LeaseGrantRequest {
+                id,
+                ttl: 10,
+            }))
+        };
+        h.shared.set_soft_state(MEMBER, true);
+        apply(
+            applier,
+            vec![
+                entry(1, grant(5)),
+                entry(2, grant(6)),
+                entry(3, cmd(mvcc::Command::RevokeLease(5))),
+                // This member's term begins: it leads leases from here.
+                entry(4, Vec::new()),
+            ],
+        );
+        assert_eq!(lessor.ids(), vec![6]);
+        assert!(lessor.time_to_live(6).is_ok(), "leading");
+        assert_eq!(h.store.leases().unwrap().len(), 1);
     }
 
     #[test]

@@ -52,6 +52,14 @@ pub struct RaftSettings {
     pub request_timeout: Duration,
 }
 
+/// Who the apply thread tells what it applied.
+pub struct ApplyObservers {
+    /// Told after every commit: watchers get what the commit made readable.
+    pub watch: crate::watch::CommitNotifier,
+    /// Told of every lease grant and revoke applied, and when this member's term starts.
+    pub lessor: Arc<crate::lease::Lessor>,
+}
+
 /// The handle request handlers use: propose, read barrier, status. Cheap to clone.
 #[derive(Clone)]
 pub struct RaftNode {
@@ -73,7 +81,7 @@ impl RaftNode {
         transport: PeerTransport,
         incoming: transport::IncomingReceiver<raft_core::Message>,
         metrics: Arc<Metrics>,
-        watch: crate::watch::CommitNotifier,
+        observers: ApplyObservers,
     ) -> anyhow::Result<RaftNode> {
         // The caller overlaid the store's member set on the bootstrap identity.
         let (local_id, conf_state, removed) = {
@@ -169,7 +177,8 @@ impl RaftNode {
             membership,
             local_id,
             metrics: metrics.clone(),
-            watch,
+            lessor: observers.lessor,
+            watch: observers.watch,
             transport: transport.clone(),
             rt: tokio::runtime::Handle::current(),
             member_dir: settings.member_dir.clone(),
@@ -381,6 +390,16 @@ impl RaftNode {
 
     pub fn is_leader(&self) -> bool {
         self.shared.is_leader()
+    }
+
+    /// The term this member leads in, if it is the leader.
+    pub fn leader_term(&self) -> Option<u64> {
+        self.shared.is_leader().then(|| self.shared.term())
+    }
+
+    /// How long a proposal may take before its caller gets `request timed out`.
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
     }
 
     pub fn term(&self) -> u64 {

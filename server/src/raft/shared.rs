@@ -95,7 +95,6 @@ impl Shared {
         self.halted().map(EtcdError::Halted)
     }
 
-    /// Whether this member leads.
     pub fn is_leader(&self) -> bool {
         self.is_leader.load(Relaxed)
     }

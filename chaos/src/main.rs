@@ -1,0 +1,305 @@
+//! `etcr-chaos`: starts an etcr cluster on loopback, runs a register workload through the
+//! gRPC API while a nemesis kills, pauses and partitions members, then checks the history:
+//! every key linearizable, no acknowledged write lost, every member with the same keyspace.
+//! Exits with 1 when any check fails, printing the smallest failing history and the seed
+//! that replays the fault schedule.
+
+mod cluster;
+mod nemesis;
+mod summary;
+mod verify;
+mod workload;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use linearizability::Operation;
+
+use crate::cluster::Cluster;
+use crate::nemesis::{Fault, Timing};
+use crate::workload::Shared;
+
+#[derive(Parser)]
+#[command(
+    name = "etcr-chaos",
+    about = "Linearizability-checked chaos test of an etcr cluster"
+)]
+struct Args {
+    /// How long the workload and faults run: 90s, 10m, 1h.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Members in the cluster (3 to 7).
+    #[arg(long, default_value_t = 3)]
+    size: usize,
+    /// Seed of the fault schedule and the clients' choices; random when not given.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Concurrent clients, spread over the members.
+    #[arg(long, default_value_t = 8)]
+    clients: u32,
+    /// Keys the clients share, each a register.
+    #[arg(long, default_value_t = 5)]
+    keys: usize,
+    /// Faults to draw from, comma-separated: kill, kill-leader, kill-all, pause-leader,
+    /// pause-follower, isolate, isolate-leader. All by default.
+    #[arg(long, value_delimiter = ',')]
+    faults: Vec<String>,
+    /// Deadline of each call; a write without an answer by then is indeterminate.
+    #[arg(long = "op-timeout", default_value = "1s", value_parser = parse_duration)]
+    op_timeout: Duration,
+    /// Read with `serializable` (local, possibly stale) ranges. Not linearizable by
+    /// design: under partitions the checker must flag it.
+    #[arg(long = "serializable-reads")]
+    serializable_reads: bool,
+    /// The etcr binary; by default the one next to this program.
+    #[arg(long)]
+    etcr: Option<PathBuf>,
+    /// Delete the members' data and logs even when a check fails.
+    #[arg(long = "discard-data")]
+    discard_data: bool,
+    /// Search steps per key before the checker gives up.
+    #[arg(long = "max-steps", default_value_t = 50_000_000)]
+    max_steps: u64,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 90s, 10m, 1h"))?;
+    let secs = match unit {
+        "ms" => return Ok(Duration::from_millis(n)),
+        "s" | "" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("unknown unit in {s:?}: use ms, s, m or h")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    match run(args).await {
+        Ok(true) => {}
+        Ok(false) => std::process::exit(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn etcr_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let bin = match given {
+        Some(b) => b,
+        None => std::env::current_exe()?
+            .parent()
+            .map(|d| d.join("etcr"))
+            .ok_or_else(|| anyhow::anyhow!("cannot tell where this program lives"))?,
+    };
+    if !bin.exists() {
+        anyhow::bail!(
+            "{} is missing: build it (`cargo build -p etcr`) or pass --etcr",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+/// Ends every fault, waits for a leader and reads every key once more.
+async fn heal_and_read(
+    cluster: &mut Cluster,
+    shared: &Shared,
+    client: u32,
+) -> anyhow::Result<Vec<workload::Record>> {
+    cluster.restore().await?;
+    cluster.wait_ready(Duration::from_secs(60)).await?;
+    verify::final_reads(cluster, shared, client, Duration::from_secs(60)).await
+}
+
+/// Runs the whole test; `Ok(false)` when a check failed.
+async fn run(args: Args) -> anyhow::Result<bool> {
+    if !(3..=7).contains(&args.size) {
+        anyhow::bail!("--size must be between 3 and 7");
+    }
+    if args.clients == 0 || args.keys == 0 {
+        anyhow::bail!("--clients and --keys must be at least 1");
+    }
+    let faults: Vec<Fault> = if args.faults.is_empty() {
+        nemesis::ALL.to_vec()
+    } else {
+        args.faults
+            .iter()
+            .map(|f| Fault::parse(f.trim()))
+            .collect::<anyhow::Result<_>>()?
+    };
+    let seed = args.seed.unwrap_or_else(|| fastrand::u64(..));
+    let bin = etcr_binary(args.etcr)?;
+    let dir = tempfile::Builder::new().prefix("etcr-chaos-").tempdir()?;
+    println!(
+        "etcr-chaos: seed {seed}, {} members, {} clients, {} keys, {:?}, faults {}",
+        args.size,
+        args.clients,
+        args.keys,
+        args.duration,
+        faults
+            .iter()
+            .map(|f| f.name())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let mut cluster = Cluster::start(&bin, dir.path(), args.size).await?;
+    let shared = Arc::new(Shared {
+        start: Instant::now(),
+        stop: AtomicBool::new(false),
+        next_value: AtomicU64::new(1),
+        keys: (0..args.keys).map(|k| format!("chaos/k{k}")).collect(),
+        op_timeout: args.op_timeout,
+        serializable_reads: args.serializable_reads,
+    });
+    let mut clients = Vec::new();
+    for c in 0..args.clients {
+        let endpoint = cluster.endpoint(c as usize % cluster.size());
+        let seed = seed.wrapping_add(1 + u64::from(c));
+        clients.push(tokio::spawn(workload::client(
+            c,
+            endpoint,
+            shared.clone(),
+            seed,
+        )));
+    }
+    let timing = Timing {
+        quiet: (Duration::from_secs(1), Duration::from_secs(3)),
+        hold: (Duration::from_secs(1), Duration::from_secs(5)),
+        recovery_limit: Duration::from_secs(30),
+    };
+    let until = Instant::now() + args.duration;
+    // Whatever kept the cluster from recovering; the history is still checked.
+    let mut trouble = Vec::new();
+    let mut windows = Vec::new();
+    let schedule = nemesis::run(
+        &mut cluster,
+        &shared,
+        &faults,
+        &timing,
+        seed,
+        until,
+        &mut windows,
+    );
+    match schedule.await {
+        // The last fault may end before the time is up: the workload runs on undisturbed.
+        Ok(()) => tokio::time::sleep_until(until.into()).await,
+        Err(e) => trouble.push(format!("{e:#}")),
+    }
+    shared.stop.store(true, Ordering::Relaxed);
+    let mut records = Vec::new();
+    for c in clients {
+        records.extend(c.await?);
+    }
+    let mut final_ops = Vec::new();
+    match heal_and_read(&mut cluster, &shared, args.clients).await {
+        Ok(finals) => {
+            final_ops = finals.iter().map(|r| r.op.clone()).collect();
+            records.extend(finals);
+        }
+        Err(e) => trouble.push(format!("after the heal: {e:#}")),
+    }
+    let history: Vec<Operation> = records.iter().map(|r| r.op.clone()).collect();
+
+    let counts = summary::count(&records);
+    let checked = Instant::now();
+    let report = linearizability::check(&history, args.max_steps)?;
+    let check_time = checked.elapsed();
+    let lost = verify::lost_acks(&history, &final_ops);
+    let converged = verify::converge(&cluster, Duration::from_secs(30)).await;
+    let gaps = summary::unavailability(&records, &windows);
+
+    println!("faults: {}", windows.len());
+    for (fault, gap) in &gaps {
+        let n = windows.iter().filter(|w| w.fault == *fault).count();
+        println!(
+            "  {:<15} x{n:<3} longest unavailability {:.2}s",
+            fault.name(),
+            gap.as_secs_f64()
+        );
+    }
+    println!(
+        "ops: {} (ok {}, failed {}, timed out {}; indeterminate writes {})",
+        counts.ops, counts.ok, counts.failed, counts.timed_out, counts.indeterminate
+    );
+    println!(
+        "linearizability: {} keys checked in {:.2}s, {} violations, {} undecided",
+        report.keys,
+        check_time.as_secs_f64(),
+        report.violations.len(),
+        report.gave_up.len()
+    );
+    println!("lost acknowledged writes: {}", lost.len());
+    for t in &trouble {
+        println!("the cluster did NOT recover: {t}");
+    }
+    match &converged {
+        Ok((rev, hash)) => println!("members converged: revision {rev}, hash {hash:#010x}"),
+        Err(why) => println!("members did NOT converge: {why}"),
+    }
+
+    for v in &report.violations {
+        println!(
+            "\nkey {} is not linearizable ({} ops); smallest failing history ({} ops):",
+            v.key,
+            v.ops,
+            v.smallest.len()
+        );
+        for op in &v.smallest {
+            println!("  {op}");
+        }
+    }
+    for l in lost.iter().take(20) {
+        println!("lost: {} (final value {:?})", l.write, l.final_value);
+    }
+    for key in &report.gave_up {
+        println!(
+            "key {key}: search gave up after {} steps (raise --max-steps)",
+            args.max_steps
+        );
+    }
+    let passed =
+        report.is_linearizable() && lost.is_empty() && converged.is_ok() && trouble.is_empty();
+    if passed {
+        println!("PASS");
+    } else if args.discard_data {
+        println!("FAIL: replay with --seed {seed} (same flags)");
+    } else {
+        // Keep the members' data and logs, and the whole history, for a post-mortem.
+        let kept = dir.keep();
+        let mut ops = history;
+        ops.sort_by_key(|op| (op.invoke, op.client));
+        let lines: Vec<String> = ops.iter().map(|op| op.to_string()).collect();
+        std::fs::write(kept.join("history.txt"), lines.join("\n") + "\n")?;
+        println!(
+            "FAIL: replay with --seed {seed} (same flags); member data, logs and history.txt kept in {}",
+            kept.display()
+        );
+    }
+    Ok(passed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("1d").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+}
