@@ -485,7 +485,10 @@ async fn one_member_grows_through_a_learner() {
     c.members[i].wait_healthy();
     wait_for("the learner is promoted", || {
         let (ok, _, err) = etcdctl(&c, 0, &["member", "promote", &a.id]);
-        eprintln!("promote: {err}");
+        if !ok {
+            // Shown if the wait fails.
+            eprintln!("promote refused: {err}");
+        }
         ok.then_some(())
     });
     wait_list(&c, i, |l| {
