@@ -1,5 +1,6 @@
-//! Replicated cluster state kept beside the keyspace: raised alarms and the attributes each
-//! member published (name, client URLs).
+//! Replicated cluster state kept beside the keyspace: raised alarms, the member set (ids,
+//! peer URLs, learners, the cluster id) and the attributes each member published (name,
+//! client URLs).
 //!
 //! It lives in the store's `cluster` table, written in the same transaction as the applied
 //! index, so a snapshot carries it and a restart keeps it. It is changed only by
@@ -8,7 +9,8 @@
 //! alarm is raised.
 //!
 //! Rows: `a` ‖ alarm kind (1 byte) ‖ member id (8 bytes) → empty; `m` ‖ member id → the
-//! member's attributes (name and URLs, each a 4-byte length and the bytes).
+//! member's attributes (name and URLs, each a 4-byte length and the bytes); `p` ‖ member id →
+//! learner flag (1 byte) then its peer URLs (as above); `c` → the cluster id (8 bytes).
 
 use heed::{RoTxn, RwTxn};
 use serde::{Deserialize, Serialize};
@@ -64,6 +66,26 @@ pub struct MemberInfo {
     pub client_urls: Vec<String>,
 }
 
+/// A member of the set, as membership changes record it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+pub struct MemberRecord {
+    /// Member id.
+    pub id: u64,
+    /// Where its peers reach it.
+    pub peer_urls: Vec<String>,
+    /// Whether it is a learner (receives the log, does not vote).
+    pub is_learner: bool,
+}
+
+/// Who is in the cluster, as of the last membership change applied.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+pub struct MemberSet {
+    /// The cluster's id, so that a member that joined later learns it from the log.
+    pub cluster_id: u64,
+    /// Every member, by id.
+    pub members: Vec<MemberRecord>,
+}
+
 /// A change to the cluster state, applied from the log with [`crate::Writer::apply_cluster`].
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub enum ClusterCommand {
@@ -73,6 +95,8 @@ pub enum ClusterCommand {
     DeactivateAlarm(Alarm),
     /// Record a member's attributes.
     PublishMember(MemberInfo),
+    /// Replace the member set; the published attributes of members no longer in it go.
+    SetMembers(MemberSet),
 }
 
 /// What an applied [`ClusterCommand`] answers.
@@ -83,12 +107,16 @@ pub enum ClusterOutcome {
     Alarms(Vec<Alarm>),
     /// The attributes are recorded.
     Published,
+    /// The member set is replaced.
+    MembersSet,
     /// The entry was at or below the applied index: already applied before.
     Skipped,
 }
 
 const ALARM: u8 = b'a';
 const MEMBER: u8 = b'm';
+const PEER: u8 = b'p';
+const CLUSTER_ID: [u8; 1] = [b'c'];
 
 fn alarm_key(a: &Alarm) -> [u8; 10] {
     let mut k = [0u8; 10];
@@ -105,16 +133,49 @@ fn member_key(id: u64) -> [u8; 9] {
     k
 }
 
-fn encode_member(m: &MemberInfo) -> Vec<u8> {
-    let mut v = Vec::new();
-    for s in std::iter::once(&m.name).chain(&m.client_urls) {
+fn put_strings<'a>(v: &mut Vec<u8>, strings: impl IntoIterator<Item = &'a String>) {
+    for s in strings {
         v.extend_from_slice(&(s.len() as u32).to_be_bytes());
         v.extend_from_slice(s.as_bytes());
     }
+}
+
+fn encode_member(m: &MemberInfo) -> Vec<u8> {
+    let mut v = Vec::new();
+    put_strings(&mut v, std::iter::once(&m.name).chain(&m.client_urls));
     v
 }
 
-fn decode_member(id: u64, mut b: &[u8]) -> Result<MemberInfo> {
+fn encode_record(m: &MemberRecord) -> Vec<u8> {
+    let mut v = vec![u8::from(m.is_learner)];
+    put_strings(&mut v, &m.peer_urls);
+    v
+}
+
+fn decode_record(id: u64, b: &[u8]) -> Result<MemberRecord> {
+    let (learner, rest) = b
+        .split_first()
+        .ok_or_else(|| corrupt("member set record without a learner flag"))?;
+    Ok(MemberRecord {
+        id,
+        peer_urls: decode_strings(rest)?,
+        is_learner: *learner == 1,
+    })
+}
+
+fn decode_member(id: u64, b: &[u8]) -> Result<MemberInfo> {
+    let mut strings = decode_strings(b)?.into_iter();
+    let name = strings
+        .next()
+        .ok_or_else(|| corrupt("member record without a name"))?;
+    Ok(MemberInfo {
+        id,
+        name,
+        client_urls: strings.collect(),
+    })
+}
+
+fn decode_strings(mut b: &[u8]) -> Result<Vec<String>> {
     let mut strings = Vec::new();
     while !b.is_empty() {
         let (len, rest) = b
@@ -128,15 +189,7 @@ fn decode_member(id: u64, mut b: &[u8]) -> Result<MemberInfo> {
         strings.push(String::from_utf8(s.to_vec()).map_err(|_| corrupt("member record text"))?);
         b = rest;
     }
-    let mut strings = strings.into_iter();
-    let name = strings
-        .next()
-        .ok_or_else(|| corrupt("member record without a name"))?;
-    Ok(MemberInfo {
-        id,
-        name,
-        client_urls: strings.collect(),
-    })
+    Ok(strings)
 }
 
 /// Every raised alarm, by kind then member.
@@ -206,6 +259,57 @@ pub(crate) fn members(table: &Table, txn: &RoTxn) -> Result<Vec<MemberInfo>> {
     Ok(out)
 }
 
+/// The member set of the last membership change, if one was ever applied (a cluster that
+/// kept its bootstrap members has none: its members know them from bootstrap).
+pub(crate) fn member_set(table: &Table, txn: &RoTxn) -> Result<Option<MemberSet>> {
+    let Some(cluster_id) = table.get(txn, &CLUSTER_ID)? else {
+        return Ok(None);
+    };
+    let mut members = Vec::new();
+    for row in table.prefix_iter(txn, &[PEER])? {
+        let (k, v) = row?;
+        if k.len() != 9 {
+            return Err(corrupt("member set key length"));
+        }
+        members.push(decode_record(crate::codec::be_u64(&k[1..])?, v)?);
+    }
+    Ok(Some(MemberSet {
+        cluster_id: crate::codec::be_u64(cluster_id)?,
+        members,
+    }))
+}
+
+fn ids_with_prefix(table: &Table, txn: &RoTxn, prefix: u8) -> Result<Vec<u64>> {
+    let mut ids = Vec::new();
+    for row in table.prefix_iter(txn, &[prefix])? {
+        let (k, _) = row?;
+        if k.len() == 9 {
+            ids.push(crate::codec::be_u64(&k[1..])?);
+        }
+    }
+    Ok(ids)
+}
+
+fn set_members(table: &Table, txn: &mut RwTxn, set: &MemberSet) -> Result<()> {
+    let keep = |id: &u64| set.members.iter().any(|m| m.id == *id);
+    for prefix in [PEER, MEMBER] {
+        for id in ids_with_prefix(table, txn, prefix)? {
+            if !keep(&id) {
+                let mut k = member_key(id);
+                k[0] = prefix;
+                table.delete(txn, &k)?;
+            }
+        }
+    }
+    for m in &set.members {
+        let mut k = member_key(m.id);
+        k[0] = PEER;
+        table.put(txn, &k, &encode_record(m))?;
+    }
+    table.put(txn, &CLUSTER_ID, &set.cluster_id.to_be_bytes())?;
+    Ok(())
+}
+
 /// Applies `cmd` in `txn`.
 pub(crate) fn apply(
     table: &Table,
@@ -224,6 +328,10 @@ pub(crate) fn apply(
         ClusterCommand::PublishMember(m) => {
             table.put(txn, &member_key(m.id), &encode_member(m))?;
             ClusterOutcome::Published
+        }
+        ClusterCommand::SetMembers(set) => {
+            set_members(table, txn, set)?;
+            ClusterOutcome::MembersSet
         }
     })
 }
@@ -264,5 +372,12 @@ mod tests {
         assert_eq!(decode_member(9, &b).unwrap(), m);
         assert!(decode_member(9, &b[..b.len() - 1]).is_err());
         assert!(decode_member(9, &[]).is_err());
+        let r = MemberRecord {
+            id: 9,
+            peer_urls: vec!["http://a:3".into()],
+            is_learner: true,
+        };
+        assert_eq!(decode_record(9, &encode_record(&r)).unwrap(), r);
+        assert!(decode_record(9, &[]).is_err());
     }
 }

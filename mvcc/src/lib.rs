@@ -130,7 +130,8 @@ pub use auth_state::{
     AuthCommand, AuthOutcome, AuthRefusal, AuthState, PermKind, Permission, Role, User, ROOT,
 };
 pub use cluster_state::{
-    takes_space, Alarm, AlarmKind, ClusterCommand, ClusterOutcome, MemberInfo,
+    takes_space, Alarm, AlarmKind, ClusterCommand, ClusterOutcome, MemberInfo, MemberRecord,
+    MemberSet,
 };
 pub use error::{Error, Result};
 pub use hash::HashKv;

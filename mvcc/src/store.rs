@@ -503,6 +503,12 @@ impl Store {
         cluster_state::members(&self.cluster, &txn)
     }
 
+    /// The member set of the last membership change applied, if any (committed).
+    pub fn member_set(&self) -> Result<Option<cluster_state::MemberSet>> {
+        let txn = self.read_txn()?;
+        cluster_state::member_set(&self.cluster, &txn)
+    }
+
     /// Keys whose current state carries `lease` (for the lessor; no full scan needed).
     pub fn leased_keys(&self, lease: i64) -> Result<Vec<Vec<u8>>> {
         let txn = self.read_txn()?;

@@ -619,6 +619,9 @@ impl Sim {
                 return;
             }
             ConfChangeType::RemoveNode
+        } else if self.rng.below(2) == 0 {
+            // etcd's `member add` without `--learner`: a voter that has no log yet.
+            ConfChangeType::AddNode
         } else {
             ConfChangeType::AddLearner
         };

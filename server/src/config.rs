@@ -49,6 +49,10 @@ pub struct Flags {
     /// `new` to bootstrap a cluster, `existing` to join one.
     #[arg(long = "initial-cluster-state", default_value = "new")]
     pub initial_cluster_state: ClusterState,
+    /// Refuse membership changes that could leave the cluster without a quorum of started
+    /// members.
+    #[arg(long = "strict-reconfig-check", default_value_t = true, action = clap::ArgAction::Set)]
+    pub strict_reconfig_check: bool,
     /// Token that makes cluster and member ids unique across clusters with the same URLs.
     #[arg(long = "initial-cluster-token", default_value = "etcd-cluster")]
     pub initial_cluster_token: String,

@@ -21,8 +21,11 @@ pub struct Context {
     pub store: Arc<mvcc::Store>,
     pub raft: RaftNode,
     pub membership: Arc<RwLock<Membership>>,
-    pub cluster_id: u64,
     pub member_id: u64,
+    /// `--initial-cluster-token`: ids of added members are derived with it.
+    pub cluster_token: String,
+    /// `--strict-reconfig-check`.
+    pub strict_reconfig_check: bool,
     pub limits: Limits,
     pub quota: crate::quota::Quota,
     pub metrics: Arc<Metrics>,
@@ -36,7 +39,8 @@ pub struct Context {
 impl Context {
     pub fn header_info(&self) -> HeaderInfo {
         HeaderInfo {
-            cluster_id: self.cluster_id,
+            // A member that joined learns the cluster id from the log.
+            cluster_id: self.membership().cluster_id,
             member_id: self.member_id,
             raft_term: self.raft.term(),
         }

@@ -81,6 +81,26 @@ pub enum EtcdError {
     RootUserNotExist,
     #[error("etcdserver: root user does not have root role")]
     RootRoleNotExist,
+    #[error("etcdserver: member ID already exist")]
+    MemberExist,
+    #[error("etcdserver: Peer URLs already exists")]
+    PeerUrlExist,
+    #[error("etcdserver: given member URLs are invalid")]
+    MemberBadUrls,
+    #[error("etcdserver: re-configuration failed due to not enough started members")]
+    NotEnoughStartedMembers,
+    #[error("etcdserver: unhealthy cluster")]
+    Unhealthy,
+    #[error("etcdserver: too many learner members in cluster")]
+    TooManyLearners,
+    #[error("etcdserver: can only promote a learner member")]
+    MemberNotLearner,
+    #[error("etcdserver: can only promote a learner member which is in sync with leader")]
+    LearnerNotReady,
+    #[error("etcdserver: bad leader transferee")]
+    BadLeaderTransferee,
+    #[error("etcdserver: request timed out, leader transfer took too long")]
+    LeaderTransferTimeout,
     /// This member stopped applying the log (see the reason); other members may serve.
     #[error("etcdserver: this member stopped applying the log: {0}")]
     Halted(String),
@@ -106,6 +126,15 @@ impl EtcdError {
             NoSpace => Code::ResourceExhausted,
             Corrupt => Code::DataLoss,
             LeaseNotFound | MemberNotFound => Code::NotFound,
+            MemberBadUrls => Code::InvalidArgument,
+            MemberExist
+            | PeerUrlExist
+            | NotEnoughStartedMembers
+            | TooManyLearners
+            | MemberNotLearner
+            | LearnerNotReady
+            | BadLeaderTransferee => Code::FailedPrecondition,
+            Unhealthy | LeaderTransferTimeout => Code::Unavailable,
             NoLeader | NotLeader | Timeout | Stopped | Halted(_) => Code::Unavailable,
             Internal(_) => Code::Internal,
         }

@@ -23,11 +23,12 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
+use crate::cluster::ClusterService;
 use crate::context::Context;
 use crate::errors::EtcdError;
 use crate::kv::KvService;
 use crate::lease::{LeaseService, RENEW_PATH, TIME_TO_LIVE_PATH};
-use crate::maintenance::{ClusterService, MaintenanceService};
+use crate::maintenance::MaintenanceService;
 use crate::metrics::Metrics;
 use crate::snapshot;
 

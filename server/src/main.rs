@@ -5,6 +5,7 @@
 //! `--listen-client-urls` address.
 
 mod auth;
+mod cluster;
 mod config;
 mod context;
 mod convert;
@@ -121,6 +122,11 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         store_open_ms = opened.elapsed().as_millis() as u64,
         "starting etcr"
     );
+    // The member set of the last change applied, not the bootstrap list, says whom to reach.
+    let mut membership = membership;
+    membership
+        .overlay_store(&store)
+        .with_context(|| "cannot read the members from the store")?;
     let (mut transport, incoming) = peer_transport(&flags, &membership).await?;
     let faults = flags.fault_injection.then(|| {
         tracing::warn!("fault injection is on: /debug/faults can cut this member off its peers");
@@ -188,8 +194,9 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         store,
         raft: raft.clone(),
         membership,
-        cluster_id,
         member_id,
+        cluster_token: flags.initial_cluster_token.clone(),
+        strict_reconfig_check: flags.strict_reconfig_check,
         limits: Limits {
             max_request_bytes: flags.max_request_bytes,
             max_txn_ops: flags.max_txn_ops,

@@ -1,13 +1,11 @@
-//! `etcdserverpb.Maintenance` and `etcdserverpb.Cluster`: status, alarms and the member list,
-//! enough for `etcdctl endpoint status|health`, `etcdctl alarm list|disarm` and
-//! `etcdctl member list`.
+//! `etcdserverpb.Maintenance`: status, alarms, hashes and moving the leader, enough for
+//! `etcdctl endpoint status|health`, `etcdctl alarm list|disarm` and `etcdctl move-leader`.
 
 use std::pin::Pin;
 use std::sync::Arc;
 
 use api::etcdserverpb as pb;
 use futures::Stream;
-use pb::cluster_server::Cluster;
 use pb::maintenance_server::Maintenance;
 use tonic::{Request, Response, Status};
 
@@ -200,6 +198,8 @@ impl Maintenance for MaintenanceService {
         Err(not_yet("snapshot"))
     }
 
+    /// Hands leadership to another voter through raft's leadership transfer and waits until
+    /// it leads (etcd's answers for a follower, a learner or an unknown member, and a timeout).
     async fn move_leader(
         &self,
         req: Request<pb::MoveLeaderRequest>,
@@ -208,73 +208,24 @@ impl Maintenance for MaintenanceService {
             .auth
             .check_admin(crate::auth::token_of(&req))
             .map_err(crate::auth::unmapped)?;
-        Err(not_yet("move-leader"))
-    }
-}
-
-pub struct ClusterService {
-    ctx: Arc<Context>,
-}
-
-impl ClusterService {
-    pub fn new(ctx: Arc<Context>) -> Self {
-        ClusterService { ctx }
-    }
-
-    fn members(&self) -> Vec<pb::Member> {
-        self.ctx
+        let target = req.into_inner().target_id;
+        if !self.ctx.raft.is_leader() {
+            return Err(EtcdError::NotLeader.into());
+        }
+        let voter = self
+            .ctx
             .membership()
             .members
             .iter()
-            .map(|m| pb::Member {
-                id: m.id,
-                name: m.name.clone(),
-                peer_ur_ls: m.peer_urls.clone(),
-                client_ur_ls: m.client_urls.clone(),
-                is_learner: m.is_learner,
-            })
-            .collect()
-    }
-}
-
-#[tonic::async_trait]
-impl Cluster for ClusterService {
-    async fn member_add(
-        &self,
-        _req: Request<pb::MemberAddRequest>,
-    ) -> Result<Response<pb::MemberAddResponse>, Status> {
-        Err(not_yet("member add"))
-    }
-
-    async fn member_remove(
-        &self,
-        _req: Request<pb::MemberRemoveRequest>,
-    ) -> Result<Response<pb::MemberRemoveResponse>, Status> {
-        Err(not_yet("member remove"))
-    }
-
-    async fn member_update(
-        &self,
-        _req: Request<pb::MemberUpdateRequest>,
-    ) -> Result<Response<pb::MemberUpdateResponse>, Status> {
-        Err(not_yet("member update"))
-    }
-
-    async fn member_list(
-        &self,
-        _req: Request<pb::MemberListRequest>,
-    ) -> Result<Response<pb::MemberListResponse>, Status> {
-        // etcd's member list header carries no revision: membership is not in the keyspace.
-        Ok(Response::new(pb::MemberListResponse {
-            header: self.ctx.header_info().at(0),
-            members: self.members(),
+            .any(|m| m.id == target && !m.is_learner);
+        if !voter {
+            return Err(EtcdError::BadLeaderTransferee.into());
+        }
+        if target != self.ctx.member_id {
+            self.ctx.raft.transfer_leader(target).await?;
+        }
+        Ok(Response::new(pb::MoveLeaderResponse {
+            header: self.header(),
         }))
-    }
-
-    async fn member_promote(
-        &self,
-        _req: Request<pb::MemberPromoteRequest>,
-    ) -> Result<Response<pb::MemberPromoteResponse>, Status> {
-        Err(not_yet("member promote"))
     }
 }

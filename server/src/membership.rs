@@ -1,7 +1,14 @@
-//! Who is in the cluster: member ids and peer URLs, fixed at bootstrap and kept in the data
-//! directory so that a restarted member keeps its identity whatever flags it is given, and
-//! the names and client URLs members publish through the log, which live in the store (so a
-//! member restored from a snapshot knows them too) and are overlaid here.
+//! Who is in the cluster. The bootstrap identity (cluster id, this member's id, the initial
+//! members' peer URLs) is kept in the data directory so that a restarted member keeps it
+//! whatever flags it is given. Once a membership change is applied, the member set lives in
+//! the store (replicated through the log, carried by snapshots) and overrides the bootstrap
+//! list here; so do the names and client URLs members publish through the log.
+//!
+//! A member started with `--initial-cluster-state existing` joins a running cluster: it
+//! takes its id from the `--initial-cluster` list (ids of added members are derived like
+//! bootstrap ones, from peer URLs and the cluster token), does not know the cluster id
+//! (0) until the log or a snapshot tells it, and starts with no voters, so it never
+//! campaigns on its own.
 
 use std::fs;
 use std::path::Path;
@@ -26,6 +33,9 @@ pub struct Membership {
     pub local_id: u64,
     /// Sorted by id, the order etcd lists members in.
     pub members: Vec<Member>,
+    /// Started with `--initial-cluster-state existing`: the member set comes from the log.
+    #[serde(default)]
+    pub joining: bool,
 }
 
 const FILE: &str = "membership.json";
@@ -72,6 +82,75 @@ impl Membership {
         }
     }
 
+    /// Takes the member set and published attributes the store holds (at start, and after
+    /// installing a snapshot).
+    pub fn overlay_store(&mut self, store: &mvcc::Store) -> mvcc::Result<()> {
+        if let Some(set) = store.member_set()? {
+            self.apply_set(&set);
+        }
+        self.overlay_published(store.members()?);
+        Ok(())
+    }
+
+    /// Takes the member set of an applied membership change, keeping what members published.
+    pub fn apply_set(&mut self, set: &mvcc::MemberSet) {
+        if self.cluster_id == 0 {
+            self.cluster_id = set.cluster_id;
+        }
+        let old = std::mem::take(&mut self.members);
+        self.members = set
+            .members
+            .iter()
+            .map(|r| {
+                let known = old.iter().find(|m| m.id == r.id);
+                Member {
+                    id: r.id,
+                    name: known.map(|m| m.name.clone()).unwrap_or_default(),
+                    peer_urls: r.peer_urls.clone(),
+                    client_urls: known.map(|m| m.client_urls.clone()).unwrap_or_default(),
+                    is_learner: r.is_learner,
+                }
+            })
+            .collect();
+        self.members.sort_by_key(|m| m.id);
+        // A joining member replays changes from before its own add: it has joined once a set
+        // holds it.
+        self.joining &= !self.members.iter().any(|m| m.id == self.local_id);
+    }
+
+    /// The member set as a membership change records it.
+    pub fn to_set(&self) -> mvcc::MemberSet {
+        mvcc::MemberSet {
+            cluster_id: self.cluster_id,
+            members: self
+                .members
+                .iter()
+                .map(|m| mvcc::MemberRecord {
+                    id: m.id,
+                    peer_urls: m.peer_urls.clone(),
+                    is_learner: m.is_learner,
+                })
+                .collect(),
+        }
+    }
+
+    /// The raft membership to start from when the log and snapshot say nothing newer.
+    pub fn conf_state(&self) -> raft_core::ConfState {
+        if self.joining {
+            return raft_core::ConfState::default();
+        }
+        let ids = |learner: bool| {
+            self.members
+                .iter()
+                .filter(|m| m.is_learner == learner)
+                .map(|m| m.id)
+                .collect::<Vec<_>>()
+        };
+        let mut cs = raft_core::ConfState::with_voters(ids(false));
+        cs.learners = ids(true);
+        cs
+    }
+
     pub fn bootstrap(flags: &Flags) -> anyhow::Result<Membership> {
         let token = &flags.initial_cluster_token;
         // Client URLs, this member's included, arrive through the log once each member
@@ -96,10 +175,16 @@ impl Membership {
                 anyhow::anyhow!("--initial-cluster has no member named {:?}", flags.name)
             })?;
         let member_ids: Vec<u64> = members.iter().map(|m| m.id).collect();
+        let joining = flags.initial_cluster_state == crate::config::ClusterState::Existing;
         Ok(Membership {
-            cluster_id: ids::cluster_id(&member_ids),
+            cluster_id: if joining {
+                0
+            } else {
+                ids::cluster_id(&member_ids)
+            },
             local_id,
             members,
+            joining,
         })
     }
 }
@@ -134,5 +219,46 @@ mod tests {
         let other = Flags::parse_from(["etcr", "--name", "zzz"]);
         let b = Membership::load_or_bootstrap(dir.path(), &other).unwrap();
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn a_joining_member_learns_the_set_and_joins_once_it_holds_it() {
+        let flags = Flags::parse_from([
+            "etcr",
+            "--name",
+            "m3",
+            "--initial-cluster",
+            "m1=http://127.0.0.1:2380,m3=http://127.0.0.1:2382",
+            "--initial-cluster-state",
+            "existing",
+        ]);
+        let mut m = Membership::bootstrap(&flags).unwrap();
+        assert_eq!(
+            m.cluster_id, 0,
+            "a joiner learns the cluster id from the log"
+        );
+        assert!(
+            m.conf_state().voters.is_empty(),
+            "a joiner never campaigns alone"
+        );
+        let m1 = m.members.iter().find(|x| x.name == "m1").unwrap().id;
+        let record = |id, learner| mvcc::MemberRecord {
+            id,
+            peer_urls: vec![],
+            is_learner: learner,
+        };
+        // A change from before its own add leaves it joining.
+        m.apply_set(&mvcc::MemberSet {
+            cluster_id: 7,
+            members: vec![record(m1, false)],
+        });
+        assert!(m.joining);
+        assert_eq!(m.cluster_id, 7);
+        m.apply_set(&mvcc::MemberSet {
+            cluster_id: 7,
+            members: vec![record(m1, false), record(m.local_id, true)],
+        });
+        assert!(!m.joining);
+        assert_eq!(m.conf_state().learners, vec![m.local_id]);
     }
 }

@@ -190,7 +190,9 @@ async fn serve_stream<M: Message>(shared: Arc<Shared<M>>, stream: PeerStream) ->
         tokio::time::timeout(HANDSHAKE_TIMEOUT, reader.read_expected(FrameKind::Hello))
             .await
             .map_err(|_| Error::Timeout("peer handshake"))??;
-    let refusal = if hello.cluster_id != shared.cfg.cluster_id {
+    // Cluster id 0 is a member joining a running cluster, which learns the id from the log.
+    let joining = hello.cluster_id == 0 || shared.cfg.cluster_id == 0;
+    let refusal = if !joining && hello.cluster_id != shared.cfg.cluster_id {
         Some(format!(
             "cluster {} is not this cluster ({})",
             hello.cluster_id, shared.cfg.cluster_id

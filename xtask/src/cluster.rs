@@ -32,6 +32,16 @@ pub enum Action {
     Stop { name: String },
     /// Start a stopped member again.
     Start { name: String },
+    /// Add a member through `etcrctl member add` (as a learner), start it joining the running
+    /// cluster, and promote it once it has caught up.
+    Add {
+        name: String,
+        /// Leave it a learner (promote it later with `etcrctl member promote`).
+        #[arg(long)]
+        learner: bool,
+    },
+    /// Remove a member through `etcrctl member remove`, then stop it and delete its data.
+    Remove { name: String },
     /// Stop every member; `--purge` also deletes their data and logs.
     Down {
         #[arg(long)]
@@ -106,13 +116,138 @@ pub fn run(action: Action) -> anyhow::Result<()> {
                     m.pid.unwrap_or_default()
                 );
             }
-            start_member(m, &initial_cluster, &transport, tls)?;
+            start_member(m, &initial_cluster, &transport, tls, &[])?;
             let url = m.client_url.clone();
             save(&state)?;
             wait_healthy(&[url], tls)
         }
+        Action::Add { name, learner } => add(&name, learner),
+        Action::Remove { name } => remove(&name),
         Action::Down { purge } => down(purge),
     }
+}
+
+/// Runs the release etcrctl against the running members; its standard output.
+fn etcrctl(state: &State, args: &[&str]) -> anyhow::Result<String> {
+    let bin = crate::workspace_root().join("target/release/etcrctl");
+    let endpoints: Vec<&str> = state
+        .members
+        .iter()
+        .filter(|m| m.pid.is_some_and(alive))
+        .map(|m| m.client_url.as_str())
+        .collect();
+    if endpoints.is_empty() {
+        anyhow::bail!("no member is running; start one with `cargo xtask cluster start NAME`");
+    }
+    let out = Command::new(&bin)
+        .arg(format!("--endpoints={}", endpoints.join(",")))
+        .args(args)
+        .output()
+        .map_err(|e| anyhow::anyhow!("cannot run {}: {e}", bin.display()))?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "etcrctl {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn add(name: &str, learner: bool) -> anyhow::Result<()> {
+    let mut state = load()?;
+    if state.members.iter().any(|m| m.name == name) {
+        anyhow::bail!("a member named {name:?} exists already");
+    }
+    if state.peer_transport != "tcp" || state.tls {
+        anyhow::bail!("`cluster add` supports plaintext clusters on the tcp peer transport only (the certificates of --tls and QUIC are made for the members of `up`)");
+    }
+    // The next free slot of the 2379/2380, 12379/12380, ... convention.
+    let slot = (0..7)
+        .find(|i| {
+            let url = format!("http://127.0.0.1:{}", 2379 + 10000 * i);
+            !state.members.iter().any(|m| m.client_url == url)
+        })
+        .ok_or_else(|| anyhow::anyhow!("the local cluster holds at most 7 members"))?;
+    let mut m = Member {
+        name: name.to_string(),
+        client_url: format!("http://127.0.0.1:{}", 2379 + 10000 * slot),
+        peer_url: format!("http://127.0.0.1:{}", 2380 + 10000 * slot),
+        pid: None,
+    };
+    // Added as a learner first (etcd's advice): a voter that has no log yet would raise the
+    // quorum at once, and with raft-core's rule (a change counts from when it is in the log)
+    // a one-member cluster could not even commit the add until the new member runs.
+    let peer_urls = format!("--peer-urls={}", m.peer_url);
+    let out = etcrctl(&state, &["member", "add", name, &peer_urls, "--learner"])?;
+    print!("{out}");
+    let initial_cluster = out
+        .lines()
+        .find_map(|l| l.strip_prefix("ETCD_INITIAL_CLUSTER=\""))
+        .and_then(|v| v.strip_suffix('"'))
+        .ok_or_else(|| anyhow::anyhow!("etcrctl member add printed no ETCD_INITIAL_CLUSTER"))?
+        .to_string();
+    remove_dir(&dir().join(format!("{name}.etcd")))?;
+    start_member(
+        &mut m,
+        &initial_cluster,
+        "tcp",
+        false,
+        &["--initial-cluster-state", "existing"],
+    )?;
+    let url = m.client_url.clone();
+    state.members.push(m);
+    save(&state)?;
+    wait_healthy(&[url], false)?;
+    if learner {
+        return Ok(());
+    }
+    let id = member_id(&state, name)?;
+    eprint!("promoting {name} once it has caught up");
+    let mut last_error = String::new();
+    let promoted = health::wait_until(Duration::from_secs(60), || {
+        eprint!(".");
+        match etcrctl(&state, &["member", "promote", &id]) {
+            Ok(out) => {
+                print!("{out}");
+                true
+            }
+            Err(e) => {
+                last_error = e.to_string();
+                false
+            }
+        }
+    });
+    eprintln!();
+    if !promoted {
+        anyhow::bail!("{name} stays a learner: {last_error}");
+    }
+    Ok(())
+}
+
+/// The id `member list` gives the member named `name`.
+fn member_id(state: &State, name: &str) -> anyhow::Result<String> {
+    // `member list`: id, status, name, peer URLs, client URLs, is learner.
+    etcrctl(state, &["member", "list"])?
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(", ").collect();
+            (f.get(2) == Some(&name)).then(|| f[0].to_string())
+        })
+        .ok_or_else(|| anyhow::anyhow!("the cluster lists no member named {name:?}"))
+}
+
+fn remove(name: &str) -> anyhow::Result<()> {
+    let mut state = load()?;
+    find(&mut state, name)?;
+    let id = member_id(&state, name)?;
+    print!("{}", etcrctl(&state, &["member", "remove", &id])?);
+    if let Some(m) = state.members.iter_mut().find(|m| m.name == name) {
+        stop_member(m);
+    }
+    state.members.retain(|m| m.name != name);
+    remove_dir(&dir().join(format!("{name}.etcd")))?;
+    save(&state)
 }
 
 fn find<'a>(state: &'a mut State, name: &str) -> anyhow::Result<&'a mut Member> {
@@ -167,7 +302,7 @@ fn up(size: usize, peer_transport: &str, tls: bool) -> anyhow::Result<()> {
         );
     }
     for m in &mut members {
-        start_member(m, &initial_cluster, peer_transport, tls)?;
+        start_member(m, &initial_cluster, peer_transport, tls, &[])?;
     }
     let urls: Vec<String> = members.iter().map(|m| m.client_url.clone()).collect();
     save(&State {
@@ -262,6 +397,7 @@ fn start_member(
     initial_cluster: &str,
     peer_transport: &str,
     tls: bool,
+    extra: &[&str],
 ) -> anyhow::Result<()> {
     let bin = crate::workspace_root().join("target/release/etcr");
     if !bin.exists() {
@@ -294,6 +430,7 @@ fn start_member(
         } else {
             Vec::new()
         })
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

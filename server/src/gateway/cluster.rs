@@ -6,7 +6,7 @@ use api::etcdserverpb::cluster_server::Cluster;
 use axum::Router;
 
 use super::call::{unary, MessageLimit};
-use crate::maintenance::ClusterService;
+use crate::cluster::ClusterService;
 
 pub fn routes(c: Arc<ClusterService>, limit: MessageLimit) -> Router {
     Router::new()

@@ -17,9 +17,10 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 
+use crate::cluster::ClusterService;
 use crate::context::Context;
 use crate::kv::KvService;
-use crate::maintenance::{ClusterService, MaintenanceService};
+use crate::maintenance::MaintenanceService;
 
 /// etcd 3.4 serves the gateway under `/v3` and `/v3beta`; 3.3 served `/v3beta` and
 /// `/v3alpha`, which older clients still ask for, so etcr answers all three.

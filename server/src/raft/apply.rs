@@ -52,7 +52,22 @@ pub struct Applier {
     pub watch: CommitNotifier,
     /// Told the auth state after each change, and each token handed out.
     pub auth: Arc<crate::auth::AuthStore>,
+    /// Connected to the members a membership change adds, cut from those it removes.
+    pub transport: super::PeerTransport,
+    /// The transport's tasks run here.
+    pub rt: tokio::runtime::Handle,
+    /// Where the bootstrap identity is kept (a joining member records the cluster id).
+    pub member_dir: PathBuf,
+    /// Told when this member is removed, so the raft loop stops.
+    pub inputs: crossbeam_channel::Sender<super::driver::Input>,
 }
+
+/// How long a removed member stays reachable, for the message that tells it.
+const REMOVED_PEER_GRACE: Duration = Duration::from_secs(2);
+
+/// etcd's words for a member that applied its own removal.
+pub(super) const REMOVED: &str =
+    "etcdserver: the member has been permanently removed from the cluster";
 
 /// How long the store's write transaction stays open for more batches when no read waits:
 /// one commit (and fsync) then covers every batch that arrives meanwhile.
@@ -194,16 +209,37 @@ impl Applier {
     fn apply_entries(&self, writer: &mut mvcc::Writer, entries: Vec<Entry>) -> Result<(), Halt> {
         let mut run = KvRun::default();
         for e in entries {
-            // Empty entries are a new leader's no-op; membership changes are raft-core's own.
-            if e.data.is_empty() || e.entry_type == EntryType::ConfChange {
-                if e.data.is_empty() && self.shared.is_leader() && self.shared.term() == e.term {
+            // Empty entries are a new leader's no-op.
+            if e.data.is_empty() {
+                if self.shared.is_leader() && self.shared.term() == e.term {
                     // Every entry of earlier terms is applied: the lessor knows every lease
                     // and may start their clocks (etcd promotes its lessor here too).
                     self.lessor.promote(e.term);
                 }
                 continue;
             }
-            let env = match Envelope::decode(&e.data) {
+            let conf = if e.entry_type == EntryType::ConfChange {
+                match raft_core::decode_conf_change(&e.data) {
+                    Ok((cc, cs)) => Some((cc.context, cs)),
+                    Err(err) => {
+                        self.apply_kv(writer, std::mem::take(&mut run))?;
+                        return Err(Halt::Undecodable {
+                            index: e.index,
+                            err: DecodeError::Malformed {
+                                version: 0,
+                                reason: err.to_string(),
+                            },
+                        });
+                    }
+                }
+            } else {
+                None
+            };
+            let data = conf.as_ref().map(|(c, _)| c.as_slice()).unwrap_or(&e.data);
+            if data.is_empty() {
+                continue;
+            }
+            let env = match Envelope::decode(data) {
                 Ok(env) => env,
                 Err(err) => {
                     self.apply_kv(writer, std::mem::take(&mut run))?;
@@ -237,6 +273,16 @@ impl Applier {
                     }
                     continue;
                 }
+                Payload::Members(mut set) => {
+                    // raft-core's membership is the truth about who votes.
+                    if let Some((_, cs)) = &conf {
+                        set.members.retain(|m| cs.contains(m.id));
+                        for m in &mut set.members {
+                            m.is_learner = cs.is_learner(m.id);
+                        }
+                    }
+                    mvcc::ClusterCommand::SetMembers(set)
+                }
             };
             self.apply_kv(writer, std::mem::take(&mut run))?;
             let outcome = writer
@@ -256,6 +302,12 @@ impl Applier {
                             .publish(info);
                     }
                     Answer::Published
+                }
+                mvcc::ClusterOutcome::MembersSet => {
+                    if let mvcc::ClusterCommand::SetMembers(set) = &cmd {
+                        self.take_members(set);
+                    }
+                    Answer::Members
                 }
                 mvcc::ClusterOutcome::Alarms(alarms) => {
                     for a in &alarms {
@@ -347,6 +399,59 @@ impl Applier {
         result.map_err(|err| Halt::Store { index: last, err })
     }
 
+    /// Takes an applied member set: in memory, in the transport, and the end of this member if
+    /// the set no longer holds it.
+    fn take_members(&self, set: &mvcc::MemberSet) {
+        let (before, after) = {
+            let mut m = self.membership.write().unwrap_or_else(|p| p.into_inner());
+            let before = m.members.clone();
+            let learned_cluster = m.cluster_id == 0 || m.joining;
+            m.apply_set(set);
+            if learned_cluster {
+                if let Err(e) = m.save(&self.member_dir) {
+                    error!("cannot record the cluster id learned from the log: {e}");
+                }
+            }
+            (before, m.clone())
+        };
+        info!(members = ?after.members.iter().map(|m| format!("{:x}", m.id)).collect::<Vec<_>>(), "membership changed");
+        self.connect_peers(&before, &after);
+        if !after.joining && !after.members.iter().any(|m| m.id == self.local_id) {
+            error!("{REMOVED}; this member stops taking part and serving");
+            self.shared.halt(REMOVED.to_string());
+            let _ = self.inputs.send(super::driver::Input::Removed);
+        }
+    }
+
+    /// Tells the transport about members added, moved or removed between two sets.
+    fn connect_peers(&self, before: &[crate::membership::Member], after: &Membership) {
+        let _runtime = self.rt.enter();
+        for m in &after.members {
+            if m.id == self.local_id
+                || before
+                    .iter()
+                    .any(|b| b.id == m.id && b.peer_urls == m.peer_urls)
+            {
+                continue;
+            }
+            match m.peer_urls.first().map(|u| crate::config::listen_addrs(u)) {
+                Some(Ok(addrs)) if !addrs.is_empty() => self.transport.add_peer(m.id, addrs[0]),
+                _ => error!(member = %format!("{:x}", m.id), "no usable peer URL for a member"),
+            }
+        }
+        for b in before {
+            if b.id != self.local_id && !after.members.iter().any(|m| m.id == b.id) {
+                // The leader's last word to it (its removal, see the raft loop) must leave
+                // the queue before the peer goes.
+                let (transport, id) = (self.transport.clone(), b.id);
+                self.rt.spawn(async move {
+                    tokio::time::sleep(REMOVED_PEER_GRACE).await;
+                    transport.remove_peer(id);
+                });
+            }
+        }
+    }
+
     fn tell_lessor(&self, cmd: &mvcc::Command) {
         match cmd {
             mvcc::Command::LeaseGrant(g) => self.lessor.granted(g.id, g.ttl),
@@ -366,13 +471,14 @@ impl Applier {
                 err,
             })?;
         let _ = std::fs::remove_file(&file);
-        // The snapshot carries the members' published attributes.
-        match self.store.members() {
-            Ok(published) => self
-                .membership
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .overlay_published(published),
+        // The snapshot carries the member set and the members' published attributes.
+        let overlaid = {
+            let mut m = self.membership.write().unwrap_or_else(|p| p.into_inner());
+            let before = m.members.clone();
+            m.overlay_store(&self.store).map(|()| (before, m.clone()))
+        };
+        match overlaid {
+            Ok((before, after)) => self.connect_peers(&before, &after),
             Err(err) => {
                 return Err(Halt::Restore {
                     file: file.display().to_string(),
@@ -445,6 +551,7 @@ mod tests {
                 client_urls: vec![],
                 is_learner: false,
             }],
+            joining: false,
         }));
         let (hub, watch) = crate::watch::Hub::start(
             store.clone(),
@@ -470,6 +577,10 @@ mod tests {
                     token_ttl: Duration::from_secs(300),
                 },
             )),
+            transport: Arc::new(NoPeers),
+            rt: test_runtime().handle().clone(),
+            member_dir: dir.path().to_path_buf(),
+            inputs: crossbeam_channel::unbounded().0,
         };
         let h = Harness {
             dir,
@@ -479,6 +590,39 @@ mod tests {
             hub,
         };
         (h, applier)
+    }
+
+    fn test_runtime() -> &'static tokio::runtime::Runtime {
+        static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+        RT.get_or_init(|| tokio::runtime::Runtime::new().unwrap())
+    }
+
+    /// A transport for a member alone: nothing to send to.
+    struct NoPeers;
+
+    #[tonic::async_trait]
+    impl transport::Transport<raft_core::Message> for NoPeers {
+        fn local_id(&self) -> u64 {
+            MEMBER
+        }
+        fn local_addr(&self) -> std::net::SocketAddr {
+            ([127, 0, 0, 1], 0).into()
+        }
+        fn send(&self, _to: u64, _msg: raft_core::Message) {}
+        async fn send_snapshot(
+            &self,
+            _to: u64,
+            _meta: raft_core::Message,
+            _data: transport::SnapshotSource,
+        ) -> transport::Result<u64> {
+            Ok(0)
+        }
+        fn add_peer(&self, _id: u64, _addr: std::net::SocketAddr) {}
+        fn remove_peer(&self, _id: u64) {}
+        fn stats(&self) -> Vec<transport::PeerStats> {
+            Vec::new()
+        }
+        async fn shutdown(&self) {}
     }
 
     fn entry(index: u64, data: Vec<u8>) -> Entry {

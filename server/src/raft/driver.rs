@@ -21,9 +21,10 @@ use tracing::{debug, info, warn};
 
 use super::apply::ApplyItem;
 use super::durable_log::DurableLog;
+use super::envelope::{Envelope, Payload};
 use super::shared::Shared;
 use super::snapshots::Snapshots;
-use super::waiters::Waiters;
+use super::waiters::{Answer, Waiters};
 use super::PeerTransport;
 use crate::errors::EtcdError;
 use crate::metrics::Metrics;
@@ -40,7 +41,18 @@ pub enum Input {
     PeerSnapshot { msg: Message, file: PathBuf },
     /// How sending a snapshot to `to` ended.
     SnapshotSent { to: u64, ok: bool },
+    /// A membership change whose waiter is registered under `id`.
+    ConfChange { id: u64, cc: raft_core::ConfChange },
+    /// Hand leadership to this member.
+    TransferLeader(u64),
+    /// On the leader: its last index and every member's match index.
+    Progress(oneshot::Sender<Option<LeaderProgress>>),
+    /// This member was removed from the cluster: stop taking part.
+    Removed,
 }
+
+/// The leader's last index and each member's match index.
+pub type LeaderProgress = (u64, Vec<(u64, u64)>);
 
 /// Inputs handled per turn at most, so that ticks are never starved.
 const MAX_INPUTS_PER_TURN: usize = 8192;
@@ -67,6 +79,16 @@ pub struct Driver {
     pub received_snapshot: Option<(u64, PathBuf)>,
     /// The last index handed to the apply thread (or installed by a snapshot).
     pub handed_out: u64,
+    /// A membership change this leader proposed, not yet answered.
+    pub pending_change: Option<PendingChange>,
+}
+
+/// A membership change proposed on this leader: its entry, and who voted before it.
+pub struct PendingChange {
+    id: u64,
+    index: u64,
+    term: u64,
+    old_voters: Vec<u64>,
 }
 
 /// Linearizable reads waiting for a read index: all reads that arrive in one turn share one
@@ -88,12 +110,17 @@ impl Driver {
             let wait = next_tick.saturating_duration_since(Instant::now());
             match self.inputs.recv_timeout(wait) {
                 Ok(input) => {
-                    self.handle(input);
+                    let mut removed = self.handle(input);
                     for _ in 0..MAX_INPUTS_PER_TURN {
                         match self.inputs.try_recv() {
-                            Ok(input) => self.handle(input),
+                            Ok(input) => removed |= self.handle(input),
                             Err(_) => break,
                         }
+                    }
+                    if removed {
+                        // A removed member must not campaign and disturb the others.
+                        info!("raft loop stopping: this member was removed from the cluster");
+                        return;
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
@@ -126,11 +153,77 @@ impl Driver {
                 }
             }
             self.maybe_compact();
+            self.answer_change_held_by_old_quorum();
         }
     }
 
-    fn handle(&mut self, input: Input) {
+    /// etcd answers a membership change once the old membership has committed it; raft-core
+    /// commits it under the new one (see `raft_core::confchange`), which may need the very
+    /// member being added. Once a majority of the old voters holds the entry it can no longer
+    /// be lost (a candidate without it cannot win a majority of either membership), so the
+    /// caller gets its answer then, as from etcd.
+    fn answer_change_held_by_old_quorum(&mut self) {
+        let Some(p) = &self.pending_change else {
+            return;
+        };
+        let st = self.node.status();
+        if st.soft_state.role != StateRole::Leader
+            || st.hard_state.term != p.term
+            || st.hard_state.commit >= p.index
+        {
+            // Lost with the leadership, or committed: applying it answers, if anything does.
+            self.pending_change = None;
+            return;
+        }
+        let holding = p
+            .old_voters
+            .iter()
+            .filter(|v| st.progress.get(v).is_some_and(|pr| pr.matched >= p.index))
+            .count();
+        if holding > p.old_voters.len() / 2 {
+            self.waiters.answer(p.id, Ok(Answer::Members));
+            self.pending_change = None;
+        }
+    }
+
+    /// Returns whether this member was removed.
+    fn handle(&mut self, input: Input) -> bool {
         match input {
+            Input::Removed => return true,
+            Input::ConfChange { id, cc } => {
+                let before = self.node.status();
+                let last = self.node.last_index();
+                match self.node.propose_conf_change(cc) {
+                    Err(e) => self.waiters.answer(id, Err(raft_error(e))),
+                    Ok(()) if before.soft_state.role == StateRole::Leader => {
+                        self.pending_change =
+                            (self.node.last_index() > last).then(|| PendingChange {
+                                id,
+                                index: self.node.last_index(),
+                                term: before.hard_state.term,
+                                old_voters: before.conf_state.voters,
+                            });
+                    }
+                    Ok(()) => {}
+                }
+            }
+            Input::TransferLeader(to) => {
+                if let Err(e) = self.node.transfer_leader(to) {
+                    debug!(to, "leadership transfer refused: {e}");
+                }
+            }
+            Input::Progress(reply) => {
+                let status = self.node.status();
+                let answer = (status.soft_state.role == StateRole::Leader).then(|| {
+                    let progress = status
+                        .progress
+                        .iter()
+                        .map(|(id, p)| (*id, p.matched))
+                        .collect();
+                    (self.node.last_index(), progress)
+                });
+                let _ = reply.send(answer);
+            }
             Input::Propose { id, data } => {
                 if let Err(e) = self.node.propose(data) {
                     self.waiters.answer(id, Err(raft_error(e)));
@@ -154,6 +247,7 @@ impl Driver {
                 self.node.report_snapshot(to, status);
             }
         }
+        false
     }
 
     fn step(&mut self, msg: Message) {
@@ -233,6 +327,7 @@ impl Driver {
                 .map_err(|e| e.to_string())?;
             self.handed_out = self.handed_out.max(index);
         }
+        self.reach_added_members(&rd.entries);
         let started = Instant::now();
         self.log
             .append(&rd.entries, rd.hard_state.as_ref(), rd.must_sync)
@@ -251,6 +346,7 @@ impl Driver {
         }
         self.send(std::mem::take(&mut rd.persisted_messages));
 
+        self.tell_removed(&rd.committed_entries);
         if let Some(last) = rd.committed_entries.last() {
             self.handed_out = last.index;
             // `advance` reads the committed entries to move the applied index: hand a copy on.
@@ -267,6 +363,78 @@ impl Driver {
         }
         self.node.advance(rd);
         Ok(())
+    }
+
+    /// raft-core replicates under a membership from when it is in the log, so the transport
+    /// must reach an added member from then on, not only once the change is applied (which,
+    /// when the new member is needed for the quorum, waits for it).
+    fn reach_added_members(&mut self, entries: &[raft_core::Entry]) {
+        for e in entries {
+            if e.entry_type != raft_core::EntryType::ConfChange {
+                continue;
+            }
+            let Ok((cc, _)) = raft_core::decode_conf_change(&e.data) else {
+                continue;
+            };
+            if cc.change_type == raft_core::ConfChangeType::RemoveNode {
+                continue;
+            }
+            let Ok(Envelope {
+                payload: Payload::Members(set),
+                ..
+            }) = Envelope::decode(&cc.context)
+            else {
+                continue;
+            };
+            let url = set
+                .members
+                .iter()
+                .find(|m| m.id == cc.node_id)
+                .and_then(|m| m.peer_urls.first());
+            if let Some(Ok(addrs)) = url.map(|u| crate::config::listen_addrs(u)) {
+                if let Some(addr) = addrs.first() {
+                    let _runtime = self.snapshots.rt.enter();
+                    self.transport.add_peer(cc.node_id, *addr);
+                }
+            }
+        }
+    }
+
+    /// A member removed from the cluster no longer gets the log (the leader replicates under
+    /// the new membership), so it would never apply its own removal. The leader sends it the
+    /// committed removal entry once, as the append it would have sent, so that the member
+    /// applies it and stops rather than campaigning in vain.
+    fn tell_removed(&mut self, committed: &[raft_core::Entry]) {
+        if self.node.soft_state().role != StateRole::Leader {
+            return;
+        }
+        for e in committed {
+            if e.entry_type != raft_core::EntryType::ConfChange {
+                continue;
+            }
+            let Ok((cc, _)) = raft_core::decode_conf_change(&e.data) else {
+                continue;
+            };
+            let local = self.node.status().id;
+            if cc.change_type != raft_core::ConfChangeType::RemoveNode || cc.node_id == local {
+                continue;
+            }
+            let Ok(log_term) = self.node.log_term(e.index - 1) else {
+                continue;
+            };
+            let msg = Message {
+                msg_type: MessageType::Append,
+                to: cc.node_id,
+                from: local,
+                term: self.node.hard_state().term,
+                log_term,
+                index: e.index - 1,
+                entries: vec![e.clone()],
+                commit: e.index,
+                ..Message::default()
+            };
+            self.transport.send(cc.node_id, msg);
+        }
     }
 
     fn send(&mut self, msgs: Vec<Message>) {
@@ -318,6 +486,7 @@ pub fn raft_error(e: raft_core::Error) -> EtcdError {
     match e {
         raft_core::Error::NoLeader => EtcdError::NoLeader,
         raft_core::Error::ProposalDropped => EtcdError::Timeout,
+        raft_core::Error::ConfChangeInvalid(reason) => EtcdError::Internal(reason),
         other => EtcdError::Internal(other.to_string()),
     }
 }

@@ -37,6 +37,9 @@ pub enum Payload {
         command: mvcc::AuthCommand,
         token_prefix: Option<String>,
     },
+    /// The member set after a membership change: the context of raft conf-change entries
+    /// (add, remove, promote), or a normal entry for a peer URL update.
+    Members(mvcc::MemberSet),
 }
 
 /// One entry's data. `origin` and `id` let the proposing member find the caller waiting for
@@ -51,8 +54,9 @@ pub struct Envelope {
 /// Marks an entry with an explicit format version.
 const VERSIONED: u8 = 0xFF;
 
-/// The format this member writes. 1: the version header, and [`Payload::Cluster`].
-pub const FORMAT_VERSION: u8 = 1;
+/// The format this member writes. 1: the version header, and [`Payload::Cluster`];
+/// 2: [`Payload::Auth`] and [`Payload::Members`].
+pub const FORMAT_VERSION: u8 = 2;
 
 /// An entry this member cannot read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -85,7 +89,7 @@ impl Envelope {
         if version > FORMAT_VERSION {
             return Err(DecodeError::UnknownVersion(version));
         }
-        // Versions 0 and 1 share the envelope; version 0 only lacks the header.
+        // Versions share the envelope (version 0 only lacks the header); later ones add variants.
         match bincode::serde::decode_from_slice(body, bincode::config::standard()) {
             Ok((e, read)) if read == body.len() => Ok(e),
             Ok((_, read)) => Err(DecodeError::Malformed {
@@ -145,6 +149,22 @@ mod tests {
             })),
         };
         assert_eq!(Envelope::decode(&alarm.encode().unwrap()).unwrap(), alarm);
+        let members = Envelope {
+            origin: 7,
+            id: 44,
+            payload: Payload::Members(mvcc::MemberSet {
+                cluster_id: 3,
+                members: vec![mvcc::MemberRecord {
+                    id: 7,
+                    peer_urls: vec!["http://a:1".into()],
+                    is_learner: true,
+                }],
+            }),
+        };
+        assert_eq!(
+            Envelope::decode(&members.encode().unwrap()).unwrap(),
+            members
+        );
     }
 
     #[test]
@@ -181,7 +201,10 @@ mod tests {
         );
         assert!(matches!(
             Envelope::decode(&[VERSIONED, FORMAT_VERSION, 0xff, 0xff]),
-            Err(DecodeError::Malformed { version: 1, .. })
+            Err(DecodeError::Malformed {
+                version: FORMAT_VERSION,
+                ..
+            })
         ));
         assert!(matches!(
             Envelope::decode(&[0xfd, 1]),

@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use raft_core::{ConfState, Config, MemStorage, RawNode, Snapshot};
+use raft_core::{ConfChange, ConfChangeType, Config, MemStorage, RawNode, Snapshot};
 use tracing::info;
 
 pub use envelope::MemberAttributes;
@@ -85,19 +85,15 @@ impl RaftNode {
         metrics: Arc<Metrics>,
         observers: ApplyObservers,
     ) -> anyhow::Result<RaftNode> {
-        let published = store
-            .members()
-            .map_err(|e| anyhow::anyhow!("reading the published members from the store: {e}"))?;
-        let (local_id, voters) = {
-            let mut m = membership.write().unwrap_or_else(|p| p.into_inner());
-            m.overlay_published(published);
-            (
-                m.local_id,
-                m.members.iter().map(|x| x.id).collect::<Vec<_>>(),
-            )
+        // The caller overlaid the store's member set on the bootstrap identity.
+        let (local_id, conf_state, removed) = {
+            let m = membership.read().unwrap_or_else(|p| p.into_inner());
+            let removed = !m.joining && !m.members.iter().any(|x| x.id == m.local_id);
+            (m.local_id, m.conf_state(), removed)
         };
+        let voters = conf_state.voters.clone();
         let (log, recovered) = durable_log::DurableLog::open(&settings.member_dir.join("wal"))?;
-        let mut storage = MemStorage::new_with_conf_state(ConfState::with_voters(voters.clone()));
+        let mut storage = MemStorage::new_with_conf_state(conf_state);
         let mut snapshot_index = 0;
         if let Some(meta) = recovered.snapshot {
             snapshot_index = meta.index;
@@ -150,6 +146,12 @@ impl RaftNode {
             hard_state.commit,
         );
         let shared = Arc::new(shared);
+        if removed {
+            // Restarted after its removal: it says why again, and its raft loop (which has
+            // no vote) never campaigns.
+            tracing::error!("{}; this member does not serve", apply::REMOVED);
+            shared.halt(apply::REMOVED.to_string());
+        }
         let waiters = Arc::new(Waiters::default());
         let (inputs_tx, inputs_rx) = crossbeam_channel::unbounded();
         let (apply_tx, apply_rx) = crossbeam_channel::unbounded();
@@ -180,6 +182,10 @@ impl RaftNode {
             lessor: observers.lessor,
             watch: observers.watch,
             auth: observers.auth,
+            transport: transport.clone(),
+            rt: tokio::runtime::Handle::current(),
+            member_dir: settings.member_dir.clone(),
+            inputs: inputs_tx.clone(),
         };
         std::thread::Builder::new()
             .name("etcr-apply".into())
@@ -201,6 +207,7 @@ impl RaftNode {
             reads: Default::default(),
             received_snapshot: None,
             handed_out: applied,
+            pending_change: None,
         };
         std::thread::Builder::new()
             .name("etcr-raft".into())
@@ -230,8 +237,15 @@ impl RaftNode {
             payload,
         }
         .encode()?;
+        self.wait_answer(id, Input::Propose { id, data }).await
+    }
+
+    async fn wait_answer(&self, id: u64, input: Input) -> Result<Answer, EtcdError> {
+        if let Some(reason) = self.shared.halted() {
+            return Err(EtcdError::Halted(reason));
+        }
         let answer = self.waiters.register(id);
-        if self.inputs.send(Input::Propose { id, data }).is_err() {
+        if self.inputs.send(input).is_err() {
             self.waiters.forget(id);
             return Err(self.stopped());
         }
@@ -290,6 +304,65 @@ impl RaftNode {
         }
     }
 
+    /// Proposes a raft membership change carrying the resulting member set; waits until it
+    /// is applied. A change already in progress refuses it (etcd's answer: a timeout).
+    pub async fn change_membership(
+        &self,
+        change_type: ConfChangeType,
+        node_id: u64,
+        set: mvcc::MemberSet,
+    ) -> Result<(), EtcdError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let context = Envelope {
+            origin: self.local_id,
+            id,
+            payload: Payload::Members(set),
+        }
+        .encode()?;
+        let cc = ConfChange {
+            change_type,
+            node_id,
+            context,
+        };
+        self.wait_answer(id, Input::ConfChange { id, cc })
+            .await
+            .map(|_| ())
+    }
+
+    /// Replicates a member set that changes no vote (a member's new peer URLs).
+    pub async fn update_members(&self, set: mvcc::MemberSet) -> Result<(), EtcdError> {
+        self.propose_payload(Payload::Members(set))
+            .await
+            .map(|_| ())
+    }
+
+    /// On the leader: every member's match index and the leader's own last index.
+    pub async fn progress(&self) -> Result<Option<driver::LeaderProgress>, EtcdError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.inputs
+            .send(Input::Progress(tx))
+            .map_err(|_| self.stopped())?;
+        rx.await.map_err(|_| self.stopped())
+    }
+
+    /// Hands leadership to `to` and waits until it leads, or the transfer times out.
+    pub async fn transfer_leader(&self, to: u64) -> Result<(), EtcdError> {
+        if !self.shared.is_leader() {
+            return Err(EtcdError::NotLeader);
+        }
+        self.inputs
+            .send(Input::TransferLeader(to))
+            .map_err(|_| self.stopped())?;
+        let deadline = tokio::time::Instant::now() + self.request_timeout;
+        while tokio::time::Instant::now() < deadline {
+            if self.shared.leader() == Some(to) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Err(EtcdError::LeaderTransferTimeout)
+    }
+
     /// Why this member stopped applying the log, if it has.
     pub fn halted(&self) -> Option<String> {
         self.shared.halted()
@@ -336,6 +409,10 @@ impl RaftNode {
 
     pub fn leader(&self) -> Option<u64> {
         self.shared.leader()
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.shared.is_leader()
     }
 
     /// The term this member leads in, if it is the leader.

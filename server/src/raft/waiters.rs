@@ -16,6 +16,8 @@ pub enum Answer {
     Alarms(Vec<mvcc::Alarm>),
     /// An auth change applied; `Authenticate`'s token.
     Auth(Option<String>),
+    /// A membership change took effect.
+    Members,
 }
 
 pub type Outcome = Result<Answer, EtcdError>;

@@ -337,6 +337,25 @@ impl Cluster {
         self.members.iter().map(|m| m.endpoint()).collect()
     }
 
+    /// Starts a member that joins this cluster (`--initial-cluster-state existing`) with the
+    /// `ETCD_INITIAL_CLUSTER` that `member add` printed, without waiting for it; returns its
+    /// index.
+    pub fn join(
+        &mut self,
+        name: &str,
+        peer_port: u16,
+        initial_cluster: &str,
+        extra: &[&str],
+    ) -> usize {
+        let data = self._dir.path().join(name);
+        let mut flags = vec!["--initial-cluster-state", "existing"];
+        flags.extend_from_slice(extra);
+        let mut m = Etcr::new(name, peer_port, initial_cluster, &data, &flags);
+        m.spawn();
+        self.members.push(m);
+        self.members.len() - 1
+    }
+
     /// The index of the member every running member agrees leads, waiting up to `within`.
     pub async fn leader(&self, within: Duration) -> usize {
         let deadline = Instant::now() + within;
