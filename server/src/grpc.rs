@@ -60,6 +60,16 @@ impl Dispatch {
             ctx,
         }
     }
+
+    /// The member's one Lease service: lease ids come from its generator, so the gateway
+    /// must grant through the same one.
+    pub fn lease(&self) -> Arc<LeaseService> {
+        self.lease.clone()
+    }
+
+    pub fn watch(&self) -> Arc<crate::watch::WatchService> {
+        self.watch.clone()
+    }
 }
 
 fn status(s: tonic::Status) -> grpc_h2::Status {

@@ -199,7 +199,7 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         )),
     };
     let dispatch = Arc::new(grpc::Dispatch::new(ctx.clone(), watch_hub));
-    let routes = http::routes(ctx.clone());
+    let routes = http::routes(ctx.clone(), &dispatch);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut servers = Vec::new();

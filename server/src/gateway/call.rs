@@ -93,13 +93,6 @@ pub fn missing_unary(service: &'static str) -> MethodRouter {
     }))
 }
 
-/// A streaming method of a service etcr does not serve yet.
-pub fn missing_stream(service: &'static str) -> MethodRouter {
-    post_only(post(move || async move {
-        json::stream_failed(&unknown_service(service))
-    }))
-}
-
 fn unknown_service(service: &str) -> Status {
     Status::unimplemented(format!("unknown service {service}"))
 }

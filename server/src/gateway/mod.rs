@@ -6,9 +6,11 @@ mod call;
 mod cluster;
 mod json;
 mod kv;
+mod lease;
 mod maintenance;
 mod pending;
 mod stream;
+mod watch;
 
 use std::sync::Arc;
 
@@ -24,15 +26,20 @@ use crate::maintenance::{ClusterService, MaintenanceService};
 /// `/v3alpha`, which older clients still ask for, so etcr answers all three.
 const PREFIXES: &[&str] = &["/v3", "/v3beta", "/v3alpha"];
 
-pub fn routes(ctx: Arc<Context>) -> Router {
+/// The Lease and Watch services are the gRPC port's own (`dispatch`'s): one lease id
+/// generator and one watch hub per member.
+pub fn routes(ctx: Arc<Context>, dispatch: &crate::grpc::Dispatch) -> Router {
     let limit = call::MessageLimit::new(ctx.limits.max_request_bytes + crate::GRPC_OVERHEAD_BYTES);
     let api = Router::new()
         .merge(kv::routes(Arc::new(KvService::new(ctx.clone())), limit))
         .merge(maintenance::routes(
             Arc::new(MaintenanceService::new(ctx.clone())),
+            ctx.clone(),
             limit,
         ))
         .merge(cluster::routes(Arc::new(ClusterService::new(ctx)), limit))
+        .merge(lease::routes(dispatch.lease(), limit))
+        .merge(watch::routes(dispatch.watch(), limit))
         .merge(pending::routes());
     PREFIXES
         .iter()

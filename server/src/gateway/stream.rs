@@ -41,8 +41,6 @@ where
 /// Streams both ways (`Watch.Watch`, `Lease.LeaseKeepAlive`). As in etcd's gateway, a first
 /// request that cannot be decoded fails the call (code 2, as Go's decoder error is no gRPC
 /// status), and a later one ends the requests, leaving the responses running.
-// Watch and Lease route through this once they land; until then only its tests use it.
-#[cfg_attr(not(test), allow(dead_code))]
 pub fn bidirectional<S, Req, Resp, F>(limit: MessageLimit, service: Arc<S>, call: F) -> MethodRouter
 where
     S: Send + Sync + 'static,
