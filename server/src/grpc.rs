@@ -46,14 +46,19 @@ pub struct Dispatch {
     cluster: Arc<ClusterService>,
     lease: Arc<LeaseService>,
     watch: Arc<crate::watch::WatchService>,
+    lock: Arc<crate::lock::LockService>,
 }
 
 impl Dispatch {
     pub fn new(ctx: Arc<Context>, hub: crate::watch::Hub) -> Self {
+        let watch = Arc::new(crate::watch::WatchService::new(ctx.clone(), hub));
+        let kv = Arc::new(KvService::new(ctx.clone()));
+        let keys = Arc::new(crate::lock::Keys::new(kv.clone(), watch.clone()));
         Dispatch {
-            watch: Arc::new(crate::watch::WatchService::new(ctx.clone(), hub)),
+            lock: Arc::new(crate::lock::LockService::new(keys)),
+            watch,
             metrics: ctx.metrics.clone(),
-            kv: Arc::new(KvService::new(ctx.clone())),
+            kv,
             maintenance: Arc::new(MaintenanceService::new(ctx.clone())),
             cluster: Arc::new(ClusterService::new(ctx.clone())),
             lease: Arc::new(LeaseService::new(ctx.clone())),
@@ -69,6 +74,10 @@ impl Dispatch {
 
     pub fn watch(&self) -> Arc<crate::watch::WatchService> {
         self.watch.clone()
+    }
+
+    pub fn lock(&self) -> Arc<crate::lock::LockService> {
+        self.lock.clone()
     }
 }
 
@@ -291,6 +300,8 @@ impl Dispatch {
                 route!(self.lease, lease_time_to_live, message)
             }
             "/etcdserverpb.Lease/LeaseLeases" => route!(self.lease, lease_leases, message),
+            "/v3lockpb.Lock/Lock" => route!(self.lock, lock, message),
+            "/v3lockpb.Lock/Unlock" => route!(self.lock, unlock, message),
             RENEW_PATH => route!(self.lease, forwarded_renew, message),
             TIME_TO_LIVE_PATH => route!(self.lease, forwarded_time_to_live, message),
             _ => refused(self, path),
@@ -329,6 +340,8 @@ pub const UNARY_CALLS: &[&str] = &[
     "/etcdserverpb.Lease/LeaseRevoke",
     "/etcdserverpb.Lease/LeaseTimeToLive",
     "/etcdserverpb.Lease/LeaseLeases",
+    "/v3lockpb.Lock/Lock",
+    "/v3lockpb.Lock/Unlock",
     RENEW_PATH,
     TIME_TO_LIVE_PATH,
 ];

@@ -16,6 +16,7 @@ mod http;
 mod ids;
 mod kv;
 mod lease;
+mod lock;
 mod logging;
 mod maintenance;
 mod membership;

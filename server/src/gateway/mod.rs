@@ -7,6 +7,7 @@ mod cluster;
 mod json;
 mod kv;
 mod lease;
+mod lock;
 mod maintenance;
 mod pending;
 mod stream;
@@ -26,7 +27,7 @@ use crate::maintenance::{ClusterService, MaintenanceService};
 /// `/v3alpha`, which older clients still ask for, so etcr answers all three.
 const PREFIXES: &[&str] = &["/v3", "/v3beta", "/v3alpha"];
 
-/// The Lease and Watch services are the gRPC port's own (`dispatch`'s): one lease id
+/// The Lease, Watch and Lock services are the gRPC port's own (`dispatch`'s): one lease id
 /// generator and one watch hub per member.
 pub fn routes(ctx: Arc<Context>, dispatch: &crate::grpc::Dispatch) -> Router {
     let limit = call::MessageLimit::new(ctx.limits.max_request_bytes + crate::GRPC_OVERHEAD_BYTES);
@@ -40,6 +41,7 @@ pub fn routes(ctx: Arc<Context>, dispatch: &crate::grpc::Dispatch) -> Router {
         .merge(cluster::routes(Arc::new(ClusterService::new(ctx)), limit))
         .merge(lease::routes(dispatch.lease(), limit))
         .merge(watch::routes(dispatch.watch(), limit))
+        .merge(lock::routes(dispatch.lock(), limit))
         .merge(pending::routes());
     PREFIXES
         .iter()
