@@ -47,6 +47,7 @@ pub struct Dispatch {
     lease: Arc<LeaseService>,
     watch: Arc<crate::watch::WatchService>,
     lock: Arc<crate::lock::LockService>,
+    election: Arc<crate::election::ElectionService>,
 }
 
 impl Dispatch {
@@ -55,7 +56,8 @@ impl Dispatch {
         let kv = Arc::new(KvService::new(ctx.clone()));
         let keys = Arc::new(crate::lock::Keys::new(kv.clone(), watch.clone()));
         Dispatch {
-            lock: Arc::new(crate::lock::LockService::new(keys)),
+            lock: Arc::new(crate::lock::LockService::new(keys.clone())),
+            election: Arc::new(crate::election::ElectionService::new(keys)),
             watch,
             metrics: ctx.metrics.clone(),
             kv,
@@ -78,6 +80,10 @@ impl Dispatch {
 
     pub fn lock(&self) -> Arc<crate::lock::LockService> {
         self.lock.clone()
+    }
+
+    pub fn election(&self) -> Arc<crate::election::ElectionService> {
+        self.election.clone()
     }
 }
 
@@ -188,6 +194,7 @@ const STREAMING_CALLS: &[(&str, CallKind)] = &[
         "/etcdserverpb.Lease/LeaseKeepAlive",
         CallKind::Bidirectional,
     ),
+    ("/v3electionpb.Election/Observe", CallKind::ServerStreaming),
 ];
 
 fn unimplemented(message: String) -> grpc_h2::Status {
@@ -302,6 +309,14 @@ impl Dispatch {
             "/etcdserverpb.Lease/LeaseLeases" => route!(self.lease, lease_leases, message),
             "/v3lockpb.Lock/Lock" => route!(self.lock, lock, message),
             "/v3lockpb.Lock/Unlock" => route!(self.lock, unlock, message),
+            "/v3electionpb.Election/Campaign" => route!(self.election, campaign, message),
+            "/v3electionpb.Election/Proclaim" => route!(self.election, proclaim, message),
+            "/v3electionpb.Election/Leader" => route!(self.election, leader, message),
+            "/v3electionpb.Election/Resign" => route!(self.election, resign, message),
+            "/v3electionpb.Election/Observe" => {
+                let election = self.election.clone();
+                server_streaming(message, move |r| election.observe(r))
+            }
             RENEW_PATH => route!(self.lease, forwarded_renew, message),
             TIME_TO_LIVE_PATH => route!(self.lease, forwarded_time_to_live, message),
             _ => refused(self, path),
@@ -342,6 +357,10 @@ pub const UNARY_CALLS: &[&str] = &[
     "/etcdserverpb.Lease/LeaseLeases",
     "/v3lockpb.Lock/Lock",
     "/v3lockpb.Lock/Unlock",
+    "/v3electionpb.Election/Campaign",
+    "/v3electionpb.Election/Proclaim",
+    "/v3electionpb.Election/Leader",
+    "/v3electionpb.Election/Resign",
     RENEW_PATH,
     TIME_TO_LIVE_PATH,
 ];

@@ -12,6 +12,7 @@
 use std::sync::Arc;
 
 use api::etcdserverpb as pb;
+use api::mvccpb;
 use api::v3lockpb as lockpb;
 use futures::StreamExt;
 use pb::kv_server::Kv;
@@ -53,14 +54,14 @@ impl Keys {
     }
 
     /// Creates `key` with `lease` and `value` unless it exists; returns the key's create
-    /// revision and the txn's header. A key that exists is this lease's earlier hold (the
-    /// key names the lease), which etcd counts as the same acquisition.
+    /// revision, the txn's header and the key as it was if it existed: this lease's earlier
+    /// hold (the key names the lease), which etcd counts as the same acquisition.
     pub async fn create(
         &self,
         key: &[u8],
         lease: i64,
         value: Vec<u8>,
-    ) -> Result<(i64, pb::ResponseHeader), Status> {
+    ) -> Result<(i64, pb::ResponseHeader, Option<mvccpb::KeyValue>), Status> {
         let txn = pb::TxnRequest {
             compare: vec![pb::Compare {
                 result: pb::compare::CompareResult::Equal as i32,
@@ -83,14 +84,14 @@ impl Keys {
         let answer = self.txn(txn).await?;
         let header = answer.header.unwrap_or_default();
         if answer.succeeded {
-            return Ok((header.revision, header));
+            return Ok((header.revision, header, None));
         }
         let existing = answer.responses.into_iter().find_map(|r| match r.response {
             Some(pb::response_op::Response::ResponseRange(r)) => r.kvs.into_iter().next(),
             _ => None,
         });
         match existing {
-            Some(kv) => Ok((kv.create_revision, header)),
+            Some(kv) => Ok((kv.create_revision, header, Some(kv))),
             // Deleted between the compare and now: its lease ended.
             None => Err(Status::from(crate::errors::EtcdError::LeaseNotFound)),
         }
@@ -126,26 +127,76 @@ impl Keys {
     /// Waits for a delete event of `key` at `from` or later. A watch canceled by a
     /// compaction ends the wait too: the caller reads again.
     pub async fn wait_deleted(&self, key: Vec<u8>, from: i64) -> Result<(), Status> {
+        let noput = pb::watch_create_request::FilterType::Noput as i32;
+        self.first_event(key, Vec::new(), from, vec![noput]).await?;
+        Ok(())
+    }
+
+    /// The first key put under `prefix` at `from` or later (read again after a compaction).
+    pub async fn wait_put(&self, prefix: &[u8], from: i64) -> Result<mvccpb::KeyValue, Status> {
+        let nodelete = pb::watch_create_request::FilterType::Nodelete as i32;
+        let mut from = from;
+        loop {
+            let range_end = prefix_end(prefix);
+            match self
+                .first_event(prefix.to_vec(), range_end, from, vec![nodelete])
+                .await?
+            {
+                Some((_, event)) => return Ok(event.kv.unwrap_or_default()),
+                None => from = 0,
+            }
+        }
+    }
+
+    /// The next put of `key` at `from` or later, with its header; `None` once the key is
+    /// deleted (or its history compacted, which the caller treats alike: it reads again).
+    pub async fn next_change(
+        &self,
+        key: &[u8],
+        from: i64,
+    ) -> Result<Option<(pb::ResponseHeader, mvccpb::KeyValue)>, Status> {
+        match self
+            .first_event(key.to_vec(), Vec::new(), from, Vec::new())
+            .await?
+        {
+            Some((header, event)) if event.r#type == mvccpb::event::EventType::Put as i32 => {
+                Ok(Some((header, event.kv.unwrap_or_default())))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The first event a watch from `from` delivers; `None` if the watch is canceled.
+    async fn first_event(
+        &self,
+        key: Vec<u8>,
+        range_end: Vec<u8>,
+        from: i64,
+        filters: Vec<i32>,
+    ) -> Result<Option<(pb::ResponseHeader, mvccpb::Event)>, Status> {
         let create = pb::WatchRequest {
             request_union: Some(pb::watch_request::RequestUnion::CreateRequest(
                 pb::WatchCreateRequest {
                     key,
+                    range_end,
                     start_revision: from,
-                    filters: vec![pb::watch_create_request::FilterType::Noput as i32],
+                    filters,
                     ..Default::default()
                 },
             )),
         };
-        // The request side stays open: closing it would not end the watch, but keeping it
-        // open says plainly that this stream lives as long as the wait.
+        // The request side stays open for as long as the wait: the watch is this stream's.
         let requests = futures::stream::iter([Ok(create)])
             .chain(futures::stream::pending())
             .boxed();
         let mut responses = self.watch.watch(requests);
         while let Some(answer) = responses.next().await {
             let answer = answer?;
-            if answer.canceled || !answer.events.is_empty() {
-                return Ok(());
+            if answer.canceled {
+                return Ok(None);
+            }
+            if let Some(event) = answer.events.into_iter().next() {
+                return Ok(Some((answer.header.unwrap_or_default(), event)));
             }
         }
         Err(crate::errors::EtcdError::Stopped.into())
@@ -164,6 +215,12 @@ fn request_range(range: pb::RangeRequest) -> pb::RequestOp {
     }
 }
 
+/// etcd runs these services as clients of its own KV API, and its server passes the client's
+/// errors on as plain errors: gRPC code Unknown, the message kept.
+pub fn as_etcd_does(s: Status) -> Status {
+    Status::unknown(s.message())
+}
+
 /// The end of the range of keys that start with `prefix`, as clientv3's `GetPrefixRangeEnd`.
 pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
@@ -178,9 +235,23 @@ pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 
 /// A key of this member's that must be deleted unless the call that made it completes: a
 /// waiter whose client went away leaves the queue, as clientv3's `Mutex.Lock` does.
-struct Pending {
+pub struct Pending {
     keys: Arc<Keys>,
     key: Option<Vec<u8>>,
+}
+
+impl Pending {
+    pub fn new(keys: Arc<Keys>, key: Vec<u8>) -> Self {
+        Pending {
+            keys,
+            key: Some(key),
+        }
+    }
+
+    /// The call completed: the key stays.
+    pub fn keep(&mut self) {
+        self.key = None;
+    }
 }
 
 impl Drop for Pending {
@@ -210,14 +281,17 @@ impl LockService {
         &self,
         req: Request<lockpb::LockRequest>,
     ) -> Result<Response<lockpb::LockResponse>, Status> {
-        let req = req.into_inner();
+        self.try_lock(req.into_inner()).await.map_err(as_etcd_does)
+    }
+
+    async fn try_lock(
+        &self,
+        req: lockpb::LockRequest,
+    ) -> Result<Response<lockpb::LockResponse>, Status> {
         let prefix = [req.name.as_slice(), b"/"].concat();
         let key = [prefix.as_slice(), format!("{:x}", req.lease).as_bytes()].concat();
-        let (rev, _) = self.keys.create(&key, req.lease, Vec::new()).await?;
-        let mut pending = Pending {
-            keys: self.keys.clone(),
-            key: Some(key.clone()),
-        };
+        let (rev, _, _) = self.keys.create(&key, req.lease, Vec::new()).await?;
+        let mut pending = Pending::new(self.keys.clone(), key.clone());
         self.keys.wait_older_deleted(&prefix, rev).await?;
         // The hold is ours only if our key outlived the wait (its lease may have ended).
         let mine = self
@@ -227,11 +301,10 @@ impl LockService {
                 ..Default::default()
             })
             .await?;
+        pending.keep();
         if !mine.kvs.iter().any(|kv| kv.create_revision == rev) {
-            pending.key = None;
             return Err(crate::errors::EtcdError::LeaseNotFound.into());
         }
-        pending.key = None;
         Ok(Response::new(lockpb::LockResponse {
             header: mine.header,
             key,
@@ -242,7 +315,11 @@ impl LockService {
         &self,
         req: Request<lockpb::UnlockRequest>,
     ) -> Result<Response<lockpb::UnlockResponse>, Status> {
-        let deleted = self.keys.delete(req.into_inner().key).await?;
+        let deleted = self
+            .keys
+            .delete(req.into_inner().key)
+            .await
+            .map_err(as_etcd_does)?;
         Ok(Response::new(lockpb::UnlockResponse {
             header: deleted.header,
         }))

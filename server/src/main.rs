@@ -7,6 +7,7 @@
 mod config;
 mod context;
 mod convert;
+mod election;
 mod errors;
 mod gateway;
 mod grpc;

@@ -4,6 +4,7 @@
 
 mod call;
 mod cluster;
+mod election;
 mod json;
 mod kv;
 mod lease;
@@ -27,7 +28,7 @@ use crate::maintenance::{ClusterService, MaintenanceService};
 /// `/v3alpha`, which older clients still ask for, so etcr answers all three.
 const PREFIXES: &[&str] = &["/v3", "/v3beta", "/v3alpha"];
 
-/// The Lease, Watch and Lock services are the gRPC port's own (`dispatch`'s): one lease id
+/// The Lease, Watch, Lock and Election services are the gRPC port's own (`dispatch`'s): one lease id
 /// generator and one watch hub per member.
 pub fn routes(ctx: Arc<Context>, dispatch: &crate::grpc::Dispatch) -> Router {
     let limit = call::MessageLimit::new(ctx.limits.max_request_bytes + crate::GRPC_OVERHEAD_BYTES);
@@ -42,6 +43,7 @@ pub fn routes(ctx: Arc<Context>, dispatch: &crate::grpc::Dispatch) -> Router {
         .merge(lease::routes(dispatch.lease(), limit))
         .merge(watch::routes(dispatch.watch(), limit))
         .merge(lock::routes(dispatch.lock(), limit))
+        .merge(election::routes(dispatch.election(), limit))
         .merge(pending::routes());
     PREFIXES
         .iter()
