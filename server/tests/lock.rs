@@ -1,4 +1,4 @@
-//! The Lock service: etcdctl 3.4's `lock` against etcr gives etcd 3.4's output and waits as
+//! Locks and elections: etcdctl 3.4's `lock` and `elect` against etcr give etcd 3.4's output and wait as
 //! on etcd, and many clients contending on one lock across a leader kill never hold it at
 //! once, judged by the revisions of the lock keys.
 //!
@@ -32,7 +32,7 @@ fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// `etcdctl lock <name> [cmd...]` running, its stdout lines on a channel.
+/// `etcdctl <args>` running (`lock`, `elect`), its stdout lines on a channel.
 struct Holder {
     child: Child,
     lines: std::sync::mpsc::Receiver<String>,
@@ -43,7 +43,6 @@ impl Holder {
         let mut child = Command::new(ETCDCTL)
             .env("ETCDCTL_API", "3")
             .arg(format!("--endpoints={endpoint}"))
-            .arg("lock")
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -65,7 +64,17 @@ impl Holder {
     fn line(&self) -> String {
         self.lines
             .recv_timeout(Duration::from_secs(20))
-            .expect("a line from etcdctl lock within 20 s")
+            .expect("a line from etcdctl within 20 s")
+    }
+
+    /// SIGINT, on which etcdctl ends its session (revoking its lease) before it exits.
+    fn interrupt(&mut self) {
+        let interrupted = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(interrupted.success());
+        let _ = self.child.wait();
     }
 }
 
@@ -92,10 +101,10 @@ fn lock_session(endpoint: &str) -> Vec<String> {
     let mut seen = Vec::new();
     let (ok, out, err) = run_etcdctl(endpoint, &["lock", "job", "--", "echo", "ran"], b"");
     seen.push(format!("{ok} {out:?} {err:?}"));
-    let first = Holder::start(endpoint, &["job"]);
+    let first = Holder::start(endpoint, &["lock", "job"]);
     let key = first.line();
     seen.push(mask_lease(&key));
-    let second = Holder::start(endpoint, &["job", "--", "echo", "second"]);
+    let second = Holder::start(endpoint, &["lock", "job", "--", "echo", "second"]);
     let deadline = Instant::now() + Duration::from_secs(20);
     while keys(endpoint, "job/").len() < 2 {
         assert!(Instant::now() < deadline, "the second locker never queued");
@@ -118,6 +127,55 @@ fn mask_lease(key: &str) -> String {
         Some((name, lease)) if u64::from_str_radix(lease, 16).is_ok() => format!("{name}/<lease>"),
         _ => key.to_string(),
     }
+}
+
+/// `etcdctl elect`: an observer sees each leader's key and value; a second candidate wins
+/// once the first is interrupted.
+fn elect_session(endpoint: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    let observer = Holder::start(endpoint, &["elect", "-l", "e"]);
+    let mut first = Holder::start(endpoint, &["elect", "e", "one"]);
+    seen.push(format!(
+        "first {} {}",
+        mask_lease(&first.line()),
+        first.line()
+    ));
+    seen.push(format!(
+        "observer {} {}",
+        mask_lease(&observer.line()),
+        observer.line()
+    ));
+    let second = Holder::start(endpoint, &["elect", "e", "two"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while keys(endpoint, "e/").len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the second candidate never queued"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    first.interrupt();
+    seen.push(format!(
+        "second {} {}",
+        mask_lease(&second.line()),
+        second.line()
+    ));
+    seen.push(format!(
+        "observer {} {}",
+        mask_lease(&observer.line()),
+        observer.line()
+    ));
+    seen
+}
+
+#[test]
+fn etcdctl_elect_on_etcr_behaves_as_on_etcd() {
+    let etcd = Etcd::start(&[]);
+    let on_etcd = elect_session(&etcd.endpoint);
+    let dir = tempfile::tempdir().unwrap();
+    let etcr = Etcr::start(&dir.path().join("m"), &[]);
+    let on_etcr = elect_session(&etcr.endpoint());
+    assert_eq!(on_etcr, on_etcd);
 }
 
 #[test]
