@@ -154,6 +154,10 @@ fn script() -> Vec<Step> {
             check: Check::Lines("API version: "),
             ..step(&["version"])
         },
+        // a command run under a lock, one that fails, and no lock name
+        step(&["lock", "job", "--", "echo", "ran"]),
+        step(&["lock", "job", "--", "sh", "-c", "exit 3"]),
+        step(&["lock"]),
         // final state
         step(&["get", "", "--from-key", "-w", "json"]),
     ]

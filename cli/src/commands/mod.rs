@@ -13,6 +13,7 @@ pub mod del;
 pub mod endpoint;
 pub mod get;
 pub mod lease;
+pub mod lock;
 pub mod member;
 pub mod move_leader;
 pub mod put;
@@ -44,6 +45,7 @@ pub enum Command {
     LeaseTimeToLive,
     LeaseList,
     LeaseKeepAlive,
+    Lock,
     MemberAdd,
     MemberRemove,
     MemberUpdate,
@@ -75,6 +77,7 @@ impl Command {
         Command::LeaseTimeToLive,
         Command::LeaseList,
         Command::LeaseKeepAlive,
+        Command::Lock,
         Command::MemberAdd,
         Command::MemberRemove,
         Command::MemberUpdate,
@@ -105,6 +108,7 @@ impl Command {
             Command::LeaseTimeToLive => &lease::TIME_TO_LIVE,
             Command::LeaseList => &lease::LIST,
             Command::LeaseKeepAlive => &lease::KEEP_ALIVE,
+            Command::Lock => &lock::SPEC,
             Command::MemberAdd => &member::ADD,
             Command::MemberRemove => &member::REMOVE,
             Command::MemberUpdate => &member::UPDATE,
@@ -207,6 +211,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         Command::LeaseTimeToLive => lease::time_to_live(ctx).await,
         Command::LeaseList => lease::list(ctx).await,
         Command::LeaseKeepAlive => lease::keep_alive(ctx).await,
+        Command::Lock => lock::run(ctx).await,
         Command::MemberAdd => member::add(ctx).await,
         Command::MemberRemove => member::remove(ctx).await,
         Command::MemberUpdate => member::update(ctx).await,
