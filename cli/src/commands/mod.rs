@@ -10,6 +10,7 @@ pub mod alarm;
 pub mod compaction;
 pub mod defrag;
 pub mod del;
+pub mod elect;
 pub mod endpoint;
 pub mod get;
 pub mod lease;
@@ -46,6 +47,7 @@ pub enum Command {
     LeaseList,
     LeaseKeepAlive,
     Lock,
+    Elect,
     MemberAdd,
     MemberRemove,
     MemberUpdate,
@@ -78,6 +80,7 @@ impl Command {
         Command::LeaseList,
         Command::LeaseKeepAlive,
         Command::Lock,
+        Command::Elect,
         Command::MemberAdd,
         Command::MemberRemove,
         Command::MemberUpdate,
@@ -109,6 +112,7 @@ impl Command {
             Command::LeaseList => &lease::LIST,
             Command::LeaseKeepAlive => &lease::KEEP_ALIVE,
             Command::Lock => &lock::SPEC,
+            Command::Elect => &elect::SPEC,
             Command::MemberAdd => &member::ADD,
             Command::MemberRemove => &member::REMOVE,
             Command::MemberUpdate => &member::UPDATE,
@@ -212,6 +216,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         Command::LeaseList => lease::list(ctx).await,
         Command::LeaseKeepAlive => lease::keep_alive(ctx).await,
         Command::Lock => lock::run(ctx).await,
+        Command::Elect => elect::run(ctx).await,
         Command::MemberAdd => member::add(ctx).await,
         Command::MemberRemove => member::remove(ctx).await,
         Command::MemberUpdate => member::update(ctx).await,
