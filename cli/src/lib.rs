@@ -5,7 +5,7 @@
 //! Commands: `get`, `put`, `del`, `txn [-i]`, `compaction [--physical]`, `watch [-i]`,
 //! `lease grant|revoke|timetolive|list|keep-alive`, `member list|add|remove|update|promote`,
 //! `endpoint status|health|hashkv [--cluster]`, `move-leader`, `alarm list|disarm`,
-//! `defrag [--cluster]`, `snapshot save|status`, `version` and `help`, with cobra's prefix
+//! `defrag [--cluster]`, `snapshot save|status`, `lock`, `elect [-l]`, `version` and `help`, with cobra's prefix
 //! matching and suggestions; global flags `--endpoints`, `--dial-timeout`,
 //! `--command-timeout`, `-w/--write-out simple|json|fields|table|protobuf`, `--hex`, and
 //! their `ETCDCTL_*` environment forms. etcdctl's other commands are unknown commands, and
