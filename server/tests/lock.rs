@@ -101,7 +101,7 @@ fn lock_session(endpoint: &str) -> Vec<String> {
     let mut seen = Vec::new();
     let (ok, out, err) = run_etcdctl(endpoint, &["lock", "job", "--", "echo", "ran"], b"");
     seen.push(format!("{ok} {out:?} {err:?}"));
-    let first = Holder::start(endpoint, &["lock", "job"]);
+    let mut first = Holder::start(endpoint, &["lock", "job"]);
     let key = first.line();
     seen.push(mask_lease(&key));
     let second = Holder::start(endpoint, &["lock", "job", "--", "echo", "second"]);
@@ -115,7 +115,7 @@ fn lock_session(endpoint: &str) -> Vec<String> {
         second.child.try_wait().expect("poll etcdctl").is_none(),
         "the second locker ran while the first held the lock"
     );
-    drop(first);
+    first.interrupt();
     seen.push(second.line());
     let status = second.child.wait().expect("etcdctl exits");
     seen.push(format!("second exited {}", status.success()));
