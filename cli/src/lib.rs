@@ -5,11 +5,11 @@
 //! Commands: `get`, `put`, `del`, `txn [-i]`, `compaction [--physical]`, `watch [-i]`,
 //! `lease grant|revoke|timetolive|list|keep-alive`, `member list|add|remove|update|promote`,
 //! `endpoint status|health|hashkv [--cluster]`, `move-leader`, `alarm list|disarm`,
-//! `defrag [--cluster]`, `snapshot save|status`, `lock`, `elect [-l]`, `version` and `help`, with cobra's prefix
-//! matching and suggestions; global flags `--endpoints`, `--dial-timeout`,
-//! `--command-timeout`, `-w/--write-out simple|json|fields|table|protobuf`, `--hex`, and
-//! their `ETCDCTL_*` environment forms. etcdctl's other commands are unknown commands, and
-//! its TLS, auth, discovery, keepalive and `--debug` flags are refused (see
+//! `defrag [--cluster]`, `snapshot save|status`, `lock`, `elect [-l]`, `version` and
+//! `help`, with cobra's prefix matching and suggestions; global flags `--endpoints`,
+//! `--dial-timeout`, `--command-timeout`, `-w/--write-out simple|json|fields|table|protobuf`,
+//! `--hex`, and their `ETCDCTL_*` environment forms. etcdctl's other commands are unknown
+//! commands, and its TLS, auth, discovery, keepalive and `--debug` flags are refused (see
 //! [`args::REFUSED_FLAGS`]): etcrctl speaks plaintext gRPC only.
 //!
 //! Layout: [`args`] parses the command line as cobra/pflag do, [`commands`] holds one module
