@@ -5,7 +5,13 @@
 use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/kv.proto", "proto/auth.proto", "proto/rpc.proto"];
+    let protos = [
+        "proto/kv.proto",
+        "proto/auth.proto",
+        "proto/rpc.proto",
+        "proto/v3lock.proto",
+        "proto/v3election.proto",
+    ];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");
     }
@@ -16,7 +22,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .preserve_proto_field_names()
             // etcd's gateway (golang/protobuf's jsonpb) skips fields it does not know.
             .ignore_unknown_fields()
-            .build(&[".etcdserverpb", ".mvccpb", ".authpb"])?;
+            .build(&[
+                ".etcdserverpb",
+                ".mvccpb",
+                ".authpb",
+                ".v3lockpb",
+                ".v3electionpb",
+            ])?;
     }
     tonic_prost_build::configure()
         .build_server(true)

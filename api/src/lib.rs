@@ -1,5 +1,6 @@
 //! The etcd v3 gRPC API as Rust types: `etcdserverpb` (requests, responses, services),
-//! `mvccpb` (key-values and events) and `authpb` (users and roles).
+//! `mvccpb` (key-values and events), `authpb` (users and roles), and the concurrency
+//! services `v3lockpb` (locks) and `v3electionpb` (elections).
 //!
 //! The `.proto` files under `proto/` were written for etcr from etcd's documented API; the
 //! field numbers are etcd's, so etcd clients talk to etcr servers and etcr clients to etcd.
@@ -65,4 +66,18 @@ mod tests {
         assert_eq!(prefix_range_end(b"\xff\xff"), b"\0");
         assert_eq!(prefix_range_end(b""), b"\0");
     }
+}
+
+/// Named locks held by leases (`v3lockpb`).
+pub mod v3lockpb {
+    tonic::include_proto!("v3lockpb");
+    #[cfg(feature = "json")]
+    include!(concat!(env!("OUT_DIR"), "/v3lockpb.serde.rs"));
+}
+
+/// Leader elections over leased keys (`v3electionpb`).
+pub mod v3electionpb {
+    tonic::include_proto!("v3electionpb");
+    #[cfg(feature = "json")]
+    include!(concat!(env!("OUT_DIR"), "/v3electionpb.serde.rs"));
 }

@@ -6,8 +6,8 @@
 //! `lease grant|revoke|timetolive|list|keep-alive`, `member list|add|remove|update|promote`,
 //! `endpoint status|health|hashkv [--cluster]`, `move-leader`, `alarm list|disarm`,
 //! `auth enable|disable`,
-//! `defrag [--cluster]`, `snapshot save|status`, `version` and `help`, with cobra's prefix
-//! matching and suggestions; global flags `--endpoints`, `--dial-timeout`,
+//! `defrag [--cluster]`, `snapshot save|status`, `lock`, `elect [-l]`, `version` and `help`,
+//! with cobra's prefix matching and suggestions; global flags `--endpoints`, `--dial-timeout`,
 //! `--command-timeout`, `-w/--write-out simple|json|fields|table|protobuf`, `--hex`, the TLS
 //! flags `--cacert`, `--cert`, `--key`, `--insecure-skip-tls-verify`, `--insecure-transport`
 //! ([`tls`]), `--user`/`--password` ([`auth`]: authenticate once, then send the token), and

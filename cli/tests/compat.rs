@@ -154,6 +154,16 @@ fn script() -> Vec<Step> {
             check: Check::Lines("API version: "),
             ..step(&["version"])
         },
+        // a command run under a lock, one that fails, and no lock name
+        step(&["lock", "job", "--", "echo", "ran"]),
+        step(&["lock", "job", "--", "sh", "-c", "exit 3"]),
+        step(&["lock"]),
+        // a leader (killed: its candidacy stays with its lease), an observer that sees it
+        streaming(&["elect", "e", "one"], 2, &[]),
+        streaming(&["elect", "-l", "e"], 2, &[]),
+        step(&["elect", "e"]),
+        step(&["elect"]),
+        step(&["del", "e/", "--prefix"]),
         // final state
         step(&["get", "", "--from-key", "-w", "json"]),
     ]

@@ -48,20 +48,45 @@ pub struct Dispatch {
     lease: Arc<LeaseService>,
     watch: Arc<crate::watch::WatchService>,
     auth: Arc<crate::auth::AuthService>,
+    lock: Arc<crate::lock::LockService>,
+    election: Arc<crate::election::ElectionService>,
 }
 
 impl Dispatch {
     pub fn new(ctx: Arc<Context>, hub: crate::watch::Hub) -> Self {
+        let watch = Arc::new(crate::watch::WatchService::new(ctx.clone(), hub));
+        let kv = Arc::new(KvService::new(ctx.clone()));
+        let keys = Arc::new(crate::lock::Keys::new(kv.clone(), watch.clone()));
         Dispatch {
-            watch: Arc::new(crate::watch::WatchService::new(ctx.clone(), hub)),
+            lock: Arc::new(crate::lock::LockService::new(keys.clone())),
+            election: Arc::new(crate::election::ElectionService::new(keys)),
+            watch,
             metrics: ctx.metrics.clone(),
-            kv: Arc::new(KvService::new(ctx.clone())),
+            kv,
             maintenance: Arc::new(MaintenanceService::new(ctx.clone())),
             cluster: Arc::new(ClusterService::new(ctx.clone())),
             lease: Arc::new(LeaseService::new(ctx.clone())),
             auth: Arc::new(crate::auth::AuthService::new(ctx.clone())),
             ctx,
         }
+    }
+
+    /// The member's one Lease service: lease ids come from its generator, so the gateway
+    /// must grant through the same one.
+    pub fn lease(&self) -> Arc<LeaseService> {
+        self.lease.clone()
+    }
+
+    pub fn watch(&self) -> Arc<crate::watch::WatchService> {
+        self.watch.clone()
+    }
+
+    pub fn lock(&self) -> Arc<crate::lock::LockService> {
+        self.lock.clone()
+    }
+
+    pub fn election(&self) -> Arc<crate::election::ElectionService> {
+        self.election.clone()
     }
 }
 
@@ -192,6 +217,7 @@ const STREAMING_CALLS: &[(&str, CallKind)] = &[
         "/etcdserverpb.Lease/LeaseKeepAlive",
         CallKind::Bidirectional,
     ),
+    ("/v3electionpb.Election/Observe", CallKind::ServerStreaming),
 ];
 
 fn unimplemented(message: String) -> grpc_h2::Status {
@@ -264,19 +290,7 @@ impl Dispatch {
             Request::Message(m) => m,
             Request::Stream(requests) if path == "/etcdserverpb.Watch/Watch" => {
                 let watch = self.watch.clone();
-                let ctx = self.ctx.clone();
-                let token = metadata.token.clone();
-                // etcd checks each create against the caller's permissions at that moment.
-                let permit: crate::watch::Permit = Arc::new(move |c| {
-                    ctx.auth
-                        .check(
-                            token.as_deref(),
-                            crate::auth::Need::Read,
-                            &c.key,
-                            &c.range_end,
-                        )
-                        .map_err(|_| ctx.store.current_revision())
-                });
+                let permit = crate::auth::watch_permit(self.ctx.clone(), metadata.token.clone());
                 return bidirectional(requests, move |r| watch.watch(r, Some(permit)));
             }
             Request::Stream(requests) if path == "/etcdserverpb.Lease/LeaseKeepAlive" => {
@@ -358,6 +372,16 @@ impl Dispatch {
                 route!(self.lease, lease_time_to_live, message, token)
             }
             "/etcdserverpb.Lease/LeaseLeases" => route!(self.lease, lease_leases, message, token),
+            "/v3lockpb.Lock/Lock" => route!(self.lock, lock, message, token),
+            "/v3lockpb.Lock/Unlock" => route!(self.lock, unlock, message, token),
+            "/v3electionpb.Election/Campaign" => route!(self.election, campaign, message, token),
+            "/v3electionpb.Election/Proclaim" => route!(self.election, proclaim, message, token),
+            "/v3electionpb.Election/Leader" => route!(self.election, leader, message, token),
+            "/v3electionpb.Election/Resign" => route!(self.election, resign, message, token),
+            "/v3electionpb.Election/Observe" => {
+                let election = self.election.clone();
+                server_streaming(message, move |r| election.observe(r))
+            }
             RENEW_PATH => route!(self.lease, forwarded_renew, message, token),
             TIME_TO_LIVE_PATH => route!(self.lease, forwarded_time_to_live, message, token),
             _ => refused(self, path),
@@ -396,6 +420,12 @@ pub const UNARY_CALLS: &[&str] = &[
     "/etcdserverpb.Lease/LeaseRevoke",
     "/etcdserverpb.Lease/LeaseTimeToLive",
     "/etcdserverpb.Lease/LeaseLeases",
+    "/v3lockpb.Lock/Lock",
+    "/v3lockpb.Lock/Unlock",
+    "/v3electionpb.Election/Campaign",
+    "/v3electionpb.Election/Proclaim",
+    "/v3electionpb.Election/Leader",
+    "/v3electionpb.Election/Resign",
     RENEW_PATH,
     TIME_TO_LIVE_PATH,
     "/etcdserverpb.Auth/AuthEnable",

@@ -12,7 +12,7 @@ use axum::Router;
 
 use crate::context::{Context, ETCD_API_VERSION};
 
-pub fn routes(ctx: Arc<Context>) -> Router {
+pub fn routes(ctx: Arc<Context>, dispatch: &crate::grpc::Dispatch) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
@@ -20,7 +20,7 @@ pub fn routes(ctx: Arc<Context>) -> Router {
         .route("/debug/faults/cut/{to}", post(cut))
         .route("/debug/faults/heal", post(heal))
         .with_state(ctx.clone())
-        .merge(crate::gateway::routes(ctx))
+        .merge(crate::gateway::routes(ctx, dispatch))
 }
 
 /// etcd 3.4's `/health`: `{"health":"true"}`, or 503 with `{"health":"false"}` and a

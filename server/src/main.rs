@@ -9,6 +9,7 @@ mod cluster;
 mod config;
 mod context;
 mod convert;
+mod election;
 mod errors;
 mod gateway;
 mod grpc;
@@ -18,6 +19,7 @@ mod http;
 mod ids;
 mod kv;
 mod lease;
+mod lock;
 mod logging;
 mod maintenance;
 mod membership;
@@ -227,7 +229,7 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         )),
     };
     let dispatch = Arc::new(grpc::Dispatch::new(ctx.clone(), watch_hub));
-    let routes = http::routes(ctx.clone());
+    let routes = http::routes(ctx.clone(), &dispatch);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut servers = Vec::new();

@@ -65,3 +65,13 @@ fn run(script: &str) {
 fn etcd3gw_reads_and_writes() {
     run("gateway_etcd3gw.py");
 }
+
+#[test]
+fn etcd3gw_leases_and_locks() {
+    run("gateway_etcd3gw_lease.py");
+}
+
+#[test]
+fn etcd3gw_watches() {
+    run("gateway_etcd3gw_watch.py");
+}

@@ -137,3 +137,61 @@ async fn etcdctl_watchers_miss_nothing_across_a_leader_kill() {
         );
     }
 }
+
+/// etcd answers a compaction once the compacted revisions are gone for every reader, so a
+/// watch from one of them, created after the answer, is canceled with the compaction's
+/// revision rather than sent the compacted events. The window is short (the store commits
+/// a moment after the answer), so the test tries many times.
+#[tokio::test]
+async fn a_watch_created_after_a_compaction_was_answered_is_canceled() {
+    use api::etcdserverpb::kv_client::KvClient;
+    use api::etcdserverpb::watch_client::WatchClient;
+    use api::etcdserverpb::watch_request::RequestUnion;
+    use api::etcdserverpb::{CompactionRequest, WatchCreateRequest, WatchRequest};
+    use futures::StreamExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let etcr = common::Etcr::start(&dir.path().join("m"), &[]);
+    let mut kv = KvClient::connect(etcr.endpoint()).await.unwrap();
+    let mut watch = WatchClient::connect(etcr.endpoint()).await.unwrap();
+    for round in 0..50 {
+        let key = format!("k{round}").into_bytes();
+        let put = |value: &str| PutRequest {
+            key: key.clone(),
+            value: value.into(),
+            ..Default::default()
+        };
+        let first = kv.put(put("a")).await.unwrap().into_inner();
+        let first = first.header.unwrap().revision;
+        let last = kv.put(put("b")).await.unwrap().into_inner();
+        let last = last.header.unwrap().revision;
+        kv.compact(CompactionRequest {
+            revision: last,
+            physical: false,
+        })
+        .await
+        .unwrap();
+        let create = WatchRequest {
+            request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest {
+                key: key.clone(),
+                start_revision: first,
+                ..Default::default()
+            })),
+        };
+        let (tx, rx) = futures::channel::mpsc::unbounded();
+        tx.unbounded_send(create).unwrap();
+        let mut responses = watch.watch(rx).await.unwrap().into_inner();
+        let created = responses.next().await.unwrap().unwrap();
+        assert!(created.created, "{created:?}");
+        let next = tokio::time::timeout(Duration::from_secs(10), responses.next())
+            .await
+            .expect("an answer after the creation")
+            .unwrap()
+            .unwrap();
+        assert!(
+            next.canceled && next.compact_revision == last && next.events.is_empty(),
+            "round {round}: a watch from compacted revision {first} got {next:?}"
+        );
+        drop(tx);
+    }
+}

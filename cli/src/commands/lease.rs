@@ -82,6 +82,10 @@ fn lease_id(arg: &str) -> Result<i64> {
         .map_err(|e| CliError::bad_args(format!("bad lease ID arg ({e}), expecting ID in Hex")))
 }
 
+pub(super) fn client(ch: Conn) -> LeaseClient<Conn> {
+    lease(ch)
+}
+
 fn lease(ch: Conn) -> LeaseClient<Conn> {
     LeaseClient::new(ch)
 }
@@ -203,6 +207,29 @@ async fn keep_alive_until_gone(client: &Client, printer: &Printer, id: i64) -> R
         tokio::time::sleep(ttl / 3).await;
         if !stream.send().await {
             return Ok(());
+        }
+    }
+}
+
+/// Keeps `id` alive, printing nothing, until the lease is gone or the task is aborted
+/// (`lock`, `elect`: clientv3's session).
+pub(super) async fn keep_alive_quietly(client: Client, id: i64) {
+    let Ok(mut stream) = KeepAlive::open(&client, id, None).await else {
+        return;
+    };
+    let mut deadline: Option<Instant> = None;
+    loop {
+        let Ok(Some(resp)) = stream.next(deadline).await else {
+            return;
+        };
+        if resp.ttl <= 0 {
+            return;
+        }
+        let ttl = Duration::from_secs(resp.ttl as u64);
+        deadline = Some(Instant::now() + ttl);
+        tokio::time::sleep(ttl / 3).await;
+        if !stream.send().await {
+            return;
         }
     }
 }

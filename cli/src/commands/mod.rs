@@ -11,9 +11,11 @@ pub mod auth;
 pub mod compaction;
 pub mod defrag;
 pub mod del;
+pub mod elect;
 pub mod endpoint;
 pub mod get;
 pub mod lease;
+pub mod lock;
 pub mod member;
 pub mod move_leader;
 pub mod put;
@@ -45,6 +47,8 @@ pub enum Command {
     LeaseTimeToLive,
     LeaseList,
     LeaseKeepAlive,
+    Lock,
+    Elect,
     MemberAdd,
     MemberRemove,
     MemberUpdate,
@@ -78,6 +82,8 @@ impl Command {
         Command::LeaseTimeToLive,
         Command::LeaseList,
         Command::LeaseKeepAlive,
+        Command::Lock,
+        Command::Elect,
         Command::MemberAdd,
         Command::MemberRemove,
         Command::MemberUpdate,
@@ -110,6 +116,8 @@ impl Command {
             Command::LeaseTimeToLive => &lease::TIME_TO_LIVE,
             Command::LeaseList => &lease::LIST,
             Command::LeaseKeepAlive => &lease::KEEP_ALIVE,
+            Command::Lock => &lock::SPEC,
+            Command::Elect => &elect::SPEC,
             Command::MemberAdd => &member::ADD,
             Command::MemberRemove => &member::REMOVE,
             Command::MemberUpdate => &member::UPDATE,
@@ -226,6 +234,8 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         Command::LeaseTimeToLive => lease::time_to_live(ctx).await,
         Command::LeaseList => lease::list(ctx).await,
         Command::LeaseKeepAlive => lease::keep_alive(ctx).await,
+        Command::Lock => lock::run(ctx).await,
+        Command::Elect => elect::run(ctx).await,
         Command::MemberAdd => member::add(ctx).await,
         Command::MemberRemove => member::remove(ctx).await,
         Command::MemberUpdate => member::update(ctx).await,

@@ -516,7 +516,7 @@ impl Session {
 
 /// Runs `argv` as Go's `exec.Command(argv...).Run()` with `env` and `vars`; a failure as Go
 /// reports it (`exit status 3`, `fork/exec /x: no such file or directory`).
-fn run_command(
+pub(super) fn run_command(
     argv: &[String],
     env: &[(String, String)],
     vars: &[(&str, String)],

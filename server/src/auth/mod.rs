@@ -194,6 +194,19 @@ pub fn token_of<T>(req: &tonic::Request<T>) -> Option<&str> {
     req.metadata().get(TOKEN).and_then(|v| v.to_str().ok())
 }
 
+/// What a watch stream of the caller holding `token` may watch: etcd checks each create
+/// against the caller's permissions at that moment; a refusal carries the current revision.
+pub fn watch_permit(
+    ctx: std::sync::Arc<crate::context::Context>,
+    token: Option<String>,
+) -> crate::watch::Permit {
+    std::sync::Arc::new(move |c| {
+        ctx.auth
+            .check(token.as_deref(), Need::Read, &c.key, &c.range_end)
+            .map_err(|_| ctx.store.current_revision())
+    })
+}
+
 /// The metadata key etcd's clients send their token under.
 pub const TOKEN: &str = "token";
 

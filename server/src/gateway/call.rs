@@ -90,24 +90,6 @@ where
     }))
 }
 
-/// A unary method of a service etcr does not serve yet: grpc-go's answer for it.
-pub fn missing_unary(service: &'static str) -> MethodRouter {
-    post_only(post(move || async move {
-        json::error(&unknown_service(service))
-    }))
-}
-
-/// A streaming method of a service etcr does not serve yet.
-pub fn missing_stream(service: &'static str) -> MethodRouter {
-    post_only(post(move || async move {
-        json::stream_failed(&unknown_service(service))
-    }))
-}
-
-fn unknown_service(service: &str) -> Status {
-    Status::unimplemented(format!("unknown service {service}"))
-}
-
 /// Every gateway path takes POST, and OPTIONS for a browser's CORS preflight; Go's
 /// `net/http` words the refusal of any other method.
 pub fn post_only(router: MethodRouter) -> MethodRouter {

@@ -4,14 +4,13 @@ use std::sync::Arc;
 
 use api::etcdserverpb::maintenance_server::Maintenance;
 use axum::Router;
-use futures::StreamExt;
-use tonic::Request;
 
 use super::call::{unary, MessageLimit};
 use super::stream::server_stream;
+use crate::context::Context;
 use crate::maintenance::MaintenanceService;
 
-pub fn routes(m: Arc<MaintenanceService>, limit: MessageLimit) -> Router {
+pub fn routes(m: Arc<MaintenanceService>, ctx: Arc<Context>, limit: MessageLimit) -> Router {
     Router::new()
         .route(
             "/maintenance/alarm",
@@ -35,15 +34,8 @@ pub fn routes(m: Arc<MaintenanceService>, limit: MessageLimit) -> Router {
         )
         .route(
             "/maintenance/snapshot",
-            // The service's stream once it has opened, or the error it opened with.
-            server_stream(limit, m.clone(), |s, r| {
-                futures::stream::once(async move { s.snapshot(Request::new(r)).await })
-                    .flat_map(|answer| match answer {
-                        Ok(responses) => responses.into_inner(),
-                        Err(e) => futures::stream::iter([Err(e)]).boxed(),
-                    })
-                    .boxed()
-            }),
+            // The gRPC port's snapshot stream, chunk by chunk as `{"result":...}` lines.
+            server_stream(limit, ctx, crate::snapshot::snapshot),
         )
         .route(
             "/maintenance/transfer-leadership",

@@ -5,11 +5,14 @@
 mod auth;
 mod call;
 mod cluster;
+mod election;
 mod json;
 mod kv;
+mod lease;
+mod lock;
 mod maintenance;
-mod pending;
 mod stream;
+mod watch;
 
 use std::sync::Arc;
 
@@ -26,12 +29,15 @@ use crate::maintenance::MaintenanceService;
 /// `/v3alpha`, which older clients still ask for, so etcr answers all three.
 const PREFIXES: &[&str] = &["/v3", "/v3beta", "/v3alpha"];
 
-pub fn routes(ctx: Arc<Context>) -> Router {
+/// The Lease, Watch, Lock and Election services are the gRPC port's own (`dispatch`'s): one lease id
+/// generator and one watch hub per member.
+pub fn routes(ctx: Arc<Context>, dispatch: &crate::grpc::Dispatch) -> Router {
     let limit = call::MessageLimit::new(ctx.limits.max_request_bytes + crate::GRPC_OVERHEAD_BYTES);
     let api = Router::new()
         .merge(kv::routes(Arc::new(KvService::new(ctx.clone())), limit))
         .merge(maintenance::routes(
             Arc::new(MaintenanceService::new(ctx.clone())),
+            ctx.clone(),
             limit,
         ))
         .merge(cluster::routes(
@@ -39,10 +45,13 @@ pub fn routes(ctx: Arc<Context>) -> Router {
             limit,
         ))
         .merge(auth::routes(
-            Arc::new(crate::auth::AuthService::new(ctx)),
+            Arc::new(crate::auth::AuthService::new(ctx.clone())),
             limit,
         ))
-        .merge(pending::routes());
+        .merge(lease::routes(dispatch.lease(), limit))
+        .merge(watch::routes(ctx, dispatch.watch(), limit))
+        .merge(lock::routes(dispatch.lock(), limit))
+        .merge(election::routes(dispatch.election(), limit));
     PREFIXES
         .iter()
         .fold(Router::new(), |router, prefix| {

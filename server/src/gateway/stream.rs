@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::body::{Body, BodyDataStream};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{post, MethodRouter};
 use futures::stream::BoxStream;
@@ -41,20 +41,23 @@ where
 /// Streams both ways (`Watch.Watch`, `Lease.LeaseKeepAlive`). As in etcd's gateway, a first
 /// request that cannot be decoded fails the call (code 2, as Go's decoder error is no gRPC
 /// status), and a later one ends the requests, leaving the responses running.
-// Watch and Lease route through this once they land; until then only its tests use it.
-#[cfg_attr(not(test), allow(dead_code))]
 pub fn bidirectional<S, Req, Resp, F>(limit: MessageLimit, service: Arc<S>, call: F) -> MethodRouter
 where
     S: Send + Sync + 'static,
     Req: DeserializeOwned + prost::Message + Default + Send + 'static,
     Resp: Serialize + Send + 'static,
-    F: Fn(Arc<S>, BoxStream<'static, Result<Req, Status>>) -> Responses<Resp>
+    F: Fn(Arc<S>, Option<String>, BoxStream<'static, Result<Req, Status>>) -> Responses<Resp>
         + Clone
         + Send
         + Sync
         + 'static,
 {
-    post_only(post(move |body: Body| async move {
+    post_only(post(move |headers: HeaderMap, body: Body| async move {
+        // etcd takes the gateway's token from the `Authorization` header, as it is.
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let mut requests = requests::<Req>(body, limit);
         let first = match requests.next().await {
             Some(Ok(req)) => Some(Ok(req)),
@@ -64,7 +67,7 @@ where
         let requests = futures::stream::iter(first)
             .chain(requests.take_while(|r| std::future::ready(r.is_ok())))
             .boxed();
-        respond(call(service, requests)).await
+        respond(call(service, token, requests)).await
     }))
 }
 
@@ -170,7 +173,7 @@ mod tests {
         bidirectional(
             MessageLimit::new(LIMIT),
             Arc::new(()),
-            |_, requests: BoxStream<'static, Result<pb::LeaseKeepAliveRequest, Status>>| {
+            |_, _, requests: BoxStream<'static, Result<pb::LeaseKeepAliveRequest, Status>>| {
                 requests
                     .map(|r| {
                         r.map(|r| pb::LeaseKeepAliveResponse {

@@ -20,6 +20,7 @@ mod tests;
 use std::sync::Arc;
 
 use api::etcdserverpb as pb;
+use futures::future::{BoxFuture, FutureExt};
 use futures::stream::{BoxStream, StreamExt};
 use tonic::Status;
 
@@ -32,18 +33,37 @@ pub use stream::{HeaderSource, Permit};
 /// back to catching up from history.
 pub const STREAM_BYTES: usize = 1 << 20;
 
+/// Waits until the store has committed what this member has answered.
+pub type Barrier = Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
+
 pub struct WatchService {
     hub: Hub,
     header: HeaderSource,
     fragment_limit: usize,
+    barrier: Option<Barrier>,
 }
 
 impl WatchService {
     pub fn new(ctx: Arc<Context>, hub: Hub) -> Self {
         // etcd fragments at its request limit plus the gRPC overhead it allows.
         let fragment_limit = ctx.limits.max_request_bytes + crate::GRPC_OVERHEAD_BYTES;
+        let barrier_ctx = ctx.clone();
         let header: HeaderSource = Arc::new(move || ctx.header_info());
-        Self::with_header(hub, header, fragment_limit)
+        // A compaction is answered before the store commits it; a watch created after that
+        // answer must see the compaction (and be canceled), as a serializable read would.
+        let barrier: Barrier = Arc::new(move || {
+            let ctx = barrier_ctx.clone();
+            async move {
+                // A barrier that fails (a halted member, a timeout) leaves the request as
+                // it was: the hub answers it from what the store holds.
+                let _ = ctx.raft.local_barrier().await;
+            }
+            .boxed()
+        });
+        WatchService {
+            barrier: Some(barrier),
+            ..Self::with_header(hub, header, fragment_limit)
+        }
     }
 
     /// A service whose headers come from `header`: no raft or membership needed.
@@ -52,6 +72,7 @@ impl WatchService {
             hub,
             header,
             fragment_limit,
+            barrier: None,
         }
     }
 
@@ -63,6 +84,26 @@ impl WatchService {
         requests: BoxStream<'static, Result<pb::WatchRequest, Status>>,
         permit: Option<stream::Permit>,
     ) -> BoxStream<'static, Result<pb::WatchResponse, Status>> {
+        let requests = match self.barrier.clone() {
+            None => requests,
+            Some(barrier) => requests
+                .then(move |r| {
+                    let wait = matches!(
+                        &r,
+                        Ok(pb::WatchRequest {
+                            request_union: Some(pb::watch_request::RequestUnion::CreateRequest(_))
+                        })
+                    )
+                    .then(|| barrier());
+                    async move {
+                        if let Some(wait) = wait {
+                            wait.await;
+                        }
+                        r
+                    }
+                })
+                .boxed(),
+        };
         stream::Responses::open(
             self.hub.clone(),
             requests,
