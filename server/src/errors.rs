@@ -42,6 +42,10 @@ pub enum EtcdError {
     NoLeader,
     #[error("etcdserver: request timed out")]
     Timeout,
+    /// The leader changed while the request waited on it: its outcome is unknown (a write
+    /// may still commit), and a retry goes to the new leader.
+    #[error("etcdserver: leader changed")]
+    LeaderChanged,
     #[error("etcdserver: server stopped")]
     Stopped,
     #[error("etcdserver: member not found")]
@@ -65,7 +69,9 @@ impl EtcdError {
             NoSpace => Code::ResourceExhausted,
             Corrupt => Code::DataLoss,
             LeaseNotFound | MemberNotFound => Code::NotFound,
-            NoLeader | NotLeader | Timeout | Stopped | Halted(_) => Code::Unavailable,
+            NoLeader | NotLeader | Timeout | LeaderChanged | Stopped | Halted(_) => {
+                Code::Unavailable
+            }
             Internal(_) => Code::Internal,
         }
     }

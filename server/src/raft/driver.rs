@@ -67,6 +67,10 @@ pub struct Driver {
     pub received_snapshot: Option<(u64, PathBuf)>,
     /// The last index handed to the apply thread (or installed by a snapshot).
     pub handed_out: u64,
+    /// Proposals handed to raft this turn, with their term, recorded in `waiters` in one go.
+    pub sent: Vec<(u64, u64)>,
+    /// The leader and term read requests in flight were sent under.
+    pub reads_under: (u64, u64),
 }
 
 /// Linearizable reads waiting for a read index: all reads that arrive in one turn share one
@@ -102,6 +106,12 @@ impl Driver {
                     return;
                 }
             }
+            // Before this turn's ready can hand out the new leader's first entry, which fails
+            // the proposals of earlier terms still waiting.
+            if !self.sent.is_empty() {
+                self.waiters.sent(&self.sent);
+                self.sent.clear();
+            }
             let now = Instant::now();
             if now >= next_tick {
                 self.node.tick();
@@ -131,11 +141,10 @@ impl Driver {
 
     fn handle(&mut self, input: Input) {
         match input {
-            Input::Propose { id, data } => {
-                if let Err(e) = self.node.propose(data) {
-                    self.waiters.answer(id, Err(raft_error(e)));
-                }
-            }
+            Input::Propose { id, data } => match self.node.propose(data) {
+                Ok(()) => self.sent.push((id, self.node.hard_state().term)),
+                Err(e) => self.waiters.answer(id, Err(raft_error(e))),
+            },
             Input::Read(reply) => self.reads.waiting.push(reply),
             Input::Peer(msg) => self.step(msg),
             Input::PeerSnapshot { msg, file } => {
@@ -167,6 +176,9 @@ impl Driver {
         if self.reads.waiting.is_empty() {
             return;
         }
+        // Reads already in flight under an older leader go first, so the new ones are not
+        // taken for them.
+        self.fail_reads_on_leader_change();
         let batch = std::mem::take(&mut self.reads.waiting);
         self.reads.next_ctx += 1;
         let ctx = self.reads.next_ctx.to_be_bytes().to_vec();
@@ -183,13 +195,38 @@ impl Driver {
         }
     }
 
-    /// A read index request can be lost with a leader change; its callers time out on their
-    /// own, and the batch is dropped here so it does not linger.
+    /// A read index request whose answer was lost (a dropped message) is failed after a while
+    /// so that it does not linger; its callers have usually timed out by then.
     fn expire_reads(&mut self, now: Instant) {
         let limit = self.tick * 50;
-        self.reads
-            .in_flight
-            .retain(|_, (started, _)| now.duration_since(*started) < limit);
+        self.reads.in_flight.retain(|_, (started, replies)| {
+            let keep = now.duration_since(*started) < limit;
+            if !keep {
+                for reply in replies.drain(..) {
+                    let _ = reply.send(Err(EtcdError::Timeout));
+                }
+            }
+            keep
+        });
+    }
+
+    /// Read index requests answer only to the leader and term they were sent under (raft
+    /// forgets them on a change): once either changes, their callers learn at once, with
+    /// etcd's `leader changed`, instead of waiting for a time-out.
+    fn fail_reads_on_leader_change(&mut self) {
+        let now = (
+            self.node.soft_state().leader_id,
+            self.node.hard_state().term,
+        );
+        if now == self.reads_under {
+            return;
+        }
+        self.reads_under = now;
+        for (_, (_, replies)) in self.reads.in_flight.drain() {
+            for reply in replies {
+                let _ = reply.send(Err(EtcdError::LeaderChanged));
+            }
+        }
     }
 
     fn handle_ready(&mut self, mut rd: Ready) -> Result<(), String> {
@@ -202,6 +239,7 @@ impl Driver {
                 info!(leader = %format!("{:x}", ss.leader_id), term = self.node.hard_state().term, role = ?ss.role, "leader known");
             }
         }
+        self.fail_reads_on_leader_change();
         self.send(std::mem::take(&mut rd.messages));
 
         if let Some(snap) = &rd.snapshot {
@@ -220,7 +258,12 @@ impl Driver {
             // leaves the old log, which still leads to the new state, rather than a log that
             // starts past what the store holds.
             let (done, restored) = crossbeam_channel::bounded(1);
-            let _ = self.apply.send(ApplyItem::Restore { file, index, done });
+            let _ = self.apply.send(ApplyItem::Restore {
+                file,
+                index,
+                term: snap.metadata.term,
+                done,
+            });
             restored
                 .recv()
                 .map_err(|_| "the apply thread stopped while installing a snapshot".to_string())?;

@@ -198,6 +198,8 @@ impl RaftNode {
             reads: Default::default(),
             received_snapshot: None,
             handed_out: applied,
+            sent: Vec::new(),
+            reads_under: (0, hard_state.term),
         };
         std::thread::Builder::new()
             .name("etcr-raft".into())
