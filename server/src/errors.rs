@@ -46,6 +46,10 @@ pub enum EtcdError {
     /// may still commit), and a retry goes to the new leader.
     #[error("etcdserver: leader changed")]
     LeaderChanged,
+    /// The member is behind with applying, or holds too much not yet committed: the write is
+    /// refused before it is proposed.
+    #[error("etcdserver: too many requests")]
+    TooManyRequests,
     #[error("etcdserver: server stopped")]
     Stopped,
     #[error("etcdserver: member not found")]
@@ -66,7 +70,7 @@ impl EtcdError {
             | InvalidSortOption | RequestTooLarge => Code::InvalidArgument,
             Compacted | FutureRev | LeaseTtlTooLarge => Code::OutOfRange,
             LeaseExists => Code::FailedPrecondition,
-            NoSpace => Code::ResourceExhausted,
+            NoSpace | TooManyRequests => Code::ResourceExhausted,
             Corrupt => Code::DataLoss,
             LeaseNotFound | MemberNotFound => Code::NotFound,
             NoLeader | NotLeader | Timeout | LeaderChanged | Stopped | Halted(_) => {

@@ -141,10 +141,13 @@ impl Driver {
 
     fn handle(&mut self, input: Input) {
         match input {
-            Input::Propose { id, data } => match self.node.propose(data) {
-                Ok(()) => self.sent.push((id, self.node.hard_state().term)),
-                Err(e) => self.waiters.answer(id, Err(raft_error(e))),
-            },
+            Input::Propose { id, data } => {
+                self.shared.proposal_taken();
+                match self.node.propose(data) {
+                    Ok(()) => self.sent.push((id, self.node.hard_state().term)),
+                    Err(e) => self.waiters.answer(id, Err(raft_error(e))),
+                }
+            }
             Input::Read(reply) => self.reads.waiting.push(reply),
             Input::Peer(msg) => self.step(msg),
             Input::PeerSnapshot { msg, file } => {
@@ -360,7 +363,8 @@ impl Driver {
 pub fn raft_error(e: raft_core::Error) -> EtcdError {
     match e {
         raft_core::Error::NoLeader => EtcdError::NoLeader,
-        raft_core::Error::ProposalDropped => EtcdError::Timeout,
+        // The leader's uncommitted entries are at their limit (or it is handing over).
+        raft_core::Error::ProposalDropped => EtcdError::TooManyRequests,
         other => EtcdError::Internal(other.to_string()),
     }
 }

@@ -135,6 +135,8 @@ impl RaftNode {
         config.heartbeat_tick = 1;
         config.applied = applied;
         config.seed = local_id ^ now_nanos();
+        // etcd's figure: a leader cut off from its quorum stops taking writes after 1 GiB.
+        config.max_uncommitted_entries_size = 1 << 30;
         let mut node =
             RawNode::new(&config, storage).map_err(|e| anyhow::anyhow!("starting raft: {e}"))?;
         if voters == [local_id] {
@@ -229,8 +231,10 @@ impl RaftNode {
             payload,
         }
         .encode()?;
+        self.shared.admit_proposal()?;
         let answer = self.waiters.register(id);
         if self.inputs.send(Input::Propose { id, data }).is_err() {
+            self.shared.proposal_taken();
             self.waiters.forget(id);
             return Err(self.stopped());
         }
