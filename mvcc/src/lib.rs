@@ -119,6 +119,7 @@ mod history;
 mod index;
 mod lease;
 mod read;
+mod snapshot_file;
 mod store;
 mod tables;
 mod types;
@@ -134,6 +135,7 @@ pub use history::{HistoryBatch, Wanted};
 pub use lease::{
     ExpireLeasesResponse, Lease, LeaseGrantRequest, LeaseGrantResponse, MAX_LEASE_TTL,
 };
+pub use snapshot_file::{snapshot_status, SnapshotStatus};
 pub use store::{is_read_only, Durability, Store, StoreOptions};
 pub use types::*;
 pub use write::check_txn;

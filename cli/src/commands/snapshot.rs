@@ -117,8 +117,20 @@ pub async fn status(ctx: &mut Ctx) -> Result<()> {
     let fail = |m: String| CliError::exit(exit::ERROR, m);
     std::fs::metadata(path).map_err(|e| fail(os_error("stat", path, &e)))?;
     let data = std::fs::read(path).map_err(|e| fail(os_error("open", path, &e)))?;
-    let db = crate::bolt::Db::open(data).map_err(fail)?;
-    let status = db_status(&db).map_err(fail)?;
+    let status = match crate::bolt::Db::open(data) {
+        Ok(db) => db_status(&db).map_err(fail)?,
+        // Not etcd's bbolt: etcr's snapshots are a copy of its LMDB store. A file that is
+        // neither gets bbolt's complaint, as from etcdctl.
+        Err(not_bolt) => match mvcc::snapshot_status(path) {
+            Ok(s) => DbStatus {
+                hash: s.hash,
+                revision: s.revision,
+                total_key: s.total_keys,
+                total_size: s.size,
+            },
+            Err(_) => return Err(fail(not_bolt)),
+        },
+    };
     super::emit(&printer.db_status(&status)?);
     Ok(())
 }
