@@ -30,10 +30,11 @@ explicit --command-timeout there is no time limit. Exits 5 if the copy failed.",
 pub const STATUS: Spec = Spec {
     name: "snapshot status",
     args: "<file>",
-    summary: "show the hash, revision, key count and size of an etcd snapshot file",
-    about: "Reads a snapshot that etcd (3.4 or later) wrote: a bbolt file. With -w simple, prints
-one line: the CRC-32C of every bucket and key (hex), the revision, the number of keys and the
-size. etcr's own snapshots are in another format and are refused.",
+    summary: "show the hash, revision, key count and size of a snapshot file",
+    about:
+        "Reads a snapshot that etcd (3.4 or later) wrote, a bbolt file, or one saved from etcr, a
+copy of its LMDB store. With -w simple, prints one line: the CRC-32C of every bucket (table) and
+key (hex), the revision, the number of keys and the size.",
     flags: &[],
 };
 
