@@ -47,6 +47,20 @@ pub const fn flag(
 /// The global flags etcrctl implements, valid before or after any command.
 pub const GLOBAL_FLAGS: &[Flag] = &[
     flag(
+        "cacert",
+        None,
+        Kind::Str,
+        "",
+        "check TLS servers' certificates against this CA bundle (PEM)",
+    ),
+    flag(
+        "cert",
+        None,
+        Kind::Str,
+        "",
+        "present this client certificate (PEM) to TLS servers",
+    ),
+    flag(
         "command-timeout",
         None,
         Kind::Duration,
@@ -73,6 +87,27 @@ pub const GLOBAL_FLAGS: &[Flag] = &[
         Kind::Bool,
         "false",
         "print keys and values as \\x-prefixed hex bytes",
+    ),
+    flag(
+        "insecure-skip-tls-verify",
+        None,
+        Kind::Bool,
+        "false",
+        "accept any server certificate: for tests only",
+    ),
+    flag(
+        "insecure-transport",
+        None,
+        Kind::Bool,
+        "true",
+        "plaintext to host:port endpoints unless a TLS flag is given",
+    ),
+    flag(
+        "key",
+        None,
+        Kind::Str,
+        "",
+        "the private key of --cert (PEM)",
     ),
     flag(
         "write-out",
@@ -109,11 +144,6 @@ const fn refused(
 
 /// etcdctl 3.4's other global flags, with etcdctl's defaults.
 pub const REFUSED_FLAGS: &[Refused] = &[
-    refused("cacert", None, Kind::Str, "", "TLS"),
-    refused("cert", None, Kind::Str, "", "TLS"),
-    refused("key", None, Kind::Str, "", "TLS"),
-    refused("insecure-skip-tls-verify", None, Kind::Bool, "false", "TLS"),
-    refused("insecure-transport", None, Kind::Bool, "true", "TLS"),
     refused("user", None, Kind::Str, "", "authentication"),
     refused("password", None, Kind::Str, "", "authentication"),
     refused("discovery-srv", Some('d'), Kind::Str, "", "DNS discovery"),
@@ -669,11 +699,6 @@ mod tests {
     #[test]
     fn refused_flags_are_errors_unless_they_ask_for_nothing() {
         for line in [
-            "--cacert ca.pem get foo",
-            "get foo --cert=c.pem",
-            "get foo --key k.pem",
-            "--insecure-skip-tls-verify get foo",
-            "--insecure-transport=false get foo",
             "--user root get foo",
             "--password=x put a b",
             "-d example.com get foo",
@@ -697,6 +722,9 @@ mod tests {
         for line in [
             "--insecure-transport=true get foo",
             "--insecure-transport get foo",
+            "--cacert ca.pem get foo",
+            "get foo --cert=c.pem --key k.pem",
+            "--insecure-skip-tls-verify --insecure-transport=false get foo",
             "--debug=false get foo",
             "--insecure-discovery get foo",
         ] {
@@ -704,6 +732,11 @@ mod tests {
         }
         let (_, p) = run("--cacert= get foo");
         assert_eq!(p.args, vec!["foo"]);
+        let (_, p) = run("get --cacert ca.pem foo");
+        assert_eq!(
+            (p.str("cacert"), p.args),
+            ("ca.pem".into(), vec!["foo".into()])
+        );
     }
 
     #[test]

@@ -6,11 +6,12 @@ use std::future::Future;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, Endpoint, Uri};
 use tonic::{Code, Status};
 
 use crate::error::{exit, CliError, Result};
 use crate::gofmt;
+use crate::tls::Security;
 
 /// A client over one or more endpoints, used like clientv3 with a command timeout.
 pub struct Client {
@@ -20,23 +21,26 @@ pub struct Client {
 }
 
 impl Client {
-    /// Builds lazy channels for `endpoints` (`host:port` or `http://host:port`).
+    /// Builds lazy channels for `endpoints` (`host:port`, `http://host:port` or
+    /// `https://host:port`), TLS ones as `security` says.
     pub fn new(
         endpoints: &[String],
         dial_timeout: Duration,
         command_timeout: Duration,
+        security: &Security,
     ) -> Result<Self> {
         let mut channels = Vec::new();
         for ep in endpoints {
-            let url = match ep.split_once("://") {
-                None => format!("http://{ep}"),
-                Some(("http", _)) => ep.clone(),
+            let (url, tls) = match ep.split_once("://") {
+                None => (format!("http://{ep}"), security.default.clone()),
+                Some(("http", _)) => (ep.clone(), None),
+                Some(("https", _)) => (ep.clone(), Some(security.https.clone())),
                 Some((scheme, _)) => return Err(refused_endpoint(ep, scheme)),
             };
             let endpoint = Endpoint::from_shared(url)
                 .map_err(|e| CliError::exit(exit::ERROR, e.to_string()))?
                 .connect_timeout(dial_timeout);
-            channels.push(endpoint.connect_lazy());
+            channels.push(endpoint.connect_with_connector_lazy(Connector { tls }));
         }
         let first = endpoints.first().map(String::as_str).unwrap_or_default();
         let host = first.split_once("://").map_or(first, |(_, h)| h);
@@ -73,7 +77,14 @@ impl Client {
             match tokio::time::timeout(remaining, call(channel)).await {
                 Ok(Ok(resp)) => return Ok(resp.into_inner()),
                 Ok(Err(status)) if is_transport_failure(&status) => {
-                    transport_failure = Some(format!("{status:?}"));
+                    // The retries after a TLS refusal fail in vaguer ways; the refusal is
+                    // what grpc-go reports.
+                    let detail = format!("{status:?}");
+                    if !transport_failure.as_deref().is_some_and(tls_refusal)
+                        || tls_refusal(&detail)
+                    {
+                        transport_failure = Some(detail);
+                    }
                     let pause = Duration::from_millis(50)
                         .min(deadline.saturating_duration_since(Instant::now()));
                     tokio::time::sleep(pause).await;
@@ -95,6 +106,13 @@ impl Client {
                 format!(
                     "latest balancer error: connection error: desc = \"transport: Error while dialing dial tcp {host}: connect: connection refused\""
                 )
+            }
+            (Some(detail), Some(_)) if untrusted_server(detail) => {
+                "latest balancer error: connection error: desc = \"transport: authentication handshake failed: x509: certificate signed by unknown authority\"".to_string()
+            }
+            // The server refused our certificate (or our lack of one) and hung up.
+            (Some(detail), Some(_)) if tls_refusal(detail) => {
+                "latest balancer error: connection closed".to_string()
             }
             (Some(_), _) => {
                 "latest balancer error: all SubConns are in TransientFailure".to_string()
@@ -157,17 +175,81 @@ impl Client {
     }
 }
 
-/// etcdctl takes `https://` (and `unix://`, `unixs://`) endpoints too; etcrctl would have
-/// to ignore the scheme, so it says what it lacks instead.
+/// Dials an endpoint over TCP, then TLS when `tls` is set (the server's name is the
+/// endpoint's host, as grpc-go checks it).
+#[derive(Clone)]
+struct Connector {
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+}
+
+/// A dialled connection, plaintext or TLS.
+trait Conn: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Conn for T {}
+
+impl tower::Service<Uri> for Connector {
+    type Response = hyper_util::rt::TokioIo<Box<dyn Conn>>;
+    type Error = std::io::Error;
+    type Future = std::pin::Pin<
+        Box<dyn Future<Output = std::result::Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::result::Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let tls = self.tls.clone();
+        Box::pin(async move {
+            let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, what);
+            let host = uri.host().ok_or_else(|| invalid("endpoint has no host"))?;
+            let port = uri.port_u16().unwrap_or(2379);
+            let host = host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string();
+            let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+            let _ = tcp.set_nodelay(true);
+            let Some(tls) = tls else {
+                return Ok(hyper_util::rt::TokioIo::new(Box::new(tcp) as Box<dyn Conn>));
+            };
+            let name = crate::tls::server_name(&host)
+                .ok_or_else(|| invalid("endpoint host is not a valid TLS server name"))?;
+            let session = tokio_rustls::TlsConnector::from(tls)
+                .connect(name, tcp)
+                .await?;
+            Ok(hyper_util::rt::TokioIo::new(
+                Box::new(session) as Box<dyn Conn>
+            ))
+        })
+    }
+}
+
+/// etcdctl takes `unix://` and `unixs://` endpoints too; etcrctl would have to ignore the
+/// scheme, so it says what it lacks instead.
 fn refused_endpoint(ep: &str, scheme: &str) -> CliError {
     let why = match scheme {
-        "https" | "unixs" => "etcrctl does not support TLS yet",
-        _ => "etcrctl reaches host:port and http:// endpoints only",
+        "unixs" => "etcrctl does not support unix sockets yet",
+        _ => "etcrctl reaches host:port, http:// and https:// endpoints only",
     };
     CliError::bad_feature(format!(
         "endpoint {} is refused: {why}",
         gofmt::quote(ep.as_bytes())
     ))
+}
+
+/// Whether a connection failed in its TLS handshake, either way.
+fn tls_refusal(detail: &str) -> bool {
+    untrusted_server(detail) || detail.contains("received fatal alert")
+}
+
+/// Whether a connection failed because the server's certificate does not chain to a CA we
+/// trust (webpki reports a same-named CA with another key as a bad signature).
+fn untrusted_server(detail: &str) -> bool {
+    detail.contains("invalid peer certificate: UnknownIssuer")
+        || detail.contains("invalid peer certificate: BadSignature")
 }
 
 /// The command deadline passing while a stream is opened (clientv3's context error).
@@ -190,8 +272,18 @@ pub fn stream_error(status: &Status) -> CliError {
     CliError::exit(exit::ERROR, stream_error_string(status))
 }
 
+/// A connection that could not be made or broke: retried like grpc-go's TransientFailure.
+/// A TLS 1.3 server refuses a client certificate after the client's side of the handshake
+/// is done, so that refusal shows as the connection breaking (`Unknown`, "transport error").
 pub fn is_transport_failure(status: &Status) -> bool {
-    status.code() == Code::Unavailable && !status.message().starts_with("etcdserver:")
+    let broken = match status.code() {
+        Code::Unknown => status.message() == "transport error",
+        // What the next call on a connection that broke that way gets.
+        Code::Cancelled => status.message() == "operation was canceled",
+        Code::Unavailable => !status.message().starts_with("etcdserver:"),
+        _ => false,
+    };
+    broken
 }
 
 /// grpc-go's `status.Error` text.
@@ -287,23 +379,30 @@ mod tests {
     }
 
     #[test]
-    fn endpoints_other_than_http_are_refused() {
+    fn endpoints_other_than_http_and_https_are_refused() {
         // Lazy channels still need a runtime to be built in.
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         let _in_runtime = rt.enter();
+        let security = crate::tls::security(&crate::tls::TlsFlags {
+            insecure_transport: true,
+            ..Default::default()
+        })
+        .unwrap();
         let new = |ep: &str| {
             let eps = [ep.to_string()];
-            Client::new(&eps, Duration::from_secs(1), Duration::from_secs(1)).map(|_| ())
+            let second = Duration::from_secs(1);
+            Client::new(&eps, second, second, &security).map(|_| ())
         };
         assert_eq!(new("127.0.0.1:2379"), Ok(()));
         assert_eq!(new("http://127.0.0.1:2379"), Ok(()));
+        assert_eq!(new("https://127.0.0.1:2379"), Ok(()));
         assert_eq!(
-            new("https://127.0.0.1:2379"),
+            new("unixs://etcd.sock"),
             Err(CliError::bad_feature(
-                "endpoint \"https://127.0.0.1:2379\" is refused: etcrctl does not support TLS yet"
+                "endpoint \"unixs://etcd.sock\" is refused: etcrctl does not support unix sockets yet"
             ))
         );
         assert!(matches!(

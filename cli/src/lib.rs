@@ -7,10 +7,11 @@
 //! `endpoint status|health|hashkv [--cluster]`, `move-leader`, `alarm list|disarm`,
 //! `defrag [--cluster]`, `snapshot save|status`, `version` and `help`, with cobra's prefix
 //! matching and suggestions; global flags `--endpoints`, `--dial-timeout`,
-//! `--command-timeout`, `-w/--write-out simple|json|fields|table|protobuf`, `--hex`, and
-//! their `ETCDCTL_*` environment forms. etcdctl's other commands are unknown commands, and
-//! its TLS, auth, discovery, keepalive and `--debug` flags are refused (see
-//! [`args::REFUSED_FLAGS`]): etcrctl speaks plaintext gRPC only.
+//! `--command-timeout`, `-w/--write-out simple|json|fields|table|protobuf`, `--hex`, the TLS
+//! flags `--cacert`, `--cert`, `--key`, `--insecure-skip-tls-verify`, `--insecure-transport`
+//! ([`tls`]), and their `ETCDCTL_*` environment forms. etcdctl's other commands are unknown
+//! commands, and its auth, discovery, keepalive and `--debug` flags are refused (see
+//! [`args::REFUSED_FLAGS`]).
 //!
 //! Layout: [`args`] parses the command line as cobra/pflag do, [`commands`] holds one module
 //! per command (each with its help [`help::Spec`]), [`help`] renders the help pages,
@@ -34,6 +35,7 @@ pub mod gofmt;
 pub mod help;
 pub mod printer;
 mod sha256;
+pub mod tls;
 pub mod txn_grammar;
 
 use std::io::Write;

@@ -18,6 +18,10 @@ pub struct Metadata {
     pub has_leader: bool,
     /// Every request header, pseudo-headers excluded.
     pub headers: HeaderMap,
+    /// The subject common name of the client certificate the connection's TLS handshake
+    /// verified. This layer does not see TLS and leaves it `None`; the server fills it per
+    /// connection. etcd takes it as the user name when auth is on and no token is sent.
+    pub client_common_name: Option<String>,
 }
 
 impl Metadata {
@@ -31,6 +35,7 @@ impl Metadata {
             has_leader: text("hasleader").is_some_and(|v| v == "true"),
             authority,
             headers,
+            client_common_name: None,
         }
     }
 }

@@ -100,6 +100,20 @@ pub struct Flags {
     /// The cluster CA that signs every member's peer certificate (PEM).
     #[arg(long = "peer-trusted-ca-file")]
     pub peer_trusted_ca_file: Option<PathBuf>,
+    /// Certificate this member presents to clients on `https://` client URLs (PEM; re-read
+    /// when the file changes).
+    #[arg(long = "cert-file")]
+    pub cert_file: Option<PathBuf>,
+    /// Private key of `--cert-file` (PEM).
+    #[arg(long = "key-file")]
+    pub key_file: Option<PathBuf>,
+    /// CA whose certificates clients must present on `https://` client URLs (PEM).
+    #[arg(long = "trusted-ca-file")]
+    pub trusted_ca_file: Option<PathBuf>,
+    /// Require every client on `https://` client URLs to present a certificate signed by
+    /// `--trusted-ca-file`; its common name is the user when auth is enabled.
+    #[arg(long = "client-cert-auth")]
+    pub client_cert_auth: bool,
     /// Testing only: wrap the peer transport in a fault injector controlled through
     /// `POST /debug/faults/cut/<member-id-hex>` and `POST /debug/faults/heal` on the client port.
     #[arg(long = "experimental-fault-injection")]
@@ -261,13 +275,18 @@ pub fn normalize_url(url: &str) -> anyhow::Result<String> {
 
 /// The socket addresses a listen URL list names.
 pub fn listen_addrs(list: &str) -> anyhow::Result<Vec<SocketAddr>> {
+    Ok(listen_urls(list)?.into_iter().map(|(a, _)| a).collect())
+}
+
+/// The socket addresses a listen URL list names, each with whether it is `https://`.
+pub fn listen_urls(list: &str) -> anyhow::Result<Vec<(SocketAddr, bool)>> {
     let mut out = Vec::new();
     for url in split_urls(list) {
         let url = normalize_url(url)?;
         let (scheme, host_port) = url.split_once("://").unwrap_or(("http", &url));
-        if scheme != "http" {
+        if scheme != "http" && scheme != "https" {
             anyhow::bail!(
-                "listening on {scheme}:// URLs is not supported yet ({url}); use http://"
+                "listening on {scheme}:// URLs is not supported yet ({url}); use http:// or https://"
             );
         }
         let addrs = host_port
@@ -278,7 +297,7 @@ pub fn listen_addrs(list: &str) -> anyhow::Result<Vec<SocketAddr>> {
             .into_iter()
             .next()
             .ok_or_else(|| anyhow::anyhow!("{url} resolves to no address"))?;
-        out.push(first);
+        out.push((first, scheme == "https"));
     }
     if out.is_empty() {
         anyhow::bail!("no URL to listen on");
@@ -381,5 +400,13 @@ mod tests {
             listen_addrs("http://127.0.0.1:2379").unwrap(),
             vec!["127.0.0.1:2379".parse().unwrap()]
         );
+        assert_eq!(
+            listen_urls("http://127.0.0.1:2379,https://127.0.0.1:2389").unwrap(),
+            vec![
+                ("127.0.0.1:2379".parse().unwrap(), false),
+                ("127.0.0.1:2389".parse().unwrap(), true)
+            ]
+        );
+        assert!(listen_urls("unix://x:1").is_err());
     }
 }

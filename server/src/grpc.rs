@@ -332,10 +332,32 @@ pub struct PortLimits {
     pub connections: Arc<Semaphore>,
 }
 
+/// One client connection's view of the handler (a [`Dispatch`]): every call carries what the
+/// connection's TLS handshake verified about the client.
+struct ConnectionHandler<H> {
+    inner: Arc<H>,
+    client_common_name: Option<String>,
+}
+
+impl<H: grpc_h2::Handler> grpc_h2::Handler for ConnectionHandler<H> {
+    fn kind(&self, path: &str) -> Result<CallKind, grpc_h2::Status> {
+        self.inner.kind(path)
+    }
+
+    fn call(&self, path: &str, mut metadata: Metadata, request: Request) -> Response {
+        metadata
+            .client_common_name
+            .clone_from(&self.client_common_name);
+        self.inner.call(path, metadata, request)
+    }
+}
+
 /// Accepts client connections on `listener` until `stop` turns true, then lets open
-/// connections finish (gRPC ones get a GOAWAY) for up to [`DRAIN_TIMEOUT`].
+/// connections finish (gRPC ones get a GOAWAY) for up to [`DRAIN_TIMEOUT`]. With `tls`
+/// (an `https://` URL) each connection is a TLS session first, then served the same way.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     dispatch: Arc<Dispatch>,
     routes: axum::Router,
     limits: PortLimits,
@@ -365,52 +387,83 @@ pub async fn serve(
         };
         let _ = tcp.set_nodelay(true);
         let (dispatch, routes, grpc) = (dispatch.clone(), routes.clone(), limits.grpc.clone());
-        let mut stop = stop.clone();
+        let (tls, stop) = (tls.clone(), stop.clone());
         connections.spawn(async move {
             let _permit = permit;
-            let mut tcp = tcp;
-            // The handshake timeout also covers showing which protocol the client speaks.
-            let sniffed = tokio::time::timeout(grpc.handshake_timeout, grpc_h2::sniff(&mut tcp));
-            let (is_h2, prefix) = match sniffed.await {
+            let Some(tls) = tls else {
+                return serve_connection(tcp, peer, None, dispatch, routes, grpc, stop).await;
+            };
+            // A client that does not speak TLS (plain HTTP, a port scan) fails here at once;
+            // one that stalls is cut off by the handshake timeout.
+            let handshake = tokio::time::timeout(grpc.handshake_timeout, tls.accept(tcp));
+            let session = match handshake.await {
                 Ok(Ok(s)) => s,
-                Ok(Err(e)) => return debug!(%peer, "client connection: {e}"),
-                Err(_) => return debug!(%peer, "client connection: sent too little in time"),
+                Ok(Err(e)) => return debug!(%peer, "client TLS handshake failed: {e}"),
+                Err(_) => return debug!(%peer, "client TLS handshake timed out"),
             };
-            let stopped = async move {
-                let _ = stop.wait_for(|s| *s).await;
-            };
-            if is_h2 {
-                let io = grpc_h2::AuthorityFix::new(grpc_h2::Prefixed::new(prefix, tcp));
-                match grpc_h2::serve_connection(io, dispatch, grpc, stopped).await {
-                    Ok(()) => {}
-                    // A client that breaks the protocol is worth a line; one that hangs up is not.
-                    Err(grpc_h2::Error::H2(e)) if e.is_go_away() && !e.is_remote() => {
-                        warn!(%peer, "closed a gRPC connection: {e}")
-                    }
-                    Err(e) => debug!(%peer, "gRPC connection ended: {e}"),
-                }
-            } else {
-                let io = hyper_util::rt::TokioIo::new(grpc_h2::Prefixed::new(prefix, tcp));
-                let service = hyper_util::service::TowerToHyperService::new(routes);
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(grpc.handshake_timeout)
-                    .serve_connection(io, service);
-                let mut conn = std::pin::pin!(conn);
-                tokio::select! {
-                    r = conn.as_mut() => if let Err(e) = r { debug!(%peer, "HTTP connection ended: {e}") },
-                    _ = stopped => {
-                        conn.as_mut().graceful_shutdown();
-                        let _ = conn.await;
-                    }
-                }
-            }
+            let common_name = crate::tls::client_common_name(session.get_ref().1);
+            serve_connection(session, peer, common_name, dispatch, routes, grpc, stop).await
         });
     }
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
         while connections.join_next().await.is_some() {}
     })
     .await;
+}
+
+/// Serves one client connection (plaintext, or a TLS session already set up): gRPC when it
+/// opens with the HTTP/2 preface, else HTTP/1 for the axum routes.
+async fn serve_connection<IO>(
+    mut io: IO,
+    peer: std::net::SocketAddr,
+    client_common_name: Option<String>,
+    dispatch: Arc<Dispatch>,
+    routes: axum::Router,
+    grpc: grpc_h2::Limits,
+    mut stop: watch::Receiver<bool>,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    // The handshake timeout also covers showing which protocol the client speaks.
+    let sniffed = tokio::time::timeout(grpc.handshake_timeout, grpc_h2::sniff(&mut io));
+    let (is_h2, prefix) = match sniffed.await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return debug!(%peer, "client connection: {e}"),
+        Err(_) => return debug!(%peer, "client connection: sent too little in time"),
+    };
+    let stopped = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    if is_h2 {
+        let io = grpc_h2::AuthorityFix::new(grpc_h2::Prefixed::new(prefix, io));
+        let handler = Arc::new(ConnectionHandler {
+            inner: dispatch,
+            client_common_name,
+        });
+        match grpc_h2::serve_connection(io, handler, grpc, stopped).await {
+            Ok(()) => {}
+            // A client that breaks the protocol is worth a line; one that hangs up is not.
+            Err(grpc_h2::Error::H2(e)) if e.is_go_away() && !e.is_remote() => {
+                warn!(%peer, "closed a gRPC connection: {e}")
+            }
+            Err(e) => debug!(%peer, "gRPC connection ended: {e}"),
+        }
+    } else {
+        let io = hyper_util::rt::TokioIo::new(grpc_h2::Prefixed::new(prefix, io));
+        let service = hyper_util::service::TowerToHyperService::new(routes);
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(grpc.handshake_timeout)
+            .serve_connection(io, service);
+        let mut conn = std::pin::pin!(conn);
+        tokio::select! {
+            r = conn.as_mut() => if let Err(e) = r { debug!(%peer, "HTTP connection ended: {e}") },
+            _ = stopped => {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -452,6 +505,61 @@ mod tests {
         let err = replies[1].clone().unwrap_err();
         assert_eq!(err.code, tonic::Code::Internal as i32);
         assert!(err.message.starts_with("grpc: error unmarshalling request"));
+    }
+
+    /// Answers every call with the client common name its metadata carried.
+    struct EchoCommonName;
+
+    impl grpc_h2::Handler for EchoCommonName {
+        fn kind(&self, _path: &str) -> Result<CallKind, grpc_h2::Status> {
+            Ok(CallKind::Unary)
+        }
+
+        fn call(&self, _path: &str, metadata: Metadata, _request: Request) -> Response {
+            let cn = metadata.client_common_name.unwrap_or_default();
+            Response::Unary(futures::future::ready(Ok(Bytes::from(cn))).boxed())
+        }
+    }
+
+    #[tokio::test]
+    async fn every_call_of_a_connection_carries_its_client_common_name() {
+        let handler = ConnectionHandler {
+            inner: Arc::new(EchoCommonName),
+            client_common_name: Some("root".into()),
+        };
+        let metadata = grpc_h2::Metadata {
+            authority: "127.0.0.1:2379".into(),
+            token: None,
+            deadline: None,
+            has_leader: false,
+            headers: Default::default(),
+            // What a connection without TLS would leave; the wrapper overwrites it.
+            client_common_name: Some("mallory".into()),
+        };
+        let call = grpc_h2::Handler::call(
+            &handler,
+            "/etcdserverpb.KV/Range",
+            metadata.clone(),
+            Request::Message(Bytes::new()),
+        );
+        let Response::Unary(answer) = call else {
+            panic!("unary expected")
+        };
+        assert_eq!(answer.await.unwrap(), Bytes::from("root"));
+        let anonymous = ConnectionHandler {
+            inner: Arc::new(EchoCommonName),
+            client_common_name: None,
+        };
+        let call = grpc_h2::Handler::call(
+            &anonymous,
+            "/etcdserverpb.KV/Range",
+            metadata,
+            Request::Message(Bytes::new()),
+        );
+        let Response::Unary(answer) = call else {
+            panic!("unary expected")
+        };
+        assert_eq!(answer.await.unwrap(), Bytes::new());
     }
 
     #[tokio::test]

@@ -67,7 +67,7 @@ impl GrpcMetrics {
         };
         let _ = writeln!(
             out,
-            "# HELP grpc_server_started_total Total number of RPCs started on the server.\n\
+            "# HELP grpc_server_started_total gRPC calls this member has begun to serve.\n\
              # TYPE grpc_server_started_total counter"
         );
         for (call, n) in UNARY_CALLS.iter().zip(&self.started) {
@@ -80,8 +80,8 @@ impl GrpcMetrics {
         }
         let _ = writeln!(
             out,
-            "# HELP grpc_server_handled_total Total number of RPCs completed on the server, \
-             regardless of success or failure.\n# TYPE grpc_server_handled_total counter"
+            "# HELP grpc_server_handled_total gRPC calls this member has answered, by status \
+             code.\n# TYPE grpc_server_handled_total counter"
         );
         for (call, counts) in UNARY_CALLS.iter().zip(&self.handled) {
             for (code, n) in CODES.iter().zip(counts) {

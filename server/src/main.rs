@@ -24,6 +24,7 @@ mod process_metrics;
 mod quota;
 mod raft;
 mod snapshot;
+mod tls;
 mod validate;
 mod watch;
 
@@ -85,6 +86,8 @@ fn main() {
 }
 
 async fn run(flags: Flags) -> anyhow::Result<()> {
+    // Before touching the data directory: a bad certificate path is the likeliest mistake.
+    let tls = tls::acceptor(&flags)?;
     let data_dir = flags.data_dir();
     let member_dir = data_dir.join("member");
     fs::create_dir_all(&member_dir)
@@ -203,13 +206,14 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut servers = Vec::new();
-    for addr in config::listen_addrs(&flags.listen_client_urls)? {
+    for (addr, https) in config::listen_urls(&flags.listen_client_urls)? {
         let listener = TcpListener::bind(addr).await.with_context(|| {
             format!("cannot listen for clients on {addr}; is another etcd or etcr running there?")
         })?;
-        info!(%addr, "ready to serve client requests");
+        info!(%addr, tls = https, "ready to serve client requests");
         servers.push(tokio::spawn(grpc::serve(
             listener,
+            tls.clone().filter(|_| https),
             dispatch.clone(),
             routes.clone(),
             limits.clone(),

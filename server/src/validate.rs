@@ -323,3 +323,147 @@ mod tests {
         assert!(!txn_is_read_only(&rw));
     }
 }
+
+/// Requests as a client can send them: mutated encodings of valid requests (nested txns
+/// included) decoded as every KV request type, then validated and converted to store
+/// commands as the KV service does. Nothing may panic.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use crate::convert;
+    use api::etcdserverpb::{compare, CompactionRequest, Compare};
+    use proptest::prelude::*;
+    use prost::Message;
+
+    fn seeds() -> Vec<Vec<u8>> {
+        let put = |k: &str| RequestOp {
+            request: Some(Request::RequestPut(PutRequest {
+                key: k.into(),
+                value: b"v".to_vec(),
+                lease: 7,
+                prev_kv: true,
+                ..Default::default()
+            })),
+        };
+        let range = RequestOp {
+            request: Some(Request::RequestRange(RangeRequest {
+                key: b"a".to_vec(),
+                range_end: b"z".to_vec(),
+                limit: 3,
+                revision: 2,
+                sort_order: 1,
+                sort_target: 3,
+                ..Default::default()
+            })),
+        };
+        let inner = TxnRequest {
+            compare: vec![Compare {
+                result: 1,
+                target: 2,
+                key: b"k".to_vec(),
+                range_end: b"l".to_vec(),
+                target_union: Some(compare::TargetUnion::ModRevision(3)),
+            }],
+            success: vec![put("a"), range.clone()],
+            failure: vec![put("b")],
+        };
+        let nested = TxnRequest {
+            compare: vec![],
+            success: vec![RequestOp {
+                request: Some(Request::RequestTxn(inner.clone())),
+            }],
+            failure: vec![range],
+        };
+        vec![
+            nested.encode_to_vec(),
+            inner.encode_to_vec(),
+            put("key").encode_to_vec(),
+            CompactionRequest {
+                revision: 9,
+                physical: true,
+            }
+            .encode_to_vec(),
+        ]
+    }
+
+    fn run_all(bytes: &[u8]) {
+        if let Ok(r) = RangeRequest::decode(bytes) {
+            if check_range(&r).is_ok() {
+                let _ = convert::range_request(r);
+            }
+        }
+        if let Ok(r) = PutRequest::decode(bytes) {
+            if check_put(&r).is_ok() {
+                let _ = convert::put_request(r);
+            }
+        }
+        if let Ok(r) = DeleteRangeRequest::decode(bytes) {
+            if check_delete(&r).is_ok() {
+                let _ = convert::delete_request(r);
+            }
+        }
+        if let Ok(r) = TxnRequest::decode(bytes) {
+            let _ = txn_is_read_only(&r);
+            let _ = txn_is_serializable(&r);
+            if check_txn(&r, 128).is_ok() {
+                let _ = convert::txn_request(r);
+            }
+        }
+        if let Ok(r) = CompactionRequest::decode(bytes) {
+            let _ = convert::compaction_request(r);
+        }
+    }
+
+    /// Runs `test` on `strategy`'s values: `ETCR_FUZZ_CASES` per batch (512 by default), and
+    /// with `ETCR_FUZZ_SECONDS` batches with fresh seeds until that much time has passed.
+    fn fuzz<S: Strategy>(strategy: S, test: impl Fn(S::Value)) {
+        use proptest::test_runner::{Config, TestRunner};
+        use std::time::{Duration, Instant};
+        let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+        let cases = env("ETCR_FUZZ_CASES").unwrap_or(512) as u32;
+        let until = env("ETCR_FUZZ_SECONDS").map(|s| Instant::now() + Duration::from_secs(s));
+        loop {
+            let mut runner = TestRunner::new(Config {
+                cases,
+                failure_persistence: None,
+                ..Config::default()
+            });
+            if let Err(e) = runner.run(&strategy, |v| {
+                test(v);
+                Ok(())
+            }) {
+                panic!("{e}");
+            }
+            if until.is_none_or(|t| Instant::now() >= t) {
+                break;
+            }
+        }
+    }
+
+    #[test]
+    fn arbitrary_bytes() {
+        fuzz(prop::collection::vec(any::<u8>(), 0..512), |bytes| {
+            run_all(&bytes)
+        });
+    }
+
+    #[test]
+    fn mutated_requests() {
+        let mutations = (
+            0usize..4,
+            prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..8),
+            proptest::option::of(any::<prop::sample::Index>()),
+        );
+        fuzz(mutations, |(seed, flips, cut)| {
+            let mut bytes = seeds()[seed].clone();
+            for (at, byte) in flips {
+                let i = at.index(bytes.len());
+                bytes[i] = byte;
+            }
+            if let Some(cut) = cut {
+                bytes.truncate(cut.index(bytes.len() + 1));
+            }
+            run_all(&bytes);
+        });
+    }
+}

@@ -4,6 +4,8 @@
 //! Member certificates are valid for `127.0.0.1`, `localhost` and the member name, for both server
 //! and client authentication (peers authenticate each other with mutual TLS). Existing files are
 //! kept: running it again only adds what is missing, signing new members with the existing CA.
+//! [`generate_client`] adds `client.pem` / `client-key.pem`, a client-only certificate whose
+//! common name is the etcd user it stands for (`root`).
 
 use std::fs;
 use std::io::Write;
@@ -42,6 +44,14 @@ fn member_params(name: &str) -> Result<CertificateParams> {
         ExtendedKeyUsagePurpose::ServerAuth,
         ExtendedKeyUsagePurpose::ClientAuth,
     ];
+    Ok(params)
+}
+
+fn client_params(user: &str) -> Result<CertificateParams> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.distinguished_name.push(DnType::CommonName, user);
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     Ok(params)
 }
 
@@ -98,26 +108,45 @@ pub fn generate(dir: &Path, members: &[String]) -> Result<()> {
         if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
             bail!("invalid member name {name:?}");
         }
-        let cert_path = dir.join(format!("{name}.pem"));
-        let key_path = dir.join(format!("{name}-key.pem"));
-        match (cert_path.exists(), key_path.exists()) {
-            (true, true) => {
-                println!("kept {}", cert_path.display());
-                continue;
-            }
-            (false, false) => {}
-            _ => bail!(
-                "{} and {} must both exist or both be absent",
-                cert_path.display(),
-                key_path.display()
-            ),
-        }
-        let key = KeyPair::generate()?;
-        let cert = member_params(name)?.signed_by(&key, &issuer)?;
-        write_new(&key_path, &key.serialize_pem(), true)?;
-        write_new(&cert_path, &cert.pem(), false)?;
-        println!("wrote {} and {}", cert_path.display(), key_path.display());
+        sign_unless_present(dir, name, member_params(name)?, &issuer)?;
     }
+    Ok(())
+}
+
+/// Creates the CA (unless present) and `client.pem` / `client-key.pem` for `user` (unless
+/// present): what etcrctl and etcdctl pass as `--cert` / `--key` to a `--client-cert-auth` port.
+pub fn generate_client(dir: &Path, user: &str) -> Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let issuer = load_or_create_ca(dir)?;
+    sign_unless_present(dir, "client", client_params(user)?, &issuer)
+}
+
+/// Writes `<file>.pem` and `<file>-key.pem` signed by `issuer`, unless both exist.
+fn sign_unless_present(
+    dir: &Path,
+    file: &str,
+    params: CertificateParams,
+    issuer: &Issuer<'static, KeyPair>,
+) -> Result<()> {
+    let cert_path = dir.join(format!("{file}.pem"));
+    let key_path = dir.join(format!("{file}-key.pem"));
+    match (cert_path.exists(), key_path.exists()) {
+        (true, true) => {
+            println!("kept {}", cert_path.display());
+            return Ok(());
+        }
+        (false, false) => {}
+        _ => bail!(
+            "{} and {} must both exist or both be absent",
+            cert_path.display(),
+            key_path.display()
+        ),
+    }
+    let key = KeyPair::generate()?;
+    let cert = params.signed_by(&key, issuer)?;
+    write_new(&key_path, &key.serialize_pem(), true)?;
+    write_new(&cert_path, &cert.pem(), false)?;
+    println!("wrote {} and {}", cert_path.display(), key_path.display());
     Ok(())
 }
 
@@ -155,6 +184,9 @@ mod tests {
         );
         assert!(dir.join("m3.pem").exists());
         assert!(generate(&dir, &["../evil".into()]).is_err());
+        generate_client(&dir, "root").unwrap();
+        assert!(dir.join("client.pem").exists() && dir.join("client-key.pem").exists());
+        assert_eq!(fs::read(dir.join("ca.pem")).unwrap(), ca_before);
         fs::remove_dir_all(&dir).unwrap();
     }
 }

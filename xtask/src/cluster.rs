@@ -21,6 +21,10 @@ pub enum Action {
         /// Peer transport between members: tcp or quic.
         #[arg(long = "peer-transport", default_value = "tcp")]
         peer_transport: String,
+        /// Client TLS (https:// client URLs, --client-cert-auth) and peer mutual TLS, with
+        /// certificates made in `.etcr/cluster/certs`.
+        #[arg(long)]
+        tls: bool,
     },
     /// Show each member: process, health, endpoints.
     Status,
@@ -46,6 +50,8 @@ struct Member {
 #[derive(Serialize, Deserialize)]
 struct State {
     peer_transport: String,
+    #[serde(default)]
+    tls: bool,
     members: Vec<Member>,
 }
 
@@ -79,7 +85,8 @@ pub fn run(action: Action) -> anyhow::Result<()> {
         Action::Up {
             size,
             peer_transport,
-        } => up(size, &peer_transport),
+            tls,
+        } => up(size, &peer_transport, tls),
         Action::Status => status(),
         Action::Stop { name } => {
             let mut state = load()?;
@@ -91,6 +98,7 @@ pub fn run(action: Action) -> anyhow::Result<()> {
             let mut state = load()?;
             let initial_cluster = initial_cluster(&state.members);
             let transport = state.peer_transport.clone();
+            let tls = state.tls;
             let m = find(&mut state, &name)?;
             if m.pid.is_some_and(alive) {
                 anyhow::bail!(
@@ -98,10 +106,10 @@ pub fn run(action: Action) -> anyhow::Result<()> {
                     m.pid.unwrap_or_default()
                 );
             }
-            start_member(m, &initial_cluster, &transport)?;
+            start_member(m, &initial_cluster, &transport, tls)?;
             let url = m.client_url.clone();
             save(&state)?;
-            wait_healthy(&[url])
+            wait_healthy(&[url], tls)
         }
         Action::Down { purge } => down(purge),
     }
@@ -116,7 +124,7 @@ fn find<'a>(state: &'a mut State, name: &str) -> anyhow::Result<&'a mut Member> 
         .ok_or_else(|| anyhow::anyhow!("no member named {name:?}; members: {}", names.join(", ")))
 }
 
-fn up(size: usize, peer_transport: &str) -> anyhow::Result<()> {
+fn up(size: usize, peer_transport: &str, tls: bool) -> anyhow::Result<()> {
     if !(1..=7).contains(&size) {
         anyhow::bail!("--size must be between 1 and 7");
     }
@@ -138,41 +146,61 @@ fn up(size: usize, peer_transport: &str) -> anyhow::Result<()> {
         "etcrctl",
     ]))?;
     // The etcd convention for local clusters: 2379/2380, 22379/22380, 32379/32380, ...
+    let scheme = if tls { "https" } else { "http" };
     let mut members: Vec<Member> = (0..size)
         .map(|i| Member {
             name: format!("m{}", i + 1),
-            client_url: format!("http://127.0.0.1:{}", 2379 + 10000 * i),
-            peer_url: format!("http://127.0.0.1:{}", 2380 + 10000 * i),
+            client_url: format!("{scheme}://127.0.0.1:{}", 2379 + 10000 * i),
+            peer_url: format!("{scheme}://127.0.0.1:{}", 2380 + 10000 * i),
             pid: None,
         })
         .collect();
     let initial_cluster = initial_cluster(&members);
-    if peer_transport == "quic" {
+    if peer_transport == "quic" || tls {
         let names: Vec<String> = members.iter().map(|m| m.name.clone()).collect();
         crate::certs::generate(&certs_dir(), &names)?;
+        crate::certs::generate_client(&certs_dir(), "root")?;
         eprintln!(
-            "certificates for mutual TLS between members in {}",
+            "certificates for mutual TLS between members{} in {}",
+            if tls { " and for clients" } else { "" },
             certs_dir().display()
         );
     }
     for m in &mut members {
-        start_member(m, &initial_cluster, peer_transport)?;
+        start_member(m, &initial_cluster, peer_transport, tls)?;
     }
     let urls: Vec<String> = members.iter().map(|m| m.client_url.clone()).collect();
     save(&State {
         peer_transport: peer_transport.to_string(),
+        tls,
         members,
     })?;
-    wait_healthy(&urls)?;
+    wait_healthy(&urls, tls)?;
     let endpoints = urls.join(",");
     println!(
         "cluster is up: {size} member(s), data and logs in {}",
         dir().display()
     );
     println!("endpoints: {endpoints}");
+    let security = if tls {
+        let file = |f: &str| certs_dir().join(f).display().to_string();
+        format!(
+            " --cacert={} --cert={} --key={}",
+            file("ca.pem"),
+            file("client.pem"),
+            file("client-key.pem")
+        )
+    } else {
+        String::new()
+    };
     println!("try:");
-    println!("  ./target/release/etcrctl --endpoints={endpoints} put hello world");
-    println!("  ./target/release/etcrctl --endpoints={endpoints} get hello -w json");
+    println!("  ./target/release/etcrctl --endpoints={endpoints}{security} put hello world");
+    println!("  ./target/release/etcrctl --endpoints={endpoints}{security} get hello -w json");
+    if tls {
+        println!(
+            "  ETCDCTL_API=3 etcdctl --endpoints={endpoints}{security} endpoint status -w table"
+        );
+    }
     println!("stop it with `cargo xtask cluster down` (add --purge to delete the data)");
     Ok(())
 }
@@ -193,20 +221,48 @@ fn certs_dir() -> PathBuf {
 pub fn tls_flags(certs: &Path, name: &str, peer_transport: &str) -> Vec<String> {
     let mut flags = vec!["--peer-transport".to_string(), peer_transport.to_string()];
     if peer_transport == "quic" {
-        let file = |f: String| certs.join(f).display().to_string();
-        flags.extend([
-            "--peer-trusted-ca-file".to_string(),
-            file("ca.pem".into()),
-            "--peer-cert-file".to_string(),
-            file(format!("{name}.pem")),
-            "--peer-key-file".to_string(),
-            file(format!("{name}-key.pem")),
-        ]);
+        flags.extend(peer_tls_flags(certs, name));
     }
     flags
 }
 
-fn start_member(m: &mut Member, initial_cluster: &str, peer_transport: &str) -> anyhow::Result<()> {
+fn peer_tls_flags(certs: &Path, name: &str) -> Vec<String> {
+    let file = |f: String| certs.join(f).display().to_string();
+    vec![
+        "--peer-trusted-ca-file".to_string(),
+        file("ca.pem".into()),
+        "--peer-cert-file".to_string(),
+        file(format!("{name}.pem")),
+        "--peer-key-file".to_string(),
+        file(format!("{name}-key.pem")),
+    ]
+}
+
+/// `cluster up --tls`: what member `name` adds to [`tls_flags`]: its client TLS files,
+/// client certificates required, and peer mutual TLS over TCP too.
+fn client_tls_flags(certs: &Path, name: &str, peer_transport: &str) -> Vec<String> {
+    let file = |f: String| certs.join(f).display().to_string();
+    let mut flags = vec![
+        "--trusted-ca-file".to_string(),
+        file("ca.pem".into()),
+        "--cert-file".to_string(),
+        file(format!("{name}.pem")),
+        "--key-file".to_string(),
+        file(format!("{name}-key.pem")),
+        "--client-cert-auth".to_string(),
+    ];
+    if peer_transport != "quic" {
+        flags.extend(peer_tls_flags(certs, name));
+    }
+    flags
+}
+
+fn start_member(
+    m: &mut Member,
+    initial_cluster: &str,
+    peer_transport: &str,
+    tls: bool,
+) -> anyhow::Result<()> {
     let bin = crate::workspace_root().join("target/release/etcr");
     if !bin.exists() {
         anyhow::bail!(
@@ -233,6 +289,11 @@ fn start_member(m: &mut Member, initial_cluster: &str, peer_transport: &str) -> 
         .args(["--initial-cluster", initial_cluster])
         .args(["--initial-cluster-token", "etcr-local"])
         .args(tls_flags(&certs_dir(), &m.name, peer_transport))
+        .args(if tls {
+            client_tls_flags(&certs_dir(), &m.name, peer_transport)
+        } else {
+            Vec::new()
+        })
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -250,11 +311,11 @@ fn start_member(m: &mut Member, initial_cluster: &str, peer_transport: &str) -> 
     Ok(())
 }
 
-fn wait_healthy(urls: &[String]) -> anyhow::Result<()> {
+fn wait_healthy(urls: &[String], tls: bool) -> anyhow::Result<()> {
     eprint!("waiting for health");
     let ok = health::wait_until(Duration::from_secs(30), || {
         eprint!(".");
-        urls.iter().all(|u| health::is_healthy(u))
+        urls.iter().all(|u| healthy(u, tls))
     });
     eprintln!();
     if !ok {
@@ -264,6 +325,25 @@ fn wait_healthy(urls: &[String]) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `/health` over plain HTTP, or over https with the cluster's client certificate (curl).
+fn healthy(url: &str, tls: bool) -> bool {
+    if !tls {
+        return health::is_healthy(url);
+    }
+    let file = |f: &str| certs_dir().join(f);
+    Command::new("curl")
+        .args(["-s", "--max-time", "1", "--cacert"])
+        .arg(file("ca.pem"))
+        .arg("--cert")
+        .arg(file("client.pem"))
+        .arg("--key")
+        .arg(file("client-key.pem"))
+        .arg(format!("{url}/health"))
+        .stderr(Stdio::null())
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("\"health\":\"true\""))
 }
 
 fn status() -> anyhow::Result<()> {
@@ -278,7 +358,7 @@ fn status() -> anyhow::Result<()> {
             (Some(p), true) => p.to_string(),
             _ => "stopped".to_string(),
         };
-        let health = if running && health::is_healthy(&m.client_url) {
+        let health = if running && healthy(&m.client_url, state.tls) {
             "healthy"
         } else {
             "-"
@@ -345,4 +425,24 @@ fn alive(pid: u32) -> bool {
         .is_some_and(|rest| rest.trim_start().starts_with('Z'));
     let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     !zombie && String::from_utf8_lossy(&cmdline).contains("etcr")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_members_require_client_certificates_and_use_peer_tls_on_tcp() {
+        let certs = Path::new("/c");
+        let flags = client_tls_flags(certs, "m2", "tcp").join(" ");
+        assert_eq!(
+            flags,
+            "--trusted-ca-file /c/ca.pem --cert-file /c/m2.pem --key-file /c/m2-key.pem --client-cert-auth \
+             --peer-trusted-ca-file /c/ca.pem --peer-cert-file /c/m2.pem --peer-key-file /c/m2-key.pem"
+        );
+        // QUIC already carries the peer files (tls_flags).
+        assert!(!client_tls_flags(certs, "m2", "quic")
+            .join(" ")
+            .contains("--peer-"));
+    }
 }

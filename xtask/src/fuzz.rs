@@ -4,8 +4,14 @@
 
 use std::process::Command;
 
-/// (package, test target) of each fuzz target.
-const TARGETS: [(&str, &str); 2] = [("transport", "fuzz_frames"), ("raft-wal", "fuzz_recovery")];
+/// The `cargo test` arguments that select each fuzz target.
+const TARGETS: [&[&str]; 4] = [
+    &["-p", "transport", "--test", "fuzz_frames"],
+    &["-p", "raft-wal", "--test", "fuzz_recovery"],
+    &["-p", "grpc-h2", "--test", "fuzz_connection"],
+    // Client requests into validation, inside the server binary's unit tests.
+    &["-p", "etcr", "--bin", "etcr", "validate::fuzz"],
+];
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -30,12 +36,14 @@ fn seconds(s: &str) -> anyhow::Result<u64> {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let secs = seconds(&args.duration)?;
-    for (package, test) in TARGETS {
-        eprintln!("== fuzz {package} {test} for {secs} s");
+    for target in TARGETS {
+        eprintln!("== fuzz {} for {secs} s", target.join(" "));
         crate::run_cmd(
             Command::new("cargo")
+                .arg("test")
+                .args(target)
                 // Every test at once, so each gets the whole time rather than a turn.
-                .args(["test", "-p", package, "--test", test, "--"])
+                .arg("--")
                 .args(["--nocapture", "--test-threads", "64"])
                 .env("ETCR_FUZZ_SECONDS", secs.to_string()),
         )?;

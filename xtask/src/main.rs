@@ -6,7 +6,7 @@
 //!   `bench compare`: etcr and etcd 3.4 clusters side by side.
 //! - `chaos`: a linearizability-checked workload on a cluster under faults (etcr-chaos).
 //! - `fuzz`: the decoder fuzz tests (transport frames, raft-wal recovery) for a set time.
-//! - `certs`: a cluster CA and member certificates for mutual TLS between peers.
+//! - `certs`: a cluster CA, member certificates (peer mTLS, client TLS) and a client certificate.
 
 mod bench;
 mod certs;
@@ -49,7 +49,8 @@ enum Command {
     Chaos(chaos::Args),
     /// Feed the wire and log decoders arbitrary and damaged bytes for a while.
     Fuzz(fuzz::Args),
-    /// Create a cluster CA and member certificates for mutual TLS between peers.
+    /// Create a cluster CA, member certificates (for peers and clients) and a client
+    /// certificate for the user `root` (client.pem).
     Certs {
         /// Where to write the PEM files.
         #[arg(long, default_value = ".etcr/certs")]
@@ -75,6 +76,7 @@ fn main() {
                 .filter(|m| !m.is_empty())
                 .collect();
             certs::generate(&dir, &names)
+                .and_then(|_| certs::generate_client(&dir, "root"))
                 .map(|_| println!("certificates for {} in {}", names.join(", "), dir.display()))
         }
     };

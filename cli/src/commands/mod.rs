@@ -167,12 +167,20 @@ impl Ctx {
         self.parsed.slice("endpoints")
     }
 
-    /// A client over `endpoints` with the global timeouts.
+    /// A client over `endpoints` with the global timeouts and TLS flags.
     pub fn client_for(&self, endpoints: &[String]) -> Result<Client> {
+        let security = crate::tls::security(&crate::tls::TlsFlags {
+            cacert: self.parsed.str("cacert"),
+            cert: self.parsed.str("cert"),
+            key: self.parsed.str("key"),
+            insecure_skip_verify: self.parsed.bool("insecure-skip-tls-verify"),
+            insecure_transport: self.parsed.bool("insecure-transport"),
+        })?;
         Client::new(
             endpoints,
             self.parsed.duration("dial-timeout"),
             self.parsed.duration("command-timeout"),
+            &security,
         )
     }
 
