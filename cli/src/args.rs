@@ -110,6 +110,20 @@ pub const GLOBAL_FLAGS: &[Flag] = &[
         "the private key of --cert (PEM)",
     ),
     flag(
+        "user",
+        None,
+        Kind::Str,
+        "",
+        "authenticate as this user: name:password, or name with --password",
+    ),
+    flag(
+        "password",
+        None,
+        Kind::Str,
+        "",
+        "the password of --user (which then holds only the name)",
+    ),
+    flag(
         "write-out",
         Some('w'),
         Kind::Str,
@@ -144,8 +158,6 @@ const fn refused(
 
 /// etcdctl 3.4's other global flags, with etcdctl's defaults.
 pub const REFUSED_FLAGS: &[Refused] = &[
-    refused("user", None, Kind::Str, "", "authentication"),
-    refused("password", None, Kind::Str, "", "authentication"),
     refused("discovery-srv", Some('d'), Kind::Str, "", "DNS discovery"),
     refused("discovery-srv-name", None, Kind::Str, "", "DNS discovery"),
     refused(
@@ -699,16 +711,13 @@ mod tests {
     #[test]
     fn refused_flags_are_errors_unless_they_ask_for_nothing() {
         for line in [
-            "--user root get foo",
-            "--password=x put a b",
             "-d example.com get foo",
             "--discovery-srv-name x get foo",
             "--insecure-discovery=false get foo",
             "--keepalive-time=2s get foo",
             "--keepalive-timeout 6s get foo",
             "--debug version",
-            "--user root",
-            "member --user root",
+            "member --keepalive-time=3s",
         ] {
             let err = parse(&argv(line)).unwrap_err();
             let (text, code) = err.render();
@@ -742,12 +751,16 @@ mod tests {
     #[test]
     fn refused_flags_from_the_environment() {
         let (_, mut p) = run("get foo");
-        let env = vec![("ETCDCTL_USER".to_string(), "root".to_string())];
+        let env = vec![("ETCDCTL_DEBUG".to_string(), "true".to_string())];
         let err = p.apply_env(&env, &[]).unwrap_err();
         assert_eq!(
             err.render().0,
-            "Error: ETCDCTL_USER is refused: etcrctl does not support authentication yet\n"
+            "Error: ETCDCTL_DEBUG is refused: etcrctl does not support debug logging yet\n"
         );
+        let (_, mut p) = run("get foo");
+        let env = vec![("ETCDCTL_USER".to_string(), "root:pw".to_string())];
+        assert_eq!(p.apply_env(&env, &[]).unwrap(), "");
+        assert_eq!(p.str("user"), "root:pw");
         let (_, mut p) = run("get foo");
         let env = vec![("ETCDCTL_INSECURE_TRANSPORT".to_string(), "true".to_string())];
         assert_eq!(p.apply_env(&env, &[]).unwrap(), "");

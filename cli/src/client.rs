@@ -6,18 +6,26 @@ use std::future::Future;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint, Uri};
 use tonic::{Code, Status};
+
+use crate::auth::{Credentials, TokenSlot};
 
 use crate::error::{exit, CliError, Result};
 use crate::gofmt;
 use crate::tls::Security;
 
+/// A connection to one endpoint; it sends the client's token, once it has one.
+pub type Conn = InterceptedService<Channel, TokenSlot>;
+
 /// A client over one or more endpoints, used like clientv3 with a command timeout.
 pub struct Client {
-    channels: Vec<Channel>,
+    channels: Vec<Conn>,
     command_timeout: Duration,
     target: String,
+    credentials: Option<Credentials>,
+    token: TokenSlot,
 }
 
 impl Client {
@@ -29,6 +37,7 @@ impl Client {
         command_timeout: Duration,
         security: &Security,
     ) -> Result<Self> {
+        let token = TokenSlot::default();
         let mut channels = Vec::new();
         for ep in endpoints {
             let (url, tls) = match ep.split_once("://") {
@@ -40,7 +49,10 @@ impl Client {
             let endpoint = Endpoint::from_shared(url)
                 .map_err(|e| CliError::exit(exit::ERROR, e.to_string()))?
                 .connect_timeout(dial_timeout);
-            channels.push(endpoint.connect_with_connector_lazy(Connector { tls }));
+            channels.push(InterceptedService::new(
+                endpoint.connect_with_connector_lazy(Connector { tls }),
+                token.clone(),
+            ));
         }
         let first = endpoints.first().map(String::as_str).unwrap_or_default();
         let host = first.split_once("://").map_or(first, |(_, h)| h);
@@ -48,7 +60,39 @@ impl Client {
             channels,
             command_timeout,
             target: format!("endpoint://client-{}/{host}", uuid_v4()),
+            credentials: None,
+            token,
         })
+    }
+
+    /// Authenticates as `credentials` before the first call (etcdctl's `--user`).
+    pub fn with_credentials(mut self, credentials: Option<Credentials>) -> Self {
+        self.credentials = credentials;
+        self
+    }
+
+    /// clientv3 authenticates when it connects; a refusal ends etcdctl with its
+    /// bad-connection code.
+    async fn authenticate(&self) -> Result<()> {
+        let Some(c) = self.credentials.clone().filter(|_| !self.token.is_set()) else {
+            return Ok(());
+        };
+        let req = api::etcdserverpb::AuthenticateRequest {
+            name: c.name,
+            password: c.password,
+        };
+        let resp = self
+            .call(|ch| {
+                let req = req.clone();
+                async move {
+                    api::etcdserverpb::auth_client::AuthClient::new(ch)
+                        .authenticate(req)
+                        .await
+                }
+            })
+            .await
+            .map_err(|e| e.with_code(exit::BAD_CONNECTION))?;
+        self.token.set(&resp.token)
     }
 
     /// Names the connection as grpc's passthrough resolver does for a single dialled
@@ -61,7 +105,16 @@ impl Client {
     /// Runs one unary RPC, trying endpoints until one answers or the command deadline passes.
     pub async fn unary<T, F, Fut>(&self, call: F) -> Result<T>
     where
-        F: Fn(Channel) -> Fut,
+        F: Fn(Conn) -> Fut,
+        Fut: Future<Output = std::result::Result<tonic::Response<T>, Status>>,
+    {
+        self.authenticate().await?;
+        self.call(call).await
+    }
+
+    async fn call<T, F, Fut>(&self, call: F) -> Result<T>
+    where
+        F: Fn(Conn) -> Fut,
         Fut: Future<Output = std::result::Result<tonic::Response<T>, Status>>,
     {
         let deadline = Instant::now() + self.command_timeout;
@@ -132,9 +185,16 @@ impl Client {
         call: F,
     ) -> std::result::Result<T, Status>
     where
-        F: Fn(Channel) -> Fut,
+        F: Fn(Conn) -> Fut,
         Fut: Future<Output = std::result::Result<tonic::Response<T>, Status>>,
     {
+        if let Err(e) = self.authenticate().await {
+            let message = match e {
+                CliError::Exit { message, .. } => message,
+                _ => "authentication failed".to_string(),
+            };
+            return Err(Status::unauthenticated(message));
+        }
         let mut next = 0;
         loop {
             let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
@@ -183,11 +243,11 @@ struct Connector {
 }
 
 /// A dialled connection, plaintext or TLS.
-trait Conn: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Conn for T {}
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Io for T {}
 
 impl tower::Service<Uri> for Connector {
-    type Response = hyper_util::rt::TokioIo<Box<dyn Conn>>;
+    type Response = hyper_util::rt::TokioIo<Box<dyn Io>>;
     type Error = std::io::Error;
     type Future = std::pin::Pin<
         Box<dyn Future<Output = std::result::Result<Self::Response, Self::Error>> + Send>,
@@ -213,7 +273,7 @@ impl tower::Service<Uri> for Connector {
             let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
             let _ = tcp.set_nodelay(true);
             let Some(tls) = tls else {
-                return Ok(hyper_util::rt::TokioIo::new(Box::new(tcp) as Box<dyn Conn>));
+                return Ok(hyper_util::rt::TokioIo::new(Box::new(tcp) as Box<dyn Io>));
             };
             let name = crate::tls::server_name(&host)
                 .ok_or_else(|| invalid("endpoint host is not a valid TLS server name"))?;
@@ -221,7 +281,7 @@ impl tower::Service<Uri> for Connector {
                 .connect(name, tcp)
                 .await?;
             Ok(hyper_util::rt::TokioIo::new(
-                Box::new(session) as Box<dyn Conn>
+                Box::new(session) as Box<dyn Io>
             ))
         })
     }
@@ -352,7 +412,7 @@ fn uuid_v4() -> String {
 
 /// A KV client that takes responses of any size, as etcdctl does (grpc-go's receive limit is
 /// raised to the maximum there; tonic's default of 4 MiB would refuse a large `get --prefix`).
-pub fn kv(channel: Channel) -> api::etcdserverpb::kv_client::KvClient<Channel> {
+pub fn kv(channel: Conn) -> api::etcdserverpb::kv_client::KvClient<Conn> {
     api::etcdserverpb::kv_client::KvClient::new(channel).max_decoding_message_size(usize::MAX)
 }
 

@@ -5,13 +5,14 @@
 //! Commands: `get`, `put`, `del`, `txn [-i]`, `compaction [--physical]`, `watch [-i]`,
 //! `lease grant|revoke|timetolive|list|keep-alive`, `member list|add|remove|update|promote`,
 //! `endpoint status|health|hashkv [--cluster]`, `move-leader`, `alarm list|disarm`,
+//! `auth enable|disable`,
 //! `defrag [--cluster]`, `snapshot save|status`, `version` and `help`, with cobra's prefix
 //! matching and suggestions; global flags `--endpoints`, `--dial-timeout`,
 //! `--command-timeout`, `-w/--write-out simple|json|fields|table|protobuf`, `--hex`, the TLS
 //! flags `--cacert`, `--cert`, `--key`, `--insecure-skip-tls-verify`, `--insecure-transport`
-//! ([`tls`]), and their `ETCDCTL_*` environment forms. etcdctl's other commands are unknown
-//! commands, and its auth, discovery, keepalive and `--debug` flags are refused (see
-//! [`args::REFUSED_FLAGS`]).
+//! ([`tls`]), `--user`/`--password` ([`auth`]: authenticate once, then send the token), and
+//! their `ETCDCTL_*` environment forms. etcdctl's other commands are unknown commands, and its
+//! discovery, keepalive and `--debug` flags are refused (see [`args::REFUSED_FLAGS`]).
 //!
 //! Layout: [`args`] parses the command line as cobra/pflag do, [`commands`] holds one module
 //! per command (each with its help [`help::Spec`]), [`help`] renders the help pages,
@@ -26,6 +27,7 @@
 //! ```
 
 pub mod args;
+pub mod auth;
 mod bolt;
 pub mod client;
 mod clock;

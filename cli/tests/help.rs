@@ -122,7 +122,6 @@ fn commands_etcrctl_lacks_are_unknown() {
     for args in [
         &["lock", "l"][..],
         &["elect", "e"],
-        &["auth", "enable"],
         &["user", "list"],
         &["role", "list"],
         &["make-mirror", "x:1"],

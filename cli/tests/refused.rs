@@ -86,8 +86,8 @@ fn every_refused_flag_is_refused_on_the_command_line_and_in_the_environment() {
 fn shorthand_and_separate_values_are_refused_too() {
     for args in [
         &["-d", "example.com", "get", "k"][..],
-        &["--user", "root", "put", "a", "b"],
-        &["--password", "x", "member", "list"],
+        &["--discovery-srv", "example.com", "put", "a", "b"],
+        &["--keepalive-time", "5s", "member", "list"],
         &["--keepalive-time", "2s", "endpoint", "status"],
     ] {
         let mut args = args.to_vec();

@@ -111,6 +111,7 @@
 
 #![deny(missing_docs)]
 
+mod auth_state;
 mod cluster_state;
 mod codec;
 mod error;
@@ -126,6 +127,9 @@ mod types;
 mod write;
 mod writer;
 
+pub use auth_state::{
+    AuthCommand, AuthOutcome, AuthRefusal, AuthState, PermKind, Permission, Role, User, ROOT,
+};
 pub use cluster_state::{
     takes_space, Alarm, AlarmKind, ClusterCommand, ClusterOutcome, MemberInfo,
 };

@@ -491,6 +491,12 @@ impl Store {
         cluster_state::alarms(&self.cluster, &txn)
     }
 
+    /// The committed auth state (users, roles, whether auth is enabled).
+    pub fn auth_state(&self) -> Result<crate::AuthState> {
+        let txn = self.read_txn()?;
+        crate::auth_state::load(&self.cluster, &txn)
+    }
+
     /// Every member's published attributes (committed), by member id.
     pub fn members(&self) -> Result<Vec<MemberInfo>> {
         let txn = self.read_txn()?;

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use heed::RwTxn;
 
+use crate::auth_state::{self, AuthCommand, AuthOutcome};
 use crate::cluster_state::{self, ClusterCommand, ClusterOutcome, Gate};
 use crate::codec;
 use crate::error::{Error, Result};
@@ -101,6 +102,20 @@ impl<'s> Writer<'s> {
         }
         let outcome = cluster_state::apply(&store.cluster, &mut open.txn, cmd)?;
         open.gate = Gate::load(&store.cluster, &open.txn)?;
+        open.applied = index;
+        open.commands += 1;
+        Ok(outcome)
+    }
+
+    /// Applies a change to the auth state at log index `index` into the open transaction
+    /// (opened if needed), in order with the batches around it.
+    pub fn apply_auth(&mut self, index: u64, cmd: &AuthCommand) -> Result<AuthOutcome> {
+        let store = self.store;
+        let open = self.open()?;
+        if index <= open.applied {
+            return Ok(AuthOutcome::Skipped);
+        }
+        let outcome = auth_state::apply(&store.cluster, &mut open.txn, cmd)?;
         open.applied = index;
         open.commands += 1;
         Ok(outcome)

@@ -129,6 +129,16 @@ pub struct Flags {
         value_parser = parse_duration
     )]
     pub watch_progress_notify_interval: Duration,
+    /// How tokens are made: `simple` (random strings kept by every member). `jwt` is not
+    /// served yet and refused at start.
+    #[arg(long = "auth-token", default_value = "simple")]
+    pub auth_token: String,
+    /// Seconds a simple token lives after its last use.
+    #[arg(long = "auth-token-ttl", default_value_t = 300)]
+    pub auth_token_ttl: u64,
+    /// Work factor of the bcrypt hashes of passwords (4 to 31).
+    #[arg(long = "bcrypt-cost", default_value_t = 10, value_parser = clap::value_parser!(u32).range(4..=31))]
+    pub bcrypt_cost: u32,
     /// Log format: `text` or `json`.
     #[arg(long = "log-format", default_value = "text")]
     pub log_format: LogFormat,

@@ -29,6 +29,8 @@ pub struct Context {
     pub lessor: Arc<crate::lease::Lessor>,
     /// Set with `--experimental-fault-injection` only.
     pub faults: Option<Arc<transport::fault::FaultRules>>,
+    /// Users, roles, tokens: the permission checks of every call.
+    pub auth: Arc<crate::auth::AuthStore>,
 }
 
 impl Context {

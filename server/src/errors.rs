@@ -54,6 +54,41 @@ pub enum EtcdError {
     Stopped,
     #[error("etcdserver: member not found")]
     MemberNotFound,
+    #[error("etcdserver: user name already exists")]
+    UserAlreadyExists,
+    #[error("etcdserver: user name is empty")]
+    UserEmpty,
+    #[error("etcdserver: user name not found")]
+    UserNotFound,
+    #[error("etcdserver: role name already exists")]
+    RoleAlreadyExists,
+    #[error("etcdserver: role name not found")]
+    RoleNotFound,
+    #[error("etcdserver: role name is empty")]
+    RoleEmpty,
+    #[error("etcdserver: authentication failed, invalid user ID or password")]
+    AuthFailed,
+    #[error("etcdserver: permission denied")]
+    PermissionDenied,
+    #[error("etcdserver: role is not granted to the user")]
+    RoleNotGranted,
+    #[error("etcdserver: permission is not granted to the role")]
+    PermissionNotGranted,
+    #[error("etcdserver: authentication is not enabled")]
+    AuthNotEnabled,
+    #[error("etcdserver: invalid auth token")]
+    InvalidAuthToken,
+    #[error("etcdserver: invalid auth management")]
+    InvalidAuthMgmt,
+    #[error("etcdserver: revision of auth store is old")]
+    AuthOldRevision,
+    /// etcd 3.4 leaves this one unmapped, so clients see it with code Unknown.
+    #[error("auth: authentication failed, password was given for no password user")]
+    NoPasswordUser,
+    #[error("etcdserver: root user does not exist")]
+    RootUserNotExist,
+    #[error("etcdserver: root user does not have root role")]
+    RootRoleNotExist,
     /// This member stopped applying the log (see the reason); other members may serve.
     #[error("etcdserver: this member stopped applying the log: {0}")]
     Halted(String),
@@ -67,9 +102,15 @@ impl EtcdError {
         use EtcdError::*;
         match self {
             EmptyKey | KeyNotFound | ValueProvided | LeaseProvided | TooManyOps | DuplicateKey
-            | InvalidSortOption | RequestTooLarge => Code::InvalidArgument,
+            | InvalidSortOption | RequestTooLarge | UserEmpty | RoleEmpty | AuthFailed
+            | InvalidAuthMgmt | AuthOldRevision => Code::InvalidArgument,
+            UserAlreadyExists | UserNotFound | RoleAlreadyExists | RoleNotFound
+            | RoleNotGranted | PermissionNotGranted | AuthNotEnabled | RootUserNotExist
+            | RootRoleNotExist | LeaseExists => Code::FailedPrecondition,
+            PermissionDenied => Code::PermissionDenied,
+            NoPasswordUser => Code::Unknown,
+            InvalidAuthToken => Code::Unauthenticated,
             Compacted | FutureRev | LeaseTtlTooLarge => Code::OutOfRange,
-            LeaseExists => Code::FailedPrecondition,
             NoSpace | TooManyRequests => Code::ResourceExhausted,
             Corrupt => Code::DataLoss,
             LeaseNotFound | MemberNotFound => Code::NotFound,
@@ -84,6 +125,28 @@ impl EtcdError {
 impl From<EtcdError> for Status {
     fn from(e: EtcdError) -> Status {
         Status::new(e.code(), e.to_string())
+    }
+}
+
+impl From<mvcc::AuthRefusal> for EtcdError {
+    fn from(r: mvcc::AuthRefusal) -> EtcdError {
+        use mvcc::AuthRefusal as R;
+        match r {
+            R::UserEmpty => EtcdError::UserEmpty,
+            R::UserAlreadyExists => EtcdError::UserAlreadyExists,
+            R::UserNotFound => EtcdError::UserNotFound,
+            R::RoleEmpty => EtcdError::RoleEmpty,
+            R::RoleAlreadyExists => EtcdError::RoleAlreadyExists,
+            R::RoleNotFound => EtcdError::RoleNotFound,
+            R::RoleNotGranted => EtcdError::RoleNotGranted,
+            R::PermissionNotGranted => EtcdError::PermissionNotGranted,
+            R::RootUserNotExist => EtcdError::RootUserNotExist,
+            R::RootRoleNotExist => EtcdError::RootRoleNotExist,
+            R::InvalidAuthMgmt => EtcdError::InvalidAuthMgmt,
+            R::AuthNotEnabled => EtcdError::AuthNotEnabled,
+            R::AuthFailed => EtcdError::AuthFailed,
+            R::OldRevision => EtcdError::AuthOldRevision,
+        }
     }
 }
 

@@ -46,6 +46,7 @@ pub struct Dispatch {
     cluster: Arc<ClusterService>,
     lease: Arc<LeaseService>,
     watch: Arc<crate::watch::WatchService>,
+    auth: Arc<crate::auth::AuthService>,
 }
 
 impl Dispatch {
@@ -57,6 +58,7 @@ impl Dispatch {
             maintenance: Arc::new(MaintenanceService::new(ctx.clone())),
             cluster: Arc::new(ClusterService::new(ctx.clone())),
             lease: Arc::new(LeaseService::new(ctx.clone())),
+            auth: Arc::new(crate::auth::AuthService::new(ctx.clone())),
             ctx,
         }
     }
@@ -151,10 +153,30 @@ where
     encode_stream(call(requests))
 }
 
+/// Routes a unary call to a service method; the call's token rides in the request's
+/// metadata, where the service's permission check finds it (`auth::token_of`).
 macro_rules! route {
-    ($service:expr, $method:ident, $message:expr) => {{
+    ($service:expr, $method:ident, $message:expr, $token:expr) => {{
         let service = $service.clone();
-        unary($message, move |r| async move { service.$method(r).await })
+        let token = $token.clone();
+        unary($message, move |r| async move {
+            let r = crate::auth::with_token(r, token.as_deref());
+            service.$method(r).await
+        })
+    }};
+}
+
+/// Routes a unary call to an Auth service method, which takes the token beside the request.
+macro_rules! route_auth {
+    ($service:expr, $method:ident, $message:expr, $token:expr) => {{
+        let service = $service.clone();
+        let token = $token.clone();
+        unary($message, move |r| async move {
+            service
+                .$method(token.as_deref(), r.into_inner())
+                .await
+                .map(tonic::Response::new)
+        })
     }};
 }
 
@@ -235,12 +257,26 @@ impl grpc_h2::Handler for Dispatch {
 
 impl Dispatch {
     /// `metadata` carries the caller's `token` for the services that will check it.
-    fn route(&self, path: &str, _metadata: Metadata, request: Request) -> Response {
+    fn route(&self, path: &str, metadata: Metadata, request: Request) -> Response {
+        let token = metadata.token.clone();
         let message = match request {
             Request::Message(m) => m,
             Request::Stream(requests) if path == "/etcdserverpb.Watch/Watch" => {
                 let watch = self.watch.clone();
-                return bidirectional(requests, move |r| watch.watch(r));
+                let ctx = self.ctx.clone();
+                let token = metadata.token.clone();
+                // etcd checks each create against the caller's permissions at that moment.
+                let permit: crate::watch::Permit = Arc::new(move |c| {
+                    ctx.auth
+                        .check(
+                            token.as_deref(),
+                            crate::auth::Need::Read,
+                            &c.key,
+                            &c.range_end,
+                        )
+                        .map_err(|_| ctx.store.current_revision())
+                });
+                return bidirectional(requests, move |r| watch.watch(r, Some(permit)));
             }
             Request::Stream(requests) if path == "/etcdserverpb.Lease/LeaseKeepAlive" => {
                 let lease = self.lease.clone();
@@ -249,40 +285,80 @@ impl Dispatch {
             Request::Stream(_) => return refused(self, path),
         };
         match path {
-            "/etcdserverpb.KV/Range" => route!(self.kv, range, message),
-            "/etcdserverpb.KV/Put" => route!(self.kv, put, message),
-            "/etcdserverpb.KV/DeleteRange" => route!(self.kv, delete_range, message),
-            "/etcdserverpb.KV/Txn" => route!(self.kv, txn, message),
-            "/etcdserverpb.KV/Compact" => route!(self.kv, compact, message),
-            "/etcdserverpb.Maintenance/Alarm" => route!(self.maintenance, alarm, message),
-            "/etcdserverpb.Maintenance/Status" => route!(self.maintenance, status, message),
+            "/etcdserverpb.KV/Range" => route!(self.kv, range, message, token),
+            "/etcdserverpb.KV/Put" => route!(self.kv, put, message, token),
+            "/etcdserverpb.KV/DeleteRange" => route!(self.kv, delete_range, message, token),
+            "/etcdserverpb.KV/Txn" => route!(self.kv, txn, message, token),
+            "/etcdserverpb.KV/Compact" => route!(self.kv, compact, message, token),
+            "/etcdserverpb.Maintenance/Alarm" => route!(self.maintenance, alarm, message, token),
+            "/etcdserverpb.Maintenance/Status" => route!(self.maintenance, status, message, token),
             "/etcdserverpb.Maintenance/Defragment" => {
-                route!(self.maintenance, defragment, message)
+                route!(self.maintenance, defragment, message, token)
             }
-            "/etcdserverpb.Maintenance/Hash" => route!(self.maintenance, hash, message),
-            "/etcdserverpb.Maintenance/HashKV" => route!(self.maintenance, hash_kv, message),
+            "/etcdserverpb.Maintenance/Hash" => route!(self.maintenance, hash, message, token),
+            "/etcdserverpb.Maintenance/HashKV" => route!(self.maintenance, hash_kv, message, token),
             "/etcdserverpb.Maintenance/MoveLeader" => {
-                route!(self.maintenance, move_leader, message)
+                route!(self.maintenance, move_leader, message, token)
             }
             "/etcdserverpb.Maintenance/Snapshot" => {
                 let ctx = self.ctx.clone();
+                if let Err(e) = ctx.auth.check_admin(token.as_deref()) {
+                    let refused = status(crate::auth::unmapped(e));
+                    return Response::Stream(
+                        futures::stream::once(async move { Err(refused) }).boxed(),
+                    );
+                }
                 server_streaming(message, move |r| snapshot::snapshot(ctx, r))
             }
-            "/etcdserverpb.Cluster/MemberAdd" => route!(self.cluster, member_add, message),
-            "/etcdserverpb.Cluster/MemberRemove" => route!(self.cluster, member_remove, message),
-            "/etcdserverpb.Cluster/MemberUpdate" => route!(self.cluster, member_update, message),
-            "/etcdserverpb.Cluster/MemberList" => route!(self.cluster, member_list, message),
+            "/etcdserverpb.Cluster/MemberAdd" => route!(self.cluster, member_add, message, token),
+            "/etcdserverpb.Cluster/MemberRemove" => {
+                route!(self.cluster, member_remove, message, token)
+            }
+            "/etcdserverpb.Cluster/MemberUpdate" => {
+                route!(self.cluster, member_update, message, token)
+            }
+            "/etcdserverpb.Cluster/MemberList" => route!(self.cluster, member_list, message, token),
             "/etcdserverpb.Cluster/MemberPromote" => {
-                route!(self.cluster, member_promote, message)
+                route!(self.cluster, member_promote, message, token)
             }
-            "/etcdserverpb.Lease/LeaseGrant" => route!(self.lease, lease_grant, message),
-            "/etcdserverpb.Lease/LeaseRevoke" => route!(self.lease, lease_revoke, message),
+            "/etcdserverpb.Auth/AuthEnable" => route_auth!(self.auth, auth_enable, message, token),
+            "/etcdserverpb.Auth/AuthDisable" => {
+                route_auth!(self.auth, auth_disable, message, token)
+            }
+            "/etcdserverpb.Auth/Authenticate" => {
+                route_auth!(self.auth, authenticate, message, token)
+            }
+            "/etcdserverpb.Auth/UserAdd" => route_auth!(self.auth, user_add, message, token),
+            "/etcdserverpb.Auth/UserGet" => route_auth!(self.auth, user_get, message, token),
+            "/etcdserverpb.Auth/UserList" => route_auth!(self.auth, user_list, message, token),
+            "/etcdserverpb.Auth/UserDelete" => route_auth!(self.auth, user_delete, message, token),
+            "/etcdserverpb.Auth/UserChangePassword" => {
+                route_auth!(self.auth, user_change_password, message, token)
+            }
+            "/etcdserverpb.Auth/UserGrantRole" => {
+                route_auth!(self.auth, user_grant_role, message, token)
+            }
+            "/etcdserverpb.Auth/UserRevokeRole" => {
+                route_auth!(self.auth, user_revoke_role, message, token)
+            }
+            "/etcdserverpb.Auth/RoleAdd" => route_auth!(self.auth, role_add, message, token),
+            "/etcdserverpb.Auth/RoleGet" => route_auth!(self.auth, role_get, message, token),
+            "/etcdserverpb.Auth/RoleList" => route_auth!(self.auth, role_list, message, token),
+            "/etcdserverpb.Auth/RoleDelete" => route_auth!(self.auth, role_delete, message, token),
+            "/etcdserverpb.Auth/RoleGrantPermission" => {
+                route_auth!(self.auth, role_grant_permission, message, token)
+            }
+            "/etcdserverpb.Auth/RoleRevokePermission" => {
+                route_auth!(self.auth, role_revoke_permission, message, token)
+            }
+            "/etcdserverpb.Lease/LeaseGrant" => route!(self.lease, lease_grant, message, token),
+            "/etcdserverpb.Lease/LeaseRevoke" => route!(self.lease, lease_revoke, message, token),
             "/etcdserverpb.Lease/LeaseTimeToLive" => {
-                route!(self.lease, lease_time_to_live, message)
+                route!(self.lease, lease_time_to_live, message, token)
             }
-            "/etcdserverpb.Lease/LeaseLeases" => route!(self.lease, lease_leases, message),
-            RENEW_PATH => route!(self.lease, forwarded_renew, message),
-            TIME_TO_LIVE_PATH => route!(self.lease, forwarded_time_to_live, message),
+            "/etcdserverpb.Lease/LeaseLeases" => route!(self.lease, lease_leases, message, token),
+            RENEW_PATH => route!(self.lease, forwarded_renew, message, token),
+            TIME_TO_LIVE_PATH => route!(self.lease, forwarded_time_to_live, message, token),
             _ => refused(self, path),
         }
     }
@@ -321,6 +397,22 @@ pub const UNARY_CALLS: &[&str] = &[
     "/etcdserverpb.Lease/LeaseLeases",
     RENEW_PATH,
     TIME_TO_LIVE_PATH,
+    "/etcdserverpb.Auth/AuthEnable",
+    "/etcdserverpb.Auth/AuthDisable",
+    "/etcdserverpb.Auth/Authenticate",
+    "/etcdserverpb.Auth/UserAdd",
+    "/etcdserverpb.Auth/UserGet",
+    "/etcdserverpb.Auth/UserList",
+    "/etcdserverpb.Auth/UserDelete",
+    "/etcdserverpb.Auth/UserChangePassword",
+    "/etcdserverpb.Auth/UserGrantRole",
+    "/etcdserverpb.Auth/UserRevokeRole",
+    "/etcdserverpb.Auth/RoleAdd",
+    "/etcdserverpb.Auth/RoleGet",
+    "/etcdserverpb.Auth/RoleList",
+    "/etcdserverpb.Auth/RoleDelete",
+    "/etcdserverpb.Auth/RoleGrantPermission",
+    "/etcdserverpb.Auth/RoleRevokePermission",
 ];
 
 /// What the client port allows its clients.

@@ -10,6 +10,7 @@ use pb::kv_server::Kv;
 use prost::Message;
 use tonic::{Request, Response, Status};
 
+use crate::auth::{token_of, Need};
 use crate::context::Context;
 use crate::convert;
 use crate::errors::EtcdError;
@@ -34,6 +35,35 @@ impl KvService {
     }
 }
 
+/// etcd's rule for transactions: READ on every compared key, and on every op of both branches
+/// what the op needs, nested transactions included.
+fn check_txn(checker: &crate::auth::Checker, t: &pb::TxnRequest) -> Result<(), EtcdError> {
+    use pb::request_op::Request as Op;
+    for c in &t.compare {
+        checker.check(Need::Read, &c.key, &c.range_end)?;
+    }
+    for op in t.success.iter().chain(&t.failure) {
+        match &op.request {
+            Some(Op::RequestRange(r)) => checker.check(Need::Read, &r.key, &r.range_end)?,
+            Some(Op::RequestPut(p)) => {
+                checker.check(Need::Write, &p.key, b"")?;
+                if p.prev_kv {
+                    checker.check(Need::Read, &p.key, b"")?;
+                }
+            }
+            Some(Op::RequestDeleteRange(d)) => {
+                checker.check(Need::Write, &d.key, &d.range_end)?;
+                if d.prev_kv {
+                    checker.check(Need::Read, &d.key, &d.range_end)?;
+                }
+            }
+            Some(Op::RequestTxn(n)) => check_txn(checker, n)?,
+            None => {}
+        }
+    }
+    Ok(())
+}
+
 fn unexpected(what: &str) -> Status {
     EtcdError::Internal(format!("unexpected response to {what}")).into()
 }
@@ -44,9 +74,14 @@ impl Kv for KvService {
         &self,
         req: Request<pb::RangeRequest>,
     ) -> Result<Response<pb::RangeResponse>, Status> {
+        let token = token_of(&req).map(str::to_owned);
         let r = req.into_inner();
         validate::check_range(&r)?;
         self.ctx.read_barrier(r.serializable).await?;
+        // After the barrier, as etcd: a permission change applied before the read counts.
+        self.ctx
+            .auth
+            .check(token.as_deref(), Need::Read, &r.key, &r.range_end)?;
         let may_be_large = !r.range_end.is_empty() && (r.limit == 0 || r.limit > SMALL_RANGE);
         let request = convert::range_request(r);
         let resp = if may_be_large {
@@ -66,7 +101,24 @@ impl Kv for KvService {
     }
 
     async fn put(&self, req: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
+        let checker = self.ctx.auth.checker(token_of(&req))?;
         let r = req.into_inner();
+        checker.check(Need::Write, &r.key, b"")?;
+        if r.prev_kv {
+            checker.check(Need::Read, &r.key, b"")?;
+        }
+        // etcd's rule: attaching a key to a lease needs WRITE on the keys the lease holds
+        // (revoking it would delete them all).
+        if r.lease != 0 && checker.checks() {
+            for k in self
+                .ctx
+                .store
+                .leased_keys(r.lease)
+                .map_err(EtcdError::from)?
+            {
+                checker.check(Need::Write, &k, b"")?;
+            }
+        }
         validate::check_put(&r)?;
         self.ctx.check_size(r.encoded_len())?;
         self.ctx.check_quota(quota::put_cost(&r)).await?;
@@ -86,7 +138,12 @@ impl Kv for KvService {
         &self,
         req: Request<pb::DeleteRangeRequest>,
     ) -> Result<Response<pb::DeleteRangeResponse>, Status> {
+        let checker = self.ctx.auth.checker(token_of(&req))?;
         let r = req.into_inner();
+        checker.check(Need::Write, &r.key, &r.range_end)?;
+        if r.prev_kv {
+            checker.check(Need::Read, &r.key, &r.range_end)?;
+        }
         validate::check_delete(&r)?;
         self.ctx.check_size(r.encoded_len())?;
         match self
@@ -102,23 +159,28 @@ impl Kv for KvService {
     }
 
     async fn txn(&self, req: Request<pb::TxnRequest>) -> Result<Response<pb::TxnResponse>, Status> {
+        let token = token_of(&req).map(str::to_owned);
         let r = req.into_inner();
         validate::check_txn(&r, self.ctx.limits.max_txn_ops)?;
         self.ctx.check_size(r.encoded_len())?;
         let read_only = validate::txn_is_read_only(&r);
-        if !read_only {
-            self.ctx.check_quota(quota::txn_cost(&r)).await?;
-        }
-        let serializable = validate::txn_is_serializable(&r);
-        let txn = convert::txn_request(r);
         let resp = if read_only {
-            self.ctx.read_barrier(serializable).await?;
+            self.ctx
+                .read_barrier(validate::txn_is_serializable(&r))
+                .await?;
+            // After the barrier, as etcd: a permission change applied before the read counts.
+            check_txn(&self.ctx.auth.checker(token.as_deref())?, &r)?;
             self.ctx
                 .store
-                .txn_read_only(&txn)
+                .txn_read_only(&convert::txn_request(r))
                 .map_err(EtcdError::from)?
         } else {
-            match self.propose(mvcc::Command::Txn(txn)).await? {
+            check_txn(&self.ctx.auth.checker(token.as_deref())?, &r)?;
+            self.ctx.check_quota(quota::txn_cost(&r)).await?;
+            match self
+                .propose(mvcc::Command::Txn(convert::txn_request(r)))
+                .await?
+            {
                 mvcc::CommandResponse::Txn(t) => t,
                 _ => return Err(unexpected("txn")),
             }
@@ -133,6 +195,7 @@ impl Kv for KvService {
         &self,
         req: Request<pb::CompactionRequest>,
     ) -> Result<Response<pb::CompactionResponse>, Status> {
+        // etcd checks no permission for compaction.
         let r = req.into_inner();
         match self
             .propose(mvcc::Command::Compact(convert::compaction_request(r)))

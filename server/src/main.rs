@@ -4,6 +4,7 @@
 //! serves etcd's gRPC API (with `/health`, `/metrics` and `/version` beside it) on every
 //! `--listen-client-urls` address.
 
+mod auth;
 mod config;
 mod context;
 mod convert;
@@ -146,6 +147,21 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
             stream_bytes: watch::STREAM_BYTES,
         },
     )?;
+    if flags.auth_token != "simple" {
+        anyhow::bail!(
+            "--auth-token {}: only simple tokens are served so far",
+            flags.auth_token
+        );
+    }
+    let auth = Arc::new(auth::AuthStore::new(
+        store
+            .auth_state()
+            .map_err(|e| anyhow::anyhow!("reading the auth state from the store: {e}"))?,
+        auth::AuthSettings {
+            bcrypt_cost: flags.bcrypt_cost,
+            token_ttl: Duration::from_secs(flags.auth_token_ttl),
+        },
+    ));
     let raft = RaftNode::start(
         RaftSettings {
             member_dir: member_dir.clone(),
@@ -164,6 +180,7 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         raft::ApplyObservers {
             watch: watch_commits,
             lessor: lessor.clone(),
+            auth: auth.clone(),
         },
     )?;
     lease::spawn_expiry(lessor.clone(), raft.clone());
@@ -181,6 +198,7 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         metrics,
         lessor,
         faults,
+        auth,
     });
     publish_attributes(raft, &flags, member_id)?;
 

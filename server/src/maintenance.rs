@@ -150,15 +150,23 @@ impl Maintenance for MaintenanceService {
 
     async fn defragment(
         &self,
-        _req: Request<pb::DefragmentRequest>,
+        req: Request<pb::DefragmentRequest>,
     ) -> Result<Response<pb::DefragmentResponse>, Status> {
+        self.ctx
+            .auth
+            .check_admin(crate::auth::token_of(&req))
+            .map_err(crate::auth::unmapped)?;
         Err(not_yet("defragment"))
     }
 
     async fn hash(
         &self,
-        _req: Request<pb::HashRequest>,
+        req: Request<pb::HashRequest>,
     ) -> Result<Response<pb::HashResponse>, Status> {
+        self.ctx
+            .auth
+            .check_admin(crate::auth::token_of(&req))
+            .map_err(crate::auth::unmapped)?;
         Err(not_yet("hash"))
     }
 
@@ -168,6 +176,10 @@ impl Maintenance for MaintenanceService {
         &self,
         req: Request<pb::HashKvRequest>,
     ) -> Result<Response<pb::HashKvResponse>, Status> {
+        self.ctx
+            .auth
+            .check_admin(crate::auth::token_of(&req))
+            .map_err(crate::auth::unmapped)?;
         let rev = req.into_inner().revision;
         // This member's acknowledged writes are in the hash, as with a serializable read.
         self.ctx.read_barrier(true).await?;
@@ -190,8 +202,12 @@ impl Maintenance for MaintenanceService {
 
     async fn move_leader(
         &self,
-        _req: Request<pb::MoveLeaderRequest>,
+        req: Request<pb::MoveLeaderRequest>,
     ) -> Result<Response<pb::MoveLeaderResponse>, Status> {
+        self.ctx
+            .auth
+            .check_admin(crate::auth::token_of(&req))
+            .map_err(crate::auth::unmapped)?;
         Err(not_yet("move-leader"))
     }
 }

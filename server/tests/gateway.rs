@@ -150,12 +150,12 @@ fn services_etcr_lacks_answer_unimplemented_on_every_prefix() {
     let etcr = Etcr::start(&dir.path().join("m"), &[]);
     let port = etcr.client_port;
     for prefix in ["/v3", "/v3beta", "/v3alpha"] {
-        let (status, answer) = post(port, &format!("{prefix}/auth/user/list"), "{}");
+        let (status, answer) = post(port, &format!("{prefix}/lease/leases"), "{}");
         assert_eq!(
             (status, answer.as_str()),
             (
                 501,
-                r#"{"error":"unknown service etcdserverpb.Auth","message":"unknown service etcdserverpb.Auth","code":12}"#
+                r#"{"error":"unknown service etcdserverpb.Lease","message":"unknown service etcdserverpb.Lease","code":12}"#
             )
         );
         // Streams fail in grpc-gateway's stream-error shape.

@@ -2,13 +2,13 @@
 
 use std::time::{Duration, Instant};
 
+use crate::client::Conn;
 use api::etcdserverpb::lease_client::LeaseClient;
 use api::etcdserverpb::{
     LeaseGrantRequest, LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseLeasesRequest,
     LeaseRevokeRequest, LeaseTimeToLiveRequest,
 };
 use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Channel;
 
 use super::{emit, Ctx};
 use crate::args::{flag, Kind};
@@ -82,7 +82,7 @@ fn lease_id(arg: &str) -> Result<i64> {
         .map_err(|e| CliError::bad_args(format!("bad lease ID arg ({e}), expecting ID in Hex")))
 }
 
-fn lease(ch: Channel) -> LeaseClient<Channel> {
+fn lease(ch: Conn) -> LeaseClient<Conn> {
     LeaseClient::new(ch)
 }
 

@@ -1,11 +1,11 @@
 //! `member list|add|remove|update|promote`.
 
+use crate::client::Conn;
 use api::etcdserverpb::{
     cluster_client::ClusterClient, MemberAddRequest, MemberListRequest, MemberPromoteRequest,
     MemberRemoveRequest, MemberUpdateRequest,
 };
 use prost::Message;
-use tonic::transport::Channel;
 
 use super::{emit, Ctx};
 use crate::args::{flag, Kind, Parsed};
@@ -84,7 +84,7 @@ pub const PROMOTE: Spec = Spec {
     flags: &[],
 };
 
-fn cluster(ch: Channel) -> ClusterClient<Channel> {
+fn cluster(ch: Conn) -> ClusterClient<Conn> {
     ClusterClient::new(ch)
 }
 

@@ -7,6 +7,7 @@
 //! (`lease`, `snapshot`) also goes into [`GROUPS`]. The parser and the help pages follow.
 
 pub mod alarm;
+pub mod auth;
 pub mod compaction;
 pub mod defrag;
 pub mod del;
@@ -55,6 +56,8 @@ pub enum Command {
     MoveLeader,
     AlarmDisarm,
     AlarmList,
+    AuthEnable,
+    AuthDisable,
     Defrag,
     SnapshotSave,
     SnapshotStatus,
@@ -86,6 +89,8 @@ impl Command {
         Command::MoveLeader,
         Command::AlarmDisarm,
         Command::AlarmList,
+        Command::AuthEnable,
+        Command::AuthDisable,
         Command::Defrag,
         Command::SnapshotSave,
         Command::SnapshotStatus,
@@ -116,6 +121,8 @@ impl Command {
             Command::MoveLeader => &move_leader::SPEC,
             Command::AlarmDisarm => &alarm::DISARM,
             Command::AlarmList => &alarm::LIST,
+            Command::AuthEnable => &auth::ENABLE,
+            Command::AuthDisable => &auth::DISABLE,
             Command::Defrag => &defrag::SPEC,
             Command::SnapshotSave => &snapshot::SAVE,
             Command::SnapshotStatus => &snapshot::STATUS,
@@ -134,6 +141,7 @@ pub const GROUPS: &[Group] = &[
     member::GROUP,
     endpoint::GROUP,
     alarm::GROUP,
+    auth::GROUP,
     snapshot::GROUP,
 ];
 
@@ -176,12 +184,15 @@ impl Ctx {
             insecure_skip_verify: self.parsed.bool("insecure-skip-tls-verify"),
             insecure_transport: self.parsed.bool("insecure-transport"),
         })?;
-        Client::new(
+        let credentials =
+            crate::auth::credentials(&self.parsed.str("user"), &self.parsed.str("password"))?;
+        Ok(Client::new(
             endpoints,
             self.parsed.duration("dial-timeout"),
             self.parsed.duration("command-timeout"),
             &security,
-        )
+        )?
+        .with_credentials(credentials))
     }
 
     /// etcdctl's `mustClientFromCmd`.
@@ -226,6 +237,8 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         Command::MoveLeader => move_leader::run(ctx).await,
         Command::AlarmDisarm => alarm::disarm(ctx).await,
         Command::AlarmList => alarm::list(ctx).await,
+        Command::AuthEnable => auth::enable(ctx).await,
+        Command::AuthDisable => auth::disable(ctx).await,
         Command::Defrag => defrag::run(ctx).await,
         Command::SnapshotSave => snapshot::save(ctx).await,
         Command::SnapshotStatus => snapshot::status(ctx).await,

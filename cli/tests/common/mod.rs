@@ -30,6 +30,10 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const STREAM_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// The commands `compat_ops.rs` proves; `compat.rs` proves the others `etcrctl --help` lists.
+/// The commands `compat_auth.rs` proves (they need a root user set up first).
+#[allow(dead_code)]
+pub const AUTH_COMMANDS: &[&str] = &["auth enable", "auth disable"];
+
 pub const OPS_COMMANDS: &[&str] = &[
     "watch",
     "lease grant",

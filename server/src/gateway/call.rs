@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{post, MethodRouter};
 use serde::de::DeserializeOwned;
@@ -74,12 +74,16 @@ where
     F: Fn(Arc<S>, Request<Req>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<tonic::Response<Resp>, Status>> + Send,
 {
-    post_only(post(move |body: Body| async move {
+    post_only(post(move |headers: HeaderMap, body: Body| async move {
         let req = match limit.read::<Req>(body).await {
             Ok(r) => r,
             Err(s) => return json::error(&s),
         };
-        match call(service, Request::new(req)).await {
+        // etcd takes the gateway's token from the `Authorization` header, as it is.
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        match call(service, crate::auth::with_token(Request::new(req), token)).await {
             Ok(resp) => json::ok(resp.get_ref()),
             Err(s) => json::error(&s),
         }

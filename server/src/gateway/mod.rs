@@ -2,6 +2,7 @@
 //! (`POST /v3/kv/range` and the rest), for clients without gRPC such as curl and
 //! OpenStack's `etcd3gw`. Each path runs the same service method as the gRPC call.
 
+mod auth;
 mod call;
 mod cluster;
 mod json;
@@ -32,7 +33,14 @@ pub fn routes(ctx: Arc<Context>) -> Router {
             Arc::new(MaintenanceService::new(ctx.clone())),
             limit,
         ))
-        .merge(cluster::routes(Arc::new(ClusterService::new(ctx)), limit))
+        .merge(cluster::routes(
+            Arc::new(ClusterService::new(ctx.clone())),
+            limit,
+        ))
+        .merge(auth::routes(
+            Arc::new(crate::auth::AuthService::new(ctx)),
+            limit,
+        ))
         .merge(pending::routes());
     PREFIXES
         .iter()

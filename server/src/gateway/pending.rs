@@ -1,4 +1,4 @@
-//! The gateway paths of services etcr does not serve yet (Watch, Lease, Auth). They answer
+//! The gateway paths of services etcr does not serve yet (Watch, Lease). They answer
 //! as etcd's gateway does when its gRPC server lacks the service. Each service, once it
 //! exists, gets its own file like `kv.rs` whose routes replace its entries here.
 
@@ -8,7 +8,6 @@ use super::call::{missing_stream, missing_unary};
 
 const WATCH: &str = "etcdserverpb.Watch";
 const LEASE: &str = "etcdserverpb.Lease";
-const AUTH: &str = "etcdserverpb.Auth";
 
 pub fn routes() -> Router {
     let mut router = Router::new()
@@ -25,26 +24,6 @@ pub fn routes() -> Router {
         "/kv/lease/leases",
     ] {
         router = router.route(path, missing_unary(LEASE));
-    }
-    for path in [
-        "/auth/enable",
-        "/auth/disable",
-        "/auth/authenticate",
-        "/auth/user/add",
-        "/auth/user/get",
-        "/auth/user/list",
-        "/auth/user/delete",
-        "/auth/user/changepw",
-        "/auth/user/grant",
-        "/auth/user/revoke",
-        "/auth/role/add",
-        "/auth/role/get",
-        "/auth/role/list",
-        "/auth/role/delete",
-        "/auth/role/grant",
-        "/auth/role/revoke",
-    ] {
-        router = router.route(path, missing_unary(AUTH));
     }
     router
 }

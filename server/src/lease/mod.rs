@@ -120,7 +120,17 @@ impl LeaseService {
         &self,
         req: Request<pb::LeaseRevokeRequest>,
     ) -> Result<Response<pb::LeaseRevokeResponse>, Status> {
+        let token = crate::auth::token_of(&req).map(str::to_owned);
         let id = req.into_inner().id;
+        // etcd's rule: revoking deletes the lease's keys, so it needs WRITE on each of them
+        // (and nothing for a lease without keys).
+        let keys = self.ctx().store.leased_keys(id).map_err(EtcdError::from)?;
+        if !keys.is_empty() {
+            let checker = self.ctx().auth.checker(token.as_deref())?;
+            for k in &keys {
+                checker.check(crate::auth::Need::Write, k, b"")?;
+            }
+        }
         match self
             .ctx()
             .raft

@@ -51,6 +51,8 @@ pub struct Applier {
     pub lessor: Arc<Lessor>,
     /// Told after every commit: watchers get what the commit made readable.
     pub watch: CommitNotifier,
+    /// Told the auth state after each change, and each token handed out.
+    pub auth: Arc<crate::auth::AuthStore>,
 }
 
 /// How long the store's write transaction stays open for more batches when no read waits:
@@ -239,6 +241,18 @@ impl Applier {
                     client_urls: attrs.client_urls,
                 }),
                 Payload::Cluster(cmd) => cmd,
+                Payload::Auth {
+                    command,
+                    token_prefix,
+                } => {
+                    self.apply_kv(writer, std::mem::take(&mut run))?;
+                    let answer = self.apply_auth(writer, e.index, command, token_prefix)?;
+                    self.shared.set_answered(e.index);
+                    if let (Some(answer), true) = (answer, env.origin == self.local_id) {
+                        self.waiters.answer(env.id, answer);
+                    }
+                    continue;
+                }
             };
             self.apply_kv(writer, std::mem::take(&mut run))?;
             let outcome = writer
@@ -271,6 +285,41 @@ impl Applier {
             }
         }
         self.apply_kv(writer, run)
+    }
+
+    /// Applies an auth change and carries out what it implies on this member: the new view,
+    /// tokens handed out or forgotten. `None` for an entry applied before.
+    fn apply_auth(
+        &self,
+        writer: &mut mvcc::Writer,
+        index: u64,
+        command: mvcc::AuthCommand,
+        token_prefix: Option<String>,
+    ) -> Result<Option<super::waiters::Outcome>, Halt> {
+        let outcome = writer
+            .apply_auth(index, &command)
+            .map_err(|err| Halt::Store { index, err })?;
+        let state = match outcome {
+            mvcc::AuthOutcome::Skipped => return Ok(None),
+            mvcc::AuthOutcome::Refused(r) => return Ok(Some(Err(EtcdError::from(r)))),
+            mvcc::AuthOutcome::Done(state) => state,
+        };
+        self.auth.publish(state);
+        let tokens = &self.auth.tokens;
+        let mut token = None;
+        match command {
+            mvcc::AuthCommand::UserDelete(name)
+            | mvcc::AuthCommand::UserChangePassword { name, .. } => tokens.invalidate_user(&name),
+            mvcc::AuthCommand::Disable => tokens.clear(),
+            mvcc::AuthCommand::Authenticate { name, .. } => {
+                // etcd's simple token: the proposer's random part, then the entry's index.
+                let t = format!("{}.{index}", token_prefix.unwrap_or_default());
+                tokens.assign(t.clone(), name);
+                token = Some(t);
+            }
+            _ => {}
+        }
+        Ok(Some(Ok(Answer::Auth(token))))
     }
 
     fn apply_kv(&self, writer: &mut mvcc::Writer, run: KvRun) -> Result<(), Halt> {
@@ -354,6 +403,16 @@ impl Applier {
         })?;
         self.lessor
             .reload(leases.into_iter().map(|l| (l.id, l.ttl)));
+        // And the auth state.
+        match self.store.auth_state() {
+            Ok(state) => self.auth.publish(state),
+            Err(err) => {
+                return Err(Halt::Restore {
+                    file: file.display().to_string(),
+                    err,
+                })
+            }
+        }
         self.shared
             .set_applied(index.max(self.store.applied_index()));
         self.watch.notify();
@@ -420,6 +479,13 @@ mod tests {
             metrics: Arc::new(Metrics::default()),
             lessor: Arc::new(Lessor::new(1, Duration::ZERO, [])),
             watch,
+            auth: Arc::new(crate::auth::AuthStore::new(
+                Default::default(),
+                crate::auth::AuthSettings {
+                    bcrypt_cost: 4,
+                    token_ttl: Duration::from_secs(300),
+                },
+            )),
         };
         let h = Harness {
             dir,
@@ -645,7 +711,7 @@ mod tests {
         };
         // The client never half-closes: a watch outlives its requests.
         let requests = futures::stream::iter([Ok(create)]).chain(futures::stream::pending());
-        let mut responses = service.watch(requests.boxed());
+        let mut responses = service.watch(requests.boxed(), None);
         let next = |r: Option<Result<pb::WatchResponse, tonic::Status>>| r.unwrap().unwrap();
         let wait = Duration::from_secs(10);
         let created = next(tokio::time::timeout(wait, responses.next()).await.unwrap());

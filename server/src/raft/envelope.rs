@@ -31,6 +31,12 @@ pub enum Payload {
     Publish(MemberAttributes),
     /// A change to the replicated cluster state (alarms).
     Cluster(mvcc::ClusterCommand),
+    /// A change to the replicated auth state; an `Authenticate` carries the random part of
+    /// the token that every member assigns on applying it.
+    Auth {
+        command: mvcc::AuthCommand,
+        token_prefix: Option<String>,
+    },
 }
 
 /// One entry's data. `origin` and `id` let the proposing member find the caller waiting for

@@ -58,6 +58,8 @@ pub struct ApplyObservers {
     pub watch: crate::watch::CommitNotifier,
     /// Told of every lease grant and revoke applied, and when this member's term starts.
     pub lessor: Arc<crate::lease::Lessor>,
+    /// Told the auth state after each change, and each token handed out.
+    pub auth: Arc<crate::auth::AuthStore>,
 }
 
 /// The handle request handlers use: propose, read barrier, status. Cheap to clone.
@@ -179,6 +181,7 @@ impl RaftNode {
             metrics: metrics.clone(),
             lessor: observers.lessor,
             watch: observers.watch,
+            auth: observers.auth,
         };
         std::thread::Builder::new()
             .name("etcr-apply".into())
@@ -269,6 +272,26 @@ impl RaftNode {
             Answer::Alarms(a) => Ok(a),
             _ => Err(EtcdError::Internal(
                 "unexpected answer to an alarm change".into(),
+            )),
+        }
+    }
+
+    /// Changes the auth state through the log; answers `Authenticate`'s token.
+    pub async fn change_auth(
+        &self,
+        command: mvcc::AuthCommand,
+        token_prefix: Option<String>,
+    ) -> Result<Option<String>, EtcdError> {
+        match self
+            .propose_payload(Payload::Auth {
+                command,
+                token_prefix,
+            })
+            .await?
+        {
+            Answer::Auth(token) => Ok(token),
+            _ => Err(EtcdError::Internal(
+                "unexpected answer to an auth change".into(),
             )),
         }
     }

@@ -14,6 +14,8 @@ pub enum Answer {
     Published,
     /// The alarms an alarm change raised or cleared.
     Alarms(Vec<mvcc::Alarm>),
+    /// An auth change applied; `Authenticate`'s token.
+    Auth(Option<String>),
 }
 
 pub type Outcome = Result<Answer, EtcdError>;

@@ -26,7 +26,7 @@ use tonic::Status;
 use crate::context::Context;
 
 pub use hub::{CommitNotifier, Hub, HubSettings};
-pub use stream::HeaderSource;
+pub use stream::{HeaderSource, Permit};
 
 /// Bytes of events one stream may have queued for a slow client before its watchers fall
 /// back to catching up from history.
@@ -55,17 +55,20 @@ impl WatchService {
         }
     }
 
-    /// One Watch call: the client's requests in, the responses out. Dropping the response
-    /// stream ends the call and its watchers.
+    /// One Watch call: the client's requests in, the responses out; `permit` checks each
+    /// create (the caller's permissions, with auth). Dropping the response stream ends the
+    /// call and its watchers.
     pub fn watch(
         &self,
         requests: BoxStream<'static, Result<pb::WatchRequest, Status>>,
+        permit: Option<stream::Permit>,
     ) -> BoxStream<'static, Result<pb::WatchResponse, Status>> {
         stream::Responses::open(
             self.hub.clone(),
             requests,
             self.header.clone(),
             self.fragment_limit,
+            permit,
         )
         .boxed()
     }

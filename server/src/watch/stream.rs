@@ -25,6 +25,10 @@ use crate::errors::EtcdError;
 /// Where the response headers' cluster, member and term come from (the term changes).
 pub type HeaderSource = Arc<dyn Fn() -> HeaderInfo + Send + Sync>;
 
+/// Decides whether a create request may watch its range; on refusal, the store's current
+/// revision for the answer's header.
+pub type Permit = Arc<dyn Fn(&pb::WatchCreateRequest) -> Result<(), i64> + Send + Sync>;
+
 /// Requests a client may have unanswered before its stream stops reading more: etcd's
 /// `ctrlStreamBufLen`.
 const REQUEST_CREDIT: usize = 128;
@@ -39,6 +43,7 @@ pub struct Responses {
     /// Fragments of a large response still to send.
     fragments: VecDeque<pb::WatchResponse>,
     ended: bool,
+    permit: Option<Permit>,
 }
 
 impl Responses {
@@ -47,6 +52,7 @@ impl Responses {
         requests: BoxStream<'static, Result<pb::WatchRequest, Status>>,
         header: HeaderSource,
         fragment_limit: usize,
+        permit: Option<Permit>,
     ) -> Responses {
         let outbox = Outbox::new(hub.stream_bytes(), REQUEST_CREDIT);
         let id = hub.open(outbox.clone());
@@ -59,7 +65,35 @@ impl Responses {
             fragment_limit,
             fragments: VecDeque::new(),
             ended: false,
+            permit,
         }
+    }
+
+    /// Whether `r` creates a watcher the client may not have; if so, queues etcd 3.4's
+    /// answer: created and canceled at once, watch id -1, permission denied.
+    fn denied(&mut self, r: &pb::WatchRequest) -> bool {
+        let (Some(permit), Some(pb::watch_request::RequestUnion::CreateRequest(c))) =
+            (&self.permit, &r.request_union)
+        else {
+            return false;
+        };
+        let Err(revision) = permit(c) else {
+            return false;
+        };
+        let denied = Status::from(EtcdError::PermissionDenied);
+        self.fragments.push_back(pb::WatchResponse {
+            header: (self.header)().at(revision),
+            watch_id: -1,
+            created: true,
+            canceled: true,
+            cancel_reason: format!(
+                "rpc error: code = {:?} desc = {}",
+                denied.code(),
+                denied.message()
+            ),
+            ..Default::default()
+        });
+        true
     }
 
     /// Hands the hub every request that has arrived, as far as credit allows.
@@ -72,6 +106,7 @@ impl Responses {
                 return Ok(());
             }
             match requests.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(r))) if self.denied(&r) => self.outbox.refund_credit(),
                 Poll::Ready(Some(Ok(r))) => match parse(r) {
                     Some(request) => {
                         if !self.hub.request(self.id, request) {

@@ -100,7 +100,7 @@ impl Harness {
                 .boxed();
         Client {
             tx,
-            responses: self.service.watch(requests),
+            responses: self.service.watch(requests, None),
         }
     }
 

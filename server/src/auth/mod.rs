@@ -1,0 +1,206 @@
+//! etcd's auth: users, roles, key-range permissions and tokens.
+//!
+//! The state itself is replicated (mvcc's `auth_state`, changed by `Payload::Auth` entries);
+//! this member keeps a [`View`] of it, published by the apply thread after each change, with
+//! every user's permissions merged once per auth revision so that a check costs a token
+//! lookup and a binary search. Checks run where the request arrives, before it is proposed
+//! or read.
+
+mod permissions;
+mod service;
+mod tokens;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+pub use permissions::Need;
+use permissions::UserPerms;
+pub use service::AuthService;
+pub use tokens::{new_prefix, Tokens};
+
+use crate::errors::EtcdError;
+
+/// Authenticate's bcrypt comparisons running at once; more wait. They run on the blocking
+/// pool, off the raft loop and the connection tasks.
+const CONCURRENT_COMPARES: usize = 2;
+
+/// The auth state at one auth revision, with each user's merged permissions.
+pub struct View {
+    pub state: mvcc::AuthState,
+    perms: HashMap<String, UserPerms>,
+}
+
+impl View {
+    fn new(state: mvcc::AuthState) -> View {
+        let perms = state
+            .users
+            .keys()
+            .filter_map(|u| Some((u.clone(), UserPerms::of(&state, u)?)))
+            .collect();
+        View { state, perms }
+    }
+}
+
+pub struct AuthSettings {
+    pub bcrypt_cost: u32,
+    pub token_ttl: Duration,
+}
+
+pub struct AuthStore {
+    view: RwLock<Arc<View>>,
+    pub tokens: Tokens,
+    pub bcrypt_cost: u32,
+    compares: tokio::sync::Semaphore,
+}
+
+impl AuthStore {
+    pub fn new(state: mvcc::AuthState, settings: AuthSettings) -> Self {
+        AuthStore {
+            view: RwLock::new(Arc::new(View::new(state))),
+            tokens: Tokens::new(settings.token_ttl),
+            bcrypt_cost: settings.bcrypt_cost,
+            compares: tokio::sync::Semaphore::new(CONCURRENT_COMPARES),
+        }
+    }
+
+    pub fn view(&self) -> Arc<View> {
+        self.view.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Called by the apply thread with the state after an applied change.
+    pub fn publish(&self, state: mvcc::AuthState) {
+        if self.view().state == state {
+            return;
+        }
+        *self.view.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(View::new(state));
+    }
+
+    /// The token's user while auth is enabled (`None` when it is not): etcd's answers for a
+    /// missing or unknown token.
+    pub fn user(&self, token: Option<&str>) -> Result<Option<Arc<str>>, EtcdError> {
+        if !self.view().state.enabled {
+            return Ok(None);
+        }
+        self.user_of(token).map(Some)
+    }
+
+    fn user_of(&self, token: Option<&str>) -> Result<Arc<str>, EtcdError> {
+        let token = token.ok_or(EtcdError::UserEmpty)?;
+        self.tokens
+            .user_of(token)
+            .ok_or(EtcdError::InvalidAuthToken)
+    }
+
+    /// Whether the token's user may do `need` on the key or range; always while auth is off.
+    pub fn check(
+        &self,
+        token: Option<&str>,
+        need: Need,
+        key: &[u8],
+        range_end: &[u8],
+    ) -> Result<(), EtcdError> {
+        let view = self.view();
+        if !view.state.enabled {
+            return Ok(());
+        }
+        let user = self.user_of(token)?;
+        match view.perms.get(&*user) {
+            Some(p) if p.allows(need, key, range_end) => Ok(()),
+            _ => Err(EtcdError::PermissionDenied),
+        }
+    }
+
+    /// A checker for many ranges of one request, holding one view and one token lookup.
+    pub fn checker(&self, token: Option<&str>) -> Result<Checker, EtcdError> {
+        let view = self.view();
+        if !view.state.enabled {
+            return Ok(Checker(None));
+        }
+        let user = self.user_of(token)?;
+        Ok(Checker(Some((view, user))))
+    }
+
+    /// etcd's `IsAdminPermitted`: the root role, or auth disabled.
+    pub fn check_admin(&self, token: Option<&str>) -> Result<(), EtcdError> {
+        let view = self.view();
+        if !view.state.enabled {
+            return Ok(());
+        }
+        let user = self.user_of(token)?;
+        match view.perms.get(&*user) {
+            None => Err(EtcdError::UserNotFound),
+            Some(p) if p.root => Ok(()),
+            Some(_) => Err(EtcdError::PermissionDenied),
+        }
+    }
+
+    /// Compares `password` with the bcrypt `hash` on the blocking pool, a few at a time.
+    pub async fn password_matches(&self, password: String, hash: String) -> bool {
+        let Ok(_permit) = self.compares.acquire().await else {
+            return false;
+        };
+        tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
+            .await
+            .unwrap_or(false)
+    }
+
+    /// Hashes `password` at `--bcrypt-cost` on the blocking pool.
+    pub async fn hash(&self, password: String) -> Result<String, EtcdError> {
+        let cost = self.bcrypt_cost;
+        tokio::task::spawn_blocking(move || bcrypt::hash(password, cost))
+            .await
+            .map_err(|e| EtcdError::Internal(format!("hashing a password: {e}")))?
+            .map_err(|e| EtcdError::Internal(format!("hashing a password: {e}")))
+    }
+}
+
+/// etcd 3.4's Maintenance service returns the auth store's own errors, which no table maps
+/// to gRPC: clients see them with code Unknown and the auth package's words.
+pub fn unmapped(e: EtcdError) -> tonic::Status {
+    let words = match e {
+        EtcdError::UserEmpty => "auth: user name is empty",
+        EtcdError::UserNotFound => "auth: user name not found",
+        EtcdError::PermissionDenied => "auth: permission denied",
+        EtcdError::InvalidAuthToken => "auth: invalid auth token",
+        other => return other.into(),
+    };
+    tonic::Status::unknown(words)
+}
+
+/// Permission checks for one request (see [`AuthStore::checker`]).
+pub struct Checker(Option<(Arc<View>, Arc<str>)>);
+
+impl Checker {
+    /// Whether checks apply (auth is enabled).
+    pub fn checks(&self) -> bool {
+        self.0.is_some()
+    }
+
+    pub fn check(&self, need: Need, key: &[u8], range_end: &[u8]) -> Result<(), EtcdError> {
+        let Some((view, user)) = &self.0 else {
+            return Ok(());
+        };
+        match view.perms.get(&**user) {
+            Some(p) if p.allows(need, key, range_end) => Ok(()),
+            _ => Err(EtcdError::PermissionDenied),
+        }
+    }
+}
+
+/// The `token` metadata of a call, as the gRPC port (or the gateway's `Authorization`
+/// header) handed it to the service.
+pub fn token_of<T>(req: &tonic::Request<T>) -> Option<&str> {
+    req.metadata().get(TOKEN).and_then(|v| v.to_str().ok())
+}
+
+/// The metadata key etcd's clients send their token under.
+pub const TOKEN: &str = "token";
+
+/// Puts the call's token where [`token_of`] finds it.
+pub fn with_token<T>(mut req: tonic::Request<T>, token: Option<&str>) -> tonic::Request<T> {
+    if let Some(v) = token.and_then(|t| t.parse().ok()) {
+        req.metadata_mut().insert(TOKEN, v);
+    }
+    req
+}
