@@ -247,6 +247,24 @@ impl Gate {
 }
 
 /// Every published member, by id.
+/// Drops every member's published attributes: a store restored for a new cluster keeps its
+/// data, not the old cluster's members.
+pub(crate) fn forget_members(table: &Table, txn: &mut heed::RwTxn) -> Result<()> {
+    let ids: Vec<u64> = members(table, txn)?.into_iter().map(|m| m.id).collect();
+    for id in ids {
+        table.delete(txn, &member_key(id))?;
+    }
+    // The member set of the old cluster's last membership change would override the new
+    // cluster's bootstrap members.
+    for id in ids_with_prefix(table, txn, PEER)? {
+        let mut key = vec![PEER];
+        key.extend_from_slice(&id.to_be_bytes());
+        table.delete(txn, &key)?;
+    }
+    table.delete(txn, &CLUSTER_ID)?;
+    Ok(())
+}
+
 pub(crate) fn members(table: &Table, txn: &RoTxn) -> Result<Vec<MemberInfo>> {
     let mut out = Vec::new();
     for row in table.prefix_iter(txn, &[MEMBER])? {

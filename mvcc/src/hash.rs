@@ -129,7 +129,7 @@ fn bytes_field(out: &mut Vec<u8>, field: u64, b: &[u8]) {
 }
 
 /// CRC-32C (Castagnoli), as Go's `crc32.MakeTable(crc32.Castagnoli)`.
-struct Crc32c(u32);
+pub(crate) struct Crc32c(u32);
 
 impl Default for Crc32c {
     fn default() -> Self {
@@ -160,13 +160,13 @@ const TABLE: [u32; 256] = {
 };
 
 impl Crc32c {
-    fn write(&mut self, bytes: &[u8]) {
+    pub(crate) fn write(&mut self, bytes: &[u8]) {
         for b in bytes {
             self.0 = TABLE[((self.0 ^ u32::from(*b)) & 0xff) as usize] ^ (self.0 >> 8);
         }
     }
 
-    fn finish(&self) -> u32 {
+    pub(crate) fn finish(&self) -> u32 {
         !self.0
     }
 }

@@ -120,6 +120,7 @@ mod history;
 mod index;
 mod lease;
 mod read;
+mod snapshot_file;
 mod store;
 mod tables;
 mod types;
@@ -139,6 +140,7 @@ pub use history::{HistoryBatch, Wanted};
 pub use lease::{
     ExpireLeasesResponse, Lease, LeaseGrantRequest, LeaseGrantResponse, MAX_LEASE_TTL,
 };
+pub use snapshot_file::{snapshot_status, SnapshotStatus};
 pub use store::{is_read_only, Durability, Store, StoreOptions};
 pub use types::*;
 pub use write::check_txn;

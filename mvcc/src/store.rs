@@ -653,6 +653,31 @@ impl Store {
         Ok(())
     }
 
+    /// Makes the store in `dir` (a snapshot's database, copied there) the start of a new
+    /// cluster, as `snapshot restore` does: keys, revisions, leases and alarms stay; the
+    /// applied raft index goes back to 0, since the new cluster's log starts empty (entries
+    /// at or below the applied index would be taken for ones already applied), and the old
+    /// cluster's members are forgotten (the new ones publish themselves).
+    pub fn reset_for_new_cluster(dir: impl AsRef<Path>) -> Result<()> {
+        let dir = dir.as_ref();
+        let size = fs::metadata(dir.join("data.mdb"))?.len() as usize;
+        let options = StoreOptions {
+            map_size: (size + (64 << 20)).div_ceil(4096) * 4096,
+            apply_events: false,
+            ..StoreOptions::default()
+        };
+        let store = Store::open(dir, options)?;
+        let mut wtxn = store.env.write_txn()?;
+        store
+            .t
+            .meta
+            .put(&mut wtxn, codec::META_APPLIED, &0u64.to_be_bytes())?;
+        cluster_state::forget_members(&store.cluster, &mut wtxn)?;
+        wtxn.commit()?;
+        store.env.force_sync()?;
+        Ok(())
+    }
+
     /// Replaces the store in directory `dir` with the snapshot file `from_file` (made by
     /// [`Store::snapshot_to`]) and opens it. No store may be open on `dir`.
     pub fn restore(

@@ -22,6 +22,11 @@ pub struct Config {
     pub max_inflight_bytes: u64,
     /// The most bytes of committed entries in one [`crate::Ready`].
     pub max_committed_size_per_ready: u64,
+    /// The most bytes of entry data a leader holds uncommitted: beyond it, proposals are
+    /// refused with [`crate::Error::ProposalDropped`] until entries commit, so a leader that
+    /// cannot reach a quorum does not grow its log without bound. One proposal is always
+    /// accepted when nothing is uncommitted, however large. `u64::MAX`: no limit.
+    pub max_uncommitted_entries_size: u64,
     /// Run a pre-vote before campaigning, so that a member that cannot win
     /// does not disrupt the cluster by raising the term.
     pub pre_vote: bool,
@@ -76,6 +81,7 @@ impl Default for Config {
             max_inflight_msgs: 256,
             max_inflight_bytes: u64::MAX,
             max_committed_size_per_ready: u64::MAX,
+            max_uncommitted_entries_size: u64::MAX,
             pre_vote: true,
             check_quorum: true,
             seed: 0,

@@ -956,3 +956,26 @@ fn stale_acknowledgement_does_not_restart_pipelining() {
     net.tick_all(2);
     assert_eq!(net.data_applied(2), vec![b"x".to_vec()]);
 }
+
+/// Flow control (raft-rs's `max_uncommitted_entries_size`): a leader that cannot commit stops
+/// taking proposals once its uncommitted entries reach the limit, and takes them again once
+/// they commit.
+#[test]
+fn a_leader_refuses_proposals_beyond_its_uncommitted_limit() {
+    let mut net = Net::with(3, |id| Config {
+        max_uncommitted_entries_size: 100,
+        ..config(id)
+    });
+    net.elect(1);
+    net.isolate(1);
+    for _ in 0..2 {
+        net.node(1).propose(vec![0; 40]).unwrap();
+    }
+    assert_eq!(
+        net.node(1).propose(vec![0; 40]),
+        Err(Error::ProposalDropped)
+    );
+    net.heal();
+    net.stabilize();
+    net.node(1).propose(vec![0; 40]).unwrap();
+}

@@ -50,6 +50,9 @@ pub(crate) struct Raft<S: Storage> {
     pre_vote: bool,
     max_msg_size: u64,
     pub(crate) max_committed_size_per_ready: u64,
+    max_uncommitted_size: u64,
+    /// Bytes of entry data this leader appended in its term and has not handed out committed.
+    uncommitted_size: u64,
     rng: SplitMix64,
     /// New proposals wait for the end of the turn to go out in one append.
     pending_bcast: bool,
@@ -119,6 +122,8 @@ impl<S: Storage> Raft<S> {
             pre_vote: c.pre_vote,
             max_msg_size: c.max_size_per_msg,
             max_committed_size_per_ready: c.max_committed_size_per_ready,
+            max_uncommitted_size: c.max_uncommitted_entries_size,
+            uncommitted_size: 0,
             rng: SplitMix64::new(seed),
             pending_bcast: false,
             forwarded_bytes: 0,
@@ -344,6 +349,7 @@ impl<S: Storage> Raft<S> {
         }
         self.read_only.reset();
         self.pending_bcast = false;
+        self.uncommitted_size = 0;
     }
 
     pub(crate) fn become_follower(&mut self, term: u64, lead: u64) {
@@ -972,6 +978,15 @@ impl<S: Storage> Raft<S> {
 
     // ---- leader duties -------------------------------------------------
 
+    /// Committed entries handed out no longer count against the uncommitted limit.
+    pub(crate) fn reduce_uncommitted_size(&mut self, committed: &[Entry]) {
+        if self.role != StateRole::Leader {
+            return;
+        }
+        let size: u64 = committed.iter().map(|e| e.data.len() as u64).sum();
+        self.uncommitted_size = self.uncommitted_size.saturating_sub(size);
+    }
+
     fn maybe_commit(&mut self) -> bool {
         let mci = self.prs.committed();
         if mci == u64::MAX {
@@ -996,6 +1011,12 @@ impl<S: Storage> Raft<S> {
         if self.lead_transferee.is_some() || !self.prs.progress.contains_key(&self.id) {
             return Err(Error::ProposalDropped);
         }
+        let size = e.data.len() as u64;
+        if self.uncommitted_size > 0
+            && self.uncommitted_size.saturating_add(size) > self.max_uncommitted_size
+        {
+            return Err(Error::ProposalDropped);
+        }
         e.term = self.term;
         e.index = self.raft_log.last_index() + 1;
         let mut new_conf = None;
@@ -1012,6 +1033,7 @@ impl<S: Storage> Raft<S> {
         }
         let index = e.index;
         self.raft_log.append(std::slice::from_ref(&e));
+        self.uncommitted_size += size;
         if let Some(cs) = new_conf {
             self.membership.push(index, cs.clone());
             self.apply_membership(cs);

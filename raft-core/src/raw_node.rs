@@ -196,6 +196,7 @@ impl<S: Storage> RawNode<S> {
         let committed_entries = r
             .raft_log
             .next_committed_entries(r.max_committed_size_per_ready);
+        r.reduce_uncommitted_size(&committed_entries);
         for e in &committed_entries {
             if e.entry_type == EntryType::ConfChange {
                 if let Ok((_, cs)) = confchange::decode_conf_change(&e.data) {

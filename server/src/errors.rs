@@ -42,6 +42,14 @@ pub enum EtcdError {
     NoLeader,
     #[error("etcdserver: request timed out")]
     Timeout,
+    /// The leader changed while the request waited on it: its outcome is unknown (a write
+    /// may still commit), and a retry goes to the new leader.
+    #[error("etcdserver: leader changed")]
+    LeaderChanged,
+    /// The member is behind with applying, or holds too much not yet committed: the write is
+    /// refused before it is proposed.
+    #[error("etcdserver: too many requests")]
+    TooManyRequests,
     #[error("etcdserver: server stopped")]
     Stopped,
     #[error("etcdserver: member not found")]
@@ -123,7 +131,7 @@ impl EtcdError {
             NoPasswordUser => Code::Unknown,
             InvalidAuthToken => Code::Unauthenticated,
             Compacted | FutureRev | LeaseTtlTooLarge => Code::OutOfRange,
-            NoSpace => Code::ResourceExhausted,
+            NoSpace | TooManyRequests => Code::ResourceExhausted,
             Corrupt => Code::DataLoss,
             LeaseNotFound | MemberNotFound => Code::NotFound,
             MemberBadUrls => Code::InvalidArgument,
@@ -135,7 +143,9 @@ impl EtcdError {
             | LearnerNotReady
             | BadLeaderTransferee => Code::FailedPrecondition,
             Unhealthy | LeaderTransferTimeout => Code::Unavailable,
-            NoLeader | NotLeader | Timeout | Stopped | Halted(_) => Code::Unavailable,
+            NoLeader | NotLeader | Timeout | LeaderChanged | Stopped | Halted(_) => {
+                Code::Unavailable
+            }
             Internal(_) => Code::Internal,
         }
     }

@@ -30,10 +30,11 @@ explicit --command-timeout there is no time limit. Exits 5 if the copy failed.",
 pub const STATUS: Spec = Spec {
     name: "snapshot status",
     args: "<file>",
-    summary: "show the hash, revision, key count and size of an etcd snapshot file",
-    about: "Reads a snapshot that etcd (3.4 or later) wrote: a bbolt file. With -w simple, prints
-one line: the CRC-32C of every bucket and key (hex), the revision, the number of keys and the
-size. etcr's own snapshots are in another format and are refused.",
+    summary: "show the hash, revision, key count and size of a snapshot file",
+    about:
+        "Reads a snapshot that etcd (3.4 or later) wrote, a bbolt file, or one saved from etcr, a
+copy of its LMDB store. With -w simple, prints one line: the CRC-32C of every bucket (table) and
+key (hex), the revision, the number of keys and the size.",
     flags: &[],
 };
 
@@ -117,8 +118,20 @@ pub async fn status(ctx: &mut Ctx) -> Result<()> {
     let fail = |m: String| CliError::exit(exit::ERROR, m);
     std::fs::metadata(path).map_err(|e| fail(os_error("stat", path, &e)))?;
     let data = std::fs::read(path).map_err(|e| fail(os_error("open", path, &e)))?;
-    let db = crate::bolt::Db::open(data).map_err(fail)?;
-    let status = db_status(&db).map_err(fail)?;
+    let status = match crate::bolt::Db::open(data) {
+        Ok(db) => db_status(&db).map_err(fail)?,
+        // Not etcd's bbolt: etcr's snapshots are a copy of its LMDB store. A file that is
+        // neither gets bbolt's complaint, as from etcdctl.
+        Err(not_bolt) => match mvcc::snapshot_status(path) {
+            Ok(s) => DbStatus {
+                hash: s.hash,
+                revision: s.revision,
+                total_key: s.total_keys,
+                total_size: s.size,
+            },
+            Err(_) => return Err(fail(not_bolt)),
+        },
+    };
     super::emit(&printer.db_status(&status)?);
     Ok(())
 }

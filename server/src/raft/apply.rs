@@ -35,6 +35,7 @@ pub enum ApplyItem {
     Restore {
         file: PathBuf,
         index: u64,
+        term: u64,
         done: crossbeam_channel::Sender<()>,
     },
 }
@@ -174,9 +175,17 @@ impl Applier {
                         None => self.shared.set_applied(last),
                     }
                 }
-                ApplyItem::Restore { file, index, done } => {
+                ApplyItem::Restore {
+                    file,
+                    index,
+                    term,
+                    done,
+                } => {
                     self.commit(&mut writer, &mut uncommitted)?;
                     self.restore(file, index)?;
+                    // The entries it covers are not applied one by one here: proposals of
+                    // earlier terms get no answer from them.
+                    self.waiters.fail_sent_before(term);
                     let _ = done.send(());
                 }
             }
@@ -211,9 +220,14 @@ impl Applier {
         for e in entries {
             // Empty entries are a new leader's no-op.
             if e.data.is_empty() {
+                // Every entry of earlier terms is applied (and answered, once the run before
+                // this entry is): what was proposed before this term and is still waiting was
+                // lost with the old leader.
+                self.apply_kv(writer, std::mem::take(&mut run))?;
+                self.waiters.fail_sent_before(e.term);
                 if self.shared.is_leader() && self.shared.term() == e.term {
-                    // Every entry of earlier terms is applied: the lessor knows every lease
-                    // and may start their clocks (etcd promotes its lessor here too).
+                    // The lessor knows every lease and may start their clocks (etcd promotes
+                    // its lessor here too).
                     self.lessor.promote(e.term);
                 }
                 continue;
@@ -763,6 +777,37 @@ mod tests {
     }
 
     #[test]
+    fn a_new_leaders_first_entry_fails_the_proposals_the_old_one_lost() {
+        let (_h, applier) = harness();
+        let waiters = applier.waiters.clone();
+        let mut committed = waiters.register(10);
+        let mut lost = waiters.register(11);
+        let mut current = waiters.register(12);
+        waiters.sent(&[(10, 1), (11, 1), (12, 2)]);
+        let put = Envelope {
+            origin: MEMBER,
+            id: 10,
+            payload: Payload::Kv(mvcc::Command::Put(mvcc::PutRequest {
+                key: b"k".to_vec(),
+                ..Default::default()
+            })),
+        }
+        .encode()
+        .unwrap();
+        let new_term = Entry {
+            term: 2,
+            ..entry(2, Vec::new())
+        };
+        apply(applier, vec![entry(1, put), new_term]);
+        assert!(matches!(committed.try_recv(), Ok(Ok(Answer::Kv(_)))));
+        assert!(matches!(lost.try_recv(), Ok(Err(EtcdError::LeaderChanged))));
+        assert!(
+            current.try_recv().is_err(),
+            "proposed in the new term: still waits"
+        );
+    }
+
+    #[test]
     fn a_snapshot_that_does_not_install_halts_the_applier() {
         let (h, applier) = harness();
         let (tx, rx) = crossbeam_channel::unbounded();
@@ -771,6 +816,7 @@ mod tests {
         tx.send(ApplyItem::Restore {
             file: h.dir.path().join("missing.mdb"),
             index: 10,
+            term: 1,
             done,
         })
         .unwrap();

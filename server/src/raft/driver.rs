@@ -79,6 +79,10 @@ pub struct Driver {
     pub received_snapshot: Option<(u64, PathBuf)>,
     /// The last index handed to the apply thread (or installed by a snapshot).
     pub handed_out: u64,
+    /// Proposals handed to raft this turn, with their term, recorded in `waiters` in one go.
+    pub sent: Vec<(u64, u64)>,
+    /// The leader and term read requests in flight were sent under.
+    pub reads_under: (u64, u64),
     /// A membership change this leader proposed, not yet answered.
     pub pending_change: Option<PendingChange>,
 }
@@ -128,6 +132,12 @@ impl Driver {
                     info!("raft loop stopping");
                     return;
                 }
+            }
+            // Before this turn's ready can hand out the new leader's first entry, which fails
+            // the proposals of earlier terms still waiting.
+            if !self.sent.is_empty() {
+                self.waiters.sent(&self.sent);
+                self.sent.clear();
             }
             let now = Instant::now();
             if now >= next_tick {
@@ -194,6 +204,10 @@ impl Driver {
                 let before = self.node.status();
                 let last = self.node.last_index();
                 match self.node.propose_conf_change(cc) {
+                    // Another change is still pending: etcd's answer is a timeout.
+                    Err(raft_core::Error::ProposalDropped) => {
+                        self.waiters.answer(id, Err(EtcdError::Timeout))
+                    }
                     Err(e) => self.waiters.answer(id, Err(raft_error(e))),
                     Ok(()) if before.soft_state.role == StateRole::Leader => {
                         self.pending_change =
@@ -225,8 +239,10 @@ impl Driver {
                 let _ = reply.send(answer);
             }
             Input::Propose { id, data } => {
-                if let Err(e) = self.node.propose(data) {
-                    self.waiters.answer(id, Err(raft_error(e)));
+                self.shared.proposal_taken();
+                match self.node.propose(data) {
+                    Ok(()) => self.sent.push((id, self.node.hard_state().term)),
+                    Err(e) => self.waiters.answer(id, Err(raft_error(e))),
                 }
             }
             Input::Read(reply) => self.reads.waiting.push(reply),
@@ -261,6 +277,9 @@ impl Driver {
         if self.reads.waiting.is_empty() {
             return;
         }
+        // Reads already in flight under an older leader go first, so the new ones are not
+        // taken for them.
+        self.fail_reads_on_leader_change();
         let batch = std::mem::take(&mut self.reads.waiting);
         self.reads.next_ctx += 1;
         let ctx = self.reads.next_ctx.to_be_bytes().to_vec();
@@ -277,13 +296,38 @@ impl Driver {
         }
     }
 
-    /// A read index request can be lost with a leader change; its callers time out on their
-    /// own, and the batch is dropped here so it does not linger.
+    /// A read index request whose answer was lost (a dropped message) is failed after a while
+    /// so that it does not linger; its callers have usually timed out by then.
     fn expire_reads(&mut self, now: Instant) {
         let limit = self.tick * 50;
-        self.reads
-            .in_flight
-            .retain(|_, (started, _)| now.duration_since(*started) < limit);
+        self.reads.in_flight.retain(|_, (started, replies)| {
+            let keep = now.duration_since(*started) < limit;
+            if !keep {
+                for reply in replies.drain(..) {
+                    let _ = reply.send(Err(EtcdError::Timeout));
+                }
+            }
+            keep
+        });
+    }
+
+    /// Read index requests answer only to the leader and term they were sent under (raft
+    /// forgets them on a change): once either changes, their callers learn at once, with
+    /// etcd's `leader changed`, instead of waiting for a time-out.
+    fn fail_reads_on_leader_change(&mut self) {
+        let now = (
+            self.node.soft_state().leader_id,
+            self.node.hard_state().term,
+        );
+        if now == self.reads_under {
+            return;
+        }
+        self.reads_under = now;
+        for (_, (_, replies)) in self.reads.in_flight.drain() {
+            for reply in replies {
+                let _ = reply.send(Err(EtcdError::LeaderChanged));
+            }
+        }
     }
 
     fn handle_ready(&mut self, mut rd: Ready) -> Result<(), String> {
@@ -296,6 +340,7 @@ impl Driver {
                 info!(leader = %format!("{:x}", ss.leader_id), term = self.node.hard_state().term, role = ?ss.role, "leader known");
             }
         }
+        self.fail_reads_on_leader_change();
         self.send(std::mem::take(&mut rd.messages));
 
         if let Some(snap) = &rd.snapshot {
@@ -314,7 +359,12 @@ impl Driver {
             // leaves the old log, which still leads to the new state, rather than a log that
             // starts past what the store holds.
             let (done, restored) = crossbeam_channel::bounded(1);
-            let _ = self.apply.send(ApplyItem::Restore { file, index, done });
+            let _ = self.apply.send(ApplyItem::Restore {
+                file,
+                index,
+                term: snap.metadata.term,
+                done,
+            });
             restored
                 .recv()
                 .map_err(|_| "the apply thread stopped while installing a snapshot".to_string())?;
@@ -485,7 +535,8 @@ impl Driver {
 pub fn raft_error(e: raft_core::Error) -> EtcdError {
     match e {
         raft_core::Error::NoLeader => EtcdError::NoLeader,
-        raft_core::Error::ProposalDropped => EtcdError::Timeout,
+        // The leader's uncommitted entries are at their limit (or it is handing over).
+        raft_core::Error::ProposalDropped => EtcdError::TooManyRequests,
         raft_core::Error::ConfChangeInvalid(reason) => EtcdError::Internal(reason),
         other => EtcdError::Internal(other.to_string()),
     }

@@ -133,6 +133,8 @@ impl RaftNode {
         config.heartbeat_tick = 1;
         config.applied = applied;
         config.seed = local_id ^ now_nanos();
+        // etcd's figure: a leader cut off from its quorum stops taking writes after 1 GiB.
+        config.max_uncommitted_entries_size = 1 << 30;
         let mut node =
             RawNode::new(&config, storage).map_err(|e| anyhow::anyhow!("starting raft: {e}"))?;
         if voters == [local_id] {
@@ -208,6 +210,8 @@ impl RaftNode {
             received_snapshot: None,
             handed_out: applied,
             pending_change: None,
+            sent: Vec::new(),
+            reads_under: (0, hard_state.term),
         };
         std::thread::Builder::new()
             .name("etcr-raft".into())
@@ -244,8 +248,16 @@ impl RaftNode {
         if let Some(reason) = self.shared.halted() {
             return Err(EtcdError::Halted(reason));
         }
+        // Proposals count against the raft loop's queue (`Shared::admit_proposal`).
+        let counted = matches!(input, Input::Propose { .. });
+        if counted {
+            self.shared.admit_proposal()?;
+        }
         let answer = self.waiters.register(id);
         if self.inputs.send(input).is_err() {
+            if counted {
+                self.shared.proposal_taken();
+            }
             self.waiters.forget(id);
             return Err(self.stopped());
         }

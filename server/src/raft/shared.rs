@@ -22,7 +22,17 @@ pub struct Shared {
     commit_now: crossbeam_channel::Sender<()>,
     /// Why this member stopped applying the log, once it has.
     halted: Mutex<Option<String>>,
+    /// Proposals handed to the raft loop that it has not taken yet.
+    queued: AtomicU64,
 }
+
+/// etcd's `maxGapBetweenApplyAndCommitIndex`: a member this far behind with applying refuses
+/// new proposals rather than queue more behind them.
+pub const MAX_APPLY_GAP: u64 = 5_000;
+
+/// Proposals waiting for the raft loop at most; more are refused (the loop takes up to 8,192
+/// inputs a turn).
+pub const MAX_QUEUED_PROPOSALS: u64 = 16_384;
 
 impl Shared {
     /// Also returns the receiver the apply thread hears read waits on.
@@ -38,8 +48,30 @@ impl Shared {
             read_wanted: AtomicU64::new(0),
             commit_now,
             halted: Mutex::new(None),
+            queued: AtomicU64::new(0),
         };
         (shared, wake)
+    }
+
+    /// Admits a proposal to the raft loop's queue, or refuses it with etcd's `too many
+    /// requests` when the member cannot keep up: committed entries not yet applied past
+    /// `MAX_APPLY_GAP`, or the queue full. Entries applied in the open store transaction count
+    /// as applied (their callers have their answers), so a commit that lingers refuses nothing.
+    pub fn admit_proposal(&self) -> Result<(), EtcdError> {
+        let applied = self.applied().max(self.answered());
+        if self.committed() > applied + MAX_APPLY_GAP {
+            return Err(EtcdError::TooManyRequests);
+        }
+        if self.queued.fetch_add(1, Relaxed) >= MAX_QUEUED_PROPOSALS {
+            self.queued.fetch_sub(1, Relaxed);
+            return Err(EtcdError::TooManyRequests);
+        }
+        Ok(())
+    }
+
+    /// The raft loop took an admitted proposal off its queue (or it never got there).
+    pub fn proposal_taken(&self) {
+        self.queued.fetch_sub(1, Relaxed);
     }
 
     pub fn set_soft_state(&self, leader: u64, is_leader: bool) {
@@ -167,6 +199,24 @@ mod tests {
         assert!(shared.read_waiting());
         shared.set_applied(5);
         assert!(!shared.read_waiting());
+    }
+
+    #[test]
+    fn proposals_are_refused_past_the_apply_gap_or_a_full_queue() {
+        let (shared, _wake) = Shared::new(10, 1, 10 + MAX_APPLY_GAP);
+        assert!(shared.admit_proposal().is_ok());
+        shared.proposal_taken();
+        shared.set_hard_state(1, 11 + MAX_APPLY_GAP);
+        assert_eq!(shared.admit_proposal(), Err(EtcdError::TooManyRequests));
+        // Applied in the open transaction: its callers are answered, so it counts.
+        shared.set_answered(11);
+        assert!(shared.admit_proposal().is_ok());
+        for _ in 1..MAX_QUEUED_PROPOSALS {
+            shared.admit_proposal().unwrap();
+        }
+        assert_eq!(shared.admit_proposal(), Err(EtcdError::TooManyRequests));
+        shared.proposal_taken();
+        assert!(shared.admit_proposal().is_ok());
     }
 
     #[tokio::test]

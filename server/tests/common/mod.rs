@@ -257,6 +257,16 @@ impl Cluster {
     }
 
     pub fn start_on(net: Net, size: usize, extra: &[&str]) -> Cluster {
+        Cluster::start_prepared(net, size, extra, &|_| {})
+    }
+
+    /// Like [`Cluster::start_on`], with `prepare` run on each member's data directory first.
+    pub fn start_prepared(
+        net: Net,
+        size: usize,
+        extra: &[&str],
+        prepare: &dyn Fn(&Path),
+    ) -> Cluster {
         let dir = tempfile::tempdir().expect("temporary directory");
         let names: Vec<String> = (0..size).map(|i| format!("m{}", i + 1)).collect();
         let net_flags = match net {
@@ -278,6 +288,7 @@ impl Cluster {
             })
             .collect();
         for m in &mut members {
+            prepare(&m.data_dir);
             m.spawn();
         }
         for m in &mut members {
