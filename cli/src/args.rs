@@ -676,9 +676,9 @@ mod tests {
     #[test]
     fn commands_etcrctl_lacks_are_unknown() {
         for (line, word, path) in [
-            ("lock l", "lock", "etcrctl"),
+            ("user list", "user", "etcrctl"),
             ("snapshot restore x", "restore", "etcrctl snapshot"),
-            ("help lock", "lock", "etcrctl"),
+            ("help user", "user", "etcrctl"),
         ] {
             let err = parse(&argv(line)).unwrap_err();
             let (text, code) = err.render();
