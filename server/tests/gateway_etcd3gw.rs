@@ -12,6 +12,9 @@ use common::Etcr;
 const ETCD3GW: &str = "etcd3gw==2.7.0";
 
 fn venv() -> PathBuf {
+    // The tests of this file run at once; one of them makes the virtualenv.
+    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = MAKING.lock().unwrap_or_else(|p| p.into_inner());
     let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("etcd3gw-venv");
     let python = venv.join("bin/python");
     let installed = |python: &Path| {

@@ -56,7 +56,8 @@ fn member_add(c: &Cluster, via: usize, name: &str, peer_port: u16, learner: bool
     let first = out.lines().next().unwrap_or_default();
     let id = first
         .strip_prefix("Member ")
-        .and_then(|rest| rest.split(' ').next())
+        // etcdctl pads the id to 16 places with spaces (`%16x`).
+        .and_then(|rest| rest.split_whitespace().next())
         .unwrap_or_else(|| panic!("unexpected member add output: {out}"))
         .to_string();
     assert!(
