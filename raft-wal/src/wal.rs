@@ -155,12 +155,16 @@ impl Replay {
 
     /// Applies the header of a segment that is not the first replayed one.
     fn apply_header(&mut self, h: &SegmentHeader) -> std::result::Result<(), String> {
-        if h.first == h.next {
-            // The log restarts here (empty at rotation, or a snapshot replaced it).
+        if h.first == h.next || h.next < self.base {
+            // The log restarts here: it was empty at rotation, a snapshot
+            // replaced it, or this segment overwrote entries that lived in
+            // segments a compaction was deleting when the process died (the
+            // segments replayed so far are that compaction's leftovers). The
+            // check after replay still refuses a log missing retained entries.
             self.index.clear();
             self.base = h.next;
         } else {
-            if h.next < self.base || h.next > self.last() + 1 {
+            if h.next > self.last() + 1 {
                 return Err(format!(
                     "segment starts at index {} outside replayed range [{}, {}]",
                     h.next,

@@ -550,3 +550,53 @@ fn unfinished_segment_creation_is_ignored_and_removed() {
     assert_eq!(all(&wal), entries(1, 4, 1));
     assert!(!stray.exists());
 }
+
+/// A compaction deletes its segments oldest first; a kill between two
+/// deletions can leave a segment whose entries a newer segment overwrote
+/// while the older segment holding the entries before them is gone.
+#[test]
+fn a_compaction_cut_short_between_deletions_reopens() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut wal = Wal::open(dir.path(), small()).expect("open");
+    for b in 0..12 {
+        wal.append(&entries(b * 10 + 1, b * 10 + 11, 1), None)
+            .expect("append");
+    }
+    // Overwrite back into the previous segment: a new segment starts at an
+    // index below the start of the one it replaces.
+    let files = segment_files(dir.path());
+    let last_name = files
+        .last()
+        .and_then(|f| f.file_name())
+        .and_then(|n| n.to_str())
+        .expect("segment name")
+        .to_string();
+    let active_next = u64::from_str_radix(&last_name[17..33], 16).expect("hex");
+    let lo = active_next - 2;
+    wal.append(&entries(lo, lo + 20, 2), None)
+        .expect("overwrite");
+    let overwritten = files.last().expect("segment").clone();
+    let saved = fs::read(&overwritten).expect("read segment");
+
+    wal.set_snapshot(SnapshotMeta {
+        index: lo + 5,
+        term: 2,
+        conf_state: b"cs".to_vec(),
+    })
+    .expect("snapshot");
+    wal.sync().expect("sync");
+    wal.compact(lo + 1).expect("compact");
+    assert!(
+        !overwritten.exists(),
+        "compaction deleted the overwritten segment"
+    );
+    let want = all(&wal);
+    drop(wal);
+
+    // The kill came after the older deletions, before this one.
+    fs::write(&overwritten, saved).expect("restore segment");
+    let wal = Wal::open(dir.path(), small()).expect("reopen after a cut-short compaction");
+    assert_eq!(wal.first_index(), lo + 1);
+    assert_eq!(wal.term(lo + 5), Some(2));
+    assert_eq!(all(&wal), want);
+}
