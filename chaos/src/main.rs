@@ -5,9 +5,13 @@
 //! that replays the fault schedule.
 
 mod cluster;
+mod lease_check;
+mod leases;
 mod nemesis;
 mod summary;
 mod verify;
+mod watch_check;
+mod watcher;
 mod workload;
 
 use std::path::PathBuf;
@@ -63,7 +67,26 @@ struct Args {
     /// Search steps per key before the checker gives up.
     #[arg(long = "max-steps", default_value_t = 50_000_000)]
     max_steps: u64,
+    /// Watchers of the workload's keys, each checked for every revision once and in order.
+    #[arg(long, default_value_t = 2)]
+    watchers: u32,
+    /// Clients each keeping a lease (with a key) alive: it must not expire.
+    #[arg(long, default_value_t = 3)]
+    keepers: usize,
+    /// TTL in seconds of the kept leases.
+    #[arg(long = "lease-ttl", default_value_t = 6)]
+    lease_ttl: i64,
+    /// How often a lease with a key is granted and left to expire (0: never).
+    #[arg(long = "unkept-every", default_value = "5s", value_parser = parse_duration)]
+    unkept_every: Duration,
 }
+
+/// TTL in seconds of the leases left to expire.
+const UNKEPT_TTL: i64 = 3;
+/// The members' election timeout (etcr's default), by which a new leader extends leases.
+const ELECTION: u64 = 1_000_000_000;
+/// What an expiry may take beyond its due time: the leader's expiry loop, the log, a poll.
+const EXPIRY_SLACK: u64 = 3_000_000_000;
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
@@ -158,6 +181,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         start: Instant::now(),
         stop: AtomicBool::new(false),
         next_value: AtomicU64::new(1),
+        prefix: "chaos/".to_string(),
         keys: (0..args.keys).map(|k| format!("chaos/k{k}")).collect(),
         op_timeout: args.op_timeout,
         serializable_reads: args.serializable_reads,
@@ -173,6 +197,38 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             seed,
         )));
     }
+    let endpoints: Vec<String> = (0..cluster.size()).map(|i| cluster.endpoint(i)).collect();
+    let watch_end = Arc::new(watcher::WatchEnd::new());
+    let watchers: Vec<_> = (0..args.watchers)
+        .map(|w| {
+            tokio::spawn(watcher::watcher(
+                w,
+                endpoints.clone(),
+                shared.prefix.clone(),
+                watch_end.clone(),
+                seed.wrapping_add(1000 + u64::from(w)),
+            ))
+        })
+        .collect();
+    let keepers_stop = Arc::new(AtomicBool::new(false));
+    let keepers: Vec<_> = (0..args.keepers)
+        .map(|k| {
+            tokio::spawn(leases::keeper(
+                k,
+                endpoints.clone(),
+                shared.clone(),
+                args.lease_ttl,
+                keepers_stop.clone(),
+                seed.wrapping_add(2000 + k as u64),
+            ))
+        })
+        .collect();
+    let unkept = tokio::spawn(spawn_unkept(
+        endpoints.clone(),
+        shared.clone(),
+        args.unkept_every,
+        seed.wrapping_add(3000),
+    ));
     let timing = Timing {
         quiet: (Duration::from_secs(1), Duration::from_secs(3)),
         hold: (Duration::from_secs(1), Duration::from_secs(5)),
@@ -209,6 +265,35 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         }
         Err(e) => trouble.push(format!("after the heal: {e:#}")),
     }
+    let mut unkept_leases = Vec::new();
+    for u in unkept.await? {
+        unkept_leases.extend(u.await?);
+    }
+    keepers_stop.store(true, Ordering::Relaxed);
+    let mut kept_leases = Vec::new();
+    for k in keepers {
+        kept_leases.extend(k.await?);
+    }
+    let (truth, until) = match final_history(&endpoints, &shared.prefix).await {
+        Ok(h) => h,
+        Err(e) => {
+            trouble.push(format!("the final watch history: {e:#}"));
+            (Vec::new(), 0)
+        }
+    };
+    watch_end.target.store(until, Ordering::Relaxed);
+    let give_up = {
+        let end = watch_end.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            end.give_up.store(true, Ordering::Relaxed);
+        })
+    };
+    let mut watch_logs = Vec::new();
+    for w in watchers {
+        watch_logs.push(w.await?);
+    }
+    give_up.abort();
     let history: Vec<Operation> = records.iter().map(|r| r.op.clone()).collect();
 
     let counts = summary::count(&records);
@@ -268,8 +353,14 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             args.max_steps
         );
     }
-    let passed =
-        report.is_linearizable() && lost.is_empty() && converged.is_ok() && trouble.is_empty();
+    let watch_ok = report_watchers(&watch_logs, &truth, until, &records);
+    let leases_ok = report_leases(&kept_leases, &mut unkept_leases, &truth, &shared);
+    let passed = report.is_linearizable()
+        && lost.is_empty()
+        && converged.is_ok()
+        && trouble.is_empty()
+        && watch_ok
+        && leases_ok;
     if passed {
         println!("PASS");
     } else if args.discard_data {
@@ -287,6 +378,188 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         );
     }
     Ok(passed)
+}
+
+/// Grants a lease with a key every `every` until the workload stops, and leaves it to
+/// expire; the tasks that poll those keys.
+async fn spawn_unkept(
+    endpoints: Vec<String>,
+    shared: Arc<Shared>,
+    every: Duration,
+    seed: u64,
+) -> Vec<tokio::task::JoinHandle<Option<lease_check::UnkeptLease>>> {
+    let mut tasks = Vec::new();
+    if every.is_zero() {
+        return tasks;
+    }
+    while !shared.stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(every).await;
+        let idx = tasks.len();
+        tasks.push(tokio::spawn(leases::unkept(
+            idx,
+            endpoints.clone(),
+            shared.clone(),
+            UNKEPT_TTL,
+            ELECTION,
+            EXPIRY_SLACK,
+            seed.wrapping_add(idx as u64),
+        )));
+    }
+    tasks
+}
+
+/// The history under the prefix from the first member that gives it within a minute.
+async fn final_history(
+    endpoints: &[String],
+    prefix: &str,
+) -> anyhow::Result<(Vec<watch_check::Change>, i64)> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = anyhow::anyhow!("no member");
+    for e in endpoints.iter().cycle() {
+        if Instant::now() > deadline {
+            break;
+        }
+        match watcher::history(e, prefix).await {
+            Ok(h) => return Ok(h),
+            Err(err) => last = err,
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(last)
+}
+
+/// Prints the watchers' figures and violations; true when there are none.
+fn report_watchers(
+    logs: &[watch_check::WatchLog],
+    truth: &[watch_check::Change],
+    until: i64,
+    records: &[workload::Record],
+) -> bool {
+    use linearizability::{Call, Outcome, Ret};
+    let violations: Vec<_> = logs
+        .iter()
+        .map(|l| (l.watcher, watch_check::check(l, truth, until)))
+        .collect();
+    let total: usize = violations.iter().map(|(_, v)| v.len()).sum();
+    println!(
+        "watchers: {}, history {} events through revision {until}; events seen {}, resumes {} (compacted {}), {total} watch violations",
+        logs.len(),
+        truth.len(),
+        logs.iter().map(|l| l.events()).sum::<usize>(),
+        logs.iter().map(|l| l.resumes()).sum::<usize>(),
+        logs.iter().map(|l| l.compactions()).sum::<usize>(),
+    );
+    let acked: Vec<watch_check::Change> = records
+        .iter()
+        .filter_map(|r| {
+            let v = match (r.op.call, r.op.outcome) {
+                (
+                    Call::Write(v) | Call::Cas { new: v, .. },
+                    Outcome::Done {
+                        ret: Ret::Write | Ret::Cas(true),
+                        ..
+                    },
+                ) => v,
+                _ => return None,
+            };
+            Some(watch_check::Change {
+                revision: r.revision?,
+                key: r.op.key.clone(),
+                value: Some(v.to_string()),
+            })
+        })
+        .collect();
+    let unrecorded = watch_check::unrecorded_writes(&acked, truth);
+    println!(
+        "acknowledged writes missing from the watch history: {} of {}",
+        unrecorded.len(),
+        acked.len()
+    );
+    for (w, vs) in &violations {
+        for v in vs.iter().take(10) {
+            println!("  watcher {w}: {v}");
+        }
+        if vs.len() > 10 {
+            println!("  watcher {w}: ... {} more", vs.len() - 10);
+        }
+    }
+    for c in unrecorded.iter().take(10) {
+        println!("  acknowledged, not in the history: {c}");
+    }
+    total == 0 && unrecorded.is_empty()
+}
+
+/// Prints the lease holders' figures and violations; true when there are none.
+fn report_leases(
+    kept: &[lease_check::KeptLease],
+    unkept: &mut [lease_check::UnkeptLease],
+    truth: &[watch_check::Change],
+    shared: &Shared,
+) -> bool {
+    let end = shared.now();
+    let unexpected: Vec<_> = kept.iter().filter_map(lease_check::check_kept).collect();
+    let lost_legitimately = kept
+        .iter()
+        .filter(|l| !l.gone.is_empty())
+        .count()
+        .saturating_sub(unexpected.len());
+    let longest = kept.iter().map(|l| l.longest_gap(end)).max().unwrap_or(0);
+    println!(
+        "leases kept: {}, keep-alives {}, longest gap {:.2}s (TTL {}s), {} unexpected expiries, {lost_legitimately} lost after a gap over the TTL",
+        kept.len(),
+        kept.iter().map(|l| l.renewals.len()).sum::<usize>(),
+        longest as f64 / 1e9,
+        kept.first().map(|l| l.ttl_secs).unwrap_or_default(),
+        unexpected.len(),
+    );
+    for u in unkept.iter_mut() {
+        let events: Vec<_> = truth.iter().filter(|c| c.key == u.key).collect();
+        u.deletes = events.iter().filter(|c| c.value.is_none()).count();
+        u.put_after_delete = events
+            .iter()
+            .skip_while(|c| c.value.is_some())
+            .any(|c| c.value.is_some());
+    }
+    let expiry: Vec<_> = unkept
+        .iter()
+        .flat_map(|u| {
+            let last = u.polls.last().map(|p| p.0).unwrap_or(u.grant_answered);
+            lease_check::check_unkept(u, ELECTION, EXPIRY_SLACK, last)
+        })
+        .collect();
+    let expired = unkept.iter().filter(|u| u.gone_at().is_some()).count();
+    let count =
+        |f: fn(&lease_check::ExpiryViolation) -> bool| expiry.iter().filter(|v| f(v)).count();
+    println!(
+        "leases left to expire: {} (expired {expired}), {} early, {} late, {} never, {} not exactly once",
+        unkept.len(),
+        count(|v| matches!(v, lease_check::ExpiryViolation::Early { .. })),
+        count(|v| matches!(v, lease_check::ExpiryViolation::Late { .. })),
+        count(|v| matches!(v, lease_check::ExpiryViolation::Never { .. })),
+        count(|v| matches!(v, lease_check::ExpiryViolation::NotOnce { .. })),
+    );
+    for v in &unexpected {
+        println!("  {v}");
+        if let Some(l) = kept.iter().find(|l| l.id == v.id) {
+            for r in l
+                .renewals
+                .iter()
+                .filter(|r| r.answered <= v.at)
+                .rev()
+                .take(3)
+            {
+                println!(
+                    "    renewal sent {:.2}s, answered {:.2}s",
+                    r.sent as f64 / 1e9,
+                    r.answered as f64 / 1e9
+                );
+            }
+        }
+    }
+    for v in &expiry {
+        println!("  {v}");
+    }
+    unexpected.is_empty() && expiry.is_empty()
 }
 
 #[cfg(test)]

@@ -82,6 +82,7 @@ mod tests {
                 },
             },
             answer,
+            revision: None,
         }
     }
 

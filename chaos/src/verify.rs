@@ -27,7 +27,7 @@ pub async fn final_reads(
             let mut kv = connect(&cluster.endpoint(member))?;
             let invoke = shared.now();
             let result = perform(&mut kv, key, Call::Read, false, shared.op_timeout).await;
-            if let Ok(ret) = result {
+            if let Ok((ret, rev)) = result {
                 out.push(Record {
                     op: Operation {
                         client,
@@ -40,6 +40,7 @@ pub async fn final_reads(
                         },
                     },
                     answer: Answer::Ok,
+                    revision: Some(rev),
                 });
                 break;
             }

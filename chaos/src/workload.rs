@@ -29,6 +29,8 @@ pub enum Answer {
 pub struct Record {
     pub op: Operation,
     pub answer: Answer,
+    /// The store revision its answer carried: for an acknowledged write, the write's own.
+    pub revision: Option<i64>,
 }
 
 /// What every client shares.
@@ -37,6 +39,8 @@ pub struct Shared {
     pub stop: AtomicBool,
     /// The next value to write: unique over the run, so a read names the write it saw.
     pub next_value: AtomicU64,
+    /// What every key of the run starts with: the watchers' range.
+    pub prefix: String,
     pub keys: Vec<String>,
     pub op_timeout: Duration,
     pub serializable_reads: bool,
@@ -63,14 +67,15 @@ fn parse(bytes: &[u8]) -> Value {
         .unwrap_or(u64::MAX)
 }
 
-/// Sends `call` on `key` and waits for its answer up to the deadline.
+/// Sends `call` on `key` and waits for its answer up to the deadline; the answer and the
+/// revision in its header.
 pub async fn perform(
     kv: &mut KvClient<Channel>,
     key: &str,
     call: Call,
     serializable: bool,
     timeout: Duration,
-) -> Result<Ret, Answer> {
+) -> Result<(Ret, i64), Answer> {
     let k = key.as_bytes().to_vec();
     let sent = async {
         match call {
@@ -83,16 +88,21 @@ pub async fn perform(
                     })
                     .await?
                     .into_inner();
-                Ok(Ret::Read(r.kvs.first().map(|kv| parse(&kv.value))))
+                Ok((
+                    Ret::Read(r.kvs.first().map(|kv| parse(&kv.value))),
+                    revision(r.header),
+                ))
             }
             Call::Write(v) => {
-                kv.put(PutRequest {
-                    key: k,
-                    value: v.to_string().into_bytes(),
-                    ..Default::default()
-                })
-                .await?;
-                Ok(Ret::Write)
+                let r = kv
+                    .put(PutRequest {
+                        key: k,
+                        value: v.to_string().into_bytes(),
+                        ..Default::default()
+                    })
+                    .await?
+                    .into_inner();
+                Ok((Ret::Write, revision(r.header)))
             }
             Call::Cas { expect, new } => {
                 let r = kv
@@ -121,16 +131,17 @@ pub async fn perform(
                     })
                     .await?
                     .into_inner();
+                let rev = revision(r.header);
                 if r.succeeded {
-                    return Ok(Ret::Cas(true));
+                    return Ok((Ret::Cas(true), rev));
                 }
                 let seen = match r.responses.first().and_then(|o| o.response.as_ref()) {
                     Some(Response::ResponseRange(range)) => {
                         range.kvs.first().map(|kv| parse(&kv.value))
                     }
-                    _ => return Ok(Ret::Cas(false)),
+                    _ => return Ok((Ret::Cas(false), rev)),
                 };
-                Ok(Ret::CasFailed(seen))
+                Ok((Ret::CasFailed(seen), rev))
             }
         }
     };
@@ -139,6 +150,10 @@ pub async fn perform(
         Ok(Err::<_, tonic::Status>(_)) => Err(Answer::Failed),
         Err(_) => Err(Answer::TimedOut),
     }
+}
+
+pub fn revision(header: Option<api::etcdserverpb::ResponseHeader>) -> i64 {
+    header.map(|h| h.revision).unwrap_or_default()
 }
 
 /// The value a call found or left in its key, when its answer says.
@@ -183,9 +198,9 @@ pub async fn client(id: u32, endpoint: String, shared: Arc<Shared>, seed: u64) -
         )
         .await;
         let at = shared.now();
-        let (outcome, answer) = match result {
-            Ok(ret) => (Outcome::Done { at, ret }, Answer::Ok),
-            Err(answer) => (Outcome::Indeterminate, answer),
+        let (outcome, answer, revision) = match result {
+            Ok((ret, rev)) => (Outcome::Done { at, ret }, Answer::Ok, Some(rev)),
+            Err(answer) => (Outcome::Indeterminate, answer, None),
         };
         if let Some(v) = seen(call, outcome) {
             last.insert(k, v);
@@ -199,6 +214,7 @@ pub async fn client(id: u32, endpoint: String, shared: Arc<Shared>, seed: u64) -
                 outcome,
             },
             answer,
+            revision,
         });
         // A member that is down answers at once; do not spin on it.
         let pause = if answer == Answer::Ok {

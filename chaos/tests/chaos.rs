@@ -1,5 +1,5 @@
-//! Real chaos runs against real etcr processes: a minute of faults with nothing wrong found,
-//! and a run with serializable (local) reads, which the checker must flag.
+//! Real chaos runs against real etcr processes: a minute of faults with nothing wrong found
+//! (registers, watchers and leases), and a run with serializable (local) reads, which the checker must flag.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -42,6 +42,18 @@ fn figure(text: &str, before: &str) -> Option<u64> {
     })
 }
 
+/// The number just after `after` on the first line holding it: `12` in "resumes 12 (...".
+fn figure_after(text: &str, after: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let at = l.find(after)? + after.len();
+        l[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    })
+}
+
 #[test]
 fn a_minute_of_faults_finds_no_violation_and_no_lost_write() {
     let (out, text) = chaos(&["--duration", "60s", "--seed", "19"]);
@@ -49,6 +61,27 @@ fn a_minute_of_faults_finds_no_violation_and_no_lost_write() {
     assert_eq!(figure(&text, " violations"), Some(0), "{text}");
     assert!(text.contains("lost acknowledged writes: 0"), "{text}");
     assert!(text.contains("members converged"), "{text}");
+    // The watchers saw every revision once, in order, and the writes' own revisions.
+    assert_eq!(figure(&text, " watch violations"), Some(0), "{text}");
+    assert!(
+        figure_after(&text, "events seen ").unwrap_or(0) > 0,
+        "{text}"
+    );
+    assert!(
+        text.contains("acknowledged writes missing from the watch history: 0 of"),
+        "{text}"
+    );
+    // No kept lease expired; the leases left alone expired, each once, in time.
+    assert_eq!(figure(&text, " unexpected expiries"), Some(0), "{text}");
+    assert!(
+        figure_after(&text, "keep-alives ").unwrap_or(0) > 0,
+        "{text}"
+    );
+    assert!(figure_after(&text, "(expired ").unwrap_or(0) > 0, "{text}");
+    assert!(
+        text.contains("0 early, 0 late, 0 never, 0 not exactly once"),
+        "{text}"
+    );
     // Faults really happened.
     let faults: u64 = text
         .lines()
