@@ -1,6 +1,8 @@
 //! `etcr-chaos`: starts an etcr cluster on loopback, runs a register workload through the
-//! gRPC API while a nemesis kills, pauses and partitions members, then checks the history:
-//! every key linearizable, no acknowledged write lost, every member with the same keyspace.
+//! gRPC API, with watchers and lease holders beside it, while a nemesis kills, pauses and
+//! partitions members, then checks the history: every key linearizable, no acknowledged
+//! write lost, every member with the same keyspace, every watcher with every revision once
+//! and in order, no lease expired while kept alive, leases left alone expired once, in time.
 //! Exits with 1 when any check fails, printing the smallest failing history and the seed
 //! that replays the fault schedule.
 
@@ -372,8 +374,9 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         ops.sort_by_key(|op| (op.invoke, op.client));
         let lines: Vec<String> = ops.iter().map(|op| op.to_string()).collect();
         std::fs::write(kept.join("history.txt"), lines.join("\n") + "\n")?;
+        std::fs::write(kept.join("watch.txt"), watch_dump(&watch_logs, &truth))?;
         println!(
-            "FAIL: replay with --seed {seed} (same flags); member data, logs and history.txt kept in {}",
+            "FAIL: replay with --seed {seed} (same flags); member data, logs, history.txt and watch.txt kept in {}",
             kept.display()
         );
     }
@@ -426,6 +429,38 @@ async fn final_history(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     Err(last)
+}
+
+/// The final watch history and what each watcher went through, one line each.
+fn watch_dump(logs: &[watch_check::WatchLog], truth: &[watch_check::Change]) -> String {
+    use std::fmt::Write;
+    let mut out = String::from("history:\n");
+    for c in truth {
+        let _ = writeln!(out, "  {c}");
+    }
+    for l in logs {
+        let _ = writeln!(out, "watcher {} from rev {}:", l.watcher, l.start_revision);
+        for s in &l.seen {
+            let _ = match s {
+                watch_check::Seen::Response(changes) => writeln!(
+                    out,
+                    "  response: {}",
+                    changes
+                        .iter()
+                        .map(|c| c.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+                watch_check::Seen::Resumed { start_revision } => {
+                    writeln!(out, "  resumed from rev {start_revision}")
+                }
+                watch_check::Seen::Compacted { compact_revision } => {
+                    writeln!(out, "  compacted: resumes from rev {compact_revision}")
+                }
+            };
+        }
+    }
+    out
 }
 
 /// Prints the watchers' figures and violations; true when there are none.

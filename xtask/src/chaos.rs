@@ -1,6 +1,6 @@
 //! `cargo xtask chaos`: builds etcr and etcr-chaos (release, or dev with `--dev`) and runs
-//! the chaos test, a linearizability-checked register workload under kills, pauses and
-//! partitions.
+//! the chaos test, a linearizability-checked register workload, watchers and lease holders
+//! under kills, pauses and partitions.
 
 use std::process::Command;
 
@@ -18,7 +18,8 @@ pub struct Args {
     /// Use dev (debug) binaries: a much shorter build, slower members.
     #[arg(long)]
     dev: bool,
-    /// Further etcr-chaos flags (`--clients`, `--keys`, `--faults`, `--serializable-reads`...).
+    /// Further etcr-chaos flags (`--clients`, `--keys`, `--faults`, `--watchers`, `--keepers`,
+    /// `--lease-ttl`, `--serializable-reads`...).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     rest: Vec<String>,
 }
