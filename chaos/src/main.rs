@@ -505,11 +505,19 @@ fn report_watchers(
         })
         .collect();
     let unrecorded = watch_check::unrecorded_writes(&acked, truth);
+    let holes = watch_check::holes(truth, until);
     println!(
-        "acknowledged writes missing from the watch history: {} of {}",
+        "acknowledged writes missing from the watch history: {} of {}; revisions missing from it: {}",
         unrecorded.len(),
-        acked.len()
+        acked.len(),
+        holes.len()
     );
+    if !holes.is_empty() {
+        println!(
+            "  revisions no event carries: {:?}",
+            &holes[..holes.len().min(20)]
+        );
+    }
     for (w, vs) in &violations {
         for v in vs.iter().take(10) {
             println!("  watcher {w}: {v}");
@@ -521,7 +529,7 @@ fn report_watchers(
     for c in unrecorded.iter().take(10) {
         println!("  acknowledged, not in the history: {c}");
     }
-    total == 0 && unrecorded.is_empty()
+    total == 0 && unrecorded.is_empty() && holes.is_empty()
 }
 
 /// Prints the lease holders' figures and violations; true when there are none.

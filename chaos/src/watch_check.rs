@@ -184,6 +184,14 @@ pub fn unrecorded_writes(acked: &[Change], truth: &[Change]) -> Vec<Change> {
         .collect()
 }
 
+/// Revisions from 2 (the first write of a fresh store) through `until` that no event of
+/// `truth` carries. When every key of the store is in the watched range, as in the chaos
+/// run, each revision is some write's, so a hole is a revision the history lost.
+pub fn holes(truth: &[Change], until: i64) -> Vec<i64> {
+    let present: HashSet<i64> = truth.iter().map(|c| c.revision).collect();
+    (2..=until).filter(|r| !present.contains(r)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,6 +366,15 @@ mod tests {
         );
         assert_eq!(check(&l, &t, 6), vec![]);
         assert_eq!(l.compactions(), 1);
+    }
+
+    #[test]
+    fn a_revision_the_history_lacks_is_a_hole() {
+        let t = truth();
+        assert_eq!(holes(&t, 6), Vec::<i64>::new());
+        assert_eq!(holes(&t, 8), vec![7, 8]);
+        let without_3: Vec<Change> = t.into_iter().filter(|c| c.revision != 3).collect();
+        assert_eq!(holes(&without_3, 6), vec![3]);
     }
 
     #[test]

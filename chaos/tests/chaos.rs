@@ -71,6 +71,7 @@ fn a_minute_of_faults_finds_no_violation_and_no_lost_write() {
         text.contains("acknowledged writes missing from the watch history: 0 of"),
         "{text}"
     );
+    assert!(text.contains("revisions missing from it: 0"), "{text}");
     // No kept lease expired; the leases left alone expired, each once, in time.
     assert_eq!(figure(&text, " unexpected expiries"), Some(0), "{text}");
     assert!(
