@@ -26,9 +26,9 @@ impl Plan {
             idle_watchers: 100_000,
             idle_streams: 1_000,
             fanout_watchers: 1_000,
-            put_seconds: if quick { 5 } else { 10 },
+            put_seconds: if quick { 3 } else { 10 },
             paced_rate: 200,
-            catch_up: if quick { 100_000 } else { 1_000_000 },
+            catch_up: if quick { 50_000 } else { 1_000_000 },
         }
     }
 }
