@@ -17,6 +17,15 @@ pub enum Workload {
     TxnPut,
     /// `Range` with probability `--read-ratio`, `Put` otherwise.
     Mixed,
+    /// `LeaseGrant` of a `--lease-ttl` lease.
+    LeaseGrant,
+    /// Watchers (`--watchers` on `--watch-streams`) under a put load: events delivered,
+    /// put throughput with and without them, put-to-event latency; `--catch-up`.
+    Watch,
+    /// `--leases` leases kept alive every TTL/3 over `--keepalive-streams` streams.
+    LeaseKeepalive,
+    /// `--leases` leases with a key each expiring together, beside a put load.
+    LeaseExpiry,
 }
 
 impl Workload {
@@ -27,6 +36,10 @@ impl Workload {
             Workload::Range => "range",
             Workload::TxnPut => "txn-put",
             Workload::Mixed => "mixed",
+            Workload::LeaseGrant => "lease-grant",
+            Workload::Watch => "watch",
+            Workload::LeaseKeepalive => "lease-keepalive",
+            Workload::LeaseExpiry => "lease-expiry",
         }
     }
 }
@@ -116,6 +129,19 @@ pub struct Args {
     /// No progress line on stderr.
     #[arg(long, short)]
     pub quiet: bool,
+
+    /// Print `mark <phase>` lines on stdout as phases begin (for a caller sampling the
+    /// members' memory and CPU).
+    #[arg(long)]
+    pub marks: bool,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub watch: crate::watch::WatchArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub lease: crate::lease::LeaseArgs,
 }
 
 /// When a run stops.
@@ -151,7 +177,8 @@ impl Args {
         if !(self.timeout > 0.0 && self.timeout.is_finite()) {
             return Err("--timeout must be a positive number of seconds".into());
         }
-        Ok(())
+        self.watch.validate()?;
+        self.lease.validate()
     }
 
     /// When the run stops: `--duration`, else `--total`, else after 10000 requests.

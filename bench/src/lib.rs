@@ -1,9 +1,11 @@
 //! `etcr-bench`: a load generator for the etcd v3 gRPC API, modelled on etcd's `benchmark`
 //! tool. It speaks only the public API, so it measures etcr and etcd alike.
 //!
-//! A run sends one workload (`put`, `range`, `txn-put` or `mixed`) from `--clients` concurrent
-//! request loops spread over `--conns` HTTP/2 channels, for `--total` requests or
-//! `--duration` seconds, and reports throughput, latency percentiles and errors by gRPC code.
+//! A run sends one workload (`put`, `range`, `txn-put`, `mixed` or `lease-grant`) from
+//! `--clients` concurrent request loops spread over `--conns` HTTP/2 channels, for `--total`
+//! requests or `--duration` seconds, and reports throughput, latency percentiles and errors
+//! by gRPC code. The streaming workloads have their own modules and reports: `watch`
+//! ([`watch`]), `lease-keepalive` and `lease-expiry` ([`lease`]).
 //!
 //! ```no_run
 //! use clap::Parser;
@@ -24,8 +26,12 @@
 #![deny(missing_docs)]
 
 pub mod args;
+pub mod histogram;
+pub mod lease;
+pub mod putter;
 pub mod report;
 pub mod runner;
+pub mod watch;
 pub mod workload;
 
 use std::path::PathBuf;

@@ -1,12 +1,20 @@
 //! `etcr-bench`: see the library documentation.
 
 use clap::Parser;
+use etcr_bench::Workload;
 
 #[tokio::main]
 async fn main() {
     let args = etcr_bench::Args::parse();
-    match etcr_bench::run(&args).await {
-        Ok(report) => print!("{}", report.table()),
+    let table = match args.workload {
+        Workload::Watch => etcr_bench::watch::run(&args).await.map(|r| r.table()),
+        Workload::LeaseKeepalive | Workload::LeaseExpiry => {
+            etcr_bench::lease::run(&args).await.map(|r| r.table())
+        }
+        _ => etcr_bench::run(&args).await.map(|r| r.table()),
+    };
+    match table {
+        Ok(table) => print!("{table}"),
         Err(e) => {
             eprintln!("etcr-bench: {e}");
             std::process::exit(1);

@@ -121,6 +121,18 @@ impl Report {
     }
 }
 
+/// Writes a report as pretty JSON to `path`.
+pub fn write_json<T: Serialize>(
+    path: &std::path::Path,
+    report: &T,
+) -> Result<(), crate::BenchError> {
+    let text = serde_json::to_string_pretty(report).expect("a report serialises");
+    std::fs::write(path, text + "\n").map_err(|e| crate::BenchError::Write {
+        path: path.to_path_buf(),
+        source: e,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

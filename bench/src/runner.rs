@@ -62,7 +62,7 @@ pub fn endpoint_url(endpoint: &str) -> String {
     }
 }
 
-async fn connect(url: &str) -> Result<Channel, BenchError> {
+pub(crate) async fn connect(url: &str) -> Result<Channel, BenchError> {
     let endpoint = Endpoint::from_shared(url.to_string())
         .map_err(|e| BenchError::Endpoint(url.to_string(), e.to_string()))?
         .tcp_nodelay(true)
@@ -199,12 +199,12 @@ pub async fn run(args: &Args) -> Result<Report, BenchError> {
 }
 
 /// `http://host:port/...` → `host:port`.
-fn authority(url: &str) -> String {
+pub(crate) fn authority(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     rest.split('/').next().unwrap_or(rest).to_string()
 }
 
-async fn open(url: &str) -> Result<TcpStream, BenchError> {
+pub(crate) async fn open(url: &str) -> Result<TcpStream, BenchError> {
     let failed = |reason: String| BenchError::Connect {
         endpoint: url.to_string(),
         reason,
@@ -313,7 +313,7 @@ impl ConnLoop {
 }
 
 /// The gRPC code's name, as tonic spells it (`Unavailable`, `DeadlineExceeded`...).
-fn code_name(code: i32) -> String {
+pub(crate) fn code_name(code: i32) -> String {
     format!("{:?}", tonic::Code::from_i32(code))
 }
 

@@ -3,7 +3,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use api::etcdserverpb::{request_op, PutRequest, RangeRequest, RequestOp, TxnRequest};
+use api::etcdserverpb::{
+    request_op, LeaseGrantRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
+};
 use prost::Message;
 
 use crate::args::{Args, Consistency, Workload};
@@ -52,6 +54,8 @@ pub enum Op {
     Range(RangeRequest),
     /// KV.Txn.
     Txn(TxnRequest),
+    /// Lease.LeaseGrant.
+    LeaseGrant(LeaseGrantRequest),
 }
 
 /// Builds the requests of one workload; cheap to clone into every request loop.
@@ -63,6 +67,7 @@ pub struct Generator {
     serializable: bool,
     read_ratio: f64,
     txn_ops: usize,
+    lease_ttl: i64,
 }
 
 impl Generator {
@@ -80,6 +85,7 @@ impl Generator {
             serializable: args.consistency == Consistency::Serializable,
             read_ratio: args.read_ratio,
             txn_ops: args.txn_ops,
+            lease_ttl: args.lease.lease_ttl,
         }
     }
 
@@ -91,6 +97,14 @@ impl Generator {
             Workload::TxnPut => Op::Txn(self.txn_put()),
             Workload::Mixed if fastrand::f64() < self.read_ratio => Op::Range(self.range()),
             Workload::Mixed => Op::Put(self.put()),
+            Workload::LeaseGrant => Op::LeaseGrant(LeaseGrantRequest {
+                ttl: self.lease_ttl,
+                id: 0,
+            }),
+            // Driven by their own modules (`watch`, `lease`), whose writes are puts.
+            Workload::Watch | Workload::LeaseKeepalive | Workload::LeaseExpiry => {
+                Op::Put(self.put())
+            }
         }
     }
 
@@ -143,6 +157,7 @@ impl Op {
             Op::Put(r) => ("/etcdserverpb.KV/Put", r.encode_to_vec()),
             Op::Range(r) => ("/etcdserverpb.KV/Range", r.encode_to_vec()),
             Op::Txn(r) => ("/etcdserverpb.KV/Txn", r.encode_to_vec()),
+            Op::LeaseGrant(r) => ("/etcdserverpb.Lease/LeaseGrant", r.encode_to_vec()),
         }
     }
 }
@@ -208,5 +223,10 @@ mod tests {
         assert!(matches!(Generator::new(&args).next_op(), Op::Put(p) if p.value.len() == 256));
         let args = Args::parse_from(["b", "mixed", "--read-ratio", "1"]);
         assert!(matches!(Generator::new(&args).next_op(), Op::Range(_)));
+
+        let args = Args::parse_from(["b", "lease-grant", "--lease-ttl", "60"]);
+        let op = Generator::new(&args).next_op();
+        assert_eq!(op, Op::LeaseGrant(LeaseGrantRequest { ttl: 60, id: 0 }));
+        assert_eq!(op.encode().0, "/etcdserverpb.Lease/LeaseGrant");
     }
 }

@@ -186,3 +186,114 @@ fn the_binary_writes_a_table_and_json() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("cannot connect"));
 }
+
+fn args(endpoint: &str, extra: &[&str]) -> Args {
+    let mut argv = vec!["etcr-bench"];
+    argv.extend_from_slice(extra);
+    argv.extend_from_slice(&["--endpoints", endpoint, "--quiet"]);
+    Args::parse_from(argv)
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+#[test]
+fn watch_workload_delivers_every_event_and_catches_up() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let member = start_member(dir.path());
+    let a = args(
+        &member.endpoint,
+        &[
+            "watch",
+            "--watchers",
+            "20",
+            "--watch-streams",
+            "3",
+            "--watch-conns",
+            "2",
+            "--put-seconds",
+            "1",
+            "--conns",
+            "2",
+            "--clients",
+            "4",
+            "--catch-up",
+            "300",
+        ],
+    );
+    let report = block_on(etcr_bench::watch::run(&a)).expect("watch runs");
+    assert_eq!(report.canceled, 0);
+    let with = report.put_with_watchers.as_ref().expect("puts ran");
+    assert!(report.put_baseline.as_ref().is_some_and(|p| p.puts > 0));
+    assert!(with.puts > 0 && with.errors == 0, "{}", report.table());
+    assert_eq!(report.expected_events, with.puts * 20);
+    assert_eq!(report.events, report.expected_events, "{}", report.table());
+    assert!(report.events_per_second > 0.0);
+    let l = &report.delivery_latency_ms;
+    assert!(l.p50 <= l.p99 && l.p99 <= l.max, "{l:?}");
+    let c = report.catch_up.clone().expect("catch-up ran");
+    assert_eq!((c.revisions, c.events), (300, 300), "{}", report.table());
+}
+
+#[test]
+fn lease_workloads_grant_keep_alive_and_expire() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let member = start_member(dir.path());
+    let ep = member.endpoint.as_str();
+    assert_sane(&bench(ep, &["lease-grant"]), "lease-grant");
+
+    let a = args(
+        ep,
+        &[
+            "lease-keepalive",
+            "--leases",
+            "50",
+            "--lease-ttl",
+            "3",
+            "--keepalive-streams",
+            "4",
+            "--keepalive-seconds",
+            "2",
+        ],
+    );
+    let etcr_bench::lease::LeaseReport::KeepAlive(k) =
+        block_on(etcr_bench::lease::run(&a)).expect("keep-alive runs")
+    else {
+        panic!("a keep-alive report")
+    };
+    assert_eq!(k.leases, 50);
+    // Every lease once a second (TTL/3) for 2 s.
+    assert!((90..=100).contains(&k.sent), "{k:?}");
+    assert_eq!((k.answered, k.expired), (k.sent, 0), "{k:?}");
+
+    let a = args(
+        ep,
+        &[
+            "lease-expiry",
+            "--leases",
+            "30",
+            "--lease-ttl",
+            "2",
+            "--grant-clients",
+            "5",
+            "--clients",
+            "2",
+            "--expiry-baseline",
+            "0.5",
+        ],
+    );
+    let etcr_bench::lease::LeaseReport::Expiry(e) =
+        block_on(etcr_bench::lease::run(&a)).expect("expiry runs")
+    else {
+        panic!("an expiry report")
+    };
+    assert_eq!((e.leases, e.deleted), (30, 30), "{e:?}");
+    assert!(e.lateness_ms.max < 5000.0, "{e:?}");
+    assert!(e.puts_before.puts > 0 && e.puts_during.puts > 0, "{e:?}");
+}

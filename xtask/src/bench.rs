@@ -33,6 +33,27 @@ pub enum Which {
         #[arg(long)]
         quick: bool,
     },
+    /// Watch against etcr and etcd 3.4 (3 members each): memory of 100k idle watchers,
+    /// fan-out, put-to-event latency, catch-up; target/bench/watch.{md,json}.
+    Watch {
+        /// 3 s put phases instead of 10 and a 50k-revision catch-up instead of 1M.
+        #[arg(long)]
+        quick: bool,
+    },
+    /// Leases against etcr and etcd 3.4: grant throughput, keep-alive cost, mass expiry;
+    /// target/bench/lease.{md,json}.
+    Lease {
+        /// 50k leases instead of 100k and a 10 s keep-alive phase instead of 30 s.
+        #[arg(long)]
+        quick: bool,
+    },
+    /// How long a 4th member takes to join a 3-member cluster holding `--keys` keys, etcr
+    /// and etcd 3.4; target/bench/join.{md,json}.
+    Join {
+        /// Keys in the cluster before the member joins.
+        #[arg(long, default_value_t = 1_000_000)]
+        keys: u64,
+    },
 }
 
 pub fn run(which: Which) -> anyhow::Result<()> {
@@ -56,6 +77,9 @@ pub fn run(which: Which) -> anyhow::Result<()> {
             peer_transport,
         } => return crate::checkperf::run(&load, size, &peer_transport),
         Which::Compare { quick } => return crate::compare::run(quick),
+        Which::Watch { quick } => return crate::bench_watch::run(quick),
+        Which::Lease { quick } => return crate::bench_lease::run(quick),
+        Which::Join { keys } => return crate::bench_join::run(keys),
         Which::Raft => example("raft-core", "throughput"),
         Which::Transport => example("transport-quic", "transport_bench"),
         Which::Mvcc { keys } => {

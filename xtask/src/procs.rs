@@ -31,7 +31,8 @@ impl Drop for Servers {
 /// Extra flags for a member, by member name (`m1`, `m2`, ...).
 pub type MemberFlags<'a> = &'a dyn Fn(&str) -> Vec<String>;
 
-fn free_port() -> anyhow::Result<u16> {
+/// A port on 127.0.0.1 that nothing listens on now.
+pub fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
