@@ -6,6 +6,9 @@ use etcr_bench::Workload;
 #[tokio::main]
 async fn main() {
     let args = etcr_bench::Args::parse();
+    // h2 opens tracing spans for every frame it reads and writes; a subscriber that wants
+    // none of them makes them free.
+    let _ = tracing::subscriber::set_global_default(tracing::subscriber::NoSubscriber::default());
     let table = match args.workload {
         Workload::Watch => etcr_bench::watch::run(&args).await.map(|r| r.table()),
         Workload::LeaseKeepalive | Workload::LeaseExpiry => {

@@ -1,14 +1,19 @@
 //! The client side of unary calls over h2, for load generators and tests: a [`Client`] is a
-//! cheap handle (clone it per concurrent call), and the connection future it comes with
+//! cheap handle (clone it per concurrent call), and the [`Connection`] future it comes with
 //! must be polled, ideally by the same task that runs the calls.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use bytes::{Bytes, BytesMut};
-use h2::client::{Connection, SendRequest};
+use h2::client::SendRequest;
 use http::header::{CONTENT_TYPE, TE};
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{HeaderMap, HeaderValue, Method, Uri};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::cork::{Cork, Corked};
 use crate::message::{frame, PREFIX_LEN};
 use crate::status::{percent_decode, Status};
 
@@ -26,24 +31,43 @@ pub struct Client {
     authority: Authority,
 }
 
+/// Drives one HTTP/2 connection: sends what the calls queued and hands them their answers.
+/// Everything queued when it is polled leaves in one write (see `cork.rs`).
+pub struct Connection<IO> {
+    h2: h2::client::Connection<Corked<IO>, Bytes>,
+    cork: Cork,
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> Future for Connection<IO> {
+    type Output = Result<(), crate::Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.cork.close();
+        if let Poll::Ready(r) = Pin::new(&mut self.h2).poll(cx) {
+            return Poll::Ready(r.map_err(Into::into));
+        }
+        // Writes what the first pass queued.
+        self.cork.open();
+        Pin::new(&mut self.h2).poll(cx).map_err(Into::into)
+    }
+}
+
 /// Opens HTTP/2 on `io` to `authority` (`host:port`). Poll the returned connection until it
 /// ends; the calls make progress only while it is polled.
-pub async fn connect<IO>(
-    io: IO,
-    authority: &str,
-) -> Result<(Client, Connection<IO, Bytes>), crate::Error>
+pub async fn connect<IO>(io: IO, authority: &str) -> Result<(Client, Connection<IO>), crate::Error>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
     let authority =
         Authority::try_from(authority).map_err(|e| crate::Error::Authority(e.to_string()))?;
-    let (send, conn) = h2::client::Builder::new()
+    let (io, cork) = Corked::new(io);
+    let (send, h2) = h2::client::Builder::new()
         .initial_window_size(RECV_STREAM_WINDOW)
         .initial_connection_window_size(RECV_CONN_WINDOW)
         .handshake(io)
         .await?;
     let client = Client { send, authority };
-    Ok((client, conn))
+    Ok((client, Connection { h2, cork }))
 }
 
 fn unavailable(e: h2::Error) -> Status {
@@ -52,10 +76,13 @@ fn unavailable(e: h2::Error) -> Status {
 
 /// The status in `grpc-status` / `grpc-message`, if the headers carry one.
 fn status_of(headers: &HeaderMap) -> Option<Status> {
-    let code = headers.get("grpc-status")?;
+    // Names made once, not parsed from a `&str` on every lookup (twice a call).
+    const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+    const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
+    let code = headers.get(GRPC_STATUS)?;
     let code = std::str::from_utf8(code.as_bytes()).ok()?.parse().ok()?;
     let message = headers
-        .get("grpc-message")
+        .get(GRPC_MESSAGE)
         .map(|m| percent_decode(m.as_bytes()))
         .unwrap_or_default();
     Some(Status::new(code, message))

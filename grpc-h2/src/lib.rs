@@ -57,6 +57,7 @@
 
 mod authority;
 pub mod client;
+mod cork;
 mod handler;
 mod message;
 mod metadata;

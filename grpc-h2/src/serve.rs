@@ -16,6 +16,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Sleep;
 
+use crate::cork::Corked;
 use crate::handler::{CallKind, Handler, Request, Response};
 use crate::message::{send_message, Budget, Messages, PREFIX_LEN};
 use crate::metadata::Metadata;
@@ -128,13 +129,24 @@ where
         .max_concurrent_streams(limits.max_concurrent_streams)
         .max_header_list_size(limits.max_header_list_size);
     let pings = PingPolicy::new(limits.min_ping_interval);
-    let handshake = builder.handshake::<_, Bytes>(Watched::new(io, pings.clone()));
+    let (io, cork) = Corked::new(Watched::new(io, pings.clone()));
+    let handshake = builder.handshake::<_, Bytes>(io);
     let mut conn = tokio::time::timeout(limits.handshake_timeout, handshake)
         .await
         .map_err(|_| Error::HandshakeTimeout)??;
     let mut ping = conn.ping_pong();
     let budget = Budget::new(limits.max_buffered);
     let unsent = Unsent::new(limits.max_unsent);
+    let start = |request, respond| {
+        let budgets = (budget.clone(), unsent.clone());
+        serve_call(
+            handler.clone(),
+            request,
+            respond,
+            limits.max_message,
+            budgets,
+        )
+    };
     let mut calls = FuturesUnordered::new();
     let mut shutdown = pin!(shutdown);
     let mut closing = false;
@@ -146,6 +158,8 @@ where
     let mut keepalive_timer = Timer::new(limits.keepalive_interval);
 
     std::future::poll_fn(|cx| loop {
+        // What the turn sends waits for its last pass over the connection (below).
+        cork.close();
         let mut progress = false;
         if !closing && shutdown.as_mut().poll(cx).is_ready() {
             conn.graceful_shutdown();
@@ -154,15 +168,7 @@ where
         loop {
             match conn.poll_accept(cx) {
                 Poll::Ready(Some(Ok((request, respond)))) => {
-                    let budgets = (budget.clone(), unsent.clone());
-                    let handler = handler.clone();
-                    calls.push(serve_call(
-                        handler,
-                        request,
-                        respond,
-                        limits.max_message,
-                        budgets,
-                    ));
+                    calls.push(start(request, respond));
                     progress = true;
                 }
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e.into())),
@@ -218,7 +224,14 @@ where
                 }
             }
         }
-        return Poll::Pending;
+        // The turn is over: this pass writes everything it queued, in one write.
+        cork.open();
+        match conn.poll_accept(cx) {
+            Poll::Ready(Some(Ok((request, respond)))) => calls.push(start(request, respond)),
+            Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e.into())),
+            Poll::Ready(None) => return Poll::Ready(Ok(())),
+            Poll::Pending => return Poll::Pending,
+        }
     })
     .await
 }
