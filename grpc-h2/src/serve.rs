@@ -443,7 +443,14 @@ async fn stream_replies(
             }
             Poll::Ready(Some(Err(status))) => return Poll::Ready(Some(status)),
             Poll::Ready(None) => return Poll::Ready(Some(Status::new(0, ""))),
-            Poll::Pending => return Poll::Pending,
+            Poll::Pending => {
+                // Nothing to send for now (a watch between events): give the window this
+                // stream holds back to the connection, or a few idle streams would hold
+                // all of it (grpc-go clients start with 64 KiB for the whole connection)
+                // and the next stream could never answer.
+                send.reserve_capacity(0);
+                return Poll::Pending;
+            }
         }
     })
     .await;

@@ -476,3 +476,52 @@ async fn the_h2_client_makes_unary_calls() {
     let err = client.unary("/x.X/Y", &[]).await.unwrap_err();
     assert_eq!(err.code, 12);
 }
+
+/// grpc-go clients (etcd's clientv3, Kubernetes) start with a 64 KiB connection window
+/// and put every watch of a process on one connection: a response stream with nothing
+/// to send must not hold any of that window, or the next stream never gets an answer.
+#[tokio::test]
+async fn idle_streams_leave_the_connection_window_to_the_others() {
+    let server = start().await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr))
+        .unwrap()
+        .initial_connection_window_size(65_535)
+        .initial_stream_window_size(65_535)
+        .connect()
+        .await
+        .unwrap();
+    let mut client = tonic::client::Grpc::new(channel);
+    let mut open = Vec::new();
+    for i in 0..100 {
+        client.ready().await.unwrap();
+        let (tx, rx) = mpsc::channel::<String>(1);
+        let codec = tonic_prost::ProstCodec::<String, String>::default();
+        let call = client.streaming(
+            tonic::Request::new(tokio_stream_from(rx)),
+            PathAndQuery::from_static("/t.T/Chat"),
+            codec,
+        );
+        tx.send(format!("hello {i}")).await.unwrap();
+        let mut replies = tokio::time::timeout(DEADLINE, call)
+            .await
+            .unwrap_or_else(|_| panic!("stream {i} got no response headers"))
+            .unwrap()
+            .into_inner();
+        let reply = tokio::time::timeout(DEADLINE, replies.message())
+            .await
+            .unwrap_or_else(|_| panic!("stream {i} got no answer"))
+            .unwrap();
+        assert_eq!(reply, Some(format!("re: hello {i}")));
+        // Kept open and idle, as a watch is between events.
+        open.push((tx, replies));
+    }
+    // Every idle stream still answers.
+    for (i, (tx, replies)) in open.iter_mut().enumerate() {
+        tx.send(format!("again {i}")).await.unwrap();
+        let reply = tokio::time::timeout(DEADLINE, replies.message())
+            .await
+            .unwrap_or_else(|_| panic!("stream {i} went deaf"))
+            .unwrap();
+        assert_eq!(reply, Some(format!("re: again {i}")));
+    }
+}
