@@ -117,9 +117,11 @@ mod codec;
 mod error;
 mod hash;
 mod history;
+pub mod ids;
 mod index;
 mod lease;
 mod read;
+mod restore;
 mod snapshot_file;
 mod store;
 mod tables;
@@ -140,6 +142,7 @@ pub use history::{HistoryBatch, Wanted};
 pub use lease::{
     ExpireLeasesResponse, Lease, LeaseGrantRequest, LeaseGrantResponse, MAX_LEASE_TTL,
 };
+pub use restore::{new_member_set, restore_store, NewMember};
 pub use snapshot_file::{snapshot_status, SnapshotStatus};
 pub use store::{is_read_only, Durability, Store, StoreOptions};
 pub use types::*;

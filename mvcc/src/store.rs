@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use heed::{CompactionOption, Env, EnvOpenOptions, RoTxn, RwTxn, WithoutTls};
 
-use crate::cluster_state::{self, Alarm, MemberInfo};
+use crate::cluster_state::{self, Alarm, ClusterCommand, MemberInfo, MemberSet};
 use crate::codec::{self, HistoryRecord, Revision};
 use crate::error::{Error, Result};
 use crate::index::KeyIndex;
@@ -654,11 +654,12 @@ impl Store {
     }
 
     /// Makes the store in `dir` (a snapshot's database, copied there) the start of a new
-    /// cluster, as `snapshot restore` does: keys, revisions, leases and alarms stay; the
-    /// applied raft index goes back to 0, since the new cluster's log starts empty (entries
-    /// at or below the applied index would be taken for ones already applied), and the old
-    /// cluster's members are forgotten (the new ones publish themselves).
-    pub fn reset_for_new_cluster(dir: impl AsRef<Path>) -> Result<()> {
+    /// cluster of `members`, as `snapshot restore` does: keys, revisions, leases and alarms
+    /// stay; the applied raft index goes back to 0, since the new cluster's log starts empty
+    /// (entries at or below the applied index would be taken for ones already applied); the
+    /// old cluster's members are forgotten and `members` becomes the member set (the new
+    /// members publish their names and client URLs themselves).
+    pub fn reset_for_new_cluster(dir: impl AsRef<Path>, members: &MemberSet) -> Result<()> {
         let dir = dir.as_ref();
         let size = fs::metadata(dir.join("data.mdb"))?.len() as usize;
         let options = StoreOptions {
@@ -673,6 +674,11 @@ impl Store {
             .meta
             .put(&mut wtxn, codec::META_APPLIED, &0u64.to_be_bytes())?;
         cluster_state::forget_members(&store.cluster, &mut wtxn)?;
+        cluster_state::apply(
+            &store.cluster,
+            &mut wtxn,
+            &ClusterCommand::SetMembers(members.clone()),
+        )?;
         wtxn.commit()?;
         store.env.force_sync()?;
         Ok(())
