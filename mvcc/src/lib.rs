@@ -97,8 +97,9 @@
 //! leftover rows are invisible to reads. History rows at exactly the compaction revision are
 //! kept until the next compaction so that a watch may start there. [`Store::hash_kv`] is
 //! etcd's HashKV over the same bytes etcd hashes (the kept history rows as etcd stores them),
-//! so it equals etcd's for the same history and moves with compaction. LMDB reuses freed pages;
-//! [`Store::snapshot_to`] writes a compacted copy (etcd's defragment).
+//! so it equals etcd's for the same history and moves with compaction. LMDB reuses freed pages but
+//! keeps the file's size; [`Store::defragment`] swaps in a compacted copy while reads and
+//! writes go on.
 //!
 //! # Transactions
 //!
@@ -114,6 +115,7 @@
 mod auth_state;
 mod cluster_state;
 mod codec;
+mod defrag;
 mod error;
 mod hash;
 mod history;
@@ -136,6 +138,7 @@ pub use cluster_state::{
     takes_space, Alarm, AlarmKind, ClusterCommand, ClusterOutcome, MemberInfo, MemberRecord,
     MemberSet,
 };
+pub use defrag::Defragmented;
 pub use error::{Error, Result};
 pub use hash::HashKv;
 pub use history::{HistoryBatch, Wanted};
