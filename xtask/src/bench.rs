@@ -33,6 +33,10 @@ pub enum Which {
         #[arg(long)]
         quick: bool,
     },
+    /// Snapshot save MB/s, db size around compaction and defrag, put latency during
+    /// defrags and member memory under a 5,000-client overload: etcr beside etcd 3.4,
+    /// target/bench/maintenance.{md,json}.
+    Maintenance(crate::maintenance::Args),
 }
 
 pub fn run(which: Which) -> anyhow::Result<()> {
@@ -56,6 +60,7 @@ pub fn run(which: Which) -> anyhow::Result<()> {
             peer_transport,
         } => return crate::checkperf::run(&load, size, &peer_transport),
         Which::Compare { quick } => return crate::compare::run(quick),
+        Which::Maintenance(args) => return crate::maintenance::run(args),
         Which::Raft => example("raft-core", "throughput"),
         Which::Transport => example("transport-quic", "transport_bench"),
         Which::Mvcc { keys } => {

@@ -16,6 +16,7 @@ mod cluster;
 mod compare;
 mod fuzz;
 mod health;
+mod maintenance;
 mod packages;
 mod procs;
 mod test;
