@@ -17,6 +17,7 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use heed::{CompactionOption, RoTxn, RwTxn};
 
@@ -34,6 +35,8 @@ pub struct Defragmented {
     pub size_after: u64,
     /// Rows brought over under the write lock, the only time writes waited.
     pub rows_under_lock: usize,
+    /// How long the write lock was held.
+    pub locked: Duration,
 }
 
 /// Catch-up passes made without the write lock before the last one under it.
@@ -58,15 +61,17 @@ impl Store {
         let result = self.defragment_into(&work, installs);
         // The work directory holds the copy's lock file only, or a copy that failed.
         let _ = fs::remove_dir_all(&work);
-        let rows_under_lock = result?;
+        let (rows_under_lock, locked) = result?;
         Ok(Defragmented {
             size_before,
             size_after: self.db_size_bytes()?,
             rows_under_lock,
+            locked,
         })
     }
 
-    fn defragment_into(&self, work: &Path, installs: u64) -> Result<usize> {
+    /// The copy's work; the rows caught up on under the write lock and how long it was held.
+    fn defragment_into(&self, work: &Path, installs: u64) -> Result<(usize, Duration)> {
         let old = self.backend();
         old.env
             .copy_to_path(work.join("data.mdb"), CompactionOption::Enabled)?
@@ -77,6 +82,7 @@ impl Store {
             catch_up(&old, &rtxn, &copy)?;
         }
         let _writer = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let locked = Instant::now();
         if self.installs.load(Ordering::SeqCst) != installs || !Arc::ptr_eq(&old, &self.backend()) {
             return Err(Error::Storage(
                 "defragment: a snapshot was installed meanwhile; try again".into(),
@@ -90,7 +96,7 @@ impl Store {
         fs::rename(work.join("data.mdb"), dir.join("data.mdb"))?;
         fs::File::open(&dir)?.sync_all()?;
         self.swap_backend(copy);
-        Ok(rows)
+        Ok((rows, locked.elapsed()))
     }
 }
 
@@ -139,7 +145,7 @@ fn catch_up(old: &Backend, rtxn: &RoTxn, copy: &Backend) -> Result<usize> {
     };
     for row in old.t.history.range(rtxn, &tail)? {
         let (k, v) = row?;
-        copy.t.history.put(&mut wtxn, k, v)?;
+        crate::tables::append(copy.t.history, &mut wtxn, k, v)?;
         rows += 1;
     }
     for (from, to) in [
@@ -308,7 +314,7 @@ mod tests {
             });
             let report = store.defragment().unwrap();
             done.store(true, Ordering::SeqCst);
-            assert_eq!(report.size_before, size);
+            assert!(report.size_before >= size, "{report:?}");
             assert!(report.size_after * 2 < report.size_before, "{report:?}");
             writer.join().unwrap()
         });

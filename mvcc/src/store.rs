@@ -973,6 +973,27 @@ mod tests {
     }
 
     #[test]
+    fn history_appends_fill_their_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let rows = 3000;
+        let batch: Vec<_> = (0..rows)
+            .map(|i| {
+                let put = Command::Put(PutRequest {
+                    key: format!("key{i:05}").into_bytes(),
+                    value: vec![1; 1000],
+                    ..Default::default()
+                });
+                (i + 1, put)
+            })
+            .collect();
+        store.apply(&batch).unwrap();
+        // Three rows of about 1.05 KB fit a 4 KiB page; pages split in half hold one or two.
+        let per_row = store.db_size_in_use_bytes().unwrap() / rows;
+        assert!(per_row < 1500, "{per_row} bytes per row");
+    }
+
+    #[test]
     fn without_apply_events_changes_are_still_in_history() {
         let dir = tempfile::tempdir().unwrap();
         let opts = StoreOptions {

@@ -165,6 +165,7 @@ impl Maintenance for MaintenanceService {
             size_before = done.size_before,
             size_after = done.size_after,
             rows_under_lock = done.rows_under_lock,
+            writes_waited_ms = done.locked.as_secs_f64() * 1e3,
             "defragmented the store"
         );
         // etcd answers a defragmentation without a header.
