@@ -3,7 +3,8 @@
 //! clients: etcdctl 3.4 for snapshot save, compaction and defrag, etcr-bench for the load.
 //!
 //! - the overload: `etcr-bench put` at `--overload-clients` clients for `--overload-seconds`
-//!   on the fresh cluster, and each member's peak RSS (VmHWM) after it;
+//!   on a fresh cluster, and each member's peak RSS (VmHWM) after it; then a fresh cluster for
+//!   the rest;
 //! - snapshot save of a store of `--size-mib` MiB of 1 KiB values: MB/s of the file, and
 //!   MiB of values per second;
 //! - the store's size before and after deleting half the keys, compacting and defragmenting
@@ -106,8 +107,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             &args,
         );
         // The data directories are large; keep only the reports and logs.
-        for i in 1..=args.members {
-            let _ = fs::remove_dir_all(work.join(name).join(format!("m{i}")));
+        for d in ["", "overload"] {
+            for i in 1..=args.members {
+                let _ = fs::remove_dir_all(work.join(name).join(d).join(format!("m{i}")));
+            }
         }
         results.push(result?);
     }
@@ -152,7 +155,7 @@ fn measure(
             (8u64 << 30).to_string(),
         ]
     };
-    let (servers, endpoints) = procs::start_cluster(bin, dir, members, &quota)?;
+    let (servers, endpoints) = procs::start_cluster(bin, &dir.join("overload"), members, &quota)?;
     let pids = servers.pids();
     let mut m = Measured {
         name: name.to_string(),
@@ -181,6 +184,11 @@ fn measure(
         ],
     )?;
     m.overload_peak_rss = peak_rss(&pids)?;
+    drop(servers);
+    // A fresh cluster for the rest, so that the overload's history (which grows with the
+    // puts each system answered) does not weigh on the store's size.
+    eprintln!("== {name}: starting {members} new members");
+    let (servers, endpoints) = procs::start_cluster(bin, dir, members, &quota)?;
 
     let keys = (args.size_mib << 20) / VALUE;
     eprintln!(
