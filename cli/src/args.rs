@@ -677,7 +677,7 @@ mod tests {
     fn commands_etcrctl_lacks_are_unknown() {
         for (line, word, path) in [
             ("user list", "user", "etcrctl"),
-            ("snapshot restore x", "restore", "etcrctl snapshot"),
+            ("snapshot bogus x", "bogus", "etcrctl snapshot"),
             ("help user", "user", "etcrctl"),
         ] {
             let err = parse(&argv(line)).unwrap_err();

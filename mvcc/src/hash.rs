@@ -48,7 +48,7 @@ impl Store {
         let mut any_live = false;
         if compacted > 0 {
             p.index.scan(&KeySpan::Range(&[], None), |found| {
-                if let Some(r) = self.t.live_rev_at(&txn, &found.entry, at)? {
+                if let Some(r) = txn.b.t.live_rev_at(&txn, &found.entry, at)? {
                     any_live = true;
                     if r.main <= compacted {
                         keep.insert(r);
@@ -65,7 +65,7 @@ impl Store {
             std::ops::Bound::Excluded(&upper[..]),
         );
         let mut value = Vec::new();
-        for row in self.t.history.range(&txn, &bounds)? {
+        for row in txn.b.t.history.range(&txn, &bounds)? {
             let (k, v) = row?;
             let r = Revision::from_bytes(k)?;
             if r.main <= compacted && any_live && !keep.contains(&r) {

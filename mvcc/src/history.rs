@@ -49,7 +49,7 @@ impl Store {
         mut want: impl FnMut(&[u8], i64, EventKind) -> Wanted,
     ) -> Result<HistoryBatch> {
         let txn = self.read_txn()?;
-        let c = Counters::load(&self.t, &txn)?;
+        let c = Counters::load(&txn.b.t, &txn)?;
         let from = from.max(1);
         if from < c.compacted {
             return Err(Error::Compacted);
@@ -63,7 +63,7 @@ impl Store {
         let end = Revision::new(to, i64::MAX).to_bytes();
         let bounds = (Bound::Included(&start[..]), Bound::Included(&end[..]));
         let mut current_main = 0;
-        for (scanned, item) in self.t.history.range(&txn, &bounds)?.enumerate() {
+        for (scanned, item) in txn.b.t.history.range(&txn, &bounds)?.enumerate() {
             let (k, v) = item?;
             let rev = Revision::from_bytes(k)?;
             if rev.main != current_main {

@@ -75,7 +75,9 @@
 //! The key index (user key → key id and revision of its latest change) lives in memory, as
 //! etcd's does, and is rebuilt from `history` at open: about 0.6 s and 170 bytes per key for
 //! a million 34-byte keys. A write therefore only appends to `history`, whose key is the
-//! revision: the pages it dirties are the last ones of the table, not a random page per key.
+//! revision: the pages it dirties are the last ones of the table, not a random page per key,
+//! and it uses LMDB's append, which fills each page before the next (a plain put splits the
+//! last page in half, leaving history pages half empty).
 //! The previous layout kept the index as an LMDB table; with random keys each write
 //! rewrote a random page of it, and `etcdctl check perf` wrote about 20 KB per write per
 //! member.
@@ -97,8 +99,9 @@
 //! leftover rows are invisible to reads. History rows at exactly the compaction revision are
 //! kept until the next compaction so that a watch may start there. [`Store::hash_kv`] is
 //! etcd's HashKV over the same bytes etcd hashes (the kept history rows as etcd stores them),
-//! so it equals etcd's for the same history and moves with compaction. LMDB reuses freed pages;
-//! [`Store::snapshot_to`] writes a compacted copy (etcd's defragment).
+//! so it equals etcd's for the same history and moves with compaction. LMDB reuses freed pages but
+//! keeps the file's size; [`Store::defragment`] swaps in a compacted copy while reads and
+//! writes go on.
 //!
 //! # Transactions
 //!
@@ -114,12 +117,15 @@
 mod auth_state;
 mod cluster_state;
 mod codec;
+mod defrag;
 mod error;
 mod hash;
 mod history;
+pub mod ids;
 mod index;
 mod lease;
 mod read;
+mod restore;
 mod snapshot_file;
 mod store;
 mod tables;
@@ -134,12 +140,14 @@ pub use cluster_state::{
     takes_space, Alarm, AlarmKind, ClusterCommand, ClusterOutcome, MemberInfo, MemberRecord,
     MemberSet,
 };
+pub use defrag::Defragmented;
 pub use error::{Error, Result};
 pub use hash::HashKv;
 pub use history::{HistoryBatch, Wanted};
 pub use lease::{
     ExpireLeasesResponse, Lease, LeaseGrantRequest, LeaseGrantResponse, MAX_LEASE_TTL,
 };
+pub use restore::{new_member_set, restore_store, NewMember};
 pub use snapshot_file::{snapshot_status, SnapshotStatus};
 pub use store::{is_read_only, Durability, Store, StoreOptions};
 pub use types::*;

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use heed::{CompactionOption, Env, EnvOpenOptions, RoTxn, RwTxn, WithoutTls};
 
-use crate::cluster_state::{self, Alarm, MemberInfo};
+use crate::cluster_state::{self, Alarm, ClusterCommand, MemberInfo, MemberSet};
 use crate::codec::{self, HistoryRecord, Revision};
 use crate::error::{Error, Result};
 use crate::index::KeyIndex;
@@ -96,10 +96,18 @@ impl Published {
 /// All methods take `&self`: reads run on their own LMDB read transactions and never block
 /// the writer; [`Store::apply`] calls are serialised.
 pub struct Store {
-    pub(crate) env: Env<WithoutTls>,
-    pub(crate) t: Tables,
-    /// Alarms and published members (see `cluster_state`).
-    pub(crate) cluster: crate::tables::Table,
+    /// The LMDB environment; replaced (under the write lock) when a defragmentation swaps in
+    /// a compacted copy. Readers hold the one they started on until they finish.
+    backend: RwLock<Arc<Backend>>,
+    /// The store's directory (a defragmented environment was opened elsewhere, then moved).
+    dir: PathBuf,
+    /// Tells apart the directories of defragmentations.
+    pub(crate) defrags: AtomicU64,
+    /// Held by a defragmentation: one at a time.
+    pub(crate) defrag_lock: Mutex<()>,
+    /// Snapshots installed: a defragmentation that saw one install meanwhile starts over.
+    pub(crate) installs: AtomicU64,
+    pub(crate) options: StoreOptions,
     pub(crate) write_lock: Mutex<()>,
     published: RwLock<Arc<Published>>,
     pub(crate) compaction_rows: usize,
@@ -109,23 +117,31 @@ pub struct Store {
     pub(crate) applied: AtomicU64,
 }
 
-impl std::fmt::Debug for Store {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
-            .field("path", &self.env.path())
-            .field("revision", &self.current_revision())
-            .field("compacted", &self.compacted_revision())
-            .field("applied_index", &self.applied_index())
-            .finish()
+/// An LMDB environment and the handles of its tables, which belong to it alone.
+pub(crate) struct Backend {
+    pub(crate) env: Env<WithoutTls>,
+    pub(crate) t: Tables,
+    /// Alarms, members and the auth state (see `cluster_state`, `auth_state`).
+    pub(crate) cluster: crate::tables::Table,
+}
+
+/// A read transaction and the backend it reads, kept alive by it.
+pub(crate) struct Reader {
+    txn: RoTxn<'static, WithoutTls>,
+    pub(crate) b: Arc<Backend>,
+}
+
+impl std::ops::Deref for Reader {
+    type Target = RoTxn<'static, WithoutTls>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.txn
     }
 }
 
-impl Store {
-    /// Opens (creating if needed) the store in directory `dir`, and builds the in-memory key
-    /// index by reading the history table once: the cost grows with the history kept.
-    pub fn open(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
-        let dir = dir.as_ref();
-        fs::create_dir_all(dir)?;
+impl Backend {
+    /// Opens the environment in `dir` (a directory) and its tables, creating what is missing.
+    pub(crate) fn open(dir: &Path, options: &StoreOptions) -> Result<Backend> {
         // SAFETY: LMDB requires that the file is not modified by other means while mapped and
         // that an environment is opened once per process; heed rejects a second open of the
         // same path, and this crate never writes the file except through LMDB.
@@ -153,6 +169,44 @@ impl Store {
             lease_grants: env.create_database(&mut wtxn, Some("lease_grants"))?,
         };
         let cluster = env.create_database(&mut wtxn, Some(CLUSTER_TABLE))?;
+        wtxn.commit()?;
+        Ok(Backend { env, t, cluster })
+    }
+}
+
+/// A write transaction on `b`'s environment that is not tied to a borrow of `b`.
+///
+/// The caller keeps a clone of `b` beside the transaction, dropped after it.
+pub(crate) fn static_write_txn(b: &Arc<Backend>) -> Result<RwTxn<'static>> {
+    let txn = b.env.write_txn()?;
+    // SAFETY: the transaction borrows `b.env`, which lives in the `Arc`'s heap allocation and
+    // never moves; every caller keeps a clone of that `Arc` alive until the transaction is
+    // committed or dropped.
+    Ok(unsafe { std::mem::transmute::<RwTxn<'_>, RwTxn<'static>>(txn) })
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.dir)
+            .field("revision", &self.current_revision())
+            .field("compacted", &self.compacted_revision())
+            .field("applied_index", &self.applied_index())
+            .finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in directory `dir`, and builds the in-memory key
+    /// index by reading the history table once: the cost grows with the history kept.
+    pub fn open(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
+        let dir = dir.as_ref();
+        fs::create_dir_all(dir)?;
+        crate::defrag::remove_leftovers(dir);
+        let b = Arc::new(Backend::open(dir, &options)?);
+        let t = b.t;
+        let env = &b.env;
+        let mut wtxn = env.write_txn()?;
         match t.meta.get(&wtxn, codec::META_FORMAT)? {
             None => {
                 let c = Counters {
@@ -173,7 +227,7 @@ impl Store {
             }
             Some(v) => match codec::be_u64(v)? {
                 codec::FORMAT_VERSION => {}
-                codec::FORMAT_WITH_KEYS_TABLE => upgrade_from_keys_table(&env, &t, &mut wtxn)?,
+                codec::FORMAT_WITH_KEYS_TABLE => upgrade_from_keys_table(env, &t, &mut wtxn)?,
                 format => return Err(Error::Corrupt(format!("unknown store format {format}"))),
             },
         }
@@ -182,9 +236,12 @@ impl Store {
         let index = KeyIndex::rebuild(&t, &wtxn)?;
         wtxn.commit()?;
         Ok(Store {
-            env,
-            t,
-            cluster,
+            backend: RwLock::new(b.clone()),
+            dir: dir.to_path_buf(),
+            defrags: AtomicU64::new(0),
+            defrag_lock: Mutex::new(()),
+            installs: AtomicU64::new(0),
+            options: options.clone(),
             write_lock: Mutex::new(()),
             published: RwLock::new(Arc::new(Published {
                 index,
@@ -235,7 +292,7 @@ impl Store {
     /// file's free space depends on it).
     pub fn compaction_pending(&self) -> Result<bool> {
         let txn = self.read_txn()?;
-        Ok(Counters::load(&self.t, &txn)?.compaction_pending())
+        Ok(Counters::load(&txn.b.t, &txn)?.compaction_pending())
     }
 
     /// Continues a pending compaction by up to about `max_rows` history rows in one durable
@@ -244,14 +301,15 @@ impl Store {
     /// amount per batch; call this when the store is otherwise idle.
     pub fn run_compaction(&self, max_rows: usize) -> Result<bool> {
         let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let mut wtxn = self.env.write_txn()?;
-        let mut c = Counters::load(&self.t, &wtxn)?;
+        let b = self.backend();
+        let mut wtxn = b.env.write_txn()?;
+        let mut c = Counters::load(&b.t, &wtxn)?;
         if !c.compaction_pending() {
             return Ok(true);
         }
         let mut index = self.published().index.clone();
-        let done = write::compact_step(&self.t, &mut wtxn, &mut index, &mut c, max_rows)?;
-        c.save(&self.t, &mut wtxn)?;
+        let done = write::compact_step(&b.t, &mut wtxn, &mut index, &mut c, max_rows)?;
+        c.save(&b.t, &mut wtxn)?;
         wtxn.commit()?;
         self.publish(index, &c);
         Ok(done)
@@ -272,12 +330,13 @@ impl Store {
 
     pub(crate) fn run(
         &self,
+        t: &Tables,
         wtxn: &mut RwTxn,
         index: &mut KeyIndex,
         c: &mut Counters,
         cmd: &Command,
     ) -> Result<Outcome> {
-        let mut ch = Change::new(&self.t, index, c, self.apply_events);
+        let mut ch = Change::new(t, index, c, self.apply_events);
         let result = match cmd {
             Command::Put(r) => ch.put(wtxn, r).map(CommandResponse::Put),
             Command::DeleteRange(r) => ch.delete_range(wtxn, r).map(CommandResponse::DeleteRange),
@@ -311,12 +370,25 @@ impl Store {
         }
     }
 
-    pub(crate) fn read_txn(&self) -> Result<RoTxn<'_, WithoutTls>> {
-        Ok(self.env.read_txn()?)
+    /// The current backend.
+    pub(crate) fn backend(&self) -> Arc<Backend> {
+        Arc::clone(&self.backend.read().unwrap_or_else(|p| p.into_inner()))
     }
 
-    fn view(&self, txn: &RoTxn) -> Result<ReadView> {
-        Ok(Counters::load(&self.t, txn)?.view())
+    /// Makes `b` the backend; the caller holds the write lock.
+    pub(crate) fn swap_backend(&self, b: Backend) -> Arc<Backend> {
+        let mut current = self.backend.write().unwrap_or_else(|p| p.into_inner());
+        std::mem::replace(&mut *current, Arc::new(b))
+    }
+
+    pub(crate) fn read_txn(&self) -> Result<Reader> {
+        let b = self.backend();
+        let txn = b.env.clone().static_read_txn()?;
+        Ok(Reader { txn, b })
+    }
+
+    fn view(&self, txn: &Reader) -> Result<ReadView> {
+        Ok(Counters::load(&txn.b.t, txn)?.view())
     }
 
     /// The published index and a read transaction that holds every history row it refers to.
@@ -325,11 +397,11 @@ impl Store {
     /// rows are ignored (reads go by the index, at the published revision), but a compaction
     /// in it may have dropped rows the published index still needs: then wait for the
     /// publication, which follows the commit at once.
-    pub(crate) fn reader(&self) -> Result<(Arc<Published>, RoTxn<'_, WithoutTls>)> {
+    pub(crate) fn reader(&self) -> Result<(Arc<Published>, Reader)> {
         loop {
             let published = self.published();
             let txn = self.read_txn()?;
-            if self.t.meta_i64(&txn, codec::META_COMPACTED)? == published.compacted {
+            if txn.b.t.meta_i64(&txn, codec::META_COMPACTED)? == published.compacted {
                 return Ok((published, txn));
             }
             drop(txn);
@@ -341,7 +413,7 @@ impl Store {
     pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse> {
         let (p, txn) = self.reader()?;
         let view = p.view();
-        read::range(&self.t, &txn, &p.index, req, view, view)
+        read::range(&txn.b.t, &txn, &p.index, req, view, view)
     }
 
     /// Evaluates a transaction whose every branch only reads, without going through the log.
@@ -353,7 +425,7 @@ impl Store {
         let (p, txn) = self.reader()?;
         let view = p.view();
         let mut path = Vec::new();
-        write::txn_path(&self.t, &txn, &p.index, req, view.current, &mut path)?;
+        write::txn_path(&txn.b.t, &txn, &p.index, req, view.current, &mut path)?;
         let mut path = path.into_iter();
         let mut resp = self.read_txn_branch(&txn, &p.index, req, view, &mut path)?;
         resp.header = ResponseHeader {
@@ -364,7 +436,7 @@ impl Store {
 
     fn read_txn_branch(
         &self,
-        txn: &RoTxn,
+        txn: &Reader,
         index: &KeyIndex,
         req: &TxnRequest,
         view: ReadView,
@@ -382,7 +454,7 @@ impl Store {
         for op in ops {
             responses.push(match op {
                 RequestOp::Range(r) => {
-                    ResponseOp::Range(read::range(&self.t, txn, index, r, view, view)?)
+                    ResponseOp::Range(read::range(&txn.b.t, txn, index, r, view, view)?)
                 }
                 RequestOp::Txn(n) => {
                     ResponseOp::Txn(self.read_txn_branch(txn, index, n, view, path)?)
@@ -428,7 +500,7 @@ impl Store {
             std::ops::Bound::Included(&from[..]),
             std::ops::Bound::Unbounded,
         );
-        for (scanned, item) in self.t.history.range(&txn, &bounds)?.enumerate() {
+        for (scanned, item) in txn.b.t.history.range(&txn, &bounds)?.enumerate() {
             let (k, v) = item?;
             let rev = Revision::from_bytes(k)?;
             if rev.main != current_main {
@@ -450,13 +522,13 @@ impl Store {
     /// The event of one history row; its `prev_kv` is read only when `with_prev`.
     pub(crate) fn event_of(
         &self,
-        txn: &RoTxn,
+        txn: &Reader,
         rev: Revision,
         rec: &HistoryRecord,
         with_prev: bool,
     ) -> Result<Event> {
         let prev_kv = if with_prev && rec.prev.main > 0 {
-            match self.t.history.get(txn, &rec.prev.to_bytes())? {
+            match txn.b.t.history.get(txn, &rec.prev.to_bytes())? {
                 Some(b) => {
                     let p = HistoryRecord::decode(b)?;
                     (!p.tombstone).then(|| kv_of(rec.prev, &p))
@@ -488,43 +560,43 @@ impl Store {
     /// Every raised alarm (committed), by kind then member.
     pub fn alarms(&self) -> Result<Vec<Alarm>> {
         let txn = self.read_txn()?;
-        cluster_state::alarms(&self.cluster, &txn)
+        cluster_state::alarms(&txn.b.cluster, &txn)
     }
 
     /// The committed auth state (users, roles, whether auth is enabled).
     pub fn auth_state(&self) -> Result<crate::AuthState> {
         let txn = self.read_txn()?;
-        crate::auth_state::load(&self.cluster, &txn)
+        crate::auth_state::load(&txn.b.cluster, &txn)
     }
 
     /// Every member's published attributes (committed), by member id.
     pub fn members(&self) -> Result<Vec<MemberInfo>> {
         let txn = self.read_txn()?;
-        cluster_state::members(&self.cluster, &txn)
+        cluster_state::members(&txn.b.cluster, &txn)
     }
 
     /// The member set of the last membership change applied, if any (committed).
     pub fn member_set(&self) -> Result<Option<cluster_state::MemberSet>> {
         let txn = self.read_txn()?;
-        cluster_state::member_set(&self.cluster, &txn)
+        cluster_state::member_set(&txn.b.cluster, &txn)
     }
 
     /// Keys whose current state carries `lease` (for the lessor; no full scan needed).
     pub fn leased_keys(&self, lease: i64) -> Result<Vec<Vec<u8>>> {
         let txn = self.read_txn()?;
-        self.t.leased_keys(&txn, lease)
+        txn.b.t.leased_keys(&txn, lease)
     }
 
     /// The lease `id` as last committed, if it exists.
     pub fn lease(&self, id: i64) -> Result<Option<Lease>> {
         let txn = self.read_txn()?;
-        Ok(self.t.lease_ttl(&txn, id)?.map(|ttl| Lease { id, ttl }))
+        Ok(txn.b.t.lease_ttl(&txn, id)?.map(|ttl| Lease { id, ttl }))
     }
 
     /// Every lease as last committed.
     pub fn leases(&self) -> Result<Vec<Lease>> {
         let txn = self.read_txn()?;
-        self.t.all_leases(&txn)
+        txn.b.t.all_leases(&txn)
     }
 
     /// Keys in the index: every key with history, deleted ones included until a compaction
@@ -550,30 +622,31 @@ impl Store {
 
     /// Size of the database file in bytes.
     pub fn db_size_bytes(&self) -> Result<u64> {
-        Ok(self.env.real_disk_size()?)
+        Ok(self.backend().env.real_disk_size()?)
     }
 
     /// Bytes of the database file in use (file size minus free pages).
     pub fn db_size_in_use_bytes(&self) -> Result<u64> {
-        Ok(self.env.non_free_pages_size()?)
+        Ok(self.backend().env.non_free_pages_size()?)
     }
 
     /// Directory of the environment.
     pub fn path(&self) -> PathBuf {
-        self.env.path().to_path_buf()
+        self.dir.clone()
     }
 
     /// Flushes every committed transaction to disk, whatever [`StoreOptions::durability`] says.
     pub fn sync(&self) -> Result<()> {
-        self.env.force_sync()?;
+        self.backend().env.force_sync()?;
         Ok(())
     }
 
     /// Writes a compacted copy of the whole database (free pages dropped) to the new file
-    /// `file`, consistent at one point in time; writers are not blocked. This is both the raft
-    /// snapshot and etcd's "defrag".
+    /// `file`, consistent at one point in time; writers are not blocked. This is the raft
+    /// snapshot and `Maintenance.Snapshot`'s file.
     pub fn snapshot_to(&self, file: impl AsRef<Path>) -> Result<()> {
         let file = self
+            .backend()
             .env
             .copy_to_path(file.as_ref(), CompactionOption::Enabled)?;
         file.sync_all()?;
@@ -599,13 +672,15 @@ impl Store {
             opts.open(file)?
         };
         let _writer = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.installs.fetch_add(1, Ordering::SeqCst);
+        let b = self.backend();
         let rtxn = snap.read_txn()?;
-        let mut wtxn = self.env.write_txn()?;
+        let mut wtxn = b.env.write_txn()?;
         let tables = [
-            ("meta", self.t.meta),
-            ("history", self.t.history),
-            ("leases", self.t.leases),
-            ("lease_grants", self.t.lease_grants),
+            ("meta", b.t.meta),
+            ("history", b.t.history),
+            ("leases", b.t.leases),
+            ("lease_grants", b.t.lease_grants),
         ];
         for (name, dst) in tables {
             let src: Option<crate::tables::Table> = snap.open_database(&rtxn, Some(name))?;
@@ -620,14 +695,14 @@ impl Store {
         }
         // A snapshot from a member that predates the table has no cluster state to carry.
         let src: Option<crate::tables::Table> = snap.open_database(&rtxn, Some(CLUSTER_TABLE))?;
-        self.cluster.clear(&mut wtxn)?;
+        b.cluster.clear(&mut wtxn)?;
         if let Some(src) = src {
             for row in src.iter(&rtxn)? {
                 let (k, v) = row?;
-                self.cluster.put(&mut wtxn, k, v)?;
+                b.cluster.put(&mut wtxn, k, v)?;
             }
         }
-        let format = self.t.meta_u64(&wtxn, codec::META_FORMAT)?;
+        let format = b.t.meta_u64(&wtxn, codec::META_FORMAT)?;
         if format != codec::FORMAT_VERSION {
             return Err(Error::Corrupt(format!(
                 "snapshot {} has store format {format}, this member reads {}",
@@ -635,13 +710,13 @@ impl Store {
                 codec::FORMAT_VERSION
             )));
         }
-        let c = Counters::load(&self.t, &wtxn)?;
-        let applied = self.t.meta_u64(&wtxn, codec::META_APPLIED)?;
-        let index = KeyIndex::rebuild(&self.t, &wtxn)?;
+        let c = Counters::load(&b.t, &wtxn)?;
+        let applied = b.t.meta_u64(&wtxn, codec::META_APPLIED)?;
+        let index = KeyIndex::rebuild(&b.t, &wtxn)?;
         wtxn.commit()?;
         self.publish(index, &c);
         // Whatever the durability setting: the caller's log forgets what came before this.
-        self.env.force_sync()?;
+        b.env.force_sync()?;
         self.revision.store(c.revision, Ordering::SeqCst);
         self.compacted.store(c.compacted, Ordering::SeqCst);
         self.applied.store(applied, Ordering::SeqCst);
@@ -654,11 +729,12 @@ impl Store {
     }
 
     /// Makes the store in `dir` (a snapshot's database, copied there) the start of a new
-    /// cluster, as `snapshot restore` does: keys, revisions, leases and alarms stay; the
-    /// applied raft index goes back to 0, since the new cluster's log starts empty (entries
-    /// at or below the applied index would be taken for ones already applied), and the old
-    /// cluster's members are forgotten (the new ones publish themselves).
-    pub fn reset_for_new_cluster(dir: impl AsRef<Path>) -> Result<()> {
+    /// cluster of `members`, as `snapshot restore` does: keys, revisions, leases and alarms
+    /// stay; the applied raft index goes back to 0, since the new cluster's log starts empty
+    /// (entries at or below the applied index would be taken for ones already applied); the
+    /// old cluster's members are forgotten and `members` becomes the member set (the new
+    /// members publish their names and client URLs themselves).
+    pub fn reset_for_new_cluster(dir: impl AsRef<Path>, members: &MemberSet) -> Result<()> {
         let dir = dir.as_ref();
         let size = fs::metadata(dir.join("data.mdb"))?.len() as usize;
         let options = StoreOptions {
@@ -667,14 +743,18 @@ impl Store {
             ..StoreOptions::default()
         };
         let store = Store::open(dir, options)?;
-        let mut wtxn = store.env.write_txn()?;
-        store
-            .t
-            .meta
+        let b = store.backend();
+        let mut wtxn = b.env.write_txn()?;
+        b.t.meta
             .put(&mut wtxn, codec::META_APPLIED, &0u64.to_be_bytes())?;
-        cluster_state::forget_members(&store.cluster, &mut wtxn)?;
+        cluster_state::forget_members(&b.cluster, &mut wtxn)?;
+        cluster_state::apply(
+            &b.cluster,
+            &mut wtxn,
+            &ClusterCommand::SetMembers(members.clone()),
+        )?;
         wtxn.commit()?;
-        store.env.force_sync()?;
+        b.env.force_sync()?;
         Ok(())
     }
 
@@ -780,7 +860,7 @@ mod tests {
         let txn = store.read_txn().unwrap();
         (
             store.published().index.len() as u64,
-            store.t.history.len(&txn).unwrap(),
+            txn.b.t.history.len(&txn).unwrap(),
         )
     }
 
@@ -799,7 +879,7 @@ mod tests {
                 ..Default::default()
             };
             let store = Store::open(dir.path(), opts()).unwrap();
-            let flags = store.env.flags().unwrap().unwrap();
+            let flags = store.backend().env.flags().unwrap().unwrap();
             assert_eq!(flags & sync_flags, expected, "{durability:?}");
             store.apply(&[(1, put(b"a")), (2, put(b"b"))]).unwrap();
             store.sync().unwrap();
@@ -872,11 +952,11 @@ mod tests {
         let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
         let txn = store.read_txn().unwrap();
         assert_eq!(
-            store.t.meta_u64(&txn, codec::META_FORMAT).unwrap(),
+            txn.b.t.meta_u64(&txn, codec::META_FORMAT).unwrap(),
             codec::FORMAT_VERSION
         );
         let keys: Option<crate::tables::Table> =
-            store.env.open_database(&txn, Some("keys")).unwrap();
+            txn.b.env.open_database(&txn, Some("keys")).unwrap();
         assert!(keys.unwrap().is_empty(&txn).unwrap());
         drop(txn);
         assert_eq!(store.leased_keys(7).unwrap(), vec![b"a".to_vec()]);
@@ -890,6 +970,27 @@ mod tests {
         assert_eq!(got.kvs[0].lease, 7);
         assert_eq!(got.kvs[1].mod_revision, 3);
         assert_eq!(store.applied_index(), 2);
+    }
+
+    #[test]
+    fn history_appends_fill_their_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let rows = 3000;
+        let batch: Vec<_> = (0..rows)
+            .map(|i| {
+                let put = Command::Put(PutRequest {
+                    key: format!("key{i:05}").into_bytes(),
+                    value: vec![1; 1000],
+                    ..Default::default()
+                });
+                (i + 1, put)
+            })
+            .collect();
+        store.apply(&batch).unwrap();
+        // Three rows of about 1.05 KB fit a 4 KiB page; pages split in half hold one or two.
+        let per_row = store.db_size_in_use_bytes().unwrap() / rows;
+        assert!(per_row < 1500, "{per_row} bytes per row");
     }
 
     #[test]

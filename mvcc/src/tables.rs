@@ -8,7 +8,7 @@
 //! - `lease_grants`: lease id -> granted TTL in seconds, for every lease that exists.
 
 use heed::types::Bytes;
-use heed::{Database, RoTxn};
+use heed::{Database, PutFlags, RoTxn, RwTxn};
 
 use crate::codec::{self, corrupt, Revision};
 use crate::error::Result;
@@ -165,6 +165,17 @@ impl Tables {
             found.entry.latest(),
             true,
         )?))
+    }
+}
+
+/// Writes a row whose key is, normally, above every key of `table` (history rows, keyed by
+/// revision). LMDB's append fills each page before starting the next, where a plain put
+/// splits the full last page in half and leaves every page of an ever-growing table half
+/// empty. A key that is not above the last one is put the ordinary way.
+pub(crate) fn append(table: Table, txn: &mut RwTxn, key: &[u8], value: &[u8]) -> Result<()> {
+    match table.put_with_flags(txn, PutFlags::APPEND, key, value) {
+        Err(heed::Error::Mdb(heed::MdbError::KeyExist)) => Ok(table.put(txn, key, value)?),
+        other => Ok(other?),
     }
 }
 

@@ -209,7 +209,7 @@ impl<'s> Change<'s> {
             key,
             value,
         };
-        t.history.put(wtxn, &rev.to_bytes(), &record.encode())?;
+        crate::tables::append(t.history, wtxn, &rev.to_bytes(), &record.encode())?;
         self.index.set(key, KeyEntry::new(id, rev, false)?);
         if old_lease != 0 && old_lease != lease {
             t.leases.delete(wtxn, &lease_key(old_lease, id))?;
@@ -252,7 +252,7 @@ impl<'s> Change<'s> {
             key: &found.key,
             value: &[],
         };
-        t.history.put(wtxn, &rev.to_bytes(), &record.encode())?;
+        crate::tables::append(t.history, wtxn, &rev.to_bytes(), &record.encode())?;
         self.index.set(&found.key, KeyEntry::new(id, rev, true)?);
         if prev.lease != 0 {
             t.leases.delete(wtxn, &lease_key(prev.lease, id))?;

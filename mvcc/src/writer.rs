@@ -2,7 +2,7 @@
 //! fed from a replicated log pays one commit (and one fsync) for many small batches.
 
 use std::sync::atomic::Ordering;
-use std::sync::MutexGuard;
+use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
 use heed::RwTxn;
@@ -12,7 +12,7 @@ use crate::cluster_state::{self, ClusterCommand, ClusterOutcome, Gate};
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::index::KeyIndex;
-use crate::store::Store;
+use crate::store::{static_write_txn, Backend, Store};
 use crate::types::{Applied, Command, Outcome};
 use crate::write::{self, Counters};
 
@@ -32,7 +32,9 @@ pub struct Writer<'s> {
 /// The state of an open transaction.
 struct Open<'s> {
     _lock: MutexGuard<'s, ()>,
-    txn: RwTxn<'s>,
+    /// Borrows `b`'s environment: declared first, so dropped first.
+    txn: RwTxn<'static>,
+    b: Arc<Backend>,
     keys: KeyIndex,
     c: Counters,
     applied: u64,
@@ -69,7 +71,7 @@ impl<'s> Writer<'s> {
             }
             let outcome = match open.gate.refusal(cmd) {
                 Some(refused) => Outcome::Failed(refused),
-                None => store.run(&mut open.txn, &mut open.keys, &mut open.c, cmd)?,
+                None => store.run(&open.b.t, &mut open.txn, &mut open.keys, &mut open.c, cmd)?,
             };
             open.applied = *index;
             ran += 1;
@@ -80,7 +82,7 @@ impl<'s> Writer<'s> {
         }
         if ran > 0 && open.c.compaction_pending() {
             write::compact_step(
-                &store.t,
+                &open.b.t,
                 &mut open.txn,
                 &mut open.keys,
                 &mut open.c,
@@ -95,13 +97,12 @@ impl<'s> Writer<'s> {
     /// Applies a change to the cluster state (alarms, members) at log index `index` into the
     /// open transaction (opened if needed), in order with the batches around it.
     pub fn apply_cluster(&mut self, index: u64, cmd: &ClusterCommand) -> Result<ClusterOutcome> {
-        let store = self.store;
         let open = self.open()?;
         if index <= open.applied {
             return Ok(ClusterOutcome::Skipped);
         }
-        let outcome = cluster_state::apply(&store.cluster, &mut open.txn, cmd)?;
-        open.gate = Gate::load(&store.cluster, &open.txn)?;
+        let outcome = cluster_state::apply(&open.b.cluster, &mut open.txn, cmd)?;
+        open.gate = Gate::load(&open.b.cluster, &open.txn)?;
         open.applied = index;
         open.commands += 1;
         Ok(outcome)
@@ -110,12 +111,11 @@ impl<'s> Writer<'s> {
     /// Applies a change to the auth state at log index `index` into the open transaction
     /// (opened if needed), in order with the batches around it.
     pub fn apply_auth(&mut self, index: u64, cmd: &AuthCommand) -> Result<AuthOutcome> {
-        let store = self.store;
         let open = self.open()?;
         if index <= open.applied {
             return Ok(AuthOutcome::Skipped);
         }
-        let outcome = auth_state::apply(&store.cluster, &mut open.txn, cmd)?;
+        let outcome = auth_state::apply(&open.b.cluster, &mut open.txn, cmd)?;
         open.applied = index;
         open.commands += 1;
         Ok(outcome)
@@ -128,13 +128,16 @@ impl<'s> Writer<'s> {
             // The batches change a private copy of the index (an O(1) clone) that readers see
             // only once it is published after the commit.
             let keys = store.published().index.clone();
-            let txn = store.env.write_txn()?;
-            let c = Counters::load(&store.t, &txn)?;
-            let applied = store.t.meta_u64(&txn, codec::META_APPLIED)?;
-            let gate = Gate::load(&store.cluster, &txn)?;
+            // The backend cannot change while the write lock is held.
+            let b = store.backend();
+            let txn = static_write_txn(&b)?;
+            let c = Counters::load(&b.t, &txn)?;
+            let applied = b.t.meta_u64(&txn, codec::META_APPLIED)?;
+            let gate = Gate::load(&b.cluster, &txn)?;
             self.open = Some(Open {
                 _lock: lock,
                 txn,
+                b,
                 keys,
                 c,
                 applied,
@@ -164,7 +167,7 @@ impl<'s> Writer<'s> {
             return Ok(());
         }
         let store = self.store;
-        let t = &store.t;
+        let t = &open.b.t;
         open.c.save(t, &mut open.txn)?;
         t.meta.put(
             &mut open.txn,

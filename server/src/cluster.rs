@@ -201,7 +201,7 @@ impl Cluster for ClusterService {
             {
                 return Err(EtcdError::PeerUrlExist.into());
             }
-            let id = crate::ids::member_id(&urls, &self.ctx.cluster_token);
+            let id = mvcc::ids::member_id(&urls, &self.ctx.cluster_token);
             if m.members.iter().any(|x| x.id == id) {
                 return Err(EtcdError::MemberExist.into());
             }

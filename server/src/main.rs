@@ -16,7 +16,6 @@ mod grpc;
 mod grpc_metrics;
 mod histogram;
 mod http;
-mod ids;
 mod kv;
 mod lease;
 mod lock;

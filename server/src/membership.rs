@@ -16,7 +16,6 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Flags;
-use crate::ids;
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Member {
@@ -159,7 +158,7 @@ impl Membership {
             .initial_members()?
             .into_iter()
             .map(|m| Member {
-                id: ids::member_id(&m.peer_urls, token),
+                id: mvcc::ids::member_id(&m.peer_urls, token),
                 client_urls: Vec::new(),
                 name: m.name,
                 peer_urls: m.peer_urls,
@@ -180,7 +179,7 @@ impl Membership {
             cluster_id: if joining {
                 0
             } else {
-                ids::cluster_id(&member_ids)
+                mvcc::ids::cluster_id(&member_ids)
             },
             local_id,
             members,

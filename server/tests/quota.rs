@@ -77,7 +77,7 @@ fn assert_unhealthy(m: &Etcr) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_member_refuses_writes_over_quota_and_recovers_after_compaction_and_disarm() {
+async fn one_member_refuses_writes_over_quota_and_recovers_after_compaction_defrag_and_disarm() {
     assert!(
         std::path::Path::new(ETCDCTL).exists(),
         "{ETCDCTL} is missing"
@@ -119,6 +119,18 @@ async fn one_member_refuses_writes_over_quota_and_recovers_after_compaction_and_
     let (ok, out, err) = run_etcdctl(&ep, &["compact", &rev, "--physical"], b"");
     assert!(ok, "{err}");
     assert_eq!(out, format!("compacted revision {rev}\n"));
+    // Defragmenting under NOSPACE gives the freed pages back to the file system.
+    let size = status(&ep).await.db_size;
+    assert_eq!(
+        run_etcdctl(&ep, &["defrag"], b""),
+        (
+            true,
+            format!("Finished defragmenting etcd member[{ep}]\n"),
+            String::new()
+        )
+    );
+    let defragmented = status(&ep).await.db_size;
+    assert!(defragmented * 2 < size, "db size {size} -> {defragmented}");
     assert_eq!(
         run_etcdctl(&ep, &["alarm", "disarm"], b""),
         (true, alarm_line(id), String::new())

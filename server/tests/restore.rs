@@ -1,19 +1,24 @@
-//! A new cluster started from a snapshot of another: every key with its revisions, and the
-//! revision counter going on from there. The data directories are made as `snapshot restore`
-//! makes them: the snapshot's database (its SHA-256 checked and cut off) as the store, reset
-//! for a new cluster (`mvcc::Store::reset_for_new_cluster`), no raft log, no membership file.
+//! `etcrctl snapshot restore`: a new 3-member cluster started from another's snapshot has
+//! every key with its revisions and leases, the new member set, and goes on from the
+//! snapshot's revision; a corrupted snapshot and an existing data directory are refused.
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
+use api::etcdserverpb::cluster_client::ClusterClient;
 use api::etcdserverpb::kv_client::KvClient;
-use api::etcdserverpb::maintenance_client::MaintenanceClient;
-use api::etcdserverpb::{DeleteRangeRequest, PutRequest, RangeRequest, SnapshotRequest};
-use common::{Cluster, Net};
+use api::etcdserverpb::lease_client::LeaseClient;
+use api::etcdserverpb::{
+    DeleteRangeRequest, LeaseGrantRequest, MemberListRequest, PutRequest, RangeRequest,
+};
+use common::{Cluster, Etcr, Net};
 
-async fn all_keys(endpoint: String) -> (i64, Vec<(Vec<u8>, Vec<u8>, i64, i64, i64)>) {
+type Row = (Vec<u8>, Vec<u8>, i64, i64, i64, i64);
+
+async fn all_keys(endpoint: String) -> (i64, Vec<Row>) {
     let mut kv = KvClient::connect(endpoint).await.expect("connect");
     let r = kv
         .range(RangeRequest {
@@ -27,23 +32,89 @@ async fn all_keys(endpoint: String) -> (i64, Vec<(Vec<u8>, Vec<u8>, i64, i64, i6
     let kvs = r
         .kvs
         .into_iter()
-        .map(|k| (k.key, k.value, k.create_revision, k.mod_revision, k.version))
+        .map(|k| {
+            let (c, m, v, l) = (k.create_revision, k.mod_revision, k.version, k.lease);
+            (k.key, k.value, c, m, v, l)
+        })
         .collect();
     (r.header.expect("header").revision, kvs)
 }
 
+/// The etcrctl binary of this build: `<target>/<profile>/etcrctl`, built first (the server's
+/// tests do not depend on the client's crate).
+fn etcrctl() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("<target>/<profile>/deps/<test>");
+    let target_dir = profile_dir.parent().expect("target dir");
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build
+        .args(["build", "-q", "-p", "etcrctl", "--manifest-path"])
+        .arg(&manifest)
+        .env("CARGO_TARGET_DIR", target_dir);
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        build.arg("--release");
+    }
+    let status = build.status().expect("run cargo build -p etcrctl");
+    assert!(status.success(), "cargo build -p etcrctl: {status}");
+    profile_dir.join("etcrctl")
+}
+
+/// Runs etcrctl; its exit code, stdout and stderr.
+fn run(etcrctl: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(etcrctl)
+        .args(args)
+        .output()
+        .expect("run etcrctl");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn restore_args<'a>(snapshot: &'a str, m: &'a Etcr, peer: &'a str) -> Vec<&'a str> {
+    let data_dir = m.data_dir.to_str().expect("utf-8 path");
+    vec![
+        "snapshot",
+        "restore",
+        snapshot,
+        "--data-dir",
+        data_dir,
+        "--name",
+        &m.name,
+        "--initial-cluster",
+        &m.initial_cluster,
+        "--initial-advertise-peer-urls",
+        peer,
+    ]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cluster_restored_from_a_snapshot_has_every_key_and_revision() {
+async fn a_cluster_restored_by_etcrctl_has_every_key_revision_and_the_new_members() {
+    let etcrctl = etcrctl();
     let old = Cluster::start(3, &[]);
     let leader = old.leader(Duration::from_secs(10)).await;
-    let mut kv = KvClient::connect(old.members[leader].endpoint())
+    let endpoint = old.members[leader].endpoint();
+    let mut kv = KvClient::connect(endpoint.clone()).await.unwrap();
+    let lease = LeaseClient::connect(endpoint.clone())
         .await
-        .unwrap();
+        .unwrap()
+        .lease_grant(LeaseGrantRequest { ttl: 3600, id: 0 })
+        .await
+        .unwrap()
+        .into_inner()
+        .id;
     for i in 0..30 {
         for v in 0..(i % 3 + 1) {
             kv.put(PutRequest {
                 key: format!("key{i:02}").into(),
                 value: format!("v{v}").into(),
+                lease: if i == 5 { lease } else { 0 },
                 ..Default::default()
             })
             .await
@@ -56,35 +127,73 @@ async fn a_cluster_restored_from_a_snapshot_has_every_key_and_revision() {
     })
     .await
     .unwrap();
-    let before = all_keys(old.members[leader].endpoint()).await;
+    let before = all_keys(endpoint).await;
 
-    let mut m = MaintenanceClient::connect(old.members[(leader + 1) % 3].endpoint())
-        .await
-        .unwrap();
-    let mut stream = m.snapshot(SnapshotRequest {}).await.unwrap().into_inner();
-    let mut bytes = Vec::new();
-    while let Some(chunk) = stream.message().await.unwrap() {
-        bytes.extend_from_slice(&chunk.blob);
-    }
-    drop(old);
-    let (db, digest) = bytes.split_at(bytes.len() - 32);
-    assert_eq!(
-        ring::digest::digest(&ring::digest::SHA256, db).as_ref(),
-        digest,
-        "the snapshot's SHA-256"
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = dir.path().join("s.db").display().to_string();
+    let follower = old.members[(leader + 1) % 3].endpoint();
+    let (code, out, err) = run(
+        &etcrctl,
+        &["--endpoints", &follower, "snapshot", "save", &snapshot],
     );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, format!("Snapshot saved at {snapshot}\n"));
+    drop(old);
 
-    let restore = |data_dir: &Path| {
-        let kv_dir = data_dir.join("member").join("kv");
-        std::fs::create_dir_all(&kv_dir).unwrap();
-        std::fs::write(kv_dir.join("data.mdb"), db).unwrap();
-        mvcc::Store::reset_for_new_cluster(&kv_dir).unwrap();
+    // One flipped byte: refused, and nothing is left behind.
+    let corrupt = dir.path().join("corrupt.db").display().to_string();
+    let mut bytes = std::fs::read(&snapshot).unwrap();
+    bytes[5000] ^= 1;
+    std::fs::write(&corrupt, bytes).unwrap();
+    let target = dir.path().join("refused");
+    let target_s = target.display().to_string();
+    let (code, _, err) = run(
+        &etcrctl,
+        &["snapshot", "restore", &corrupt, "--data-dir", &target_s],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("Error: expected sha256 ["), "{err}");
+    assert!(!target.exists());
+
+    let restore = |m: &Etcr| {
+        let peer = format!("http://127.0.0.1:{}", m.peer_port);
+        let (code, out, err) = run(&etcrctl, &restore_args(&snapshot, m, &peer));
+        assert_eq!((code, out.as_str()), (0, ""), "{err}");
+        assert_eq!(err.matches("\"msg\":\"added member\"").count(), 3, "{err}");
+        assert!(err.contains("\"msg\":\"restored snapshot\""), "{err}");
     };
     let new = Cluster::start_prepared(Net::Tcp, 3, &[], &restore);
     let leader = new.leader(Duration::from_secs(10)).await;
     for m in &new.members {
         assert_eq!(all_keys(m.endpoint()).await, before, "{}", m.name);
     }
+    // The member set is the one restore was given.
+    let mut listed = ClusterClient::connect(new.members[leader].endpoint())
+        .await
+        .unwrap()
+        .member_list(MemberListRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .members
+        .into_iter()
+        .map(|m| (m.id, m.peer_ur_ls))
+        .collect::<Vec<_>>();
+    listed.sort();
+    let mut expected: Vec<(u64, Vec<String>)> = new
+        .members
+        .iter()
+        .map(|m| {
+            let urls = vec![format!("http://127.0.0.1:{}", m.peer_port)];
+            (mvcc::ids::member_id(&urls, "etcd-cluster"), urls)
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(listed, expected);
+    let mut ids = new.member_ids().await;
+    ids.sort_unstable();
+    assert_eq!(ids, expected.iter().map(|e| e.0).collect::<Vec<_>>());
+
     // Writes go on from the snapshot's revision, and replicate.
     let mut kv = KvClient::connect(new.members[(leader + 2) % 3].endpoint())
         .await
@@ -93,6 +202,7 @@ async fn a_cluster_restored_from_a_snapshot_has_every_key_and_revision() {
         .put(PutRequest {
             key: b"after".to_vec(),
             value: b"restore".to_vec(),
+            lease,
             ..Default::default()
         })
         .await
@@ -104,4 +214,14 @@ async fn a_cluster_restored_from_a_snapshot_has_every_key_and_revision() {
         assert_eq!(rev, before.0 + 1, "{}", m.name);
         assert_eq!(kvs.len(), before.1.len() + 1, "{}", m.name);
     }
+
+    // A data directory that exists is refused, as etcdctl refuses it.
+    let m = &new.members[0];
+    let peer = format!("http://127.0.0.1:{}", m.peer_port);
+    let (code, _, err) = run(&etcrctl, &restore_args(&snapshot, m, &peer));
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        format!("Error: data-dir \"{}\" exists\n", m.data_dir.display())
+    );
 }

@@ -89,22 +89,22 @@ impl Plan {
 
 /// The parts of etcr-bench's JSON report that the comparison uses.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-struct BenchReport {
-    requests: u64,
-    errors: u64,
+pub(crate) struct BenchReport {
+    pub(crate) requests: u64,
+    pub(crate) errors: u64,
     #[serde(default)]
-    errors_by_code: BTreeMap<String, u64>,
-    throughput: f64,
-    latency_ms: Latency,
+    pub(crate) errors_by_code: BTreeMap<String, u64>,
+    pub(crate) throughput: f64,
+    pub(crate) latency_ms: Latency,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-struct Latency {
-    p50: f64,
-    p90: f64,
-    p99: f64,
-    p999: f64,
-    max: f64,
+pub(crate) struct Latency {
+    pub(crate) p50: f64,
+    pub(crate) p90: f64,
+    pub(crate) p99: f64,
+    pub(crate) p999: f64,
+    pub(crate) max: f64,
 }
 
 /// One workload against one system.
@@ -362,12 +362,12 @@ fn cpu(pids: &[u32]) -> anyhow::Result<Vec<f64>> {
     pids.iter().map(|&p| procs::cpu_seconds(p)).collect()
 }
 
-fn peak_rss(pids: &[u32]) -> anyhow::Result<Vec<u64>> {
+pub(crate) fn peak_rss(pids: &[u32]) -> anyhow::Result<Vec<u64>> {
     pids.iter().map(|&p| procs::peak_rss_bytes(p)).collect()
 }
 
 /// Runs etcr-bench once with a JSON report in `dir/<tag>.json` and returns the report.
-fn bench(
+pub(crate) fn bench(
     bench_bin: &Path,
     endpoints: &[String],
     dir: &Path,
@@ -397,11 +397,11 @@ fn bench(
     Ok(serde_json::from_str(&fs::read_to_string(&json)?)?)
 }
 
-fn mib(bytes: f64) -> String {
+pub(crate) fn mib(bytes: f64) -> String {
     format!("{:.1} MiB", bytes / (1024.0 * 1024.0))
 }
 
-fn ratio(etcr: f64, etcd: f64) -> String {
+pub(crate) fn ratio(etcr: f64, etcd: f64) -> String {
     if etcd > 0.0 {
         format!("{:.2}", etcr / etcd)
     } else {

@@ -20,6 +20,7 @@ mod cluster;
 mod compare;
 mod fuzz;
 mod health;
+mod maintenance;
 mod packages;
 mod procs;
 mod side_by_side;

@@ -11,9 +11,9 @@ pub const SPEC: Spec = Spec {
     name: "defrag",
     args: "[flags]",
     summary: "give each endpoint's free backend space back to the file system",
-    about: "Rewrites each member's backend without the space that compaction freed; the member
-does not serve requests meanwhile, so defragment one member at a time. Exits 1 if any
-endpoint failed.",
+    about: "Rewrites each member's backend without the space that compaction freed. An etcr
+member serves reads and writes meanwhile; an etcd member does not, so defragment etcd one
+member at a time. Exits 1 if any endpoint failed.",
     flags: &[
         flag(
             "cluster",

@@ -20,6 +20,7 @@ pub mod member;
 pub mod move_leader;
 pub mod put;
 mod range;
+pub mod restore;
 pub mod snapshot;
 pub mod txn;
 pub mod version;
@@ -65,6 +66,7 @@ pub enum Command {
     Defrag,
     SnapshotSave,
     SnapshotStatus,
+    SnapshotRestore,
     Version,
 }
 
@@ -100,6 +102,7 @@ impl Command {
         Command::Defrag,
         Command::SnapshotSave,
         Command::SnapshotStatus,
+        Command::SnapshotRestore,
         Command::Version,
     ];
 
@@ -134,6 +137,7 @@ impl Command {
             Command::Defrag => &defrag::SPEC,
             Command::SnapshotSave => &snapshot::SAVE,
             Command::SnapshotStatus => &snapshot::STATUS,
+            Command::SnapshotRestore => &restore::SPEC,
             Command::Version => &version::SPEC,
         }
     }
@@ -252,6 +256,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         Command::Defrag => defrag::run(ctx).await,
         Command::SnapshotSave => snapshot::save(ctx).await,
         Command::SnapshotStatus => snapshot::status(ctx).await,
+        Command::SnapshotRestore => restore::run(ctx).await,
         Command::Version => version::run(),
     }
 }

@@ -137,7 +137,7 @@ pub async fn status(ctx: &mut Ctx) -> Result<()> {
 }
 
 /// A zap production log line on stderr, as clientv3's snapshot code writes them.
-fn log(caller: &str, msg: &str, fields: &[(&str, String)]) {
+pub(super) fn log(caller: &str, msg: &str, fields: &[(&str, String)]) {
     let mut line = format!(
         "{{\"level\":\"info\",\"ts\":{},\"caller\":\"{caller}\",\"msg\":{}",
         crate::clock::epoch_seconds(),
@@ -173,7 +173,7 @@ fn interrupted(message: impl Into<String>) -> CliError {
 }
 
 /// The error text of Go's `os` operations: `open <path>: <errno text>`.
-fn os_error(op: &str, path: &str, e: &std::io::Error) -> String {
+pub(super) fn os_error(op: &str, path: &str, e: &std::io::Error) -> String {
     let text = e.to_string();
     let text = text.split(" (os error").next().unwrap_or_default();
     let mut chars = text.chars();

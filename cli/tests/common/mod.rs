@@ -52,6 +52,7 @@ pub const OPS_COMMANDS: &[&str] = &[
     "defrag",
     "snapshot save",
     "snapshot status",
+    "snapshot restore",
 ];
 
 // ---------------------------------------------------------------------------------------

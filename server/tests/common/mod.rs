@@ -18,7 +18,7 @@ pub struct Etcr {
     pub client_port: u16,
     pub peer_port: u16,
     pub data_dir: PathBuf,
-    initial_cluster: String,
+    pub initial_cluster: String,
     extra: Vec<String>,
 }
 
@@ -260,12 +260,13 @@ impl Cluster {
         Cluster::start_prepared(net, size, extra, &|_| {})
     }
 
-    /// Like [`Cluster::start_on`], with `prepare` run on each member's data directory first.
+    /// Like [`Cluster::start_on`], with `prepare` run on each member before it starts (its
+    /// data directory does not exist yet).
     pub fn start_prepared(
         net: Net,
         size: usize,
         extra: &[&str],
-        prepare: &dyn Fn(&Path),
+        prepare: &dyn Fn(&Etcr),
     ) -> Cluster {
         let dir = tempfile::tempdir().expect("temporary directory");
         let names: Vec<String> = (0..size).map(|i| format!("m{}", i + 1)).collect();
@@ -288,7 +289,7 @@ impl Cluster {
             })
             .collect();
         for m in &mut members {
-            prepare(&m.data_dir);
+            prepare(m);
             m.spawn();
         }
         for m in &mut members {
