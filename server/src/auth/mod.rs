@@ -6,6 +6,7 @@
 //! lookup and a binary search. Checks run where the request arrives, before it is proposed
 //! or read.
 
+mod jwt;
 mod permissions;
 mod service;
 mod tokens;
@@ -14,6 +15,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+pub use jwt::{token_kind, Jwt, TokenKind};
 pub use permissions::Need;
 use permissions::UserPerms;
 pub use service::AuthService;
@@ -50,6 +52,8 @@ pub struct AuthSettings {
 pub struct AuthStore {
     view: RwLock<Arc<View>>,
     pub tokens: Tokens,
+    /// Set with `--auth-token jwt,...`: tokens are then signed claims, not `tokens`.
+    jwt: Option<Box<Jwt>>,
     pub bcrypt_cost: u32,
     compares: tokio::sync::Semaphore,
 }
@@ -59,9 +63,26 @@ impl AuthStore {
         AuthStore {
             view: RwLock::new(Arc::new(View::new(state))),
             tokens: Tokens::new(settings.token_ttl),
+            jwt: None,
             bcrypt_cost: settings.bcrypt_cost,
             compares: tokio::sync::Semaphore::new(CONCURRENT_COMPARES),
         }
+    }
+
+    /// Makes tokens `kind`'s way.
+    pub fn with_tokens(mut self, kind: TokenKind) -> Self {
+        self.jwt = match kind {
+            TokenKind::Simple => None,
+            TokenKind::Jwt(j) => Some(j),
+        };
+        self
+    }
+
+    /// With JWT tokens, a token signed for `user` at `revision`, the auth revision whose
+    /// state its password was checked against; `None` with simple tokens.
+    pub fn sign_jwt(&self, user: &str, revision: u64) -> Option<Result<String, EtcdError>> {
+        let jwt = self.jwt.as_ref()?;
+        Some(jwt.sign(user, revision).map_err(EtcdError::Internal))
     }
 
     pub fn view(&self) -> Arc<View> {
@@ -82,11 +103,18 @@ impl AuthStore {
         if !self.view().state.enabled {
             return Ok(None);
         }
-        self.user_of(token).map(Some)
+        self.user_of(&self.view(), token).map(Some)
     }
 
-    fn user_of(&self, token: Option<&str>) -> Result<Arc<str>, EtcdError> {
+    fn user_of(&self, view: &View, token: Option<&str>) -> Result<Arc<str>, EtcdError> {
         let token = token.ok_or(EtcdError::UserEmpty)?;
+        if let Some(jwt) = &self.jwt {
+            let (user, revision) = jwt.verify(token).ok_or(EtcdError::InvalidAuthToken)?;
+            if revision < view.state.revision {
+                return Err(EtcdError::AuthOldRevision);
+            }
+            return Ok(user.into());
+        }
         self.tokens
             .user_of(token)
             .ok_or(EtcdError::InvalidAuthToken)
@@ -104,7 +132,7 @@ impl AuthStore {
         if !view.state.enabled {
             return Ok(());
         }
-        let user = self.user_of(token)?;
+        let user = self.user_of(&view, token)?;
         match view.perms.get(&*user) {
             Some(p) if p.allows(need, key, range_end) => Ok(()),
             _ => Err(EtcdError::PermissionDenied),
@@ -117,7 +145,7 @@ impl AuthStore {
         if !view.state.enabled {
             return Ok(Checker(None));
         }
-        let user = self.user_of(token)?;
+        let user = self.user_of(&view, token)?;
         Ok(Checker(Some((view, user))))
     }
 
@@ -127,7 +155,7 @@ impl AuthStore {
         if !view.state.enabled {
             return Ok(());
         }
-        let user = self.user_of(token)?;
+        let user = self.user_of(&view, token)?;
         match view.perms.get(&*user) {
             None => Err(EtcdError::UserNotFound),
             Some(p) if p.root => Ok(()),
