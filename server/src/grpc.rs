@@ -285,12 +285,15 @@ impl grpc_h2::Handler for Dispatch {
 impl Dispatch {
     /// `metadata` carries the caller's `token` for the services that will check it.
     fn route(&self, path: &str, metadata: Metadata, request: Request) -> Response {
-        let token = metadata.token.clone();
+        let token = self
+            .ctx
+            .auth
+            .credential(metadata.token, metadata.client_common_name.as_deref());
         let message = match request {
             Request::Message(m) => m,
             Request::Stream(requests) if path == "/etcdserverpb.Watch/Watch" => {
                 let watch = self.watch.clone();
-                let permit = crate::auth::watch_permit(self.ctx.clone(), metadata.token.clone());
+                let permit = crate::auth::watch_permit(self.ctx.clone(), token);
                 return bidirectional(requests, move |r| watch.watch(r, Some(permit)));
             }
             Request::Stream(requests) if path == "/etcdserverpb.Lease/LeaseKeepAlive" => {

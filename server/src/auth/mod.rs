@@ -54,6 +54,9 @@ pub struct AuthStore {
     pub tokens: Tokens,
     /// Set with `--auth-token jwt,...`: tokens are then signed claims, not `tokens`.
     jwt: Option<Box<Jwt>>,
+    /// A secret of this process: a call's credential that starts with it names the user of
+    /// the call's verified client certificate (see [`AuthStore::credential`]).
+    cert_marker: String,
     pub bcrypt_cost: u32,
     compares: tokio::sync::Semaphore,
 }
@@ -64,6 +67,7 @@ impl AuthStore {
             view: RwLock::new(Arc::new(View::new(state))),
             tokens: Tokens::new(settings.token_ttl),
             jwt: None,
+            cert_marker: format!("{}{}.", new_prefix(), new_prefix()),
             bcrypt_cost: settings.bcrypt_cost,
             compares: tokio::sync::Semaphore::new(CONCURRENT_COMPARES),
         }
@@ -83,6 +87,28 @@ impl AuthStore {
     pub fn sign_jwt(&self, user: &str, revision: u64) -> Option<Result<String, EtcdError>> {
         let jwt = self.jwt.as_ref()?;
         Some(jwt.sign(user, revision).map_err(EtcdError::Internal))
+    }
+
+    /// What a call authenticates with: its token, else (etcd's rule) the common name of the
+    /// client certificate its connection verified, passed on where tokens go. That form
+    /// starts with a secret no client is told, so no token a client sends can pose as it.
+    pub fn credential(&self, token: Option<String>, common_name: Option<&str>) -> Option<String> {
+        token.or_else(|| common_name.map(|cn| format!("{}{cn}", self.cert_marker)))
+    }
+
+    /// The certificate's user, when `credential` came from [`AuthStore::credential`]'s
+    /// second form (compared in constant time, so response times tell nothing of the secret).
+    fn certificate_user<'a>(&self, credential: &'a str) -> Option<&'a str> {
+        let n = self.cert_marker.len();
+        let head = credential.as_bytes().get(..n)?;
+        let differ = head
+            .iter()
+            .zip(self.cert_marker.as_bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        if differ != 0 {
+            return None;
+        }
+        credential.get(n..)
     }
 
     pub fn view(&self) -> Arc<View> {
@@ -108,6 +134,9 @@ impl AuthStore {
 
     fn user_of(&self, view: &View, token: Option<&str>) -> Result<Arc<str>, EtcdError> {
         let token = token.ok_or(EtcdError::UserEmpty)?;
+        if let Some(user) = self.certificate_user(token) {
+            return Ok(user.into());
+        }
         if let Some(jwt) = &self.jwt {
             let (user, revision) = jwt.verify(token).ok_or(EtcdError::InvalidAuthToken)?;
             if revision < view.state.revision {
@@ -244,4 +273,32 @@ pub fn with_token<T>(mut req: tonic::Request<T>, token: Option<&str>) -> tonic::
         req.metadata_mut().insert(TOKEN, v);
     }
     req
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> AuthStore {
+        AuthStore::new(
+            Default::default(),
+            AuthSettings {
+                bcrypt_cost: 4,
+                token_ttl: Duration::from_secs(300),
+            },
+        )
+    }
+
+    #[test]
+    fn only_this_process_makes_certificate_credentials() {
+        let a = store();
+        let c = a.credential(None, Some("alice")).unwrap();
+        assert_eq!(a.certificate_user(&c), Some("alice"));
+        let sent = a.credential(Some("t.1".into()), Some("alice"));
+        assert_eq!(sent.as_deref(), Some("t.1"));
+        assert_eq!(a.credential(None, None), None);
+        assert_eq!(store().certificate_user(&c), None);
+        assert_eq!(a.certificate_user("alice"), None);
+        assert_eq!(a.certificate_user(""), None);
+    }
 }
