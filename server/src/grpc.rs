@@ -56,7 +56,11 @@ impl Dispatch {
     pub fn new(ctx: Arc<Context>, hub: crate::watch::Hub) -> Self {
         let watch = Arc::new(crate::watch::WatchService::new(ctx.clone(), hub));
         let kv = Arc::new(KvService::new(ctx.clone()));
-        let keys = Arc::new(crate::lock::Keys::new(kv.clone(), watch.clone()));
+        let keys = Arc::new(crate::lock::Keys::new(
+            kv.clone(),
+            watch.clone(),
+            ctx.clone(),
+        ));
         Dispatch {
             lock: Arc::new(crate::lock::LockService::new(keys.clone())),
             election: Arc::new(crate::election::ElectionService::new(keys)),
@@ -383,7 +387,7 @@ impl Dispatch {
             "/v3electionpb.Election/Resign" => route!(self.election, resign, message, token),
             "/v3electionpb.Election/Observe" => {
                 let election = self.election.clone();
-                server_streaming(message, move |r| election.observe(r))
+                server_streaming(message, move |r| election.observe(r, token))
             }
             RENEW_PATH => route!(self.lease, forwarded_renew, message, token),
             TIME_TO_LIVE_PATH => route!(self.lease, forwarded_time_to_live, message, token),
