@@ -24,6 +24,7 @@
 #![deny(missing_docs)]
 
 pub mod args;
+mod auth;
 pub mod report;
 pub mod runner;
 pub mod workload;
@@ -55,6 +56,9 @@ pub enum BenchError {
     /// `--target-leader` found no leader among the endpoints.
     #[error("no leader found: {0}")]
     NoLeader(String),
+    /// `--user` could not authenticate.
+    #[error("cannot authenticate: {0}")]
+    Auth(String),
     /// A request loop panicked.
     #[error("request loop failed: {0}")]
     Task(String),

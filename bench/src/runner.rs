@@ -62,7 +62,7 @@ pub fn endpoint_url(endpoint: &str) -> String {
     }
 }
 
-async fn connect(url: &str) -> Result<Channel, BenchError> {
+pub(crate) async fn connect(url: &str) -> Result<Channel, BenchError> {
     let endpoint = Endpoint::from_shared(url.to_string())
         .map_err(|e| BenchError::Endpoint(url.to_string(), e.to_string()))?
         .tcp_nodelay(true)
@@ -120,6 +120,7 @@ pub async fn run(args: &Args) -> Result<Report, BenchError> {
     } else {
         urls
     };
+    let metadata = crate::auth::metadata(&targets[0], args).await?;
     let generator = Generator::new(args);
     let counters = Arc::new(Counters::default());
     let stop = args.stop();
@@ -134,6 +135,7 @@ pub async fn run(args: &Args) -> Result<Report, BenchError> {
             tcp,
             ConnLoop {
                 authority: authority(url),
+                metadata: metadata.clone(),
                 clients,
                 generator: generator.clone(),
                 counters: counters.clone(),
@@ -224,6 +226,8 @@ async fn open(url: &str) -> Result<TcpStream, BenchError> {
 /// The clients of one connection.
 struct ConnLoop {
     authority: String,
+    /// Sent with every request (the `--user` token).
+    metadata: http::HeaderMap,
     clients: usize,
     generator: Generator,
     counters: Arc<Counters>,
@@ -246,7 +250,12 @@ impl ConnLoop {
         while self.more(start) {
             let (path, message) = self.generator.next_op().encode();
             let sent = Instant::now();
-            match tokio::time::timeout(self.timeout, client.unary(path, &message)).await {
+            match tokio::time::timeout(
+                self.timeout,
+                client.unary_with(path, self.metadata.clone(), &message),
+            )
+            .await
+            {
                 Ok(Ok(_)) => {
                     result.latencies_us.push(sent.elapsed().as_micros() as u64);
                     self.counters.ok.fetch_add(1, Ordering::Relaxed);

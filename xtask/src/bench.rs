@@ -26,6 +26,13 @@ pub enum Which {
         #[arg(long = "peer-transport", default_value = "tcp")]
         peer_transport: String,
     },
+    /// Range throughput with auth off and on (a simple token), on a 3-member etcr and a
+    /// 3-member etcd 3.4: target/bench/auth.{md,json}.
+    Auth {
+        /// Seconds per measurement (four per system).
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+    },
     /// etcr-bench against a 3-member etcr, then a 3-member etcd 3.4: one Markdown table,
     /// target/bench/compare.{md,json} and target/bench/latency.svg.
     Compare {
@@ -56,6 +63,7 @@ pub fn run(which: Which) -> anyhow::Result<()> {
             peer_transport,
         } => return crate::checkperf::run(&load, size, &peer_transport),
         Which::Compare { quick } => return crate::compare::run(quick),
+        Which::Auth { seconds } => return crate::authbench::run(seconds),
         Which::Raft => example("raft-core", "throughput"),
         Which::Transport => example("transport-quic", "transport_bench"),
         Which::Mvcc { keys } => {
