@@ -29,9 +29,12 @@ pub enum Which {
     /// Range throughput with auth off and on (a simple token), on a 3-member etcr and a
     /// 3-member etcd 3.4: target/bench/auth.{md,json}.
     Auth {
-        /// Seconds per measurement (four per system).
-        #[arg(long, default_value_t = 10)]
+        /// Seconds per measurement (four per round and system).
+        #[arg(long, default_value_t = 5)]
         seconds: u32,
+        /// Rounds of auth off, then on; each cell is the best round.
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
     },
     /// etcr-bench against a 3-member etcr, then a 3-member etcd 3.4: one Markdown table,
     /// target/bench/compare.{md,json} and target/bench/latency.svg.
@@ -63,7 +66,7 @@ pub fn run(which: Which) -> anyhow::Result<()> {
             peer_transport,
         } => return crate::checkperf::run(&load, size, &peer_transport),
         Which::Compare { quick } => return crate::compare::run(quick),
-        Which::Auth { seconds } => return crate::authbench::run(seconds),
+        Which::Auth { seconds, rounds } => return crate::authbench::run(seconds, rounds),
         Which::Raft => example("raft-core", "throughput"),
         Which::Transport => example("transport-quic", "transport_bench"),
         Which::Mvcc { keys } => {
