@@ -111,6 +111,14 @@ impl AuthStore {
         credential.get(n..)
     }
 
+    /// The log index a simple token names (the entry that assigned it).
+    fn token_index(&self, token: &str) -> Option<u64> {
+        if self.jwt.is_some() || self.certificate_user(token).is_some() {
+            return None;
+        }
+        token.rsplit_once('.')?.1.parse().ok()
+    }
+
     pub fn view(&self) -> Arc<View> {
         self.view.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
@@ -262,6 +270,44 @@ pub fn watch_permit(
             .check(token.as_deref(), Need::Read, &c.key, &c.range_end)
             .map_err(|_| ctx.store.current_revision())
     })
+}
+
+/// A call's credential, and the log index it must wait for: a simple token names the entry
+/// that assigned it (`<random>.<index>`), and a member that has not applied that entry yet
+/// would not know it. As etcd does, the call waits until the member has applied it, so a
+/// token works on every member as soon as `Authenticate` answers.
+#[derive(Clone)]
+pub struct CallToken {
+    token: Option<String>,
+    wait: Option<(Arc<crate::context::Context>, u64)>,
+}
+
+impl CallToken {
+    pub fn new(ctx: &Arc<crate::context::Context>, token: Option<String>) -> Self {
+        let wait = token
+            .as_deref()
+            .and_then(|t| ctx.auth.token_index(t))
+            // Not applied here yet, so not assigned here yet.
+            .filter(|index| *index > ctx.raft.applied_index())
+            .map(|index| (ctx.clone(), index));
+        CallToken { token, wait }
+    }
+
+    pub fn as_deref(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    pub fn owned(&self) -> Option<String> {
+        self.token.clone()
+    }
+
+    /// Waits for the entry the token names; past the request timeout the check goes ahead
+    /// (and finds the token unknown).
+    pub async fn ready(&self) {
+        if let Some((ctx, index)) = &self.wait {
+            let _ = ctx.raft.wait_applied(*index).await;
+        }
+    }
 }
 
 /// The metadata key etcd's clients send their token under.
