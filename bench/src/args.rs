@@ -122,6 +122,15 @@ pub struct Args {
     #[arg(long, default_value_t = 10.0)]
     pub timeout: f64,
 
+    /// Authenticate as this user (`name:password`, or `name` with `--password`) before the
+    /// run; every request then carries the token.
+    #[arg(long)]
+    pub user: Option<String>,
+
+    /// The password of `--user`.
+    #[arg(long)]
+    pub password: Option<String>,
+
     /// Also write the report as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,

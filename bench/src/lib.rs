@@ -26,6 +26,7 @@
 #![deny(missing_docs)]
 
 pub mod args;
+mod auth;
 pub mod histogram;
 pub mod lease;
 pub mod putter;
@@ -61,6 +62,9 @@ pub enum BenchError {
     /// `--target-leader` found no leader among the endpoints.
     #[error("no leader found: {0}")]
     NoLeader(String),
+    /// `--user` could not authenticate.
+    #[error("cannot authenticate: {0}")]
+    Auth(String),
     /// A request loop panicked.
     #[error("request loop failed: {0}")]
     Task(String),

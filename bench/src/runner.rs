@@ -120,6 +120,7 @@ pub async fn run(args: &Args) -> Result<Report, BenchError> {
     } else {
         urls
     };
+    let metadata = crate::auth::metadata(&targets[0], args).await?;
     let generator = Generator::new(args);
     let counters = Arc::new(Counters::default());
     let stop = args.stop();
@@ -134,6 +135,7 @@ pub async fn run(args: &Args) -> Result<Report, BenchError> {
             tcp,
             ConnLoop {
                 authority: authority(url),
+                metadata: metadata.clone(),
                 clients,
                 generator: generator.clone(),
                 counters: counters.clone(),
@@ -224,6 +226,8 @@ pub(crate) async fn open(url: &str) -> Result<TcpStream, BenchError> {
 /// The clients of one connection.
 struct ConnLoop {
     authority: String,
+    /// Sent with every request (the `--user` token).
+    metadata: http::HeaderMap,
     clients: usize,
     generator: Generator,
     counters: Arc<Counters>,
@@ -252,7 +256,7 @@ impl ConnLoop {
             deadline
                 .as_mut()
                 .reset(tokio::time::Instant::from_std(sent + self.timeout));
-            let mut call = std::pin::pin!(client.unary(path, &message));
+            let mut call = std::pin::pin!(client.unary_with(path, self.metadata.clone(), &message));
             let answer = std::future::poll_fn(|cx| {
                 if let Poll::Ready(r) = call.as_mut().poll(cx) {
                     return Poll::Ready(Ok(r));

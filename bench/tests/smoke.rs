@@ -297,3 +297,41 @@ fn lease_workloads_grant_keep_alive_and_expire() {
     assert!(e.lateness_ms.max < 5000.0, "{e:?}");
     assert!(e.puts_before.puts > 0 && e.puts_during.puts > 0, "{e:?}");
 }
+
+#[test]
+fn user_sends_its_token_with_every_request() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let member = start_member(dir.path());
+    let ep = member.endpoint.as_str();
+    for args in [
+        &["user", "add", "root:rootpw"][..],
+        &["user", "grant-role", "root", "root"],
+        &["user", "add", "reader:rpw"],
+        &["role", "add", "reads"],
+        &["role", "grant-permission", "reads", "read", "0", "--prefix"],
+        &["user", "grant-role", "reader", "reads"],
+        &["auth", "enable"],
+    ] {
+        let out = Command::new("/usr/bin/etcdctl")
+            .arg(format!("--endpoints={ep}"))
+            .args(args)
+            .output()
+            .expect("run etcdctl");
+        assert!(out.status.success(), "etcdctl {args:?}: {out:?}");
+    }
+    assert_sane(&bench(ep, &["range", "--user", "reader:rpw"]), "range");
+    let split = bench(ep, &["range", "--user", "reader", "--password", "rpw"]);
+    assert_sane(&split, "range");
+    let anonymous = bench(ep, &["range"]);
+    assert_eq!(anonymous.errors, 200, "{}", anonymous.table());
+    let denied = bench(ep, &["put", "--user", "reader:rpw"]);
+    assert_eq!(denied.errors, 200, "{}", denied.table());
+    assert!(
+        denied
+            .error_samples
+            .values()
+            .any(|m| m == "etcdserver: permission denied"),
+        "{:?}",
+        denied.error_samples
+    );
+}

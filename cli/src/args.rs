@@ -676,9 +676,9 @@ mod tests {
     #[test]
     fn commands_etcrctl_lacks_are_unknown() {
         for (line, word, path) in [
-            ("user list", "user", "etcrctl"),
+            ("check perf", "check", "etcrctl"),
             ("snapshot bogus x", "bogus", "etcrctl snapshot"),
-            ("help user", "user", "etcrctl"),
+            ("help check", "check", "etcrctl"),
         ] {
             let err = parse(&argv(line)).unwrap_err();
             let (text, code) = err.render();

@@ -133,8 +133,8 @@ pub struct Flags {
         value_parser = parse_duration
     )]
     pub watch_progress_notify_interval: Duration,
-    /// How tokens are made: `simple` (random strings kept by every member). `jwt` is not
-    /// served yet and refused at start.
+    /// How tokens are made: `simple` (random strings kept by every member) or
+    /// `jwt,pub-key=PATH,priv-key=PATH,sign-method=RS256,ttl=5m` (signed claims).
     #[arg(long = "auth-token", default_value = "simple")]
     pub auth_token: String,
     /// Seconds a simple token lives after its last use.

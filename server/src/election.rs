@@ -53,73 +53,20 @@ impl ElectionService {
         &self,
         req: Request<epb::CampaignRequest>,
     ) -> Result<Response<epb::CampaignResponse>, Status> {
-        self.try_campaign(req.into_inner())
+        let keys = self.keys.for_caller(&req);
+        try_campaign(&keys, req.into_inner())
             .await
             .map_err(as_etcd_does)
-    }
-
-    async fn try_campaign(
-        &self,
-        req: epb::CampaignRequest,
-    ) -> Result<Response<epb::CampaignResponse>, Status> {
-        let prefix = [req.name.as_slice(), b"/"].concat();
-        let key = [prefix.as_slice(), format!("{:x}", req.lease).as_bytes()].concat();
-        let (rev, header, existing) = self.keys.create(&key, req.lease, req.value.clone()).await?;
-        let leader = epb::LeaderKey {
-            name: req.name,
-            key: key.clone(),
-            rev,
-            lease: req.lease,
-        };
-        // A candidacy this lease already had takes the new value, as clientv3 does.
-        if existing.is_some_and(|kv| kv.value != req.value) {
-            self.proclaim_as(&leader, req.value).await?;
-        }
-        let mut withdraw = crate::lock::Pending::new(self.keys.clone(), key.clone());
-        self.keys.wait_older_deleted(&prefix, rev).await?;
-        withdraw.keep();
-        // The header is the candidacy's, as clientv3's election keeps it.
-        Ok(Response::new(epb::CampaignResponse {
-            header: Some(header),
-            leader: Some(leader),
-        }))
-    }
-
-    async fn proclaim_as(
-        &self,
-        leader: &epb::LeaderKey,
-        value: Vec<u8>,
-    ) -> Result<pb::ResponseHeader, Status> {
-        let put = pb::PutRequest {
-            key: leader.key.clone(),
-            value,
-            lease: leader.lease,
-            ..Default::default()
-        };
-        let answer = self
-            .keys
-            .txn(pb::TxnRequest {
-                compare: vec![compare_created(&leader.key, leader.rev)],
-                success: vec![pb::RequestOp {
-                    request: Some(pb::request_op::Request::RequestPut(put)),
-                }],
-                failure: Vec::new(),
-            })
-            .await?;
-        if !answer.succeeded {
-            return Err(not_leader());
-        }
-        Ok(answer.header.unwrap_or_default())
     }
 
     pub async fn proclaim(
         &self,
         req: Request<epb::ProclaimRequest>,
     ) -> Result<Response<epb::ProclaimResponse>, Status> {
+        let keys = self.keys.for_caller(&req);
         let req = req.into_inner();
         let leader = req.leader.ok_or_else(missing_leader_key)?;
-        let header = self
-            .proclaim_as(&leader, req.value)
+        let header = proclaim_as(&keys, &leader, req.value)
             .await
             .map_err(as_etcd_does)?;
         Ok(Response::new(epb::ProclaimResponse {
@@ -131,14 +78,14 @@ impl ElectionService {
         &self,
         req: Request<epb::ResignRequest>,
     ) -> Result<Response<epb::ResignResponse>, Status> {
+        let keys = self.keys.for_caller(&req);
         let leader = req.into_inner().leader.ok_or_else(missing_leader_key)?;
         let delete = pb::DeleteRangeRequest {
             key: leader.key.clone(),
             ..Default::default()
         };
         // Resigning a leadership that already ended changes nothing, as in etcd.
-        let answer = self
-            .keys
+        let answer = keys
             .txn(pb::TxnRequest {
                 compare: vec![compare_created(&leader.key, leader.rev)],
                 success: vec![pb::RequestOp {
@@ -157,7 +104,8 @@ impl ElectionService {
         &self,
         req: Request<epb::LeaderRequest>,
     ) -> Result<Response<epb::LeaderResponse>, Status> {
-        let (header, kv) = first_candidate(&self.keys, &req.into_inner().name)
+        let keys = self.keys.for_caller(&req);
+        let (header, kv) = first_candidate(&keys, &req.into_inner().name)
             .await
             .map_err(as_etcd_does)?;
         let kv = kv.ok_or_else(no_leader)?;
@@ -167,12 +115,14 @@ impl ElectionService {
         }))
     }
 
-    /// Every leader in turn, and each value a leader proclaims, until the client goes away.
+    /// Every leader in turn, and each value a leader proclaims, until the client goes away;
+    /// read and watched as the caller holding `token`.
     pub fn observe(
         &self,
         req: epb::LeaderRequest,
+        token: Option<String>,
     ) -> BoxStream<'static, Result<epb::LeaderResponse, Status>> {
-        let keys = self.keys.clone();
+        let keys = self.keys.with_token(token);
         let (tx, rx) = futures::channel::mpsc::channel(16);
         let observing = async move {
             let mut tx = tx;
@@ -187,6 +137,59 @@ impl ElectionService {
         )
         .boxed()
     }
+}
+
+async fn try_campaign(
+    keys: &Arc<Keys>,
+    req: epb::CampaignRequest,
+) -> Result<Response<epb::CampaignResponse>, Status> {
+    let prefix = [req.name.as_slice(), b"/"].concat();
+    let key = [prefix.as_slice(), format!("{:x}", req.lease).as_bytes()].concat();
+    let (rev, header, existing) = keys.create(&key, req.lease, req.value.clone()).await?;
+    let leader = epb::LeaderKey {
+        name: req.name,
+        key: key.clone(),
+        rev,
+        lease: req.lease,
+    };
+    // A candidacy this lease already had takes the new value, as clientv3 does.
+    if existing.is_some_and(|kv| kv.value != req.value) {
+        proclaim_as(keys, &leader, req.value).await?;
+    }
+    let mut withdraw = crate::lock::Pending::new(keys.clone(), key.clone());
+    keys.wait_older_deleted(&prefix, rev).await?;
+    withdraw.keep();
+    // The header is the candidacy's, as clientv3's election keeps it.
+    Ok(Response::new(epb::CampaignResponse {
+        header: Some(header),
+        leader: Some(leader),
+    }))
+}
+
+async fn proclaim_as(
+    keys: &Keys,
+    leader: &epb::LeaderKey,
+    value: Vec<u8>,
+) -> Result<pb::ResponseHeader, Status> {
+    let put = pb::PutRequest {
+        key: leader.key.clone(),
+        value,
+        lease: leader.lease,
+        ..Default::default()
+    };
+    let answer = keys
+        .txn(pb::TxnRequest {
+            compare: vec![compare_created(&leader.key, leader.rev)],
+            success: vec![pb::RequestOp {
+                request: Some(pb::request_op::Request::RequestPut(put)),
+            }],
+            failure: Vec::new(),
+        })
+        .await?;
+    if !answer.succeeded {
+        return Err(not_leader());
+    }
+    Ok(answer.header.unwrap_or_default())
 }
 
 type Sender = futures::channel::mpsc::Sender<Result<epb::LeaderResponse, Status>>;

@@ -56,7 +56,11 @@ impl Dispatch {
     pub fn new(ctx: Arc<Context>, hub: crate::watch::Hub) -> Self {
         let watch = Arc::new(crate::watch::WatchService::new(ctx.clone(), hub));
         let kv = Arc::new(KvService::new(ctx.clone()));
-        let keys = Arc::new(crate::lock::Keys::new(kv.clone(), watch.clone()));
+        let keys = Arc::new(crate::lock::Keys::new(
+            kv.clone(),
+            watch.clone(),
+            ctx.clone(),
+        ));
         Dispatch {
             lock: Arc::new(crate::lock::LockService::new(keys.clone())),
             election: Arc::new(crate::election::ElectionService::new(keys)),
@@ -186,6 +190,7 @@ macro_rules! route {
         let service = $service.clone();
         let token = $token.clone();
         unary($message, move |r| async move {
+            token.ready().await;
             let r = crate::auth::with_token(r, token.as_deref());
             service.$method(r).await
         })
@@ -198,6 +203,7 @@ macro_rules! route_auth {
         let service = $service.clone();
         let token = $token.clone();
         unary($message, move |r| async move {
+            token.ready().await;
             service
                 .$method(token.as_deref(), r.into_inner())
                 .await
@@ -285,12 +291,16 @@ impl grpc_h2::Handler for Dispatch {
 impl Dispatch {
     /// `metadata` carries the caller's `token` for the services that will check it.
     fn route(&self, path: &str, metadata: Metadata, request: Request) -> Response {
-        let token = metadata.token.clone();
+        let token = self
+            .ctx
+            .auth
+            .credential(metadata.token, metadata.client_common_name.as_deref());
+        let token = crate::auth::CallToken::new(&self.ctx, token);
         let message = match request {
             Request::Message(m) => m,
             Request::Stream(requests) if path == "/etcdserverpb.Watch/Watch" => {
                 let watch = self.watch.clone();
-                let permit = crate::auth::watch_permit(self.ctx.clone(), metadata.token.clone());
+                let permit = crate::auth::watch_permit(self.ctx.clone(), token.owned());
                 return bidirectional(requests, move |r| watch.watch(r, Some(permit)));
             }
             Request::Stream(requests) if path == "/etcdserverpb.Lease/LeaseKeepAlive" => {
@@ -380,7 +390,7 @@ impl Dispatch {
             "/v3electionpb.Election/Resign" => route!(self.election, resign, message, token),
             "/v3electionpb.Election/Observe" => {
                 let election = self.election.clone();
-                server_streaming(message, move |r| election.observe(r))
+                server_streaming(message, move |r| election.observe(r, token.owned()))
             }
             RENEW_PATH => route!(self.lease, forwarded_renew, message, token),
             TIME_TO_LIVE_PATH => route!(self.lease, forwarded_time_to_live, message, token),

@@ -8,6 +8,10 @@
 //! the name was created before its own, and until then waits for the deletion of the key
 //! created just before its own only, so one release wakes one waiter. A hold ends when its
 //! key is deleted: by `Unlock`, or with its lease (revoked or expired).
+//!
+//! Every txn, range and watch is the caller's, with its token, so auth checks them as it
+//! checks a client's (etcd's servers call clientv3 with the caller's context): a lock needs
+//! READ and WRITE on its key and READ on the name's prefix.
 
 use std::sync::Arc;
 
@@ -19,26 +23,53 @@ use pb::kv_server::Kv;
 use pb::range_request::{SortOrder, SortTarget};
 use tonic::{Request, Response, Status};
 
+use crate::context::Context;
 use crate::kv::KvService;
 use crate::watch::WatchService;
 
-/// The concurrency services' shared machinery: txns, ranges and waits for deletions.
+/// The concurrency services' shared machinery: txns, ranges and waits for deletions, on
+/// behalf of one caller (see [`Keys::for_caller`]).
+#[derive(Clone)]
 pub struct Keys {
     kv: Arc<KvService>,
     watch: Arc<WatchService>,
+    ctx: Arc<Context>,
+    /// The caller's token (or certificate credential), sent with every call made for it.
+    token: Option<String>,
 }
 
 impl Keys {
-    pub fn new(kv: Arc<KvService>, watch: Arc<WatchService>) -> Self {
-        Keys { kv, watch }
+    pub fn new(kv: Arc<KvService>, watch: Arc<WatchService>, ctx: Arc<Context>) -> Self {
+        Keys {
+            kv,
+            watch,
+            ctx,
+            token: None,
+        }
+    }
+
+    /// These keys acting as the caller of `req`.
+    pub fn for_caller<T>(&self, req: &Request<T>) -> Arc<Keys> {
+        self.with_token(crate::auth::token_of(req).map(str::to_owned))
+    }
+
+    pub fn with_token(&self, token: Option<String>) -> Arc<Keys> {
+        Arc::new(Keys {
+            token,
+            ..self.clone()
+        })
+    }
+
+    fn request<T>(&self, message: T) -> Request<T> {
+        crate::auth::with_token(Request::new(message), self.token.as_deref())
     }
 
     pub async fn txn(&self, txn: pb::TxnRequest) -> Result<pb::TxnResponse, Status> {
-        Ok(self.kv.txn(Request::new(txn)).await?.into_inner())
+        Ok(self.kv.txn(self.request(txn)).await?.into_inner())
     }
 
     pub async fn range(&self, range: pb::RangeRequest) -> Result<pb::RangeResponse, Status> {
-        Ok(self.kv.range(Request::new(range)).await?.into_inner())
+        Ok(self.kv.range(self.request(range)).await?.into_inner())
     }
 
     pub async fn delete(&self, key: Vec<u8>) -> Result<pb::DeleteRangeResponse, Status> {
@@ -48,7 +79,7 @@ impl Keys {
         };
         Ok(self
             .kv
-            .delete_range(Request::new(delete))
+            .delete_range(self.request(delete))
             .await?
             .into_inner())
     }
@@ -189,10 +220,14 @@ impl Keys {
         let requests = futures::stream::iter([Ok(create)])
             .chain(futures::stream::pending())
             .boxed();
-        // The lock's own waits, inside this member: no caller's permissions to apply.
-        let mut responses = self.watch.watch(requests, None);
+        let permit = crate::auth::watch_permit(self.ctx.clone(), self.token.clone());
+        let mut responses = self.watch.watch(requests, Some(permit));
         while let Some(answer) = responses.next().await {
             let answer = answer?;
+            // A create refused for the caller's permissions has no watch id.
+            if answer.canceled && answer.watch_id == -1 {
+                return Err(crate::errors::EtcdError::PermissionDenied.into());
+            }
             if answer.canceled {
                 return Ok(None);
             }
@@ -282,42 +317,16 @@ impl LockService {
         &self,
         req: Request<lockpb::LockRequest>,
     ) -> Result<Response<lockpb::LockResponse>, Status> {
-        self.try_lock(req.into_inner()).await.map_err(as_etcd_does)
-    }
-
-    async fn try_lock(
-        &self,
-        req: lockpb::LockRequest,
-    ) -> Result<Response<lockpb::LockResponse>, Status> {
-        let prefix = [req.name.as_slice(), b"/"].concat();
-        let key = [prefix.as_slice(), format!("{:x}", req.lease).as_bytes()].concat();
-        let (rev, _, _) = self.keys.create(&key, req.lease, Vec::new()).await?;
-        let mut pending = Pending::new(self.keys.clone(), key.clone());
-        self.keys.wait_older_deleted(&prefix, rev).await?;
-        // The hold is ours only if our key outlived the wait (its lease may have ended).
-        let mine = self
-            .keys
-            .range(pb::RangeRequest {
-                key: key.clone(),
-                ..Default::default()
-            })
-            .await?;
-        pending.keep();
-        if !mine.kvs.iter().any(|kv| kv.create_revision == rev) {
-            return Err(crate::errors::EtcdError::LeaseNotFound.into());
-        }
-        Ok(Response::new(lockpb::LockResponse {
-            header: mine.header,
-            key,
-        }))
+        let keys = self.keys.for_caller(&req);
+        try_lock(keys, req.into_inner()).await.map_err(as_etcd_does)
     }
 
     pub async fn unlock(
         &self,
         req: Request<lockpb::UnlockRequest>,
     ) -> Result<Response<lockpb::UnlockResponse>, Status> {
-        let deleted = self
-            .keys
+        let keys = self.keys.for_caller(&req);
+        let deleted = keys
             .delete(req.into_inner().key)
             .await
             .map_err(as_etcd_does)?;
@@ -325,6 +334,32 @@ impl LockService {
             header: deleted.header,
         }))
     }
+}
+
+async fn try_lock(
+    keys: Arc<Keys>,
+    req: lockpb::LockRequest,
+) -> Result<Response<lockpb::LockResponse>, Status> {
+    let prefix = [req.name.as_slice(), b"/"].concat();
+    let key = [prefix.as_slice(), format!("{:x}", req.lease).as_bytes()].concat();
+    let (rev, _, _) = keys.create(&key, req.lease, Vec::new()).await?;
+    let mut pending = Pending::new(keys.clone(), key.clone());
+    keys.wait_older_deleted(&prefix, rev).await?;
+    // The hold is ours only if our key outlived the wait (its lease may have ended).
+    let mine = keys
+        .range(pb::RangeRequest {
+            key: key.clone(),
+            ..Default::default()
+        })
+        .await?;
+    pending.keep();
+    if !mine.kvs.iter().any(|kv| kv.create_revision == rev) {
+        return Err(crate::errors::EtcdError::LeaseNotFound.into());
+    }
+    Ok(Response::new(lockpb::LockResponse {
+        header: mine.header,
+        key,
+    }))
 }
 
 #[cfg(test)]

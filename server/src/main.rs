@@ -154,21 +154,20 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
             stream_bytes: watch::STREAM_BYTES,
         },
     )?;
-    if flags.auth_token != "simple" {
-        anyhow::bail!(
-            "--auth-token {}: only simple tokens are served so far",
-            flags.auth_token
-        );
-    }
-    let auth = Arc::new(auth::AuthStore::new(
-        store
-            .auth_state()
-            .map_err(|e| anyhow::anyhow!("reading the auth state from the store: {e}"))?,
-        auth::AuthSettings {
-            bcrypt_cost: flags.bcrypt_cost,
-            token_ttl: Duration::from_secs(flags.auth_token_ttl),
-        },
-    ));
+    let token_kind =
+        auth::token_kind(&flags.auth_token).map_err(|e| anyhow::anyhow!("--auth-token: {e}"))?;
+    let auth = Arc::new(
+        auth::AuthStore::new(
+            store
+                .auth_state()
+                .map_err(|e| anyhow::anyhow!("reading the auth state from the store: {e}"))?,
+            auth::AuthSettings {
+                bcrypt_cost: flags.bcrypt_cost,
+                token_ttl: Duration::from_secs(flags.auth_token_ttl),
+            },
+        )
+        .with_tokens(token_kind),
+    );
     let raft = RaftNode::start(
         RaftSettings {
             member_dir: member_dir.clone(),

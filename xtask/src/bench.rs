@@ -26,6 +26,16 @@ pub enum Which {
         #[arg(long = "peer-transport", default_value = "tcp")]
         peer_transport: String,
     },
+    /// Range throughput with auth off and on (a simple token), on a 3-member etcr and a
+    /// 3-member etcd 3.4: target/bench/auth.{md,json}.
+    Auth {
+        /// Seconds per measurement (four per round and system).
+        #[arg(long, default_value_t = 5)]
+        seconds: u32,
+        /// Rounds of auth off, then on; each cell is the best round.
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+    },
     /// etcr-bench against a 3-member etcr, then a 3-member etcd 3.4: one Markdown table,
     /// target/bench/compare.{md,json} and target/bench/latency.svg.
     Compare {
@@ -85,6 +95,7 @@ pub fn run(which: Which) -> anyhow::Result<()> {
         Which::Lease { quick } => return crate::bench_lease::run(quick),
         Which::Join { keys } => return crate::bench_join::run(keys),
         Which::Maintenance(args) => return crate::maintenance::run(args),
+        Which::Auth { seconds, rounds } => return crate::authbench::run(seconds, rounds),
         Which::Raft => example("raft-core", "throughput"),
         Which::Transport => example("transport-quic", "transport_bench"),
         Which::Mvcc { keys } => {

@@ -3,12 +3,13 @@
 //! - `cluster up|status|stop|start|down`: a local etcr cluster in the background, under `.etcr/`.
 //! - `test`: everything CI runs (installs Debian's etcd packages the compatibility tests need).
 //! - `bench raft|transport|mvcc`: the crates' benchmarks; `bench check-perf`,
-//!   `bench compare`, `bench watch`, `bench lease` and `bench join`: etcr and etcd 3.4
-//!   clusters side by side.
+//!   `bench compare`, `bench watch`, `bench lease`, `bench join`, `bench maintenance` and
+//!   `bench auth`: etcr and etcd 3.4 clusters side by side.
 //! - `chaos`: a linearizability-checked workload on a cluster under faults (etcr-chaos).
 //! - `fuzz`: the decoder fuzz tests (transport frames, raft-wal recovery) for a set time.
 //! - `certs`: a cluster CA, member certificates (peer mTLS, client TLS) and a client certificate.
 
+mod authbench;
 mod bench;
 mod bench_join;
 mod bench_lease;

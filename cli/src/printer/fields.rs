@@ -3,9 +3,10 @@
 use std::fmt::Write as _;
 
 use api::etcdserverpb::{
-    response_op::Response, AlarmResponse, DeleteRangeResponse, LeaseGrantResponse,
-    LeaseKeepAliveResponse, LeaseLeasesResponse, LeaseTimeToLiveResponse, MemberListResponse,
-    PutResponse, RangeResponse, ResponseHeader, TxnResponse, WatchResponse,
+    response_op::Response, AlarmResponse, AuthRoleGetResponse, AuthRoleListResponse,
+    DeleteRangeResponse, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse,
+    LeaseTimeToLiveResponse, MemberListResponse, PutResponse, RangeResponse, ResponseHeader,
+    TxnResponse, WatchResponse,
 };
 use api::mvccpb::KeyValue;
 
@@ -213,5 +214,32 @@ pub fn endpoint_hashkv(list: &[EpHashKv]) -> String {
         let _ = writeln!(out, "\"Hash\" : {}", ep.resp.hash);
         out.push('\n');
     }
+    out
+}
+
+/// etcdctl prints each permission's type with `Println`, hence the two spaces.
+pub fn role_get(r: &AuthRoleGetResponse) -> String {
+    let mut out = String::new();
+    hdr(&mut out, r.header.as_ref());
+    for p in &r.perm {
+        let _ = writeln!(
+            out,
+            "\"PermType\" :  {}",
+            super::auth::perm_type_name(p.perm_type)
+        );
+        let _ = writeln!(out, "\"Key\" : {}", quote(&p.key));
+        let _ = writeln!(out, "\"RangeEnd\" : {}", quote(&p.range_end));
+    }
+    out
+}
+
+pub fn role_list(r: &AuthRoleListResponse) -> String {
+    let mut out = String::new();
+    hdr(&mut out, r.header.as_ref());
+    out.push_str("\"Roles\" :");
+    for role in &r.roles {
+        let _ = write!(out, " {}", quote(role.as_bytes()));
+    }
+    out.push('\n');
     out
 }

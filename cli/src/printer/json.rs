@@ -2,10 +2,10 @@
 //! base64 bytes, exact 64-bit integers).
 
 use api::etcdserverpb::{
-    response_op::Response, AlarmMember, AlarmResponse, DeleteRangeResponse, LeaseGrantResponse,
-    LeaseKeepAliveResponse, LeaseLeasesResponse, LeaseTimeToLiveResponse, Member,
-    MemberListResponse, PutResponse, RangeResponse, ResponseHeader, ResponseOp, StatusResponse,
-    TxnResponse, WatchResponse,
+    response_op::Response, AlarmMember, AlarmResponse, AuthRoleGetResponse, DeleteRangeResponse,
+    LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse, LeaseTimeToLiveResponse,
+    Member, MemberListResponse, PutResponse, RangeResponse, ResponseHeader, ResponseOp,
+    StatusResponse, TxnResponse, WatchResponse,
 };
 use api::mvccpb::{Event, KeyValue};
 use base64::Engine as _;
@@ -379,6 +379,33 @@ pub fn members(h: &Option<ResponseHeader>, added: Option<&Member>, list: &[Membe
         .opt("header", header(h))
         .opt("member", added.map(member))
         .objects("members", list.iter().map(member).collect())
+        .end()
+}
+
+/// A response with a header and a list of names (`roles` or `users`).
+pub fn names(h: &Option<ResponseHeader>, field: &str, names: &[String]) -> String {
+    Obj::default()
+        .opt("header", header(h))
+        .strings(field, names)
+        .end()
+}
+
+/// `AuthRoleGetResponse`: authpb's `Permission` has JSON names `permType`, `key`, `range_end`.
+pub fn role_get(r: &AuthRoleGetResponse) -> String {
+    let perms = r
+        .perm
+        .iter()
+        .map(|p| {
+            Obj::default()
+                .i64("permType", i64::from(p.perm_type))
+                .bytes("key", &p.key)
+                .bytes("range_end", &p.range_end)
+                .end()
+        })
+        .collect();
+    Obj::default()
+        .opt("header", header(&r.header))
+        .objects("perm", perms)
         .end()
 }
 

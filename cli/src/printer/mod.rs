@@ -1,5 +1,6 @@
 //! etcdctl's output formats (`-w simple|json|fields|table|protobuf`), one module per format.
 
+mod auth;
 mod fields;
 mod json;
 mod simple;

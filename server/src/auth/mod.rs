@@ -6,6 +6,7 @@
 //! lookup and a binary search. Checks run where the request arrives, before it is proposed
 //! or read.
 
+mod jwt;
 mod permissions;
 mod service;
 mod tokens;
@@ -14,6 +15,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+pub use jwt::{token_kind, Jwt, TokenKind};
 pub use permissions::Need;
 use permissions::UserPerms;
 pub use service::AuthService;
@@ -50,6 +52,11 @@ pub struct AuthSettings {
 pub struct AuthStore {
     view: RwLock<Arc<View>>,
     pub tokens: Tokens,
+    /// Set with `--auth-token jwt,...`: tokens are then signed claims, not `tokens`.
+    jwt: Option<Box<Jwt>>,
+    /// A secret of this process: a call's credential that starts with it names the user of
+    /// the call's verified client certificate (see [`AuthStore::credential`]).
+    cert_marker: String,
     pub bcrypt_cost: u32,
     compares: tokio::sync::Semaphore,
 }
@@ -59,9 +66,57 @@ impl AuthStore {
         AuthStore {
             view: RwLock::new(Arc::new(View::new(state))),
             tokens: Tokens::new(settings.token_ttl),
+            jwt: None,
+            cert_marker: format!("{}{}.", new_prefix(), new_prefix()),
             bcrypt_cost: settings.bcrypt_cost,
             compares: tokio::sync::Semaphore::new(CONCURRENT_COMPARES),
         }
+    }
+
+    /// Makes tokens `kind`'s way.
+    pub fn with_tokens(mut self, kind: TokenKind) -> Self {
+        self.jwt = match kind {
+            TokenKind::Simple => None,
+            TokenKind::Jwt(j) => Some(j),
+        };
+        self
+    }
+
+    /// With JWT tokens, a token signed for `user` at `revision`, the auth revision whose
+    /// state its password was checked against; `None` with simple tokens.
+    pub fn sign_jwt(&self, user: &str, revision: u64) -> Option<Result<String, EtcdError>> {
+        let jwt = self.jwt.as_ref()?;
+        Some(jwt.sign(user, revision).map_err(EtcdError::Internal))
+    }
+
+    /// What a call authenticates with: its token, else (etcd's rule) the common name of the
+    /// client certificate its connection verified, passed on where tokens go. That form
+    /// starts with a secret no client is told, so no token a client sends can pose as it.
+    pub fn credential(&self, token: Option<String>, common_name: Option<&str>) -> Option<String> {
+        token.or_else(|| common_name.map(|cn| format!("{}{cn}", self.cert_marker)))
+    }
+
+    /// The certificate's user, when `credential` came from [`AuthStore::credential`]'s
+    /// second form (compared in constant time, so response times tell nothing of the secret).
+    fn certificate_user<'a>(&self, credential: &'a str) -> Option<&'a str> {
+        let n = self.cert_marker.len();
+        let head = credential.as_bytes().get(..n)?;
+        let differ = head
+            .iter()
+            .zip(self.cert_marker.as_bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        if differ != 0 {
+            return None;
+        }
+        credential.get(n..)
+    }
+
+    /// The log index a simple token names (the entry that assigned it).
+    fn token_index(&self, token: &str) -> Option<u64> {
+        if self.jwt.is_some() || self.certificate_user(token).is_some() {
+            return None;
+        }
+        token.rsplit_once('.')?.1.parse().ok()
     }
 
     pub fn view(&self) -> Arc<View> {
@@ -82,11 +137,21 @@ impl AuthStore {
         if !self.view().state.enabled {
             return Ok(None);
         }
-        self.user_of(token).map(Some)
+        self.user_of(&self.view(), token).map(Some)
     }
 
-    fn user_of(&self, token: Option<&str>) -> Result<Arc<str>, EtcdError> {
+    fn user_of(&self, view: &View, token: Option<&str>) -> Result<Arc<str>, EtcdError> {
         let token = token.ok_or(EtcdError::UserEmpty)?;
+        if let Some(user) = self.certificate_user(token) {
+            return Ok(user.into());
+        }
+        if let Some(jwt) = &self.jwt {
+            let (user, revision) = jwt.verify(token).ok_or(EtcdError::InvalidAuthToken)?;
+            if revision < view.state.revision {
+                return Err(EtcdError::AuthOldRevision);
+            }
+            return Ok(user.into());
+        }
         self.tokens
             .user_of(token)
             .ok_or(EtcdError::InvalidAuthToken)
@@ -104,7 +169,7 @@ impl AuthStore {
         if !view.state.enabled {
             return Ok(());
         }
-        let user = self.user_of(token)?;
+        let user = self.user_of(&view, token)?;
         match view.perms.get(&*user) {
             Some(p) if p.allows(need, key, range_end) => Ok(()),
             _ => Err(EtcdError::PermissionDenied),
@@ -117,7 +182,7 @@ impl AuthStore {
         if !view.state.enabled {
             return Ok(Checker(None));
         }
-        let user = self.user_of(token)?;
+        let user = self.user_of(&view, token)?;
         Ok(Checker(Some((view, user))))
     }
 
@@ -127,7 +192,7 @@ impl AuthStore {
         if !view.state.enabled {
             return Ok(());
         }
-        let user = self.user_of(token)?;
+        let user = self.user_of(&view, token)?;
         match view.perms.get(&*user) {
             None => Err(EtcdError::UserNotFound),
             Some(p) if p.root => Ok(()),
@@ -207,6 +272,44 @@ pub fn watch_permit(
     })
 }
 
+/// A call's credential, and the log index it must wait for: a simple token names the entry
+/// that assigned it (`<random>.<index>`), and a member that has not applied that entry yet
+/// would not know it. As etcd does, the call waits until the member has applied it, so a
+/// token works on every member as soon as `Authenticate` answers.
+#[derive(Clone)]
+pub struct CallToken {
+    token: Option<String>,
+    wait: Option<(Arc<crate::context::Context>, u64)>,
+}
+
+impl CallToken {
+    pub fn new(ctx: &Arc<crate::context::Context>, token: Option<String>) -> Self {
+        let wait = token
+            .as_deref()
+            .and_then(|t| ctx.auth.token_index(t))
+            // Not applied here yet, so not assigned here yet.
+            .filter(|index| *index > ctx.raft.applied_index())
+            .map(|index| (ctx.clone(), index));
+        CallToken { token, wait }
+    }
+
+    pub fn as_deref(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    pub fn owned(&self) -> Option<String> {
+        self.token.clone()
+    }
+
+    /// Waits for the entry the token names; past the request timeout the check goes ahead
+    /// (and finds the token unknown).
+    pub async fn ready(&self) {
+        if let Some((ctx, index)) = &self.wait {
+            let _ = ctx.raft.wait_applied(*index).await;
+        }
+    }
+}
+
 /// The metadata key etcd's clients send their token under.
 pub const TOKEN: &str = "token";
 
@@ -216,4 +319,32 @@ pub fn with_token<T>(mut req: tonic::Request<T>, token: Option<&str>) -> tonic::
         req.metadata_mut().insert(TOKEN, v);
     }
     req
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> AuthStore {
+        AuthStore::new(
+            Default::default(),
+            AuthSettings {
+                bcrypt_cost: 4,
+                token_ttl: Duration::from_secs(300),
+            },
+        )
+    }
+
+    #[test]
+    fn only_this_process_makes_certificate_credentials() {
+        let a = store();
+        let c = a.credential(None, Some("alice")).unwrap();
+        assert_eq!(a.certificate_user(&c), Some("alice"));
+        let sent = a.credential(Some("t.1".into()), Some("alice"));
+        assert_eq!(sent.as_deref(), Some("t.1"));
+        assert_eq!(a.credential(None, None), None);
+        assert_eq!(store().certificate_user(&c), None);
+        assert_eq!(a.certificate_user("alice"), None);
+        assert_eq!(a.certificate_user(""), None);
+    }
 }

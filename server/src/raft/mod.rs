@@ -453,6 +453,11 @@ impl RaftNode {
             .await
     }
 
+    /// Waits (up to the request timeout) until this member has applied `index`.
+    pub async fn wait_applied(&self, index: u64) -> Result<(), EtcdError> {
+        self.shared.wait_applied(index, self.request_timeout).await
+    }
+
     pub fn applied_index(&self) -> u64 {
         self.shared.applied()
     }
