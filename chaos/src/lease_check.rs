@@ -95,8 +95,8 @@ pub struct UnkeptLease {
     pub ttl_secs: i64,
     pub grant_sent: u64,
     pub grant_answered: u64,
-    /// Polls of its key: when the answer came, the raft term it carried, the key present.
-    pub polls: Vec<(u64, u64, bool)>,
+    /// Polls of its key, in the order they were sent.
+    pub polls: Vec<Poll>,
     /// The raft term of the grant's answer.
     pub grant_term: u64,
     /// Delete events of its key in the final history.
@@ -105,10 +105,32 @@ pub struct UnkeptLease {
     pub put_after_delete: bool,
 }
 
+/// One read of an unkept lease's key. The read took effect somewhere between `sent` and
+/// `answered`: a key found present proves the lease alive at `sent`, one found gone proves
+/// it expired by `answered`, and nothing narrower (a read can wait seconds on a paused or
+/// cut-off member).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Poll {
+    pub sent: u64,
+    pub answered: u64,
+    /// The raft term the answer carried.
+    pub term: u64,
+    pub present: bool,
+}
+
 impl UnkeptLease {
-    /// When a poll first found the key gone.
+    /// The answer of the first poll that found the key gone.
     pub fn gone_at(&self) -> Option<u64> {
-        self.polls.iter().find(|p| !p.2).map(|p| p.0)
+        self.polls.iter().find(|p| !p.present).map(|p| p.answered)
+    }
+
+    /// The latest send time of a poll that still found the key.
+    fn last_seen(&self) -> Option<u64> {
+        self.polls
+            .iter()
+            .filter(|p| p.present)
+            .map(|p| p.sent)
+            .max()
     }
 
     /// The latest the lease may be gone by: its TTL after the grant, or after a leader
@@ -119,12 +141,12 @@ impl UnkeptLease {
         let ttl = self.ttl_secs.max(0) as u64 * SEC;
         let mut deadline = self.grant_answered + ttl;
         let mut term = self.grant_term;
-        for &(at, t, present) in &self.polls {
-            if t > term {
-                term = t;
-                deadline = deadline.max(at + ttl + election);
+        for p in &self.polls {
+            if p.term > term {
+                term = p.term;
+                deadline = deadline.max(p.answered + ttl + election);
             }
-            if !present {
+            if !p.present {
                 break;
             }
         }
@@ -136,7 +158,7 @@ impl UnkeptLease {
 pub enum ExpiryViolation {
     /// Gone before its TTL had run from the grant.
     Early { id: i64, at: u64, ttl_secs: i64 },
-    /// Gone after its deadline.
+    /// Still there when a poll was sent after its deadline.
     Late { id: i64, at: u64, deadline: u64 },
     /// Still there at the end, past its deadline.
     Never { id: i64, deadline: u64, end: u64 },
@@ -159,7 +181,7 @@ impl fmt::Display for ExpiryViolation {
             ),
             ExpiryViolation::Late { id, at, deadline } => write!(
                 f,
-                "lease {id:x} expired late: gone at {:.2}s, due by {:.2}s",
+                "lease {id:x} expired late: still there at {:.2}s, due by {:.2}s",
                 s(at),
                 s(deadline)
             ),
@@ -203,12 +225,15 @@ pub fn check_unkept(
             at,
             ttl_secs: lease.ttl_secs,
         }),
-        Some(at) if at > deadline => out.push(ExpiryViolation::Late {
-            id: lease.id,
-            at,
-            deadline,
-        }),
-        Some(_) => {}
+        Some(_) => {
+            if let Some(at) = lease.last_seen().filter(|at| *at > deadline) {
+                out.push(ExpiryViolation::Late {
+                    id: lease.id,
+                    at,
+                    deadline,
+                });
+            }
+        }
         None if end > deadline => out.push(ExpiryViolation::Never {
             id: lease.id,
             deadline,
@@ -302,7 +327,12 @@ mod tests {
             grant_term: 2,
             polls: polls
                 .iter()
-                .map(|&(t, term, present)| ((t * 1e9) as u64, term, present))
+                .map(|&(t, term, present)| Poll {
+                    sent: (t * 1e9) as u64 - SEC / 5,
+                    answered: (t * 1e9) as u64,
+                    term,
+                    present,
+                })
                 .collect(),
             deletes: 1,
             put_after_delete: false,
@@ -320,7 +350,8 @@ mod tests {
 
     #[test]
     fn a_late_expiry_is_flagged_unless_a_leader_change_explains_it() {
-        let late = unkept(&[(1.0, 2, true), (5.0, 2, true), (6.0, 2, false)]);
+        // Due by 0.1 + 3 + 2 = 5.1 s; still there at a poll sent at 5.8 s.
+        let late = unkept(&[(1.0, 2, true), (6.0, 2, true), (7.0, 2, false)]);
         assert!(matches!(
             check_unkept(&late, ELECTION, SLACK, 10 * SEC)[..],
             [ExpiryViolation::Late { .. }]
@@ -328,6 +359,14 @@ mod tests {
         // A new term seen at 2 s restarts the TTL: due by 2 + 3 + 1 + 2 = 8 s.
         let explained = unkept(&[(1.0, 2, true), (2.0, 3, true), (6.0, 3, false)]);
         assert_eq!(check_unkept(&explained, ELECTION, SLACK, 10 * SEC), vec![]);
+    }
+
+    #[test]
+    fn a_poll_answered_after_the_deadline_does_not_make_an_expiry_late() {
+        // Sent at 4.8 s, before the 5.1 s deadline, answered "gone" at 5.0 s: on time.
+        let mut l = unkept(&[(1.0, 2, true), (4.8, 2, true), (5.0, 2, false)]);
+        l.polls[2].answered = 7 * SEC;
+        assert_eq!(check_unkept(&l, ELECTION, SLACK, 10 * SEC), vec![]);
     }
 
     #[test]

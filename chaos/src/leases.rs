@@ -15,7 +15,7 @@ use api::etcdserverpb::{
 use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::lease_check::{KeptLease, Renewal, UnkeptLease};
+use crate::lease_check::{KeptLease, Poll, Renewal, UnkeptLease};
 use crate::workload::Shared;
 
 /// Deadline of one call of a lease holder.
@@ -264,8 +264,14 @@ pub async fn unkept(
     loop {
         tokio::time::sleep(POLL_EVERY).await;
         let member = rng.usize(0..endpoints.len());
+        let sent = shared.now();
         if let Some((present, term)) = look(&endpoints[member], &lease.key, g.id).await {
-            lease.polls.push((shared.now(), term, present));
+            lease.polls.push(Poll {
+                sent,
+                answered: shared.now(),
+                term,
+                present,
+            });
             if !present {
                 break;
             }

@@ -566,7 +566,7 @@ fn report_leases(
     let expiry: Vec<_> = unkept
         .iter()
         .flat_map(|u| {
-            let last = u.polls.last().map(|p| p.0).unwrap_or(u.grant_answered);
+            let last = u.polls.last().map(|p| p.sent).unwrap_or(u.grant_answered);
             lease_check::check_unkept(u, ELECTION, EXPIRY_SLACK, last)
         })
         .collect();
