@@ -32,7 +32,24 @@ const STREAM_TIMEOUT: Duration = Duration::from_secs(15);
 /// The commands `compat_ops.rs` proves; `compat.rs` proves the others `etcrctl --help` lists.
 /// The commands `compat_auth.rs` proves (they need a root user set up first).
 #[allow(dead_code)]
-pub const AUTH_COMMANDS: &[&str] = &["auth enable", "auth disable"];
+pub const AUTH_COMMANDS: &[&str] = &[
+    "auth enable",
+    "auth disable",
+    // compat_user_role.rs runs these.
+    "user add",
+    "user delete",
+    "user get",
+    "user list",
+    "user passwd",
+    "user grant-role",
+    "user revoke-role",
+    "role add",
+    "role delete",
+    "role get",
+    "role list",
+    "role grant-permission",
+    "role revoke-permission",
+];
 
 pub const OPS_COMMANDS: &[&str] = &[
     "watch",
