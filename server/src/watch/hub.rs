@@ -17,7 +17,7 @@
 //!   key range and a few counters, a stream its outbox.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,8 +25,8 @@ use crossbeam_channel::{Receiver, Sender};
 use mvcc::{EventKind, Store, Wanted};
 use tracing::warn;
 
-use super::group::{Group, Span, Wid};
-use super::outbox::{EventBatch, Outbox, Reply, SharedEvent};
+use super::group::{Group, Span, Wid, WidMap, WidSet};
+use super::outbox::{Change, EventBatch, Outbox, Reply, SharedEvent};
 
 /// History rows one read looks at, at most, before the hub turns to its messages again.
 const SCAN_ROWS: usize = 16 * 1024;
@@ -114,6 +114,7 @@ pub struct Hub {
 pub struct CommitNotifier {
     wake: Sender<()>,
     answered: Arc<AtomicI64>,
+    watched: Arc<AtomicBool>,
 }
 
 impl CommitNotifier {
@@ -129,6 +130,12 @@ impl CommitNotifier {
     pub fn answered(&self, revision: i64) {
         self.answered.fetch_max(revision, Relaxed);
     }
+
+    /// Some watcher waits for the next change: the apply thread commits at once instead of
+    /// lingering for more batches, since a watcher sees a change only after its commit.
+    pub fn watched(&self) -> bool {
+        self.watched.load(Relaxed)
+    }
 }
 
 impl Hub {
@@ -141,14 +148,16 @@ impl Hub {
         let (wake, woken) = crossbeam_channel::bounded(1);
         let counts = Arc::new(Counts::default());
         let answered = Arc::new(AtomicI64::new(0));
+        let watched = Arc::new(AtomicBool::new(false));
         let state = State {
             answered: answered.clone(),
+            watched: watched.clone(),
             synced_rev: store.current_revision(),
             store,
             interval: settings.progress_interval,
-            watchers: HashMap::new(),
+            watchers: WidMap::default(),
             synced: Group::default(),
-            unsynced: HashSet::new(),
+            unsynced: WidSet::default(),
             streams: HashMap::new(),
             progress_waiting: HashSet::new(),
             next_wid: 0,
@@ -166,7 +175,14 @@ impl Hub {
             counts,
             settings,
         };
-        Ok((hub, CommitNotifier { wake, answered }))
+        Ok((
+            hub,
+            CommitNotifier {
+                wake,
+                answered,
+                watched,
+            },
+        ))
     }
 
     pub fn stream_bytes(&self) -> usize {
@@ -255,9 +271,11 @@ struct State {
     synced_rev: i64,
     /// The highest revision callers have been told of (see [`CommitNotifier::answered`]).
     answered: Arc<AtomicI64>,
-    watchers: HashMap<Wid, Watcher>,
+    /// Whether any watcher is synced (see [`CommitNotifier::watched`]).
+    watched: Arc<AtomicBool>,
+    watchers: WidMap<Watcher>,
     synced: Group,
-    unsynced: HashSet<Wid>,
+    unsynced: WidSet,
     streams: HashMap<u64, StreamState>,
     /// Streams whose progress request waits for all their watchers to be synced.
     progress_waiting: HashSet<u64>,
@@ -309,6 +327,7 @@ impl State {
                 self.tick();
                 next_tick = Instant::now() + self.interval;
             }
+            self.watched.store(!self.synced.is_empty(), Relaxed);
             self.counts.watchers.store(self.watchers.len(), Relaxed);
             self.counts.streams.store(self.streams.len(), Relaxed);
             self.counts.unsynced.store(self.unsynced.len(), Relaxed);
@@ -688,20 +707,27 @@ impl State {
     /// Queues each watcher's share of `events` (`matched[i]` are the watchers of
     /// `events[i]`), which cover every change up to `upto`. Returns the watchers whose
     /// outbox refused part of their share: they are now unsynced.
-    fn deliver(
-        &mut self,
-        events: Vec<mvcc::Event>,
-        matched: Vec<Vec<Wid>>,
-        upto: i64,
-    ) -> HashSet<Wid> {
-        let mut shares: HashMap<Wid, Vec<SharedEvent>> = HashMap::new();
-        for (event, wids) in events.into_iter().zip(matched) {
-            let event = Arc::new(event);
+    fn deliver(&mut self, events: Vec<mvcc::Event>, matched: Vec<Vec<Wid>>, upto: i64) -> WidSet {
+        let mut shares: WidMap<Vec<SharedEvent>> = WidMap::default();
+        let events: Vec<SharedEvent> = events
+            .into_iter()
+            .map(|e| Arc::new(Change::new(e)))
+            .collect();
+        // Consecutive changes with the same watchers (every change, for watchers of one
+        // prefix) are handed out as one run: a lookup per watcher per run, not per change.
+        let mut start = 0;
+        while start < events.len() {
+            let wids = &matched[start];
+            let end = start + matched[start..].iter().take_while(|m| *m == wids).count();
             for wid in wids {
-                shares.entry(wid).or_default().push(event.clone());
+                shares
+                    .entry(*wid)
+                    .or_default()
+                    .extend(events[start..end].iter().cloned());
             }
+            start = end;
         }
-        let mut victims = HashSet::new();
+        let mut victims = WidSet::default();
         for (wid, events) in shares {
             let Some(w) = self.watchers.get_mut(&wid) else {
                 continue;
@@ -779,7 +805,7 @@ impl State {
 /// records them in `matched`.
 fn want(
     group: &Group,
-    watchers: &HashMap<Wid, Watcher>,
+    watchers: &WidMap<Watcher>,
     key: &[u8],
     rev: i64,
     kind: EventKind,

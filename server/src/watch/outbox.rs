@@ -6,11 +6,72 @@
 //! take that frees half the room tells the hub to try again.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker};
 
+use api::mvccpb;
+use bytes::Bytes;
+
+use crate::convert::key_value;
+
 /// One change, read from history once and shared by every watcher that gets it.
-pub type SharedEvent = Arc<mvcc::Event>;
+pub type SharedEvent = Arc<Change>;
+
+/// A change and its wire form, encoded once by the first stream that sends it (with and
+/// without `prev_kv`, each on demand), so that a thousand watchers of it cost a thousand
+/// copies of its bytes and not a thousand encodings.
+#[derive(Debug)]
+pub struct Change {
+    pub event: mvcc::Event,
+    plain: OnceLock<Bytes>,
+    with_prev: OnceLock<Bytes>,
+}
+
+/// `WatchResponse.events`.
+const EVENTS_FIELD: u32 = 11;
+
+impl Change {
+    pub fn new(event: mvcc::Event) -> Change {
+        Change {
+            event,
+            plain: OnceLock::new(),
+            with_prev: OnceLock::new(),
+        }
+    }
+
+    pub fn revision(&self) -> i64 {
+        self.event.kv.mod_revision
+    }
+
+    /// The event as one `WatchResponse.events` entry (field tag, length, message): a
+    /// repeated message field is the concatenation of its entries, so a response is its
+    /// other fields followed by these bytes.
+    pub fn encoded(&self, prev_kv: bool) -> &Bytes {
+        let prev = prev_kv && self.event.prev_kv.is_some();
+        let cell = if prev { &self.with_prev } else { &self.plain };
+        cell.get_or_init(|| {
+            let e = &self.event;
+            let message = mvccpb::Event {
+                r#type: match e.kind {
+                    mvcc::EventKind::Put => mvccpb::event::EventType::Put as i32,
+                    mvcc::EventKind::Delete => mvccpb::event::EventType::Delete as i32,
+                },
+                kv: Some(key_value(e.kv.clone())),
+                prev_kv: if prev {
+                    e.prev_kv.clone().map(key_value)
+                } else {
+                    None
+                },
+            };
+            let mut buf = Vec::with_capacity(prost::encoding::message::encoded_len(
+                EVENTS_FIELD,
+                &message,
+            ));
+            prost::encoding::message::encode(EVENTS_FIELD, &message, &mut buf);
+            Bytes::from(buf)
+        })
+    }
+}
 
 /// A response the hub composed whole.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -139,13 +200,16 @@ impl Outbox {
         let (mut taken, mut taken_bytes) = (0, 0);
         let events = &batch.events;
         while taken < events.len() {
-            let rev = events[taken].kv.mod_revision;
+            let rev = events[taken].revision();
             let end = taken
                 + events[taken..]
                     .iter()
-                    .take_while(|e| e.kv.mod_revision == rev)
+                    .take_while(|e| e.revision() == rev)
                     .count();
-            let bytes: usize = events[taken..end].iter().map(|e| event_bytes(e)).sum();
+            let bytes: usize = events[taken..end]
+                .iter()
+                .map(|e| event_bytes(&e.event))
+                .sum();
             let first = taken == 0 && inner.bytes == 0;
             if taken_bytes + bytes > room && !first {
                 break;
@@ -156,12 +220,12 @@ impl Outbox {
         let mut left_out = None;
         if taken < batch.events.len() {
             inner.refused = true;
-            left_out = Some(batch.events[taken].kv.mod_revision);
+            left_out = Some(batch.events[taken].revision());
             if taken == 0 {
                 return left_out;
             }
             batch.events.truncate(taken);
-            batch.revision = batch.events[taken - 1].kv.mod_revision;
+            batch.revision = batch.events[taken - 1].revision();
         }
         Self::push_locked(inner, Item::Events(batch), taken_bytes);
         left_out
@@ -229,7 +293,7 @@ mod tests {
     use super::*;
 
     fn event(rev: i64, value_len: usize) -> SharedEvent {
-        Arc::new(mvcc::Event {
+        Arc::new(Change::new(mvcc::Event {
             kind: mvcc::EventKind::Put,
             kv: mvcc::KeyValue {
                 key: b"k".to_vec(),
@@ -238,13 +302,13 @@ mod tests {
                 ..Default::default()
             },
             prev_kv: None,
-        })
+        }))
     }
 
     fn batch(events: Vec<SharedEvent>) -> EventBatch {
         EventBatch {
             watch_id: 0,
-            revision: events.last().map_or(0, |e| e.kv.mod_revision),
+            revision: events.last().map_or(0, |e| e.revision()),
             events,
             prev_kv: false,
             fragment: false,
