@@ -49,12 +49,35 @@ pub enum Span {
     Range(Vec<u8>, Option<Vec<u8>>),
 }
 
+/// What decides whether a watcher whose span holds a change gets it, kept in the index
+/// beside its wid so that matching a change looks up no watcher.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Filter {
+    /// The first revision it wants.
+    pub min_rev: i64,
+    pub no_put: bool,
+    pub no_delete: bool,
+    pub prev_kv: bool,
+}
+
+impl Filter {
+    pub fn wants(&self, rev: i64, kind: mvcc::EventKind) -> bool {
+        rev >= self.min_rev
+            && match kind {
+                mvcc::EventKind::Put => !self.no_put,
+                mvcc::EventKind::Delete => !self.no_delete,
+            }
+    }
+}
+
+type Members = Vec<(Wid, Filter)>;
+
 /// The watchers of one exact range, by its end (`None`: no end).
-type SameRange = (Option<Vec<u8>>, Vec<Wid>);
+type SameRange = (Option<Vec<u8>>, Members);
 
 #[derive(Default)]
 pub struct Group {
-    keys: HashMap<Vec<u8>, Vec<Wid>>,
+    keys: HashMap<Vec<u8>, Members>,
     /// start key -> (end, watchers) for every distinct range starting there.
     ranges: BTreeMap<Vec<u8>, Vec<SameRange>>,
     len: usize,
@@ -65,14 +88,15 @@ impl Group {
         self.len == 0
     }
 
-    pub fn insert(&mut self, wid: Wid, span: &Span) {
+    pub fn insert(&mut self, wid: Wid, filter: Filter, span: &Span) {
+        let member = (wid, filter);
         match span {
-            Span::Key(k) => self.keys.entry(k.clone()).or_default().push(wid),
+            Span::Key(k) => self.keys.entry(k.clone()).or_default().push(member),
             Span::Range(start, end) => {
                 let at = self.ranges.entry(start.clone()).or_default();
                 match at.iter_mut().find(|(e, _)| e == end) {
-                    Some((_, wids)) => wids.push(wid),
-                    None => at.push((end.clone(), vec![wid])),
+                    Some((_, wids)) => wids.push(member),
+                    None => at.push((end.clone(), vec![member])),
                 }
             }
         }
@@ -113,24 +137,24 @@ impl Group {
         }
     }
 
-    /// Calls `f` with every watcher whose span holds `key`.
-    pub fn for_each_match(&self, key: &[u8], mut f: impl FnMut(Wid)) {
+    /// Calls `f` with every watcher whose span holds `key`, and its filter.
+    pub fn for_each_match(&self, key: &[u8], mut f: impl FnMut(Wid, &Filter)) {
         if let Some(wids) = self.keys.get(key) {
-            wids.iter().copied().for_each(&mut f);
+            wids.iter().for_each(|(w, filter)| f(*w, filter));
         }
         let upto = (Bound::Unbounded, Bound::Included(key));
         for (_, at) in self.ranges.range::<[u8], _>(upto) {
             for (end, wids) in at {
                 if end.as_ref().is_none_or(|e| key < &e[..]) {
-                    wids.iter().copied().for_each(&mut f);
+                    wids.iter().for_each(|(w, filter)| f(*w, filter));
                 }
             }
         }
     }
 }
 
-fn take(wids: &mut Vec<Wid>, wid: Wid) -> bool {
-    match wids.iter().position(|w| *w == wid) {
+fn take(wids: &mut Members, wid: Wid) -> bool {
+    match wids.iter().position(|(w, _)| *w == wid) {
         Some(i) => {
             wids.swap_remove(i);
             true
@@ -145,7 +169,7 @@ mod tests {
 
     fn matches(g: &Group, key: &[u8]) -> Vec<Wid> {
         let mut out = Vec::new();
-        g.for_each_match(key, |w| out.push(w));
+        g.for_each_match(key, |w, _| out.push(w));
         out.sort();
         out
     }
@@ -156,10 +180,10 @@ mod tests {
         let key = Span::Key(b"foo".to_vec());
         let prefix = Span::Range(b"foo".to_vec(), Some(b"fop".to_vec()));
         let from = Span::Range(b"b".to_vec(), None);
-        g.insert(1, &key);
-        g.insert(2, &prefix);
-        g.insert(3, &prefix);
-        g.insert(4, &from);
+        g.insert(1, Filter::default(), &key);
+        g.insert(2, Filter::default(), &prefix);
+        g.insert(3, Filter::default(), &prefix);
+        g.insert(4, Filter::default(), &from);
         assert_eq!(matches(&g, b"foo"), [1, 2, 3, 4]);
         assert_eq!(matches(&g, b"foo/bar"), [2, 3, 4]);
         assert_eq!(matches(&g, b"fop"), [4]);

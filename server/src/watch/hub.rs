@@ -25,7 +25,7 @@ use crossbeam_channel::{Receiver, Sender};
 use mvcc::{EventKind, Store, Wanted};
 use tracing::warn;
 
-use super::group::{Group, Span, Wid, WidMap, WidSet};
+use super::group::{Filter, Group, Span, Wid, WidMap, WidSet};
 use super::outbox::{Change, EventBatch, Outbox, Reply, SharedEvent};
 
 /// History rows one read looks at, at most, before the hub turns to its messages again.
@@ -247,12 +247,14 @@ struct Watcher {
 }
 
 impl Watcher {
-    fn wants(&self, rev: i64, kind: EventKind) -> bool {
-        rev >= self.min_rev
-            && match kind {
-                EventKind::Put => !self.no_put,
-                EventKind::Delete => !self.no_delete,
-            }
+    /// Its filter from `from` on.
+    fn filter(&self, from: i64) -> Filter {
+        Filter {
+            min_rev: self.min_rev.max(from),
+            no_put: self.no_put,
+            no_delete: self.no_delete,
+            prev_kv: self.prev_kv,
+        }
     }
 }
 
@@ -419,29 +421,27 @@ impl State {
             spec.start_revision
         };
         let synced = min_rev > self.synced_rev;
+        let watcher = Watcher {
+            stream,
+            watch_id,
+            span,
+            start: spec.start_revision,
+            min_rev,
+            next_rev: min_rev,
+            synced,
+            prev_kv: spec.prev_kv,
+            fragment: spec.fragment,
+            no_put: spec.no_put,
+            no_delete: spec.no_delete,
+            progress_notify: spec.progress_notify,
+            sent_since_tick: false,
+        };
         if synced {
-            self.synced.insert(wid, &span);
+            self.synced.insert(wid, watcher.filter(0), &watcher.span);
         } else {
             self.unsynced.insert(wid);
         }
-        self.watchers.insert(
-            wid,
-            Watcher {
-                stream,
-                watch_id,
-                span,
-                start: spec.start_revision,
-                min_rev,
-                next_rev: min_rev,
-                synced,
-                prev_kv: spec.prev_kv,
-                fragment: spec.fragment,
-                no_put: spec.no_put,
-                no_delete: spec.no_delete,
-                progress_notify: spec.progress_notify,
-                sent_since_tick: false,
-            },
-        );
+        self.watchers.insert(wid, watcher);
     }
 
     fn cancel(&mut self, stream: u64, watch_id: i64) {
@@ -572,12 +572,12 @@ impl State {
             let from = self.synced_rev + 1;
             let mut matched: Vec<Vec<Wid>> = Vec::new();
             let mut rows = 0;
-            let (synced, watchers) = (&self.synced, &self.watchers);
+            let synced = &self.synced;
             let read = self
                 .store
                 .history(from, current, self.scan_rows, |key, rev, kind| {
                     rows += 1;
-                    want(synced, watchers, key, rev, kind, &mut matched, |_| true)
+                    want(synced, key, rev, kind, &mut matched)
                 });
             self.adapt_scan(rows, &matched);
             match read {
@@ -650,19 +650,16 @@ impl State {
         let mut group = Group::default();
         for wid in &ready {
             if let Some(w) = self.watchers.get(wid) {
-                group.insert(*wid, &w.span);
+                group.insert(*wid, w.filter(w.next_rev), &w.span);
             }
         }
         let mut matched: Vec<Vec<Wid>> = Vec::new();
         let mut rows = 0;
-        let watchers = &self.watchers;
         let read = self
             .store
             .history(from, to, self.scan_rows, |key, rev, kind| {
                 rows += 1;
-                want(&group, watchers, key, rev, kind, &mut matched, |w| {
-                    rev >= w.next_rev
-                })
+                want(&group, key, rev, kind, &mut matched)
             });
         self.adapt_scan(rows, &matched);
         let batch = match read {
@@ -775,7 +772,7 @@ impl State {
         if !w.synced {
             w.synced = true;
             self.unsynced.remove(&wid);
-            self.synced.insert(wid, &w.span);
+            self.synced.insert(wid, w.filter(0), &w.span);
         }
     }
 
@@ -801,25 +798,22 @@ impl State {
     }
 }
 
-/// Decides, for one change, which watchers of `group` get it (`also` narrows them), and
-/// records them in `matched`.
+/// Decides, for one change, which watchers of `group` get it, and records them in
+/// `matched`.
 fn want(
     group: &Group,
-    watchers: &WidMap<Watcher>,
     key: &[u8],
     rev: i64,
     kind: EventKind,
     matched: &mut Vec<Vec<Wid>>,
-    also: impl Fn(&Watcher) -> bool,
 ) -> Wanted {
-    let mut wids = Vec::new();
+    // As many as the previous change had: the same watchers, most often.
+    let mut wids = Vec::with_capacity(matched.last().map_or(0, Vec::len));
     let mut prev = false;
-    group.for_each_match(key, |wid| {
-        if let Some(w) = watchers.get(&wid) {
-            if w.wants(rev, kind) && also(w) {
-                prev |= w.prev_kv;
-                wids.push(wid);
-            }
+    group.for_each_match(key, |wid, filter| {
+        if filter.wants(rev, kind) {
+            prev |= filter.prev_kv;
+            wids.push(wid);
         }
     });
     if wids.is_empty() {

@@ -23,6 +23,8 @@ pub type SharedEvent = Arc<Change>;
 #[derive(Debug)]
 pub struct Change {
     pub event: mvcc::Event,
+    /// What it counts for in an outbox's bound, per watcher.
+    bytes: usize,
     plain: OnceLock<Bytes>,
     with_prev: OnceLock<Bytes>,
 }
@@ -33,6 +35,7 @@ const EVENTS_FIELD: u32 = 11;
 impl Change {
     pub fn new(event: mvcc::Event) -> Change {
         Change {
+            bytes: event_bytes(&event),
             event,
             plain: OnceLock::new(),
             with_prev: OnceLock::new(),
@@ -206,10 +209,7 @@ impl Outbox {
                     .iter()
                     .take_while(|e| e.revision() == rev)
                     .count();
-            let bytes: usize = events[taken..end]
-                .iter()
-                .map(|e| event_bytes(&e.event))
-                .sum();
+            let bytes: usize = events[taken..end].iter().map(|e| e.bytes).sum();
             let first = taken == 0 && inner.bytes == 0;
             if taken_bytes + bytes > room && !first {
                 break;
