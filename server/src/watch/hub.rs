@@ -26,7 +26,7 @@ use mvcc::{EventKind, Store, Wanted};
 use tracing::warn;
 
 use super::group::{Filter, Group, Span, Wid, WidMap, WidSet};
-use super::outbox::{Change, EventBatch, Outbox, Reply, SharedEvent};
+use super::outbox::{Change, EventBatch, Outbox, Reply, Round, SharedEvent};
 
 /// History rows one read looks at, at most, before the hub turns to its messages again.
 const SCAN_ROWS: usize = 16 * 1024;
@@ -164,6 +164,7 @@ impl Hub {
             counts: counts.clone(),
             storage_failing: false,
             scan_rows: SCAN_ROWS,
+            rounds: 0,
         };
         std::thread::Builder::new()
             .name("etcr-watch".into())
@@ -286,6 +287,8 @@ struct State {
     storage_failing: bool,
     /// Rows the next history read looks at (see [`MATCH_BUDGET`]).
     scan_rows: usize,
+    /// Deliveries so far (each is an outbox [`Round`]).
+    rounds: u64,
 }
 
 impl State {
@@ -710,6 +713,11 @@ impl State {
             .into_iter()
             .map(|e| Arc::new(Change::new(e)))
             .collect();
+        self.rounds += 1;
+        let round = Round {
+            id: self.rounds,
+            bytes: events.iter().map(|e| e.bytes()).sum(),
+        };
         // Consecutive changes with the same watchers (every change, for watchers of one
         // prefix) are handed out as one run: a lookup per watcher per run, not per change.
         let mut start = 0;
@@ -732,13 +740,16 @@ impl State {
             let Some(s) = self.streams.get_mut(&w.stream) else {
                 continue;
             };
-            let left_out = s.outbox.push_events(EventBatch {
-                watch_id: w.watch_id,
-                revision: upto,
-                events,
-                prev_kv: w.prev_kv,
-                fragment: w.fragment,
-            });
+            let left_out = s.outbox.push_events(
+                EventBatch {
+                    watch_id: w.watch_id,
+                    revision: upto,
+                    events,
+                    prev_kv: w.prev_kv,
+                    fragment: w.fragment,
+                },
+                round,
+            );
             w.sent_since_tick = true;
             match left_out {
                 None => w.next_rev = upto + 1,
