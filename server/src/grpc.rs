@@ -159,7 +159,7 @@ where
     }
 }
 
-/// Streams both ways (`Watch.Watch`, `Lease.LeaseKeepAlive`): the handler gets the decoded
+/// Streams both ways (`Lease.LeaseKeepAlive`): the handler gets the decoded
 /// requests (an undecodable one arrives as an error) and returns its responses.
 pub fn bidirectional<Req, Resp, F>(
     requests: BoxStream<'static, Result<Bytes, grpc_h2::Status>>,
@@ -172,15 +172,21 @@ where
         BoxStream<'static, Result<Req, tonic::Status>>,
     ) -> BoxStream<'static, Result<Resp, tonic::Status>>,
 {
-    let requests = requests
+    encode_stream(call(decode_requests(requests)))
+}
+
+/// A bidirectional call's requests, decoded.
+fn decode_requests<Req: Message + Default + 'static>(
+    requests: BoxStream<'static, Result<Bytes, grpc_h2::Status>>,
+) -> BoxStream<'static, Result<Req, tonic::Status>> {
+    requests
         .map(|m| match m {
             Ok(bytes) => Req::decode(bytes).map_err(|e| {
                 tonic::Status::internal(format!("grpc: error unmarshalling request: {e}"))
             }),
             Err(s) => Err(tonic::Status::new(tonic::Code::from_i32(s.code), s.message)),
         })
-        .boxed();
-    encode_stream(call(requests))
+        .boxed()
 }
 
 /// Routes a unary call to a service method; the call's token rides in the request's
@@ -301,7 +307,9 @@ impl Dispatch {
             Request::Stream(requests) if path == "/etcdserverpb.Watch/Watch" => {
                 let watch = self.watch.clone();
                 let permit = crate::auth::watch_permit(self.ctx.clone(), token.owned());
-                return bidirectional(requests, move |r| watch.watch(r, Some(permit)));
+                // The watch stream encodes its responses itself (each event once).
+                let responses = watch.watch_encoded(decode_requests(requests), Some(permit));
+                return Response::Stream(responses.map(|r| r.map_err(status)).boxed());
             }
             Request::Stream(requests) if path == "/etcdserverpb.Lease/LeaseKeepAlive" => {
                 let lease = self.lease.clone();

@@ -70,8 +70,8 @@ const REMOVED_PEER_GRACE: Duration = Duration::from_secs(2);
 pub(super) const REMOVED: &str =
     "etcdserver: the member has been permanently removed from the cluster";
 
-/// How long the store's write transaction stays open for more batches when no read waits:
-/// one commit (and fsync) then covers every batch that arrives meanwhile.
+/// How long the store's write transaction stays open for more batches when no read and no
+/// watcher waits: one commit (and fsync) then covers every batch that arrives meanwhile.
 const COMMIT_LINGER: Duration = Duration::from_millis(5);
 
 /// Commands one store transaction holds at most before it is committed.
@@ -168,7 +168,10 @@ impl Applier {
                     match writer.pending() {
                         Some((_, commands)) => {
                             uncommitted = Some(last);
-                            if commands >= MAX_UNCOMMITTED || self.shared.read_waiting() {
+                            if commands >= MAX_UNCOMMITTED
+                                || self.shared.read_waiting()
+                                || self.watch.watched()
+                            {
                                 self.commit(&mut writer, &mut uncommitted)?;
                             }
                         }

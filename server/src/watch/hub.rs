@@ -17,7 +17,7 @@
 //!   key range and a few counters, a stream its outbox.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,8 +25,8 @@ use crossbeam_channel::{Receiver, Sender};
 use mvcc::{EventKind, Store, Wanted};
 use tracing::warn;
 
-use super::group::{Group, Span, Wid};
-use super::outbox::{EventBatch, Outbox, Reply, SharedEvent};
+use super::group::{Filter, Group, Span, Wid, WidMap, WidSet};
+use super::outbox::{Change, EventBatch, Outbox, Reply, Round, SharedEvent};
 
 /// History rows one read looks at, at most, before the hub turns to its messages again.
 const SCAN_ROWS: usize = 16 * 1024;
@@ -114,6 +114,7 @@ pub struct Hub {
 pub struct CommitNotifier {
     wake: Sender<()>,
     answered: Arc<AtomicI64>,
+    watched: Arc<AtomicBool>,
 }
 
 impl CommitNotifier {
@@ -129,6 +130,12 @@ impl CommitNotifier {
     pub fn answered(&self, revision: i64) {
         self.answered.fetch_max(revision, Relaxed);
     }
+
+    /// Some watcher waits for the next change: the apply thread commits at once instead of
+    /// lingering for more batches, since a watcher sees a change only after its commit.
+    pub fn watched(&self) -> bool {
+        self.watched.load(Relaxed)
+    }
 }
 
 impl Hub {
@@ -141,20 +148,23 @@ impl Hub {
         let (wake, woken) = crossbeam_channel::bounded(1);
         let counts = Arc::new(Counts::default());
         let answered = Arc::new(AtomicI64::new(0));
+        let watched = Arc::new(AtomicBool::new(false));
         let state = State {
             answered: answered.clone(),
+            watched: watched.clone(),
             synced_rev: store.current_revision(),
             store,
             interval: settings.progress_interval,
-            watchers: HashMap::new(),
+            watchers: WidMap::default(),
             synced: Group::default(),
-            unsynced: HashSet::new(),
+            unsynced: WidSet::default(),
             streams: HashMap::new(),
             progress_waiting: HashSet::new(),
             next_wid: 0,
             counts: counts.clone(),
             storage_failing: false,
             scan_rows: SCAN_ROWS,
+            rounds: 0,
         };
         std::thread::Builder::new()
             .name("etcr-watch".into())
@@ -166,7 +176,14 @@ impl Hub {
             counts,
             settings,
         };
-        Ok((hub, CommitNotifier { wake, answered }))
+        Ok((
+            hub,
+            CommitNotifier {
+                wake,
+                answered,
+                watched,
+            },
+        ))
     }
 
     pub fn stream_bytes(&self) -> usize {
@@ -231,12 +248,14 @@ struct Watcher {
 }
 
 impl Watcher {
-    fn wants(&self, rev: i64, kind: EventKind) -> bool {
-        rev >= self.min_rev
-            && match kind {
-                EventKind::Put => !self.no_put,
-                EventKind::Delete => !self.no_delete,
-            }
+    /// Its filter from `from` on.
+    fn filter(&self, from: i64) -> Filter {
+        Filter {
+            min_rev: self.min_rev.max(from),
+            no_put: self.no_put,
+            no_delete: self.no_delete,
+            prev_kv: self.prev_kv,
+        }
     }
 }
 
@@ -255,9 +274,11 @@ struct State {
     synced_rev: i64,
     /// The highest revision callers have been told of (see [`CommitNotifier::answered`]).
     answered: Arc<AtomicI64>,
-    watchers: HashMap<Wid, Watcher>,
+    /// Whether any watcher is synced (see [`CommitNotifier::watched`]).
+    watched: Arc<AtomicBool>,
+    watchers: WidMap<Watcher>,
     synced: Group,
-    unsynced: HashSet<Wid>,
+    unsynced: WidSet,
     streams: HashMap<u64, StreamState>,
     /// Streams whose progress request waits for all their watchers to be synced.
     progress_waiting: HashSet<u64>,
@@ -266,6 +287,8 @@ struct State {
     storage_failing: bool,
     /// Rows the next history read looks at (see [`MATCH_BUDGET`]).
     scan_rows: usize,
+    /// Deliveries so far (each is an outbox [`Round`]).
+    rounds: u64,
 }
 
 impl State {
@@ -309,6 +332,7 @@ impl State {
                 self.tick();
                 next_tick = Instant::now() + self.interval;
             }
+            self.watched.store(!self.synced.is_empty(), Relaxed);
             self.counts.watchers.store(self.watchers.len(), Relaxed);
             self.counts.streams.store(self.streams.len(), Relaxed);
             self.counts.unsynced.store(self.unsynced.len(), Relaxed);
@@ -400,29 +424,27 @@ impl State {
             spec.start_revision
         };
         let synced = min_rev > self.synced_rev;
+        let watcher = Watcher {
+            stream,
+            watch_id,
+            span,
+            start: spec.start_revision,
+            min_rev,
+            next_rev: min_rev,
+            synced,
+            prev_kv: spec.prev_kv,
+            fragment: spec.fragment,
+            no_put: spec.no_put,
+            no_delete: spec.no_delete,
+            progress_notify: spec.progress_notify,
+            sent_since_tick: false,
+        };
         if synced {
-            self.synced.insert(wid, &span);
+            self.synced.insert(wid, watcher.filter(0), &watcher.span);
         } else {
             self.unsynced.insert(wid);
         }
-        self.watchers.insert(
-            wid,
-            Watcher {
-                stream,
-                watch_id,
-                span,
-                start: spec.start_revision,
-                min_rev,
-                next_rev: min_rev,
-                synced,
-                prev_kv: spec.prev_kv,
-                fragment: spec.fragment,
-                no_put: spec.no_put,
-                no_delete: spec.no_delete,
-                progress_notify: spec.progress_notify,
-                sent_since_tick: false,
-            },
-        );
+        self.watchers.insert(wid, watcher);
     }
 
     fn cancel(&mut self, stream: u64, watch_id: i64) {
@@ -553,12 +575,12 @@ impl State {
             let from = self.synced_rev + 1;
             let mut matched: Vec<Vec<Wid>> = Vec::new();
             let mut rows = 0;
-            let (synced, watchers) = (&self.synced, &self.watchers);
+            let synced = &self.synced;
             let read = self
                 .store
                 .history(from, current, self.scan_rows, |key, rev, kind| {
                     rows += 1;
-                    want(synced, watchers, key, rev, kind, &mut matched, |_| true)
+                    want(synced, key, rev, kind, &mut matched)
                 });
             self.adapt_scan(rows, &matched);
             match read {
@@ -631,19 +653,16 @@ impl State {
         let mut group = Group::default();
         for wid in &ready {
             if let Some(w) = self.watchers.get(wid) {
-                group.insert(*wid, &w.span);
+                group.insert(*wid, w.filter(w.next_rev), &w.span);
             }
         }
         let mut matched: Vec<Vec<Wid>> = Vec::new();
         let mut rows = 0;
-        let watchers = &self.watchers;
         let read = self
             .store
             .history(from, to, self.scan_rows, |key, rev, kind| {
                 rows += 1;
-                want(&group, watchers, key, rev, kind, &mut matched, |w| {
-                    rev >= w.next_rev
-                })
+                want(&group, key, rev, kind, &mut matched)
             });
         self.adapt_scan(rows, &matched);
         let batch = match read {
@@ -688,20 +707,32 @@ impl State {
     /// Queues each watcher's share of `events` (`matched[i]` are the watchers of
     /// `events[i]`), which cover every change up to `upto`. Returns the watchers whose
     /// outbox refused part of their share: they are now unsynced.
-    fn deliver(
-        &mut self,
-        events: Vec<mvcc::Event>,
-        matched: Vec<Vec<Wid>>,
-        upto: i64,
-    ) -> HashSet<Wid> {
-        let mut shares: HashMap<Wid, Vec<SharedEvent>> = HashMap::new();
-        for (event, wids) in events.into_iter().zip(matched) {
-            let event = Arc::new(event);
+    fn deliver(&mut self, events: Vec<mvcc::Event>, matched: Vec<Vec<Wid>>, upto: i64) -> WidSet {
+        let mut shares: WidMap<Vec<SharedEvent>> = WidMap::default();
+        let events: Vec<SharedEvent> = events
+            .into_iter()
+            .map(|e| Arc::new(Change::new(e)))
+            .collect();
+        self.rounds += 1;
+        let round = Round {
+            id: self.rounds,
+            bytes: events.iter().map(|e| e.bytes()).sum(),
+        };
+        // Consecutive changes with the same watchers (every change, for watchers of one
+        // prefix) are handed out as one run: a lookup per watcher per run, not per change.
+        let mut start = 0;
+        while start < events.len() {
+            let wids = &matched[start];
+            let end = start + matched[start..].iter().take_while(|m| *m == wids).count();
             for wid in wids {
-                shares.entry(wid).or_default().push(event.clone());
+                shares
+                    .entry(*wid)
+                    .or_default()
+                    .extend(events[start..end].iter().cloned());
             }
+            start = end;
         }
-        let mut victims = HashSet::new();
+        let mut victims = WidSet::default();
         for (wid, events) in shares {
             let Some(w) = self.watchers.get_mut(&wid) else {
                 continue;
@@ -709,13 +740,16 @@ impl State {
             let Some(s) = self.streams.get_mut(&w.stream) else {
                 continue;
             };
-            let left_out = s.outbox.push_events(EventBatch {
-                watch_id: w.watch_id,
-                revision: upto,
-                events,
-                prev_kv: w.prev_kv,
-                fragment: w.fragment,
-            });
+            let left_out = s.outbox.push_events(
+                EventBatch {
+                    watch_id: w.watch_id,
+                    revision: upto,
+                    events,
+                    prev_kv: w.prev_kv,
+                    fragment: w.fragment,
+                },
+                round,
+            );
             w.sent_since_tick = true;
             match left_out {
                 None => w.next_rev = upto + 1,
@@ -749,7 +783,7 @@ impl State {
         if !w.synced {
             w.synced = true;
             self.unsynced.remove(&wid);
-            self.synced.insert(wid, &w.span);
+            self.synced.insert(wid, w.filter(0), &w.span);
         }
     }
 
@@ -775,25 +809,22 @@ impl State {
     }
 }
 
-/// Decides, for one change, which watchers of `group` get it (`also` narrows them), and
-/// records them in `matched`.
+/// Decides, for one change, which watchers of `group` get it, and records them in
+/// `matched`.
 fn want(
     group: &Group,
-    watchers: &HashMap<Wid, Watcher>,
     key: &[u8],
     rev: i64,
     kind: EventKind,
     matched: &mut Vec<Vec<Wid>>,
-    also: impl Fn(&Watcher) -> bool,
 ) -> Wanted {
-    let mut wids = Vec::new();
+    // As many as the previous change had: the same watchers, most often.
+    let mut wids = Vec::with_capacity(matched.last().map_or(0, Vec::len));
     let mut prev = false;
-    group.for_each_match(key, |wid| {
-        if let Some(w) = watchers.get(&wid) {
-            if w.wants(rev, kind) && also(w) {
-                prev |= w.prev_kv;
-                wids.push(wid);
-            }
+    group.for_each_match(key, |wid, filter| {
+        if filter.wants(rev, kind) {
+            prev |= filter.prev_kv;
+            wids.push(wid);
         }
     });
     if wids.is_empty() {

@@ -20,8 +20,10 @@ mod tests;
 use std::sync::Arc;
 
 use api::etcdserverpb as pb;
+use bytes::Bytes;
 use futures::future::{BoxFuture, FutureExt};
 use futures::stream::{BoxStream, StreamExt};
+use prost::Message;
 use tonic::Status;
 
 use crate::context::Context;
@@ -76,14 +78,31 @@ impl WatchService {
         }
     }
 
-    /// One Watch call: the client's requests in, the responses out; `permit` checks each
-    /// create (the caller's permissions, with auth). Dropping the response stream ends the
-    /// call and its watchers.
+    /// One Watch call, for callers in process: [`WatchService::watch_encoded`] with the
+    /// responses decoded.
     pub fn watch(
         &self,
         requests: BoxStream<'static, Result<pb::WatchRequest, Status>>,
         permit: Option<stream::Permit>,
     ) -> BoxStream<'static, Result<pb::WatchResponse, Status>> {
+        self.watch_encoded(requests, permit)
+            .map(|r| {
+                r.and_then(|bytes| {
+                    pb::WatchResponse::decode(bytes)
+                        .map_err(|e| Status::internal(format!("watch response: {e}")))
+                })
+            })
+            .boxed()
+    }
+
+    /// One Watch call: the client's requests in, the responses out, encoded; `permit`
+    /// checks each create (the caller's permissions, with auth). Dropping the response
+    /// stream ends the call and its watchers.
+    pub fn watch_encoded(
+        &self,
+        requests: BoxStream<'static, Result<pb::WatchRequest, Status>>,
+        permit: Option<stream::Permit>,
+    ) -> BoxStream<'static, Result<Bytes, Status>> {
         let requests = match self.barrier.clone() {
             None => requests,
             Some(barrier) => requests

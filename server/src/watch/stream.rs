@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use api::etcdserverpb as pb;
-use api::mvccpb;
+use bytes::Bytes;
 use futures::stream::{BoxStream, Stream};
 use prost::Message;
 use tonic::Status;
@@ -19,7 +19,7 @@ use tonic::Status;
 use super::group::Span;
 use super::hub::{CreateSpec, Hub, Request};
 use super::outbox::{EventBatch, Item, Outbox, Reply, Taken};
-use crate::convert::{key_value, HeaderInfo};
+use crate::convert::HeaderInfo;
 use crate::errors::EtcdError;
 
 /// Where the response headers' cluster, member and term come from (the term changes).
@@ -40,8 +40,8 @@ pub struct Responses {
     requests: Option<BoxStream<'static, Result<pb::WatchRequest, Status>>>,
     header: HeaderSource,
     fragment_limit: usize,
-    /// Fragments of a large response still to send.
-    fragments: VecDeque<pb::WatchResponse>,
+    /// Encoded responses still to send (fragments of a large one, a refusal).
+    fragments: VecDeque<Bytes>,
     ended: bool,
     permit: Option<Permit>,
 }
@@ -81,7 +81,7 @@ impl Responses {
             return false;
         };
         let denied = Status::from(EtcdError::PermissionDenied);
-        self.fragments.push_back(pb::WatchResponse {
+        let response = pb::WatchResponse {
             header: (self.header)().at(revision),
             watch_id: -1,
             created: true,
@@ -92,7 +92,9 @@ impl Responses {
                 denied.message()
             ),
             ..Default::default()
-        });
+        };
+        self.fragments
+            .push_back(Bytes::from(response.encode_to_vec()));
         true
     }
 
@@ -131,8 +133,10 @@ impl Responses {
     }
 }
 
+/// Yields each `WatchResponse` encoded: events are encoded once per change, not once per
+/// watcher (see [`super::outbox::Change`]).
 impl Stream for Responses {
-    type Item = Result<pb::WatchResponse, Status>;
+    type Item = Result<Bytes, Status>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
@@ -154,17 +158,15 @@ impl Stream for Responses {
         }
         let header = (this.header)();
         let response = match item {
-            Item::Control { reply, .. } => reply_response(&reply, &header),
+            Item::Control { reply, .. } => {
+                Bytes::from(reply_response(&reply, &header).encode_to_vec())
+            }
             Item::Events(batch) => {
-                let fragment = batch.fragment;
-                let response = events_response(batch, &header);
-                if !fragment {
-                    response
-                } else {
-                    let (first, rest) = fragments(response, this.fragment_limit);
-                    this.fragments = rest;
-                    first
-                }
+                let limit = batch.fragment.then_some(this.fragment_limit);
+                let mut pieces = events_responses(&batch, &header, limit);
+                let first = pieces.pop_front().unwrap_or_default();
+                this.fragments = pieces;
+                first
             }
         };
         Poll::Ready(Some(Ok(response)))
@@ -220,65 +222,56 @@ fn reply_response(r: &Reply, h: &HeaderInfo) -> pb::WatchResponse {
     }
 }
 
-fn events_response(batch: EventBatch, h: &HeaderInfo) -> pb::WatchResponse {
-    let events = batch
+/// A watcher's batch as encoded responses: one, or with `fragment_limit`, etcd's
+/// fragmenting: a response of two or more events whose encoding reaches the limit goes out
+/// in pieces below it (a piece of one event may be larger), all but the last marked
+/// `fragment`.
+fn events_responses(
+    batch: &EventBatch,
+    h: &HeaderInfo,
+    fragment_limit: Option<usize>,
+) -> VecDeque<Bytes> {
+    let events: Vec<&Bytes> = batch
         .events
         .iter()
-        .map(|e| mvccpb::Event {
-            r#type: match e.kind {
-                mvcc::EventKind::Put => mvccpb::event::EventType::Put as i32,
-                mvcc::EventKind::Delete => mvccpb::event::EventType::Delete as i32,
-            },
-            kv: Some(key_value(e.kv.clone())),
-            prev_kv: if batch.prev_kv {
-                e.prev_kv.clone().map(key_value)
-            } else {
-                None
-            },
-        })
+        .map(|e| e.encoded(batch.prev_kv))
         .collect();
-    pb::WatchResponse {
+    let mut base = pb::WatchResponse {
         header: h.at(batch.revision),
         watch_id: batch.watch_id,
-        events,
         ..Default::default()
-    }
-}
-
-/// etcd's fragmenting: a response of two or more events whose encoding reaches `limit` goes
-/// out in pieces below it (a piece of one event may be larger), all but the last marked
-/// `fragment`. Returns the first piece and the others.
-fn fragments(
-    response: pb::WatchResponse,
-    limit: usize,
-) -> (pb::WatchResponse, VecDeque<pb::WatchResponse>) {
-    if response.encoded_len() < limit || response.events.len() < 2 {
-        return (response, VecDeque::new());
-    }
-    let mut base = response;
-    let events = std::mem::take(&mut base.events);
+    };
+    let whole_len = base.encoded_len() + events.iter().map(|e| e.len()).sum::<usize>();
+    let mut out = VecDeque::new();
+    let Some(limit) = fragment_limit.filter(|l| whole_len >= *l && events.len() >= 2) else {
+        out.push_back(response_bytes(&base, &events));
+        return out;
+    };
     base.fragment = true;
     let base_len = base.encoded_len();
-    let mut out = VecDeque::new();
-    let mut cur = base.clone();
-    let mut cur_len = base_len;
-    for ev in events {
-        let len = prost::encoding::message::encoded_len(11, &ev);
-        if !cur.events.is_empty() && cur_len + len >= limit {
-            out.push_back(std::mem::replace(&mut cur, base.clone()));
-            cur_len = base_len;
+    let (mut start, mut cur_len) = (0, base_len);
+    for (i, e) in events.iter().enumerate() {
+        if i > start && cur_len + e.len() >= limit {
+            out.push_back(response_bytes(&base, &events[start..i]));
+            (start, cur_len) = (i, base_len);
         }
-        cur_len += len;
-        cur.events.push(ev);
+        cur_len += e.len();
     }
-    cur.fragment = false;
-    match out.pop_front() {
-        Some(first) => {
-            out.push_back(cur);
-            (first, out)
-        }
-        None => (cur, out),
+    base.fragment = false;
+    out.push_back(response_bytes(&base, &events[start..]));
+    out
+}
+
+/// `base` (without events) followed by the encoded events.
+fn response_bytes(base: &pb::WatchResponse, events: &[&Bytes]) -> Bytes {
+    let len = base.encoded_len() + events.iter().map(|e| e.len()).sum::<usize>();
+    let mut buf = Vec::with_capacity(len);
+    // Cannot fail: the buffer grows.
+    let _ = base.encode(&mut buf);
+    for e in events {
+        buf.extend_from_slice(e);
     }
+    Bytes::from(buf)
 }
 
 #[cfg(test)]
@@ -287,32 +280,60 @@ mod tests {
 
     #[test]
     fn fragments_stay_below_the_limit_and_only_the_last_is_unmarked() {
-        let ev = |n: u8| mvccpb::Event {
-            kv: Some(mvccpb::KeyValue {
-                key: vec![n],
-                value: vec![n; 100],
-                mod_revision: 5,
-                ..Default::default()
-            }),
-            ..Default::default()
+        let change = |n: u8| {
+            std::sync::Arc::new(super::super::outbox::Change::new(mvcc::Event {
+                kind: mvcc::EventKind::Put,
+                kv: mvcc::KeyValue {
+                    key: vec![n],
+                    value: vec![n; 100],
+                    mod_revision: 5,
+                    ..Default::default()
+                },
+                prev_kv: Some(mvcc::KeyValue {
+                    key: vec![n],
+                    value: b"old".to_vec(),
+                    ..Default::default()
+                }),
+            }))
         };
-        let response = pb::WatchResponse {
+        let batch = |prev_kv| EventBatch {
             watch_id: 3,
-            events: (0..10).map(ev).collect(),
-            ..Default::default()
+            revision: 5,
+            events: (0..10).map(change).collect(),
+            prev_kv,
+            fragment: true,
         };
-        let whole = response.encoded_len();
-        let (first, rest) = fragments(response.clone(), 350);
-        let parts: Vec<_> = std::iter::once(first).chain(rest).collect();
+        let header = HeaderInfo {
+            cluster_id: 1,
+            member_id: 2,
+            raft_term: 3,
+        };
+        let decode = |b: &Bytes| pb::WatchResponse::decode(b.clone()).unwrap();
+        let whole = events_responses(&batch(false), &header, None);
+        assert_eq!(whole.len(), 1);
+        let whole = decode(&whole[0]);
+        assert_eq!((whole.watch_id, whole.fragment), (3, false));
+        assert_eq!(whole.header.as_ref().map(|h| h.revision), Some(5));
+        assert_eq!(whole.events.len(), 10);
+        assert!(whole.events.iter().all(|e| e.prev_kv.is_none()));
+        let with_prev = decode(&events_responses(&batch(true), &header, None)[0]);
+        assert!(with_prev
+            .events
+            .iter()
+            .all(|e| e.prev_kv.as_ref().is_some_and(|p| p.value == b"old")));
+
+        let parts = events_responses(&batch(false), &header, Some(350));
         assert!(parts.len() > 2);
         for (i, p) in parts.iter().enumerate() {
-            assert!(p.encoded_len() < 350);
+            assert!(p.len() < 350);
+            let p = decode(p);
             assert_eq!(p.fragment, i + 1 < parts.len());
             assert_eq!(p.watch_id, 3);
         }
-        let events: Vec<_> = parts.into_iter().flat_map(|p| p.events).collect();
-        assert_eq!(events, response.events);
-        assert!(fragments(response, whole + 1).1.is_empty());
+        let events: Vec<_> = parts.iter().flat_map(|p| decode(p).events).collect();
+        assert_eq!(events, whole.events);
+        let unsplit = events_responses(&batch(false), &header, Some(whole.encoded_len() + 1));
+        assert_eq!(unsplit.len(), 1);
     }
 
     #[test]

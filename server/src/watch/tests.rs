@@ -698,3 +698,18 @@ async fn from_now_starts_after_every_answered_write_even_before_its_commit() {
     let events = c.events_until(created.watch_id, next).await;
     assert_eq!(events.iter().map(rev).collect::<Vec<_>>(), [next]);
 }
+
+#[tokio::test]
+async fn the_apply_thread_is_told_to_commit_at_once_while_a_watcher_is_synced() {
+    let h = Harness::new();
+    assert!(!h.commits.watched());
+    let mut c = h.open();
+    let live = c.watch(create(b"k", b"")).await;
+    let commits = h.commits.clone();
+    h.until("a synced watcher", move |_| commits.watched())
+        .await;
+    c.cancel(live);
+    assert!(c.next().await.canceled);
+    let commits = h.commits.clone();
+    h.until("no watcher", move |_| !commits.watched()).await;
+}
