@@ -209,6 +209,7 @@ fn add(name: &str, learner: bool) -> anyhow::Result<()> {
         eprint!(".");
         match etcrctl(&state, &["member", "promote", &id]) {
             Ok(out) => {
+                eprintln!();
                 print!("{out}");
                 true
             }
@@ -218,8 +219,8 @@ fn add(name: &str, learner: bool) -> anyhow::Result<()> {
             }
         }
     });
-    eprintln!();
     if !promoted {
+        eprintln!();
         anyhow::bail!("{name} stays a learner: {last_error}");
     }
     Ok(())
