@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use serde::{Deserialize, Serialize};
@@ -57,28 +57,12 @@ struct SystemResult {
 }
 
 pub fn run(seconds: u32, rounds: u32) -> anyhow::Result<()> {
-    crate::packages::ensure_etcd()?;
-    eprintln!("== building etcr and etcr-bench (release)");
-    crate::run_cmd(Command::new("cargo").args([
-        "build",
-        "--release",
-        "--quiet",
-        "-p",
-        "etcr",
-        "-p",
-        "etcr-bench",
-    ]))?;
-    let release = procs::target_dir().join("release");
-    let bench_bin = release.join("etcr-bench");
+    let systems = crate::side_by_side::prepare()?;
+    let bench_bin = systems.bench_bin.clone();
     let out_dir = crate::workspace_root().join("target/bench");
-    let work = out_dir.join("auth");
-    let _ = fs::remove_dir_all(&work);
-    fs::create_dir_all(&work)?;
+    let work = crate::side_by_side::work_dir("auth")?;
     let mut results = Vec::new();
-    for (name, bin) in [
-        ("etcr", release.join("etcr")),
-        ("etcd", PathBuf::from("/usr/bin/etcd")),
-    ] {
+    for (name, bin) in systems.list {
         results.push(measure(
             name,
             &bin,

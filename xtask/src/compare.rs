@@ -178,32 +178,15 @@ impl SystemResult {
 }
 
 pub fn run(quick: bool) -> anyhow::Result<()> {
-    crate::packages::ensure_etcd()?;
-    eprintln!("== building etcr and etcr-bench (release)");
-    crate::run_cmd(Command::new("cargo").args([
-        "build",
-        "--release",
-        "--quiet",
-        "-p",
-        "etcr",
-        "-p",
-        "etcr-bench",
-    ]))?;
-    let release = procs::target_dir().join("release");
-    let bench_bin = release.join("etcr-bench");
+    let systems = crate::side_by_side::prepare()?;
+    let bench_bin = systems.bench_bin.clone();
     let out_dir = crate::workspace_root().join("target/bench");
-    let work = out_dir.join("compare");
-    let _ = fs::remove_dir_all(&work);
-    fs::create_dir_all(&work)?;
+    let work = crate::side_by_side::work_dir("compare")?;
 
     let plan = Plan::new(quick);
     let started = Instant::now();
-    let systems = [
-        ("etcr", release.join("etcr")),
-        ("etcd", PathBuf::from("/usr/bin/etcd")),
-    ];
     let mut results = Vec::new();
-    for (name, bin) in systems {
+    for (name, bin) in systems.list {
         results.push(measure(name, &bin, &bench_bin, &work.join(name), &plan)?);
     }
 

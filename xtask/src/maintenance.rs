@@ -17,7 +17,7 @@
 //! Writes `target/bench/maintenance.{md,json}`.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -77,35 +77,13 @@ impl Measured {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    crate::packages::ensure_etcd()?;
-    eprintln!("== building etcr and etcr-bench (release)");
-    crate::run_cmd(Command::new("cargo").args([
-        "build",
-        "--release",
-        "--quiet",
-        "-p",
-        "etcr",
-        "-p",
-        "etcr-bench",
-    ]))?;
-    let release = procs::target_dir().join("release");
+    let systems = crate::side_by_side::prepare()?;
     let out_dir = crate::workspace_root().join("target/bench");
-    let work = out_dir.join("maintenance");
-    let _ = fs::remove_dir_all(&work);
-    fs::create_dir_all(&work)?;
+    let work = crate::side_by_side::work_dir("maintenance")?;
     let started = Instant::now();
     let mut results = Vec::new();
-    for (name, bin) in [
-        ("etcr", release.join("etcr")),
-        ("etcd", PathBuf::from("/usr/bin/etcd")),
-    ] {
-        let result = measure(
-            name,
-            &bin,
-            &release.join("etcr-bench"),
-            &work.join(name),
-            &args,
-        );
+    for (name, bin) in systems.list {
+        let result = measure(name, &bin, &systems.bench_bin, &work.join(name), &args);
         // The data directories are large; keep only the reports and logs.
         for d in ["", "overload"] {
             for i in 1..=args.members {
