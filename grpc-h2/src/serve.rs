@@ -33,11 +33,6 @@ const RECV_STREAM_WINDOW: u32 = 4 << 20;
 /// have sent that their handlers have not read yet.
 const RECV_CONN_WINDOW: u32 = 16 << 20;
 
-/// Send window a response stream asks for before its next message is produced. Small
-/// messages (watch events) share one reservation; a large one waits until the client has
-/// taken what was sent before.
-const STREAM_RESERVE: usize = 64 << 10;
-
 /// What the server allows each connection.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -420,6 +415,12 @@ async fn stream_replies(
     mut replies: BoxStream<'static, Result<Bytes, Status>>,
     mut deadline: Deadline,
 ) {
+    // Set after a message is handed to h2: the next one is produced only once the client's
+    // window has room beyond it. The window is asked for only while a message waits, so a
+    // stream with nothing to send (a watch between events) holds none of the connection's
+    // window: grpc-go clients start with 64 KiB for the whole connection, and streams that
+    // held window while idle would leave the next stream unable to answer.
+    let mut draining = false;
     let end = std::future::poll_fn(|cx| loop {
         if send.poll_reset(cx).is_ready() {
             return Poll::Ready(None);
@@ -427,30 +428,28 @@ async fn stream_replies(
         if deadline.poll(cx).is_ready() {
             return Poll::Ready(Some(Status::deadline_exceeded()));
         }
-        if send.capacity() == 0 {
-            send.reserve_capacity(STREAM_RESERVE);
-            match send.poll_capacity(cx) {
-                Poll::Ready(Some(Ok(_))) => continue,
-                Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(None),
-                Poll::Pending => return Poll::Pending,
+        if draining {
+            if send.capacity() == 0 {
+                match send.poll_capacity(cx) {
+                    Poll::Ready(Some(Ok(_))) => continue,
+                    Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(None),
+                    Poll::Pending => return Poll::Pending,
+                }
             }
+            draining = false;
+            send.reserve_capacity(0);
         }
         match replies.poll_next_unpin(cx) {
             Poll::Ready(Some(Ok(message))) => {
                 if send_message(&mut send, message).is_err() {
                     return Poll::Ready(None);
                 }
+                send.reserve_capacity(1);
+                draining = true;
             }
             Poll::Ready(Some(Err(status))) => return Poll::Ready(Some(status)),
             Poll::Ready(None) => return Poll::Ready(Some(Status::new(0, ""))),
-            Poll::Pending => {
-                // Nothing to send for now (a watch between events): give the window this
-                // stream holds back to the connection, or a few idle streams would hold
-                // all of it (grpc-go clients start with 64 KiB for the whole connection)
-                // and the next stream could never answer.
-                send.reserve_capacity(0);
-                return Poll::Pending;
-            }
+            Poll::Pending => return Poll::Pending,
         }
     })
     .await;
