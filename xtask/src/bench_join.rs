@@ -165,27 +165,7 @@ fn measure(
     let log = fs::File::create(dir.join("m4.log"))?;
     let started = Instant::now();
     let _m4 = Killed(
-        Command::new(bin)
-            .args(["--name", "m4", "--data-dir"])
-            .arg(dir.join("m4"))
-            .args([
-                "--listen-client-urls",
-                &client,
-                "--advertise-client-urls",
-                &client,
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer,
-                "--initial-advertise-peer-urls",
-                &peer,
-            ])
-            .args([
-                "--initial-cluster",
-                &initial,
-                "--initial-cluster-token",
-                "bench",
-            ])
+        procs::member_command(bin, "m4", dir, &client, &peer, &initial)
             .args(["--initial-cluster-state", "existing"])
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

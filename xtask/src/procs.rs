@@ -70,27 +70,7 @@ pub fn start_cluster(
         let client = format!("http://127.0.0.1:{client}");
         let peer = format!("http://127.0.0.1:{peer}");
         let log = fs::File::create(dir.join(format!("{name}.log")))?;
-        let child = Command::new(bin)
-            .args(["--name", &name, "--data-dir"])
-            .arg(dir.join(&name))
-            .args([
-                "--listen-client-urls",
-                &client,
-                "--advertise-client-urls",
-                &client,
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer,
-                "--initial-advertise-peer-urls",
-                &peer,
-            ])
-            .args([
-                "--initial-cluster",
-                &initial,
-                "--initial-cluster-token",
-                "bench",
-            ])
+        let child = member_command(bin, &name, dir, &client, &peer, &initial)
             .args(extra(&name))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -172,6 +152,40 @@ pub fn disk_bytes(dir: &Path) -> u64 {
             Err(_) => 0,
         })
         .sum()
+}
+
+/// The command line of bench member `name` (etcr or etcd take the same flags): data under
+/// `dir/name`, listening on the `client` and `peer` URLs, in the `initial` cluster.
+pub fn member_command(
+    bin: &Path,
+    name: &str,
+    dir: &Path,
+    client: &str,
+    peer: &str,
+    initial: &str,
+) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.args(["--name", name, "--data-dir"])
+        .arg(dir.join(name))
+        .args([
+            "--listen-client-urls",
+            client,
+            "--advertise-client-urls",
+            client,
+        ])
+        .args([
+            "--listen-peer-urls",
+            peer,
+            "--initial-advertise-peer-urls",
+            peer,
+        ])
+        .args([
+            "--initial-cluster",
+            initial,
+            "--initial-cluster-token",
+            "bench",
+        ]);
+    cmd
 }
 
 #[cfg(test)]
