@@ -73,16 +73,28 @@ pub struct Role {
 }
 
 /// The whole auth state at one applied index.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct AuthState {
     /// Whether requests are checked.
     pub enabled: bool,
-    /// Bumped by every change that is applied (refusals change nothing).
+    /// etcd's numbering, which `auth status` shows: 1 in a new store, bumped by every
+    /// applied change except enabling (refusals change nothing).
     pub revision: u64,
     /// Users by name.
     pub users: BTreeMap<String, User>,
     /// Roles by name.
     pub roles: BTreeMap<String, Role>,
+}
+
+impl Default for AuthState {
+    fn default() -> Self {
+        AuthState {
+            enabled: false,
+            revision: 1,
+            users: BTreeMap::new(),
+            roles: BTreeMap::new(),
+        }
+    }
 }
 
 impl AuthState {
@@ -184,7 +196,6 @@ pub(crate) fn apply(table: &Table, txn: &mut RwTxn, cmd: &AuthCommand) -> Result
         Err(refusal) => Ok(AuthOutcome::Refused(refusal)),
         Ok(changed) => {
             if changed {
-                state.revision += 1;
                 let bytes = bincode::serde::encode_to_vec(&state, bincode::config::standard())
                     .map_err(|e| {
                         crate::error::Error::Storage(format!("encoding auth state: {e}"))
@@ -327,6 +338,10 @@ fn change(state: &mut AuthState, cmd: &AuthCommand) -> std::result::Result<bool,
             return Ok(false);
         }
     }
+    // etcd's numbering, which clients see in `auth status`.
+    if *cmd != AuthCommand::Enable {
+        state.revision += 1;
+    }
     Ok(true)
 }
 
@@ -377,6 +392,28 @@ mod tests {
             run(&mut s, AuthCommand::UserDelete(ROOT.into())),
             Err(AuthRefusal::InvalidAuthMgmt)
         );
+    }
+
+    #[test]
+    fn revisions_count_as_etcd_counts_them() {
+        assert_eq!(AuthState::default().revision, 1);
+        let mut s = root_ready();
+        assert_eq!(s.revision, 2);
+        let grant = AuthCommand::UserGrantRole {
+            user: ROOT.into(),
+            role: ROOT.into(),
+        };
+        run(&mut s, grant).unwrap();
+        assert_eq!(s.revision, 3);
+        run(&mut s, AuthCommand::Enable).unwrap();
+        assert_eq!((s.enabled, s.revision), (true, 3));
+        run(&mut s, AuthCommand::RoleAdd("r".into())).unwrap();
+        run(&mut s, AuthCommand::Disable).unwrap();
+        assert_eq!((s.enabled, s.revision), (false, 5));
+        // Nothing changed, nothing counted.
+        run(&mut s, AuthCommand::Disable).unwrap();
+        assert!(run(&mut s, AuthCommand::RoleAdd("r".into())).is_err());
+        assert_eq!(s.revision, 5);
     }
 
     #[test]

@@ -307,8 +307,13 @@ impl Dispatch {
             Request::Stream(requests) if path == "/etcdserverpb.Watch/Watch" => {
                 let watch = self.watch.clone();
                 let permit = crate::auth::watch_permit(self.ctx.clone(), token.owned());
+                // A fresh token's entry is applied before the first create is checked.
+                let requests = futures::stream::once(async move { token.ready().await })
+                    .filter_map(|()| std::future::ready(None))
+                    .chain(decode_requests(requests))
+                    .boxed();
                 // The watch stream encodes its responses itself (each event once).
-                let responses = watch.watch_encoded(decode_requests(requests), Some(permit));
+                let responses = watch.watch_encoded(requests, Some(permit));
                 return Response::Stream(responses.map(|r| r.map_err(status)).boxed());
             }
             Request::Stream(requests) if path == "/etcdserverpb.Lease/LeaseKeepAlive" => {
@@ -358,6 +363,7 @@ impl Dispatch {
             "/etcdserverpb.Auth/AuthDisable" => {
                 route_auth!(self.auth, auth_disable, message, token)
             }
+            "/etcdserverpb.Auth/AuthStatus" => route_auth!(self.auth, auth_status, message, token),
             "/etcdserverpb.Auth/Authenticate" => {
                 route_auth!(self.auth, authenticate, message, token)
             }
@@ -448,6 +454,7 @@ pub const UNARY_CALLS: &[&str] = &[
     TIME_TO_LIVE_PATH,
     "/etcdserverpb.Auth/AuthEnable",
     "/etcdserverpb.Auth/AuthDisable",
+    "/etcdserverpb.Auth/AuthStatus",
     "/etcdserverpb.Auth/Authenticate",
     "/etcdserverpb.Auth/UserAdd",
     "/etcdserverpb.Auth/UserGet",

@@ -415,9 +415,13 @@ async fn the_auth_state_survives_a_restart_and_travels_in_snapshots() {
 }
 
 /// One HTTP/1.1 POST with an optional `Authorization` header; the status and the body.
+/// A gateway call's status and first JSON document; a stream (`observe`, which never ends)
+/// is read only up to its first line.
 fn post(port: u16, path: &str, body: &str, authorization: Option<&str>) -> (u16, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
     let auth = authorization.map_or(String::new(), |t| format!("Authorization: {t}\r\n"));
     write!(
         s,
@@ -425,20 +429,36 @@ fn post(port: u16, path: &str, body: &str, authorization: Option<&str>) -> (u16,
         body.len()
     )
     .expect("write");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("read");
-    let status = out
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 64 * 1024];
+    // A chunked body: the JSON is the chunk between its size lines.
+    let json_line = |out: &[u8]| {
+        let text = String::from_utf8_lossy(out);
+        let body = text.split_once("\r\n\r\n")?.1.to_string();
+        body.split_inclusive('\n')
+            .find(|l| l.starts_with('{') && l.ends_with('\n'))
+            .map(|l| l.trim_end().to_string())
+    };
+    loop {
+        match s.read(&mut chunk).expect("read") {
+            0 => break,
+            n => out.extend_from_slice(&chunk[..n]),
+        }
+        if json_line(&out).is_some() {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    // A chunked body: the JSON is the chunk between its size lines.
-    let json = body
-        .lines()
-        .find(|l| l.starts_with('{'))
-        .unwrap_or(body)
-        .to_string();
+    let json = json_line(&out).unwrap_or_else(|| {
+        text.split_once("\r\n\r\n")
+            .map_or("", |(_, b)| b)
+            .to_string()
+    });
     (status, json)
 }
 
@@ -490,6 +510,50 @@ fn the_gateway_takes_the_token_from_the_authorization_header() {
     assert_eq!(status, 200);
     let (_, users) = post(port, "/v3/auth/user/list", "{}", Some(&token));
     assert!(users.ends_with(r#""users":["root"]}"#), "{users}");
+    // etcd 3.5's AuthStatus (root's), through the gateway: user add and grant-role counted,
+    // enabling not.
+    let (status, auth) = post(port, "/v3/auth/status", "{}", Some(&token));
+    assert_eq!(status, 200, "{auth}");
+    assert!(
+        auth.ends_with(r#""enabled":true,"authRevision":"3"}"#),
+        "{auth}"
+    );
+    assert_eq!(
+        post(port, "/v3/auth/status", "{}", None).1,
+        r#"{"error":"etcdserver: user name is empty","message":"etcdserver: user name is empty","code":3}"#
+    );
+    // Streams take the header's token too: a snapshot is root's alone (etcd's words and
+    // codes for a stream), and an observer with a token sees the leader.
+    assert_eq!(
+        post(port, "/v3/maintenance/snapshot", "{}", None),
+        (
+            500,
+            r#"{"error":{"grpc_code":2,"http_code":500,"message":"auth: user name is empty","http_status":"Internal Server Error"}}"#.to_string()
+        )
+    );
+    let (status, chunk) = post(port, "/v3/maintenance/snapshot", "{}", Some(&token));
+    assert_eq!(status, 200);
+    assert!(chunk.starts_with(r#"{"result":{"#), "{chunk}");
+    let (_, lease) = post(port, "/v3/lease/grant", r#"{"TTL":60}"#, Some(&token));
+    let lease = lease
+        .split("\"ID\":\"")
+        .nth(1)
+        .and_then(|t| t.split('"').next())
+        .expect("a lease")
+        .to_string();
+    let campaign = format!(r#"{{"name":"ZQ==","value":"dg==","lease":"{lease}"}}"#);
+    assert_eq!(
+        post(port, "/v3/election/campaign", &campaign, Some(&token)).0,
+        200
+    );
+    let (status, observed) = post(
+        port,
+        "/v3/election/observe",
+        r#"{"name":"ZQ=="}"#,
+        Some(&token),
+    );
+    assert_eq!(status, 200, "{observed}");
+    assert!(observed.contains(r#""value":"dg==""#), "{observed}");
     assert_eq!(
         post(port, "/v3/kv/range", r#"{"key":"Zm9v"}"#, Some("garbage")).1,
         r#"{"error":"etcdserver: invalid auth token","message":"etcdserver: invalid auth token","code":16}"#
@@ -498,7 +562,8 @@ fn the_gateway_takes_the_token_from_the_authorization_header() {
 
 /// A simple token names the entry that assigned it; a member that has not applied that entry
 /// yet waits for it rather than refusing the token (etcd's rule), so a token works at once on
-/// every member, serializable reads included.
+/// every member: serializable reads, watches and the gateway alike. Each call is made while
+/// the member is cut off (so it cannot know the token), and the member is healed after.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fresh_token_works_on_a_member_still_catching_up() {
     let cluster = Cluster::start(3, &["--bcrypt-cost", "4", "--experimental-fault-injection"]);
@@ -506,20 +571,80 @@ async fn a_fresh_token_works_on_a_member_still_catching_up() {
     let e: Vec<String> = cluster.endpoints();
     set_up(&e[leader], &e[(leader + 1) % 3]);
     let behind = (leader + 2) % 3;
-    cluster.isolate(behind).await;
-    let alice = token(&e[leader], "alice", "apw")
-        .await
-        .expect("authenticate");
-    cluster.heal();
-    let mut kv = KvClient::connect(e[behind].clone()).await.expect("connect");
-    let req = RangeRequest {
-        key: b"foo/a".to_vec(),
-        serializable: true,
-        ..Default::default()
-    };
-    let read = kv
-        .range(with_token(req, &alice))
-        .await
-        .expect("the token works");
-    assert_eq!(read.into_inner().kvs.len(), 1);
+    let endpoint = e[behind].clone();
+    let port: u16 = endpoint
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a port");
+    for call in ["range", "watch", "gateway"] {
+        cluster.isolate(behind).await;
+        let alice = token(&e[leader], "alice", "apw")
+            .await
+            .expect("authenticate");
+        let endpoint = endpoint.clone();
+        let answer = tokio::spawn(async move {
+            match call {
+                "range" => {
+                    let mut kv = KvClient::connect(endpoint).await.expect("connect");
+                    let req = RangeRequest {
+                        key: b"foo/a".to_vec(),
+                        serializable: true,
+                        ..Default::default()
+                    };
+                    let read = kv.range(with_token(req, &alice)).await;
+                    format!("{:?}", read.map(|r| r.into_inner().kvs.len()))
+                }
+                "watch" => {
+                    let mut watch = api::etcdserverpb::watch_client::WatchClient::connect(endpoint)
+                        .await
+                        .expect("connect");
+                    let create = api::etcdserverpb::WatchRequest {
+                        request_union: Some(
+                            api::etcdserverpb::watch_request::RequestUnion::CreateRequest(
+                                WatchCreateRequest {
+                                    key: b"foo/a".to_vec(),
+                                    ..Default::default()
+                                },
+                            ),
+                        ),
+                    };
+                    let mut responses = watch
+                        .watch(with_token(
+                            futures::StreamExt::chain(
+                                futures::stream::iter([create]),
+                                futures::stream::pending(),
+                            ),
+                            &alice,
+                        ))
+                        .await
+                        .expect("watch")
+                        .into_inner();
+                    let first = responses.message().await.expect("a response");
+                    let first = first.expect("not the end");
+                    format!("created {} canceled {}", first.created, first.canceled)
+                }
+                _ => {
+                    let answer = tokio::task::spawn_blocking(move || {
+                        post(port, "/v3/kv/range", r#"{"key":"Zm9vL2E="}"#, Some(&alice))
+                    });
+                    let (status, body) = answer.await.expect("the gateway call");
+                    format!("{status} {}", body.contains(r#""count":"1""#))
+                }
+            }
+        });
+        // The call reaches the member while it is cut off; the heal lets it apply the entry.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        cluster.heal();
+        let answer = tokio::time::timeout(Duration::from_secs(15), answer)
+            .await
+            .expect("an answer in time")
+            .expect("the call");
+        let expected = match call {
+            "range" => "Ok(1)",
+            "watch" => "created true canceled false",
+            _ => "200 true",
+        };
+        assert_eq!(answer, expected, "{call}");
+    }
 }

@@ -1,8 +1,9 @@
-//! `auth enable` and `auth disable`.
+//! `auth enable`, `auth disable` and `auth status`.
 
 use api::etcdserverpb::auth_client::AuthClient;
 use api::etcdserverpb::{
-    AuthDisableRequest, AuthEnableRequest, AuthRoleAddRequest, AuthUserGrantRoleRequest,
+    AuthDisableRequest, AuthEnableRequest, AuthRoleAddRequest, AuthStatusRequest,
+    AuthUserGrantRoleRequest,
 };
 
 use super::Ctx;
@@ -29,6 +30,15 @@ pub const DISABLE: Spec = Spec {
     args: "",
     summary: "stop checking users and permissions (root only while checking is on)",
     about: "Users and roles are kept, and apply again at the next auth enable.",
+    flags: &[],
+};
+
+pub const STATUS: Spec = Spec {
+    name: "auth status",
+    args: "",
+    summary: "show whether permissions are checked, and the auth revision",
+    about: "The auth revision counts the changes made to users, roles and permissions.
+Needs a member of etcd 3.5 or later, or etcr; while checking is on, only root may ask.",
     flags: &[],
 };
 
@@ -106,5 +116,15 @@ pub async fn disable(ctx: &mut Ctx) -> Result<()> {
         })
         .await?;
     println!("Authentication Disabled");
+    Ok(())
+}
+
+pub async fn status(ctx: &mut Ctx) -> Result<()> {
+    no_arguments(ctx, "status")?;
+    let (client, printer) = ctx.connect()?;
+    let r = client
+        .unary(|ch| async move { AuthClient::new(ch).auth_status(AuthStatusRequest {}).await })
+        .await?;
+    super::emit(&printer.auth_status(&r)?);
     Ok(())
 }

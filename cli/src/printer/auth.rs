@@ -2,8 +2,8 @@
 //! table, and the user get and list answers not as fields either.
 
 use api::etcdserverpb::{
-    AuthRoleGetResponse, AuthRoleListResponse, AuthUserGetResponse, AuthUserListResponse,
-    ResponseHeader,
+    AuthRoleGetResponse, AuthRoleListResponse, AuthStatusResponse, AuthUserGetResponse,
+    AuthUserListResponse, ResponseHeader,
 };
 use prost::Message;
 
@@ -72,6 +72,21 @@ impl Printer {
             Format::Fields => fields::header_only(header.as_ref()).into_bytes(),
             Format::Protobuf => encoded,
             Format::Table => return Err(unsupported(self.format)),
+        };
+        Ok(Output::stdout(out))
+    }
+
+    /// etcdctl 3.5's `auth status`, which has no fields or table form.
+    pub fn auth_status(&self, r: &AuthStatusResponse) -> Result<Output> {
+        let out = match self.format {
+            Format::Simple => format!(
+                "Authentication Status: {}\nAuthRevision: {}\n",
+                r.enabled, r.auth_revision
+            )
+            .into_bytes(),
+            Format::Json => json::line(json::auth_status(r)),
+            Format::Protobuf => r.encode_to_vec(),
+            Format::Fields | Format::Table => return Err(unsupported(self.format)),
         };
         Ok(Output::stdout(out))
     }

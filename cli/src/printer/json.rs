@@ -2,10 +2,10 @@
 //! base64 bytes, exact 64-bit integers).
 
 use api::etcdserverpb::{
-    response_op::Response, AlarmMember, AlarmResponse, AuthRoleGetResponse, DeleteRangeResponse,
-    LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse, LeaseTimeToLiveResponse,
-    Member, MemberListResponse, PutResponse, RangeResponse, ResponseHeader, ResponseOp,
-    StatusResponse, TxnResponse, WatchResponse,
+    response_op::Response, AlarmMember, AlarmResponse, AuthRoleGetResponse, AuthStatusResponse,
+    DeleteRangeResponse, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse,
+    LeaseTimeToLiveResponse, Member, MemberListResponse, PutResponse, RangeResponse,
+    ResponseHeader, ResponseOp, StatusResponse, TxnResponse, WatchResponse,
 };
 use api::mvccpb::{Event, KeyValue};
 use base64::Engine as _;
@@ -379,6 +379,15 @@ pub fn members(h: &Option<ResponseHeader>, added: Option<&Member>, list: &[Membe
         .opt("header", header(h))
         .opt("member", added.map(member))
         .objects("members", list.iter().map(member).collect())
+        .end()
+}
+
+/// `AuthStatusResponse`, whose revision field keeps the proto's lowerCamelCase name.
+pub fn auth_status(r: &AuthStatusResponse) -> String {
+    Obj::default()
+        .opt("header", header(&r.header))
+        .bool("enabled", r.enabled)
+        .u64("authRevision", r.auth_revision)
         .end()
 }
 

@@ -11,6 +11,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use ring::signature::KeyPair;
 use serde::{Deserialize, Serialize};
 
+use super::es512;
+
 /// etcd's default when `ttl` is not given.
 const DEFAULT_TTL: Duration = Duration::from_secs(5 * 60);
 
@@ -50,11 +52,23 @@ struct Claims {
 }
 
 pub struct Jwt {
-    algorithm: Algorithm,
-    /// `None` with only a public key: this member verifies, and refuses to sign.
-    signing: Option<EncodingKey>,
-    verifying: DecodingKey,
+    keys: Keys,
     ttl: Duration,
+}
+
+/// A signing key is `None` with only a public key: this member verifies, and refuses to sign.
+enum Keys {
+    /// Every method but ES512, through `jsonwebtoken`.
+    Library {
+        algorithm: Algorithm,
+        signing: Option<EncodingKey>,
+        verifying: DecodingKey,
+    },
+    /// ES512, which `jsonwebtoken` lacks.
+    Es512 {
+        signing: Option<Box<p521::ecdsa::SigningKey>>,
+        verifying: Box<p521::ecdsa::VerifyingKey>,
+    },
 }
 
 fn read(path: &str) -> Result<Vec<u8>, String> {
@@ -93,6 +107,29 @@ fn public_of(algorithm: Algorithm, der: &[u8], path: &str) -> Result<DecodingKey
     }
 }
 
+fn now() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// ES512's keys; with only a private key, its public half verifies.
+fn es512_keys(private: Option<&str>, public: Option<&str>) -> Result<Keys, String> {
+    let signing = match private {
+        Some(path) => Some(Box::new(es512::signing_key(&read(path)?, path)?)),
+        None => None,
+    };
+    let verifying = match (public, &signing) {
+        (Some(path), _) => es512::verifying_key(&read(path)?, path)?,
+        (None, Some(key)) => p521::ecdsa::VerifyingKey::from(&**key),
+        (None, None) => return Err("JWT tokens need pub-key, priv-key or both".into()),
+    };
+    Ok(Keys::Es512 {
+        signing,
+        verifying: Box::new(verifying),
+    })
+}
+
 impl Jwt {
     fn new(options: &HashMap<&str, &str>) -> Result<Jwt, String> {
         if let Some(k) = options
@@ -106,15 +143,21 @@ impl Jwt {
             None => DEFAULT_TTL,
         };
         let method = options.get("sign-method").copied().unwrap_or_default();
+        let private = options.get("priv-key").copied();
+        let public = options.get("pub-key").copied();
+        if method == "ES512" {
+            return Ok(Jwt {
+                keys: es512_keys(private, public)?,
+                ttl,
+            });
+        }
         let algorithm: Algorithm = method
             .parse()
             .ok()
             .filter(|a| *a != Algorithm::EdDSA)
             .ok_or_else(|| {
-                format!("invalid JWT sign-method {method:?} (HS, RS, PS 256/384/512, ES256, ES384)")
+                format!("invalid JWT sign-method {method:?} (HS, RS, PS or ES; 256, 384 or 512)")
             })?;
-        let private = options.get("priv-key").copied();
-        let public = options.get("pub-key").copied();
         if matches!(
             algorithm,
             Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
@@ -122,9 +165,11 @@ impl Jwt {
             // An HMAC's secret is the private key file's bytes, as etcd takes it.
             let secret = read(private.ok_or("JWT sign-method HS* needs priv-key")?)?;
             return Ok(Jwt {
-                algorithm,
-                signing: Some(EncodingKey::from_secret(&secret)),
-                verifying: DecodingKey::from_secret(&secret),
+                keys: Keys::Library {
+                    algorithm,
+                    signing: Some(EncodingKey::from_secret(&secret)),
+                    verifying: DecodingKey::from_secret(&secret),
+                },
                 ttl,
             });
         }
@@ -156,37 +201,59 @@ impl Jwt {
             (None, None) => return Err("JWT tokens need pub-key, priv-key or both".into()),
         };
         Ok(Jwt {
-            algorithm,
-            signing: signing.map(|(k, _, _)| k),
-            verifying,
+            keys: Keys::Library {
+                algorithm,
+                signing: signing.map(|(k, _, _)| k),
+                verifying,
+            },
             ttl,
         })
     }
 
     /// A token for `username` at auth revision `revision`.
     pub fn sign(&self, username: &str, revision: u64) -> Result<String, String> {
-        let key = self
-            .signing
-            .as_ref()
-            .ok_or("auth: token signing attempted with verify-only key")?;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
+        const VERIFY_ONLY: &str = "auth: token signing attempted with verify-only key";
         let claims = Claims {
             username: username.to_string(),
             revision,
-            exp: (now + self.ttl).as_secs(),
+            exp: (now() + self.ttl).as_secs(),
         };
-        jsonwebtoken::encode(&Header::new(self.algorithm), &claims, key).map_err(|e| e.to_string())
+        match &self.keys {
+            Keys::Library {
+                algorithm, signing, ..
+            } => {
+                let key = signing.as_ref().ok_or(VERIFY_ONLY)?;
+                jsonwebtoken::encode(&Header::new(*algorithm), &claims, key)
+                    .map_err(|e| e.to_string())
+            }
+            Keys::Es512 { signing, .. } => {
+                es512::sign(signing.as_deref().ok_or(VERIFY_ONLY)?, &claims)
+            }
+        }
     }
 
     /// The user and auth revision of a token signed with our key and not expired.
     pub fn verify(&self, token: &str) -> Option<(String, u64)> {
-        let mut validation = Validation::new(self.algorithm);
-        // Go's jwt library allows no clock skew.
-        validation.leeway = 0;
-        let data = jsonwebtoken::decode::<Claims>(token, &self.verifying, &validation).ok()?;
-        Some((data.claims.username, data.claims.revision))
+        let claims = match &self.keys {
+            Keys::Library {
+                algorithm,
+                verifying,
+                ..
+            } => {
+                let mut validation = Validation::new(*algorithm);
+                // Go's jwt library allows no clock skew.
+                validation.leeway = 0;
+                jsonwebtoken::decode::<Claims>(token, verifying, &validation)
+                    .ok()?
+                    .claims
+            }
+            Keys::Es512 { verifying, .. } => {
+                let claims: Claims = es512::verify(verifying, token)?;
+                // Valid through its `exp` second, as Go's library and jsonwebtoken judge it.
+                (claims.exp >= now().as_secs()).then_some(claims)?
+            }
+        };
+        Some((claims.username, claims.revision))
     }
 }
 

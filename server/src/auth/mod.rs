@@ -6,6 +6,7 @@
 //! lookup and a binary search. Checks run where the request arrives, before it is proposed
 //! or read.
 
+mod es512;
 mod jwt;
 mod permissions;
 mod service;

@@ -82,6 +82,22 @@ impl AuthService {
         Ok(pb::AuthDisableResponse { header })
     }
 
+    /// etcd 3.5's `AuthStatus`: an admin's read, behind a read barrier like the other reads.
+    pub async fn auth_status(
+        &self,
+        token: Option<&str>,
+        _r: pb::AuthStatusRequest,
+    ) -> Answer<pb::AuthStatusResponse> {
+        self.auth().check_admin(token)?;
+        self.ctx.read_barrier(false).await?;
+        let view = self.auth().view();
+        Ok(pb::AuthStatusResponse {
+            header: self.header(),
+            enabled: view.state.enabled,
+            auth_revision: view.state.revision,
+        })
+    }
+
     pub async fn authenticate(
         &self,
         _token: Option<&str>,

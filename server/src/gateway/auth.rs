@@ -26,6 +26,7 @@ pub fn routes(a: Arc<AuthService>, limit: MessageLimit) -> Router {
     let r = Router::new();
     let r = auth_route!(r, a, limit, "/auth/enable", auth_enable);
     let r = auth_route!(r, a, limit, "/auth/disable", auth_disable);
+    let r = auth_route!(r, a, limit, "/auth/status", auth_status);
     let r = auth_route!(r, a, limit, "/auth/authenticate", authenticate);
     let r = auth_route!(r, a, limit, "/auth/user/add", user_add);
     let r = auth_route!(r, a, limit, "/auth/user/get", user_get);

@@ -29,7 +29,6 @@ pub fn routes(e: Arc<ElectionService>, limit: MessageLimit) -> Router {
         )
         .route(
             "/election/observe",
-            // The gateway's server streams take no token yet: with auth on, this is refused.
-            server_stream(limit, e, |s, r| s.observe(r, None)),
+            server_stream(limit, e, |s, token, r| s.observe(r, token)),
         )
 }

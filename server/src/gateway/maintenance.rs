@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use api::etcdserverpb::maintenance_server::Maintenance;
 use axum::Router;
+use futures::StreamExt;
 
 use super::call::{unary, MessageLimit};
 use super::stream::server_stream;
@@ -34,8 +35,17 @@ pub fn routes(m: Arc<MaintenanceService>, ctx: Arc<Context>, limit: MessageLimit
         )
         .route(
             "/maintenance/snapshot",
-            // The gRPC port's snapshot stream, chunk by chunk as `{"result":...}` lines.
-            server_stream(limit, ctx, crate::snapshot::snapshot),
+            // The gRPC port's snapshot stream, chunk by chunk as `{"result":...}` lines, for
+            // root alone while auth is on, as there.
+            server_stream(limit, ctx, |ctx, token, r| {
+                match ctx.auth.check_admin(token.as_deref()) {
+                    Ok(()) => crate::snapshot::snapshot(ctx, r),
+                    Err(e) => {
+                        let refused = crate::auth::unmapped(e);
+                        futures::stream::once(async move { Err(refused) }).boxed()
+                    }
+                }
+            }),
         )
         .route(
             "/maintenance/transfer-leadership",

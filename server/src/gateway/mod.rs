@@ -33,6 +33,7 @@ const PREFIXES: &[&str] = &["/v3", "/v3beta", "/v3alpha"];
 /// generator and one watch hub per member.
 pub fn routes(ctx: Arc<Context>, dispatch: &crate::grpc::Dispatch) -> Router {
     let limit = call::MessageLimit::new(ctx.limits.max_request_bytes + crate::GRPC_OVERHEAD_BYTES);
+    let waiting = ctx.clone();
     let api = Router::new()
         .merge(kv::routes(Arc::new(KvService::new(ctx.clone())), limit))
         .merge(maintenance::routes(
@@ -51,13 +52,32 @@ pub fn routes(ctx: Arc<Context>, dispatch: &crate::grpc::Dispatch) -> Router {
         .merge(lease::routes(dispatch.lease(), limit))
         .merge(watch::routes(ctx, dispatch.watch(), limit))
         .merge(lock::routes(dispatch.lock(), limit))
-        .merge(election::routes(dispatch.election(), limit));
+        .merge(election::routes(dispatch.election(), limit))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            token_ready(waiting.clone(), req, next)
+        }));
     PREFIXES
         .iter()
         .fold(Router::new(), |router, prefix| {
             router.nest(prefix, api.clone())
         })
         .fallback(not_found)
+}
+
+/// A call with a fresh simple token waits until this member has applied the entry that
+/// assigned it, as on the gRPC port (`auth::CallToken`), so the token works here at once.
+async fn token_ready(
+    ctx: Arc<Context>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    crate::auth::CallToken::new(&ctx, token).ready().await;
+    next.run(req).await
 }
 
 /// Go's `net/http` answer for a path nobody serves, as etcd's client port gives it (to a

@@ -22,17 +22,26 @@ use super::json;
 
 type Responses<Resp> = BoxStream<'static, Result<Resp, Status>>;
 
-/// One request, a stream of responses (`Maintenance.Snapshot`).
+/// etcd takes the gateway's token from the `Authorization` header, as it is.
+fn token_of(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// One request (and the caller's token), a stream of responses (`Maintenance.Snapshot`,
+/// `Election.Observe`).
 pub fn server_stream<S, Req, Resp, F>(limit: MessageLimit, service: Arc<S>, call: F) -> MethodRouter
 where
     S: Send + Sync + 'static,
     Req: DeserializeOwned + prost::Message + Default + Send + 'static,
     Resp: Serialize + Send + 'static,
-    F: Fn(Arc<S>, Req) -> Responses<Resp> + Clone + Send + Sync + 'static,
+    F: Fn(Arc<S>, Option<String>, Req) -> Responses<Resp> + Clone + Send + Sync + 'static,
 {
-    post_only(post(move |body: Body| async move {
+    post_only(post(move |headers: HeaderMap, body: Body| async move {
         match limit.read::<Req>(body).await {
-            Ok(req) => respond(call(service, req)).await,
+            Ok(req) => respond(call(service, token_of(&headers), req)).await,
             Err(s) => json::stream_failed(&s),
         }
     }))
@@ -53,11 +62,7 @@ where
         + 'static,
 {
     post_only(post(move |headers: HeaderMap, body: Body| async move {
-        // etcd takes the gateway's token from the `Authorization` header, as it is.
-        let token = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let token = token_of(&headers);
         let mut requests = requests::<Req>(body, limit);
         let first = match requests.next().await {
             Some(Ok(req)) => Some(Ok(req)),
@@ -230,7 +235,7 @@ mod tests {
         let router = server_stream(
             MessageLimit::new(LIMIT),
             Arc::new(()),
-            |_, _: pb::SnapshotRequest| {
+            |_, _, _: pb::SnapshotRequest| {
                 futures::stream::iter([
                     Ok(pb::SnapshotResponse {
                         remaining_bytes: 1,
