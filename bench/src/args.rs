@@ -26,6 +26,8 @@ pub enum Workload {
     LeaseKeepalive,
     /// `--leases` leases with a key each expiring together, beside a put load.
     LeaseExpiry,
+    /// Small puts on one connection, alone and beside a `--big-range-mib` range.
+    BigRange,
 }
 
 impl Workload {
@@ -40,6 +42,7 @@ impl Workload {
             Workload::Watch => "watch",
             Workload::LeaseKeepalive => "lease-keepalive",
             Workload::LeaseExpiry => "lease-expiry",
+            Workload::BigRange => "big-range",
         }
     }
 }
@@ -151,6 +154,10 @@ pub struct Args {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub lease: crate::lease::LeaseArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub big_range: crate::big_range::BigRangeArgs,
 }
 
 /// When a run stops.

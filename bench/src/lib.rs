@@ -5,7 +5,7 @@
 //! `--clients` concurrent request loops spread over `--conns` HTTP/2 channels, for `--total`
 //! requests or `--duration` seconds, and reports throughput, latency percentiles and errors
 //! by gRPC code. The streaming workloads have their own modules and reports: `watch`
-//! ([`watch`]), `lease-keepalive` and `lease-expiry` ([`lease`]).
+//! ([`watch`]), `lease-keepalive` and `lease-expiry` ([`lease`]), `big-range` ([`big_range`]).
 //!
 //! ```no_run
 //! use clap::Parser;
@@ -27,6 +27,7 @@
 
 pub mod args;
 mod auth;
+pub mod big_range;
 pub mod histogram;
 pub mod lease;
 pub mod putter;

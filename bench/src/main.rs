@@ -14,6 +14,7 @@ async fn main() {
         Workload::LeaseKeepalive | Workload::LeaseExpiry => {
             etcr_bench::lease::run(&args).await.map(|r| r.table())
         }
+        Workload::BigRange => etcr_bench::big_range::run(&args).await.map(|r| r.table()),
         _ => etcr_bench::run(&args).await.map(|r| r.table()),
     };
     match table {

@@ -101,10 +101,12 @@ impl Generator {
                 ttl: self.lease_ttl,
                 id: 0,
             }),
-            // Driven by their own modules (`watch`, `lease`), whose writes are puts.
-            Workload::Watch | Workload::LeaseKeepalive | Workload::LeaseExpiry => {
-                Op::Put(self.put())
-            }
+            // Driven by their own modules (`watch`, `lease`, `big_range`), whose writes are
+            // puts.
+            Workload::Watch
+            | Workload::LeaseKeepalive
+            | Workload::LeaseExpiry
+            | Workload::BigRange => Op::Put(self.put()),
         }
     }
 

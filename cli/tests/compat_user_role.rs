@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
 use common::*;
 
 fn steps() -> Vec<Step> {
@@ -137,32 +135,6 @@ fn steps() -> Vec<Step> {
 
 #[test]
 fn etcdctl_and_etcrctl_agree_on_users_and_roles() {
-    ensure_reference_etcd();
-    let etcrctl = PathBuf::from(env!("CARGO_BIN_EXE_etcrctl"));
-    let etcdctl = PathBuf::from(ETCDCTL);
-    let masker = Masker::new();
-    let steps = steps();
-    let run = |client: &Path, server_bin: &Path| {
-        let server = Server::start(server_bin, &[]);
-        let transcript = run_script(client, &server, &masker, &steps);
-        let name = format!(
-            "user-role-{}-{}",
-            client.file_name().unwrap_or_default().to_string_lossy(),
-            server_bin.file_name().unwrap_or_default().to_string_lossy()
-        );
-        dump(&name, &transcript);
-        transcript
-    };
-    let reference = run(&etcdctl, Path::new(ETCD));
-    let mut failures = Vec::new();
-    failures.extend(compare(
-        "etcrctl→etcd",
-        &reference,
-        &run(&etcrctl, Path::new(ETCD)),
-    ));
-    if let Some(etcr) = etcr_under_test() {
-        failures.extend(compare("etcdctl→etcr", &reference, &run(&etcdctl, &etcr)));
-        failures.extend(compare("etcrctl→etcr", &reference, &run(&etcrctl, &etcr)));
-    }
+    let failures = four_ways("user-role", &steps());
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -14,33 +14,9 @@ use api::etcdserverpb::lease_client::LeaseClient;
 use api::etcdserverpb::maintenance_client::MaintenanceClient;
 use api::etcdserverpb::{
     CompactionRequest, DeleteRangeRequest, LeaseGrantRequest, LeaseTimeToLiveRequest,
-    MemberListRequest, PutRequest, RangeRequest, StatusRequest,
+    MemberListRequest, PutRequest, StatusRequest,
 };
-use common::{run_etcdctl, Cluster};
-
-type Row = (Vec<u8>, Vec<u8>, i64, i64, i64, i64);
-
-async fn all_keys(endpoint: String) -> (i64, Vec<Row>) {
-    let mut kv = KvClient::connect(endpoint).await.expect("connect");
-    let r = kv
-        .range(RangeRequest {
-            key: vec![0],
-            range_end: vec![0],
-            ..Default::default()
-        })
-        .await
-        .expect("range")
-        .into_inner();
-    let kvs = r
-        .kvs
-        .into_iter()
-        .map(|k| {
-            let (c, m, v, l) = (k.create_revision, k.mod_revision, k.version, k.lease);
-            (k.key, k.value, c, m, v, l)
-        })
-        .collect();
-    (r.header.expect("header").revision, kvs)
-}
+use common::{all_keys, run_etcdctl, Cluster, Row};
 
 async fn db_size(endpoint: String) -> i64 {
     MaintenanceClient::connect(endpoint)

@@ -11,34 +11,8 @@ use std::time::Duration;
 use api::etcdserverpb::cluster_client::ClusterClient;
 use api::etcdserverpb::kv_client::KvClient;
 use api::etcdserverpb::lease_client::LeaseClient;
-use api::etcdserverpb::{
-    DeleteRangeRequest, LeaseGrantRequest, MemberListRequest, PutRequest, RangeRequest,
-};
-use common::{Cluster, Etcr, Net};
-
-type Row = (Vec<u8>, Vec<u8>, i64, i64, i64, i64);
-
-async fn all_keys(endpoint: String) -> (i64, Vec<Row>) {
-    let mut kv = KvClient::connect(endpoint).await.expect("connect");
-    let r = kv
-        .range(RangeRequest {
-            key: vec![0],
-            range_end: vec![0],
-            ..Default::default()
-        })
-        .await
-        .expect("range")
-        .into_inner();
-    let kvs = r
-        .kvs
-        .into_iter()
-        .map(|k| {
-            let (c, m, v, l) = (k.create_revision, k.mod_revision, k.version, k.lease);
-            (k.key, k.value, c, m, v, l)
-        })
-        .collect();
-    (r.header.expect("header").revision, kvs)
-}
+use api::etcdserverpb::{DeleteRangeRequest, LeaseGrantRequest, MemberListRequest, PutRequest};
+use common::{all_keys, Cluster, Etcr, Net};
 
 /// The etcrctl binary of this build: `<target>/<profile>/etcrctl`, built first (the server's
 /// tests do not depend on the client's crate).

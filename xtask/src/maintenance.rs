@@ -10,7 +10,9 @@
 //! - the store's size before and after deleting half the keys, compacting and defragmenting
 //!   every member;
 //! - put latency (10 clients) without a defragmentation, then while every member is
-//!   defragmented over and over (`etcdctl defrag` on all endpoints, in a loop).
+//!   defragmented over and over (`etcdctl defrag` on all endpoints, in a loop);
+//! - `--big-range-mib` MiB read by one range while small puts go over the same connection
+//!   (`etcr-bench big-range`): the puts' p99 alone and beside the range.
 //!
 //! The defaults run in about 2-3 minutes. For the 1 GiB store:
 //! `cargo xtask bench maintenance --size-mib 1024 --overload-seconds 30`.
@@ -50,6 +52,25 @@ pub struct Args {
     /// Seconds of each put-latency run (without, then during defragmentation).
     #[arg(long, default_value_t = 10)]
     latency_seconds: u32,
+    /// MiB of the large range beside small puts on one connection.
+    #[arg(long, default_value_t = 100)]
+    big_range_mib: u64,
+}
+
+/// What `etcr-bench big-range` reports (the fields read here).
+#[derive(Debug, Default, Serialize, serde::Deserialize)]
+struct BigRange {
+    range_bytes: u64,
+    range_seconds: f64,
+    puts_before: Percentiles,
+    puts_during: Percentiles,
+    puts_done_while_range_ran: u64,
+}
+
+#[derive(Debug, Default, Serialize, serde::Deserialize)]
+struct Percentiles {
+    p99: f64,
+    max: f64,
 }
 
 /// Everything measured on one system.
@@ -68,6 +89,7 @@ struct Measured {
     puts: BenchReport,
     puts_during_defrag: BenchReport,
     defrags_during: u32,
+    big_range: BigRange,
 }
 
 impl Measured {
@@ -282,6 +304,28 @@ fn measure(
         "   p99 {:.2} ms without, {:.2} ms during {} defrag rounds",
         m.puts.latency_ms.p99, m.puts_during_defrag.latency_ms.p99, m.defrags_during
     );
+
+    eprintln!(
+        "== {name}: a {} MiB range beside small puts on one connection",
+        args.big_range_mib
+    );
+    let json = dir.join("big-range.json");
+    let ran = Command::new(bench_bin)
+        .args([
+            "big-range",
+            "--big-range-mib",
+            &args.big_range_mib.to_string(),
+        ])
+        .arg("--endpoints")
+        .arg(&endpoints[0])
+        .arg("--json")
+        .arg(&json)
+        .stdin(Stdio::null())
+        .status()?;
+    if !ran.success() {
+        anyhow::bail!("etcr-bench big-range failed");
+    }
+    m.big_range = serde_json::from_str(&fs::read_to_string(&json)?)?;
     drop(servers);
     Ok(m)
 }
@@ -400,6 +444,33 @@ fn markdown(etcr: &Measured, etcd: &Measured, args: &Args) -> String {
         "puts/s, 10 clients, during defrags".into(),
         etcr.puts_during_defrag.throughput,
         etcd.puts_during_defrag.throughput,
+        &|v| format!("{v:.0}"),
+    );
+    row(
+        format!(
+            "{} MiB range on one connection: seconds",
+            args.big_range_mib
+        ),
+        etcr.big_range.range_seconds,
+        etcd.big_range.range_seconds,
+        &|v| format!("{v:.2} s"),
+    );
+    row(
+        "small puts on that connection: p99 alone".into(),
+        etcr.big_range.puts_before.p99,
+        etcd.big_range.puts_before.p99,
+        &ms,
+    );
+    row(
+        "small puts on that connection: p99 beside the range".into(),
+        etcr.big_range.puts_during.p99,
+        etcd.big_range.puts_during.p99,
+        &ms,
+    );
+    row(
+        "small puts answered before the range".into(),
+        etcr.big_range.puts_done_while_range_ran as f64,
+        etcd.big_range.puts_done_while_range_ran as f64,
         &|v| format!("{v:.0}"),
     );
     row(

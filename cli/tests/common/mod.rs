@@ -921,6 +921,40 @@ pub fn listed_commands(etcrctl: &Path) -> Vec<String> {
     listed
 }
 
+/// Runs `steps` four ways, each on a fresh server: etcdctl 3.4 on etcd 3.4 (the reference),
+/// then etcrctl on etcd, and etcdctl and etcrctl on etcr; the differences from the reference,
+/// labelled by pair. Transcripts are dumped under `label`.
+#[allow(dead_code)]
+pub fn four_ways(label: &str, steps: &[Step]) -> Vec<String> {
+    ensure_reference_etcd();
+    let etcrctl = PathBuf::from(env!("CARGO_BIN_EXE_etcrctl"));
+    let etcdctl = PathBuf::from(ETCDCTL);
+    let masker = Masker::new();
+    let run = |client: &Path, server_bin: &Path| {
+        let server = Server::start(server_bin, &[]);
+        let transcript = run_script(client, &server, &masker, steps);
+        let name = format!(
+            "{label}-{}-{}",
+            client.file_name().unwrap_or_default().to_string_lossy(),
+            server_bin.file_name().unwrap_or_default().to_string_lossy()
+        );
+        dump(&name, &transcript);
+        transcript
+    };
+    let reference = run(&etcdctl, Path::new(ETCD));
+    let mut failures = Vec::new();
+    failures.extend(compare(
+        "etcrctl→etcd",
+        &reference,
+        &run(&etcrctl, Path::new(ETCD)),
+    ));
+    if let Some(etcr) = etcr_under_test() {
+        failures.extend(compare("etcdctl→etcr", &reference, &run(&etcdctl, &etcr)));
+        failures.extend(compare("etcrctl→etcr", &reference, &run(&etcrctl, &etcr)));
+    }
+    failures
+}
+
 /// Listed commands that no step of the transcript ran with exit code 0.
 pub fn unproven(label: &str, listed: &[String], transcript: &[(String, String)]) -> Option<String> {
     let missing: Vec<&str> = listed

@@ -522,3 +522,31 @@ impl Drop for Etcd {
         let _ = self.child.wait();
     }
 }
+
+/// A stored key: (key, value, create_revision, mod_revision, version, lease).
+#[allow(dead_code)]
+pub type Row = (Vec<u8>, Vec<u8>, i64, i64, i64, i64);
+
+/// Every key of `endpoint` with its revisions and lease, and the header's revision.
+#[allow(dead_code)]
+pub async fn all_keys(endpoint: String) -> (i64, Vec<Row>) {
+    let mut kv = KvClient::connect(endpoint).await.expect("connect");
+    let r = kv
+        .range(api::etcdserverpb::RangeRequest {
+            key: vec![0],
+            range_end: vec![0],
+            ..Default::default()
+        })
+        .await
+        .expect("range")
+        .into_inner();
+    let kvs = r
+        .kvs
+        .into_iter()
+        .map(|k| {
+            let (c, m, v, l) = (k.create_revision, k.mod_revision, k.version, k.lease);
+            (k.key, k.value, c, m, v, l)
+        })
+        .collect();
+    (r.header.expect("header").revision, kvs)
+}
