@@ -111,7 +111,9 @@ fn fuzz<S: Strategy>(strategy: S, test: impl Fn(S::Value) -> Result<(), TestCase
             break;
         }
     }
-    eprintln!("{total} cases");
+    // Test threads bear their test's name.
+    let test = std::thread::current().name().unwrap_or("fuzz").to_string();
+    eprintln!("{test}: {total} cases, no failure");
 }
 
 #[test]

@@ -422,6 +422,7 @@ mod fuzz {
         let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
         let cases = env("ETCR_FUZZ_CASES").unwrap_or(512) as u32;
         let until = env("ETCR_FUZZ_SECONDS").map(|s| Instant::now() + Duration::from_secs(s));
+        let mut total = 0u64;
         loop {
             let mut runner = TestRunner::new(Config {
                 cases,
@@ -434,10 +435,14 @@ mod fuzz {
             }) {
                 panic!("{e}");
             }
+            total += u64::from(cases);
             if until.is_none_or(|t| Instant::now() >= t) {
                 break;
             }
         }
+        // Test threads bear their test's name.
+        let name = std::thread::current().name().unwrap_or("fuzz").to_string();
+        eprintln!("{name}: {total} cases, no failure");
     }
 
     #[test]
