@@ -197,13 +197,21 @@ impl Kv for KvService {
     ) -> Result<Response<pb::CompactionResponse>, Status> {
         // etcd checks no permission for compaction.
         let r = req.into_inner();
+        let physical = r.physical;
         match self
             .propose(mvcc::Command::Compact(convert::compaction_request(r)))
             .await?
         {
-            mvcc::CommandResponse::Compact(c) => Ok(Response::new(pb::CompactionResponse {
-                header: self.ctx.header_info().at(c.header.revision),
-            })),
+            mvcc::CommandResponse::Compact(c) => {
+                if physical {
+                    // The compaction is answered before the store commits it.
+                    self.ctx.read_barrier(true).await?;
+                    crate::compactor::physically_done(&self.ctx.store).await?;
+                }
+                Ok(Response::new(pb::CompactionResponse {
+                    header: self.ctx.header_info().at(c.header.revision),
+                }))
+            }
             _ => Err(unexpected("compact")),
         }
     }

@@ -6,6 +6,7 @@
 
 mod auth;
 mod cluster;
+mod compactor;
 mod config;
 mod context;
 mod convert;
@@ -190,6 +191,7 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         },
     )?;
     lease::spawn_expiry(lessor.clone(), raft.clone());
+    compactor::spawn(store.clone());
     let ctx = Arc::new(Context {
         store,
         raft: raft.clone(),

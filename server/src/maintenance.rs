@@ -117,6 +117,10 @@ impl Maintenance for MaintenanceService {
         &self,
         _req: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
+        // Writes are answered before the store commits them; the revision and sizes below
+        // include every write this member has answered, as a serializable read would (a
+        // script's `compaction $(revision from status)` must not miss the write just made).
+        self.ctx.read_barrier(true).await?;
         let g = self.ctx.store_gauges();
         let mut errors: Vec<String> = self
             .ctx
