@@ -79,6 +79,9 @@ struct Measured {
     name: String,
     overload: BenchReport,
     overload_peak_rss: Vec<u64>,
+    /// Private memory (RssAnon) right after the overload: the peak RSS also counts the pages
+    /// of the store's file mapped in, which grow with what was written.
+    overload_anon_rss: Vec<u64>,
     snapshot_bytes: u64,
     snapshot_seconds: f64,
     db_size_full: Vec<u64>,
@@ -184,6 +187,10 @@ fn measure(
         ],
     )?;
     m.overload_peak_rss = peak_rss(&pids)?;
+    m.overload_anon_rss = pids
+        .iter()
+        .map(|&p| procs::anon_rss_bytes(p))
+        .collect::<anyhow::Result<_>>()?;
     drop(servers);
     // A fresh cluster for the rest, so that the overload's history (which grows with the
     // puts each system answered) does not weigh on the store's size.
@@ -492,6 +499,12 @@ fn markdown(etcr: &Measured, etcd: &Measured, args: &Args) -> String {
         "overload: highest member peak RSS".into(),
         max(&etcr.overload_peak_rss),
         max(&etcd.overload_peak_rss),
+        &mib,
+    );
+    row(
+        "overload: largest member private memory (RssAnon) after".into(),
+        max(&etcr.overload_anon_rss),
+        max(&etcd.overload_anon_rss),
         &mib,
     );
     let mut out = format!(
