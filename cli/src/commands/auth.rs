@@ -13,7 +13,7 @@ use crate::help::{Group, Spec};
 
 pub const GROUP: Group = Group {
     name: "auth",
-    summary: "turn the checking of users' permissions on or off",
+    summary: "turn the checking of users' permissions on or off, or show whether it is on",
 };
 
 pub const ENABLE: Spec = Spec {
