@@ -340,13 +340,9 @@ impl Dispatch {
             }
             "/etcdserverpb.Maintenance/Snapshot" => {
                 let ctx = self.ctx.clone();
-                if let Err(e) = ctx.auth.check_admin(token.as_deref()) {
-                    let refused = status(crate::auth::unmapped(e));
-                    return Response::Stream(
-                        futures::stream::once(async move { Err(refused) }).boxed(),
-                    );
-                }
-                server_streaming(message, move |r| snapshot::snapshot(ctx, r))
+                server_streaming(message, move |r| {
+                    snapshot::snapshot(ctx, token.as_deref(), r)
+                })
             }
             "/etcdserverpb.Cluster/MemberAdd" => route!(self.cluster, member_add, message, token),
             "/etcdserverpb.Cluster/MemberRemove" => {

@@ -23,12 +23,18 @@ const READ_AHEAD: usize = 4;
 /// Tells apart the temporary copies of snapshots taken at the same time.
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
-/// Streams a consistent copy of the store. The copy and the reads run on a blocking thread;
-/// a client that stops reading stops them (the channel fills), one that goes away ends them.
+/// Streams a consistent copy of the store to the holder of `token` (root alone while auth
+/// is on, as in etcd). The copy and the reads run on a blocking thread; a client that stops
+/// reading stops them (the channel fills), one that goes away ends them.
 pub fn snapshot(
     ctx: Arc<Context>,
+    token: Option<&str>,
     _request: pb::SnapshotRequest,
 ) -> BoxStream<'static, Result<pb::SnapshotResponse, tonic::Status>> {
+    if let Err(e) = ctx.auth.check_admin(token) {
+        let refused = crate::auth::unmapped(e);
+        return futures::stream::once(async move { Err(refused) }).boxed();
+    }
     let (tx, mut rx) = mpsc::channel(READ_AHEAD);
     tokio::task::spawn_blocking(move || {
         if let Err(e) = send_snapshot(&ctx, &tx) {

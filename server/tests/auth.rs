@@ -471,6 +471,13 @@ fn the_gateway_takes_the_token_from_the_authorization_header() {
     ok(&e, &["user", "grant-role", "root", "root"]);
     let port = etcr.client_port;
     assert_eq!(post(port, "/v3/auth/enable", "{}", None).0, 200);
+    // The gRPC port's snapshot is root's alone too.
+    let file = dir.path().join("snap.db").display().to_string();
+    assert_eq!(
+        refused(&e, &["snapshot", "save", &file]),
+        "Error: rpc error: code = Unknown desc = auth: user name is empty"
+    );
+    ok(&e, &[ROOT, "snapshot", "save", &file]);
     // etcd 3.4's gateway answers, captured from it.
     assert_eq!(
         post(port, "/v3/kv/range", r#"{"key":"Zm9v"}"#, None).1,

@@ -225,23 +225,19 @@ async fn alarm_calls_answer_as_etcds_do() {
     }
 }
 
-/// Writes are answered before the store commits them; Status answers only once the store
-/// holds what this member answered, so a script that deletes, then compacts at the revision
-/// Status gives, compacts the deletion too (as it does on etcd).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn status_includes_the_write_just_answered() {
+/// Puts 51,200 keys under `k/` with values of `value_len` bytes (128 per txn), then deletes
+/// them all in one DeleteRange, whose answer it returns.
+async fn fill_then_delete(
+    kv: &mut KvClient<tonic::transport::Channel>,
+    value_len: usize,
+) -> api::etcdserverpb::DeleteRangeResponse {
     use api::etcdserverpb::{request_op, DeleteRangeRequest, RequestOp, TxnRequest};
-    let dir = tempfile::tempdir().unwrap();
-    let etcr = Etcr::start(&dir.path().join("m"), &[]);
-    let mut kv = etcr.kv().await;
-    let mut m = MaintenanceClient::connect(etcr.endpoint()).await.unwrap();
-    // A delete of this many keys takes the store a while to commit.
     for batch in 0..400 {
         let success = (0..128)
             .map(|i| RequestOp {
                 request: Some(request_op::Request::RequestPut(PutRequest {
                     key: format!("k/{batch:04}/{i:03}").into_bytes(),
-                    value: vec![b'v'; 100],
+                    value: vec![b'v'; value_len],
                     ..Default::default()
                 })),
             })
@@ -253,25 +249,35 @@ async fn status_includes_the_write_just_answered() {
         .await
         .unwrap();
     }
-    {
-        let deleted = kv
-            .delete_range(DeleteRangeRequest {
-                key: b"k/".to_vec(),
-                range_end: b"k0".to_vec(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        let status = m.status(StatusRequest {}).await.unwrap().into_inner();
-        let revision = |h: Option<api::etcdserverpb::ResponseHeader>| h.unwrap().revision;
-        assert_eq!(
-            revision(status.header),
-            revision(deleted.header),
-            "after deleting {} keys",
-            deleted.deleted
-        );
-    }
+    kv.delete_range(DeleteRangeRequest {
+        key: b"k/".to_vec(),
+        range_end: b"k0".to_vec(),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .into_inner()
+}
+
+/// Writes are answered before the store commits them; Status answers only once the store
+/// holds what this member answered, so a script that deletes, then compacts at the revision
+/// Status gives, compacts the deletion too (as it does on etcd).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_includes_the_write_just_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let etcr = Etcr::start(&dir.path().join("m"), &[]);
+    let mut kv = etcr.kv().await;
+    let mut m = MaintenanceClient::connect(etcr.endpoint()).await.unwrap();
+    // A delete of this many keys takes the store a while to commit.
+    let deleted = fill_then_delete(&mut kv, 100).await;
+    let status = m.status(StatusRequest {}).await.unwrap().into_inner();
+    let revision = |h: Option<api::etcdserverpb::ResponseHeader>| h.unwrap().revision;
+    assert_eq!(
+        revision(status.header),
+        revision(deleted.header),
+        "after deleting {} keys",
+        deleted.deleted
+    );
 }
 
 /// `etcdctl compaction --physical` returns once the compacted history is dropped, and it is
@@ -280,37 +286,11 @@ async fn status_includes_the_write_just_answered() {
 /// than half of these.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_physical_compaction_drops_the_history_before_it_answers() {
-    use api::etcdserverpb::{request_op, DeleteRangeRequest, RequestOp, TxnRequest};
     let dir = tempfile::tempdir().unwrap();
     let etcr = Etcr::start(&dir.path().join("m"), &[]);
     let mut kv = etcr.kv().await;
     let mut m = MaintenanceClient::connect(etcr.endpoint()).await.unwrap();
-    for batch in 0..400 {
-        let success = (0..128)
-            .map(|i| RequestOp {
-                request: Some(request_op::Request::RequestPut(PutRequest {
-                    key: format!("k/{batch:04}/{i:03}").into_bytes(),
-                    value: vec![b'v'; 1000],
-                    ..Default::default()
-                })),
-            })
-            .collect();
-        kv.txn(TxnRequest {
-            success,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    }
-    let deleted = kv
-        .delete_range(DeleteRangeRequest {
-            key: b"k/".to_vec(),
-            range_end: b"k0".to_vec(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let deleted = fill_then_delete(&mut kv, 1000).await;
     let in_use = |s: api::etcdserverpb::StatusResponse| s.db_size_in_use;
     let before = in_use(m.status(StatusRequest {}).await.unwrap().into_inner());
     let revision = deleted.header.unwrap().revision.to_string();

@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use super::es512;
 
+/// A JWT option set with neither key.
+const NO_KEY: &str = "JWT tokens need pub-key, priv-key or both";
+
 /// etcd's default when `ttl` is not given.
 const DEFAULT_TTL: Duration = Duration::from_secs(5 * 60);
 
@@ -122,7 +125,7 @@ fn es512_keys(private: Option<&str>, public: Option<&str>) -> Result<Keys, Strin
     let verifying = match (public, &signing) {
         (Some(path), _) => es512::verifying_key(&read(path)?, path)?,
         (None, Some(key)) => p521::ecdsa::VerifyingKey::from(&**key),
-        (None, None) => return Err("JWT tokens need pub-key, priv-key or both".into()),
+        (None, None) => return Err(NO_KEY.into()),
     };
     Ok(Keys::Es512 {
         signing,
@@ -198,7 +201,7 @@ impl Jwt {
                 key.map_err(|e| format!("{path}: {e}"))?
             }
             (None, Some((_, der, path))) => public_of(algorithm, der, path)?,
-            (None, None) => return Err("JWT tokens need pub-key, priv-key or both".into()),
+            (None, None) => return Err(NO_KEY.into()),
         };
         Ok(Jwt {
             keys: Keys::Library {

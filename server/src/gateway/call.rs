@@ -65,6 +65,13 @@ impl MessageLimit {
     }
 }
 
+/// The caller's token: etcd takes the gateway's from the `Authorization` header, as it is.
+pub fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+}
+
 /// A unary method: `call(service, request)` answers the decoded request.
 pub fn unary<S, Req, Resp, F, Fut>(limit: MessageLimit, service: Arc<S>, call: F) -> MethodRouter
 where
@@ -79,10 +86,7 @@ where
             Ok(r) => r,
             Err(s) => return json::error(&s),
         };
-        // etcd takes the gateway's token from the `Authorization` header, as it is.
-        let token = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
+        let token = authorization(&headers);
         match call(service, crate::auth::with_token(Request::new(req), token)).await {
             Ok(resp) => json::ok(resp.get_ref()),
             Err(s) => json::error(&s),

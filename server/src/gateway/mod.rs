@@ -71,11 +71,7 @@ async fn token_ready(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let token = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let token = call::authorization(req.headers()).map(str::to_owned);
     crate::auth::CallToken::new(&ctx, token).ready().await;
     next.run(req).await
 }

@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::body::{Body, BodyDataStream};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{post, MethodRouter};
 use futures::stream::BoxStream;
@@ -17,18 +17,10 @@ use serde::Serialize;
 use serde_json::Value;
 use tonic::Status;
 
-use super::call::{post_only, MessageLimit};
+use super::call::{authorization, post_only, MessageLimit};
 use super::json;
 
 type Responses<Resp> = BoxStream<'static, Result<Resp, Status>>;
-
-/// etcd takes the gateway's token from the `Authorization` header, as it is.
-fn token_of(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-}
 
 /// One request (and the caller's token), a stream of responses (`Maintenance.Snapshot`,
 /// `Election.Observe`).
@@ -41,7 +33,14 @@ where
 {
     post_only(post(move |headers: HeaderMap, body: Body| async move {
         match limit.read::<Req>(body).await {
-            Ok(req) => respond(call(service, token_of(&headers), req)).await,
+            Ok(req) => {
+                respond(call(
+                    service,
+                    authorization(&headers).map(str::to_owned),
+                    req,
+                ))
+                .await
+            }
             Err(s) => json::stream_failed(&s),
         }
     }))
@@ -62,7 +61,7 @@ where
         + 'static,
 {
     post_only(post(move |headers: HeaderMap, body: Body| async move {
-        let token = token_of(&headers);
+        let token = authorization(&headers).map(str::to_owned);
         let mut requests = requests::<Req>(body, limit);
         let first = match requests.next().await {
             Some(Ok(req)) => Some(Ok(req)),
