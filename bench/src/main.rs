@@ -3,6 +3,11 @@
 use clap::Parser;
 use etcr_bench::Workload;
 
+/// The generator shares the cores with the members it measures; every cycle it spends in
+/// malloc is taken from them.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     let args = etcr_bench::Args::parse();

@@ -158,6 +158,9 @@ pub struct WatchReport {
     pub events: u64,
     /// Events they should receive: every answered put times the watchers it reaches.
     pub expected_events: u64,
+    /// Bytes of gRPC messages (with their prefix) the events came in, over the events: what
+    /// one event costs the connection.
+    pub bytes_per_event: f64,
     /// Events per second, from the start of the puts to the last event.
     pub events_per_second: f64,
     /// From a put's answer to each watcher's event (0 when the event came first).
@@ -197,6 +200,8 @@ struct Counters {
     created: AtomicU64,
     canceled: AtomicU64,
     events: AtomicU64,
+    /// Bytes of the responses that carried events, each message with its 5-byte prefix.
+    event_bytes: AtomicU64,
     /// Nanoseconds from the run's start to the latest event.
     last_event_ns: AtomicU64,
 }
@@ -353,6 +358,8 @@ pub async fn run(args: &Args) -> Result<WatchReport, BenchError> {
         })
         .await;
         report.events = counters.events.load(Ordering::Relaxed);
+        report.bytes_per_event =
+            counters.event_bytes.load(Ordering::Relaxed) as f64 / report.events.max(1) as f64;
         let last = Duration::from_nanos(counters.last_event_ns.load(Ordering::Relaxed));
         report.events_per_second = rate(report.events, last.saturating_sub(put_start));
         report.put_with_watchers = Some(PutSummary::from(&with));
@@ -393,18 +400,59 @@ async fn wait_for(limit: Duration, done: impl Fn() -> bool) -> bool {
     true
 }
 
-/// Opens a watch stream with the answers decoded as [`WatchAnswer`]s; the requests stay
-/// open (the stream ends when dropped).
+/// Decodes [`WatchAnswer`]s and keeps each one's size on the wire.
+struct SizedCodec;
+
+struct SizedDecoder;
+
+/// gRPC's prefix before each message.
+const PREFIX_BYTES: usize = 5;
+
+impl tonic::codec::Decoder for SizedDecoder {
+    type Item = (WatchAnswer, usize);
+    type Error = tonic::Status;
+
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Self::Item>, tonic::Status> {
+        let len = bytes::Buf::remaining(src) + PREFIX_BYTES;
+        let answer =
+            WatchAnswer::decode(src).map_err(|e| tonic::Status::internal(e.to_string()))?;
+        Ok(Some((answer, len)))
+    }
+}
+
+impl tonic::codec::Codec for SizedCodec {
+    type Encode = WatchRequest;
+    type Decode = (WatchAnswer, usize);
+    type Encoder =
+        <tonic_prost::ProstCodec<WatchRequest, WatchAnswer> as tonic::codec::Codec>::Encoder;
+    type Decoder = SizedDecoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        tonic::codec::Codec::encoder(
+            &mut tonic_prost::ProstCodec::<WatchRequest, WatchAnswer>::default(),
+        )
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        SizedDecoder
+    }
+}
+
+/// Opens a watch stream with the answers decoded as [`WatchAnswer`]s with their size; the
+/// requests stay open (the stream ends when dropped).
 async fn open_stream(
     channel: Channel,
     creates: Vec<WatchRequest>,
-) -> Result<tonic::Streaming<WatchAnswer>, BenchError> {
+) -> Result<tonic::Streaming<(WatchAnswer, usize)>, BenchError> {
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready()
         .await
         .map_err(|e| BenchError::Task(format!("watch connection: {e}")))?;
     let requests = futures::stream::iter(creates).chain(futures::stream::pending());
-    let codec = tonic_prost::ProstCodec::<WatchRequest, WatchAnswer>::default();
+    let codec = SizedCodec;
     let path = PathAndQuery::from_static("/etcdserverpb.Watch/Watch");
     let answer = grpc
         .streaming(tonic::Request::new(requests), path, codec)
@@ -432,7 +480,7 @@ async fn watch_stream(
             a = stream.message() => a,
             _ = stop.changed() => break,
         };
-        let answer = match answer {
+        let (answer, size) = match answer {
             Ok(Some(a)) => a,
             Ok(None) => break,
             Err(s) => return Err(BenchError::Task(format!("watch stream: {}", s.message()))),
@@ -454,6 +502,9 @@ async fn watch_stream(
             counters
                 .events
                 .fetch_add(answer.events.len() as u64, Ordering::Relaxed);
+            counters
+                .event_bytes
+                .fetch_add(size as u64, Ordering::Relaxed);
             let now = start.elapsed().as_nanos() as u64;
             counters.last_event_ns.fetch_max(now, Ordering::Relaxed);
         }
@@ -507,7 +558,7 @@ async fn catch_up(args: &Args, urls: &[String], revisions: u64) -> Result<CatchU
             _ = &mut give_up => break,
         };
         match answer {
-            Ok(Some(a)) => events += a.events.len() as u64,
+            Ok(Some((a, _))) => events += a.events.len() as u64,
             Ok(None) => break,
             Err(s) => return Err(BenchError::Task(format!("watch stream: {}", s.message()))),
         }
@@ -549,8 +600,8 @@ impl WatchReport {
             let l = &self.delivery_latency_ms;
             let _ = writeln!(
                 out,
-                "  events: {} of {} expected, {:.0}/s; put answer to event p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-                self.events, self.expected_events, self.events_per_second, l.p50, l.p99, l.max
+                "  events: {} of {} expected, {:.0}/s, {:.0} bytes each; put answer to event p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                self.events, self.expected_events, self.events_per_second, self.bytes_per_event, l.p50, l.p99, l.max
             );
         }
         if let Some(c) = &self.catch_up {

@@ -17,7 +17,7 @@ pub(crate) const PREFIX_LEN: usize = 5;
 
 /// Messages up to this size are copied behind their prefix; larger ones go out as they are,
 /// after a DATA chunk of their own for the prefix.
-const COPY_LIMIT: usize = 16 << 10;
+pub(crate) const COPY_LIMIT: usize = 16 << 10;
 
 /// Queues `message`, gRPC-framed, on `send`.
 pub(crate) fn send_message(send: &mut SendStream<Bytes>, message: Bytes) -> Result<(), h2::Error> {

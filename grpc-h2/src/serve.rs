@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use futures::stream::{BoxStream, FuturesUnordered, StreamExt};
 use h2::server::SendResponse;
 use h2::{Ping, RecvStream, SendStream};
@@ -18,7 +18,7 @@ use tokio::time::Sleep;
 
 use crate::cork::Corked;
 use crate::handler::{CallKind, Handler, Request, Response};
-use crate::message::{send_message, Budget, Messages, PREFIX_LEN};
+use crate::message::{send_message, Budget, Messages, COPY_LIMIT, PREFIX_LEN};
 use crate::metadata::Metadata;
 use crate::pings::{PingPolicy, Watched};
 use crate::status::Status;
@@ -421,6 +421,8 @@ async fn stream_replies(
     // window: grpc-go clients start with 64 KiB for the whole connection, and streams that
     // held window while idle would leave the next stream unable to answer.
     let mut draining = false;
+    // How the replies ended, seen while gathering messages that went out before it.
+    let mut ended: Option<Status> = None;
     let end = std::future::poll_fn(|cx| loop {
         if send.poll_reset(cx).is_ready() {
             return Poll::Ready(None);
@@ -439,23 +441,91 @@ async fn stream_replies(
             draining = false;
             send.reserve_capacity(0);
         }
-        match replies.poll_next_unpin(cx) {
-            Poll::Ready(Some(Ok(message))) => {
-                if send_message(&mut send, message).is_err() {
-                    return Poll::Ready(None);
-                }
-                send.reserve_capacity(1);
-                draining = true;
-            }
+        if let Some(status) = ended.take() {
+            return Poll::Ready(Some(status));
+        }
+        let first = match replies.poll_next_unpin(cx) {
+            Poll::Ready(Some(Ok(message))) => message,
             Poll::Ready(Some(Err(status))) => return Poll::Ready(Some(status)),
             Poll::Ready(None) => return Poll::Ready(Some(Status::new(0, ""))),
             Poll::Pending => return Poll::Pending,
+        };
+        let (sent, end) = send_ready(&mut send, first, &mut replies, cx);
+        if sent.is_err() {
+            return Poll::Ready(None);
         }
+        ended = end;
+        send.reserve_capacity(1);
+        draining = true;
     })
     .await;
     if let Some(status) = end {
         let status = (status.code != 0).then_some(status);
         let _ = send.send_trailers(trailers(status.as_ref()));
+    }
+}
+
+/// Bytes of small messages gathered into one DATA chunk: a watch stream of a thousand
+/// watchers of one prefix has a thousand small responses ready after each change, and one
+/// chunk costs h2 (and the client) one frame instead of one per message.
+const GATHER_BYTES: usize = 64 << 10;
+
+/// Sends `first` and whatever else `replies` has ready at once, small messages framed
+/// together; returns the send's result and how the replies ended, if they did meanwhile.
+fn send_ready(
+    send: &mut SendStream<Bytes>,
+    first: Bytes,
+    replies: &mut BoxStream<'static, Result<Bytes, Status>>,
+    cx: &mut Context<'_>,
+) -> (Result<(), h2::Error>, Option<Status>) {
+    let mut gathered = Gathered::default();
+    let mut next = Some(first);
+    let mut end = None;
+    // Large messages count too: a stream that always has one ready must still stop here,
+    // and wait for the client's window, after one chunk's worth.
+    let mut budget = GATHER_BYTES;
+    while let Some(message) = next.take() {
+        budget = budget.saturating_sub(message.len() + PREFIX_LEN);
+        if let Some(large) = gathered.add(message) {
+            if let Err(e) = gathered.send(send).and_then(|()| send_message(send, large)) {
+                return (Err(e), None);
+            }
+        }
+        if budget == 0 {
+            break;
+        }
+        match replies.poll_next_unpin(cx) {
+            Poll::Ready(Some(Ok(message))) => next = Some(message),
+            Poll::Ready(Some(Err(status))) => end = Some(status),
+            Poll::Ready(None) => end = Some(Status::new(0, "")),
+            Poll::Pending => {}
+        }
+    }
+    (gathered.send(send), end)
+}
+
+/// Small messages framed back to back.
+#[derive(Default)]
+struct Gathered(BytesMut);
+
+impl Gathered {
+    /// Frames `message` behind the others, or hands it back when it is too large to copy.
+    fn add(&mut self, message: Bytes) -> Option<Bytes> {
+        if message.len() > COPY_LIMIT {
+            return Some(message);
+        }
+        self.0.reserve(PREFIX_LEN + message.len());
+        self.0.put_u8(0);
+        self.0.put_u32(message.len() as u32);
+        self.0.extend_from_slice(&message);
+        None
+    }
+
+    fn send(&mut self, send: &mut SendStream<Bytes>) -> Result<(), h2::Error> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        send.send_data(self.0.split().freeze(), false)
     }
 }
 

@@ -45,7 +45,7 @@ fn decode(message: &Bytes) -> String {
 impl Handler for Test {
     fn kind(&self, path: &str) -> Result<CallKind, Status> {
         match path {
-            "/t.T/Count" | "/t.T/Flood" => Ok(CallKind::ServerStreaming),
+            "/t.T/Count" | "/t.T/Flood" | "/t.T/Mixed" => Ok(CallKind::ServerStreaming),
             "/t.T/Chat" => Ok(CallKind::Bidirectional),
             p if p.starts_with("/t.T/") => Ok(CallKind::Unary),
             _ => Err(Status::new(12, format!("unknown service {path}"))),
@@ -59,6 +59,15 @@ impl Handler for Test {
                 let n: usize = decode(&m).parse().unwrap_or(0);
                 let items = (0..n).map(|i| Ok(Bytes::from(i.to_string().encode_to_vec())));
                 Response::Stream(stream::iter(items).boxed())
+            }
+            ("/t.T/Mixed", Request::Message(_)) => {
+                // Small messages, every 100th one too large to copy, all ready at once, then
+                // an error.
+                let items = (0..1000)
+                    .map(mixed)
+                    .map(|m| Ok(Bytes::from(m.encode_to_vec())));
+                let end = Err(Status::new(9, "stopped after 1000"));
+                Response::Stream(stream::iter(items.chain([end])).boxed())
             }
             ("/t.T/Flood", Request::Message(_)) => {
                 // Endless 64 KiB messages; counts how many were produced.
@@ -287,24 +296,61 @@ async fn an_unknown_streaming_call_is_refused_without_waiting_for_its_end() {
     assert_eq!(err.message(), "unknown service /etcdserverpb.Watch/Watch");
 }
 
-#[tokio::test]
-async fn server_streams_deliver_every_message_then_ok() {
-    let server = start().await;
+/// Opens a server-streaming call of strings on a new connection.
+async fn string_stream(
+    server: &Server,
+    path: &'static str,
+    request: &str,
+) -> tonic::Streaming<String> {
     let mut client = client(server.addr).await;
     client.ready().await.unwrap();
     let codec = tonic_prost::ProstCodec::<String, String>::default();
     let call = client.server_streaming(
-        tonic::Request::new("1000".to_string()),
-        PathAndQuery::from_static("/t.T/Count"),
+        tonic::Request::new(request.to_string()),
+        PathAndQuery::from_static(path),
         codec,
     );
-    let mut replies = call.await.unwrap().into_inner();
+    call.await.unwrap().into_inner()
+}
+
+#[tokio::test]
+async fn server_streams_deliver_every_message_then_ok() {
+    let server = start().await;
+    let mut replies = string_stream(&server, "/t.T/Count", "1000").await;
     let mut seen = Vec::new();
     while let Some(item) = replies.message().await.unwrap() {
         seen.push(item);
     }
     let expected: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
     assert_eq!(seen, expected);
+}
+
+fn mixed(i: usize) -> String {
+    if i % 100 == 50 {
+        format!("{i}{}", "x".repeat(20 << 10))
+    } else {
+        i.to_string()
+    }
+}
+
+#[tokio::test]
+async fn messages_ready_together_arrive_whole_and_in_order_before_the_status() {
+    let server = start().await;
+    let mut replies = string_stream(&server, "/t.T/Mixed", "").await;
+    let mut seen = Vec::new();
+    let status = loop {
+        match replies.message().await {
+            Ok(Some(item)) => seen.push(item),
+            Ok(None) => panic!("the stream ended without its error"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(seen.len(), 1000);
+    for (i, item) in seen.iter().enumerate() {
+        assert!(*item == mixed(i), "message {i} differs");
+    }
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(status.message(), "stopped after 1000");
 }
 
 #[tokio::test]

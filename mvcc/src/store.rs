@@ -973,6 +973,45 @@ mod tests {
     }
 
     #[test]
+    fn puts_continue_each_key_from_the_rebuilt_index_after_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = || StoreOptions {
+            map_size: 16 << 20,
+            ..Default::default()
+        };
+        let del = |k: &[u8]| {
+            Command::DeleteRange(DeleteRangeRequest {
+                key: k.to_vec(),
+                ..Default::default()
+            })
+        };
+        let store = Store::open(dir.path(), opts()).unwrap();
+        // a: created at 2, put again at 3; b: created at 4, deleted at 5.
+        let batch = [
+            (1, put(b"a")),
+            (2, put(b"a")),
+            (3, put(b"b")),
+            (4, del(b"b")),
+        ];
+        store.apply(&batch).unwrap();
+        drop(store);
+        let store = Store::open(dir.path(), opts()).unwrap();
+        store.apply(&[(5, put(b"a")), (6, put(b"b"))]).unwrap();
+        let get = |k: &[u8]| {
+            let got = store
+                .range(&RangeRequest {
+                    key: k.to_vec(),
+                    ..Default::default()
+                })
+                .unwrap();
+            let kv = &got.kvs[0];
+            (kv.create_revision, kv.mod_revision, kv.version)
+        };
+        assert_eq!(get(b"a"), (2, 6, 3));
+        assert_eq!(get(b"b"), (7, 7, 1), "a new generation after the deletion");
+    }
+
+    #[test]
     fn history_appends_fill_their_pages() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), StoreOptions::default()).unwrap();

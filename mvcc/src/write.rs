@@ -174,26 +174,26 @@ impl<'s> Change<'s> {
     ) -> Result<Option<KeyValue>> {
         let t = *self.t;
         let rev = self.next_rev();
-        // The previous row gives the create revision, version and lease; its value is copied
-        // only for a caller or an event that shows it.
+        // The index entry gives the create revision, version and lease; the previous row is
+        // read only for a caller or an event that shows its value.
         let with_value = want_prev || self.events.is_some();
         let prev_kv = match &found {
-            Some(f) if !f.entry.tombstone() => {
-                Some(t.kv_of_row(wtxn, &f.key, f.entry.latest(), with_value)?)
+            Some(f) if !f.entry.tombstone() && with_value => {
+                Some(t.kv_of_row(wtxn, &f.key, f.entry.latest(), true)?)
             }
             _ => None,
         };
-        let (id, create, version, prev_rev, old_lease) = match (&found, &prev_kv) {
-            (Some(f), Some(p)) => (
+        let (id, create, version, prev_rev, old_lease) = match &found {
+            Some(f) if !f.entry.tombstone() => (
                 f.entry.id(),
-                p.create_revision,
-                p.version + 1,
+                f.entry.create(),
+                f.entry.version() + 1,
                 f.entry.latest(),
-                p.lease,
+                f.entry.lease(),
             ),
             // The key's latest change is a deletion: a new generation.
-            (Some(f), None) => (f.entry.id(), rev.main, 1, f.entry.latest(), 0),
-            (None, _) => {
+            Some(f) => (f.entry.id(), rev.main, 1, f.entry.latest(), 0),
+            None => {
                 let id = self.c.next_key_id;
                 self.c.next_key_id += 1;
                 (id, rev.main, 1, Revision::default(), 0)
@@ -210,7 +210,8 @@ impl<'s> Change<'s> {
             value,
         };
         crate::tables::append(t.history, wtxn, &rev.to_bytes(), &record.encode())?;
-        self.index.set(key, KeyEntry::new(id, rev, false)?);
+        self.index
+            .set(key, KeyEntry::live(id, rev, create, version, lease)?);
         if old_lease != 0 && old_lease != lease {
             t.leases.delete(wtxn, &lease_key(old_lease, id))?;
         }
@@ -253,7 +254,7 @@ impl<'s> Change<'s> {
             value: &[],
         };
         crate::tables::append(t.history, wtxn, &rev.to_bytes(), &record.encode())?;
-        self.index.set(&found.key, KeyEntry::new(id, rev, true)?);
+        self.index.set(&found.key, KeyEntry::deleted(id, rev)?);
         if prev.lease != 0 {
             t.leases.delete(wtxn, &lease_key(prev.lease, id))?;
         }

@@ -55,6 +55,9 @@ pub struct Ready {
     /// The last entry (index, term) this Ready asks to persist, recorded so
     /// that `advance` works even if the application moved `entries` out.
     persist_to: Option<(u64, u64)>,
+    /// The last committed entry's index, recorded for the same reason: the application may
+    /// move `committed_entries` out to its applier instead of copying them.
+    apply_to: Option<u64>,
 }
 
 /// A member's view of its own replication status, for monitoring.
@@ -206,12 +209,14 @@ impl<S: Storage> RawNode<S> {
         }
         let entries = r.raft_log.unstable.entries.clone();
         let persist_to = entries.last().map(|e| (e.index, e.term));
+        let apply_to = committed_entries.last().map(|e| e.index);
         Ready {
             soft_state,
             hard_state,
             snapshot,
             entries,
             persist_to,
+            apply_to,
             committed_entries,
             messages: std::mem::take(&mut r.msgs),
             persisted_messages: std::mem::take(&mut r.msgs_after_persist),
@@ -223,7 +228,8 @@ impl<S: Storage> RawNode<S> {
     /// Acknowledges that a [`Ready`] was handled: its entries, snapshot and
     /// hard state are durable and its committed entries applied (or handed
     /// to the applier). The application may have moved `entries` out of the
-    /// `Ready` (for example into [`crate::MemStorage::append_owned`]).
+    /// `Ready` (for example into [`crate::MemStorage::append_owned`]), and
+    /// `committed_entries` to its applier.
     pub fn advance(&mut self, rd: Ready) {
         let r = &mut self.raft;
         if let Some(s) = &rd.snapshot {
@@ -234,8 +240,8 @@ impl<S: Storage> RawNode<S> {
             r.raft_log.stable_to(index, term);
             r.on_persisted();
         }
-        if let Some(e) = rd.committed_entries.last() {
-            r.raft_log.applied_to(e.index);
+        if let Some(index) = rd.apply_to {
+            r.raft_log.applied_to(index);
         }
         let committed = r.raft_log.committed;
         r.membership.compact_to(committed);

@@ -398,8 +398,10 @@ impl Sim {
             self.nodes[i].sm = sm;
             self.stats.snapshots_installed += 1;
         }
-        for e in &rd.committed_entries {
-            self.apply(i, e);
+        // Moved out, as an application handing them to its applier does: `advance` must
+        // still move the applied index (or they would be handed out again, out of order).
+        for e in std::mem::take(&mut rd.committed_entries) {
+            self.apply(i, &e);
         }
         for rs in &rd.read_states {
             if let Some(&min) = self.reads.get(&rs.request_ctx) {

@@ -44,6 +44,8 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
     let systems = sbs::prepare()?;
     let work = sbs::work_dir("watch")?;
     let plan = Plan::new(quick);
+    eprintln!("== loopback TCP throughput of this machine, for the bytes rows");
+    let loopback = loopback_bytes_per_second()?;
     let mut results = Vec::new();
     for (name, bin) in &systems.list {
         let dir = work.join(name);
@@ -60,9 +62,14 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
         sbs::cores(),
         if quick { " (--quick)" } else { "" }
     );
-    let table = sbs::markdown(&title, &rows);
+    let mut table = sbs::markdown(&title, &rows);
+    table.push_str(&format!(
+        "\nLoopback TCP on this machine, one connection with one writing and one reading thread and nothing else running: {:.2} GB/s.\n",
+        loopback / 1e9
+    ));
     let raw = serde_json::json!({
         "quick": quick,
+        "loopback_bytes_per_second": loopback,
         "etcr": {"idle_rss": etcr_idle.rss, "idle_anon": etcr_idle.anon, "fanout": etcr},
         "etcd": {"idle_rss": etcd_idle.rss, "idle_anon": etcd_idle.anon, "fanout": etcd},
     });
@@ -83,6 +90,12 @@ fn rows(
         } else {
             0.0
         }
+    };
+    let needed = |v: &serde_json::Value| {
+        0.9 * n(v, "/put_baseline/throughput")
+            * plan.fanout_watchers as f64
+            * n(v, "/bytes_per_event")
+            / 1e9
     };
     let delivered =
         |v: &serde_json::Value| 100.0 * n(v, "/events") / n(v, "/expected_events").max(1.0);
@@ -144,6 +157,18 @@ fn rows(
         )
         .target(Target::AtLeast(0.9)),
         Row::new(
+            "bytes per event on the wire (gRPC message and prefix)",
+            "B",
+            n(etcr, "/bytes_per_event"),
+            n(etcd, "/bytes_per_event"),
+        ),
+        Row::new(
+            "what a 0.9 put ratio would take: 0.9 × puts/s without watchers × watchers × bytes per event",
+            "GB/s",
+            needed(etcr),
+            needed(etcd),
+        ),
+        Row::new(
             "put answer to event received, p99",
             "ms",
             n(etcr, "/delivery_latency_ms/p99"),
@@ -183,6 +208,40 @@ fn rows(
         )
         .target(Target::AtLeast(200_000.0)),
     ]
+}
+
+/// Bytes a second one loopback TCP connection carries between a writing and a reading
+/// thread for a second: the most that watch events could flow on this machine with no
+/// member and no client doing anything else.
+fn loopback_bytes_per_second() -> anyhow::Result<f64> {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let run_for = std::time::Duration::from_secs(1);
+    let writer = std::thread::spawn(move || -> std::io::Result<()> {
+        let mut out = std::net::TcpStream::connect(addr)?;
+        let chunk = vec![0u8; 1 << 20];
+        let start = std::time::Instant::now();
+        while start.elapsed() < run_for {
+            out.write_all(&chunk)?;
+        }
+        Ok(())
+    });
+    let (mut input, _) = listener.accept()?;
+    let mut buf = vec![0u8; 1 << 20];
+    let (start, mut total) = (std::time::Instant::now(), 0u64);
+    loop {
+        let n = input.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the loopback writer panicked"))??;
+    Ok(total as f64 / seconds.max(f64::EPSILON))
 }
 
 /// One system: the idle watchers (memory), then fan-out and catch-up, on one cluster.
@@ -333,7 +392,7 @@ mod tests {
             serde_json::json!({
                 "put_baseline": {"throughput": without},
                 "put_with_watchers": {"throughput": with},
-                "events": 900, "expected_events": 1000,
+                "events": 900, "expected_events": 1000, "bytes_per_event": 300.0,
             })
         };
         let rows = rows(
@@ -346,5 +405,13 @@ mod tests {
         assert_eq!((ratio.etcr, ratio.etcd), (0.95, 0.4));
         let delivered = rows.iter().find(|r| r.unit == "%").unwrap();
         assert_eq!(delivered.etcr, 90.0);
+        // 0.9 × 1000 puts/s × 1000 watchers × 300 B.
+        let needed = rows.iter().find(|r| r.unit == "GB/s").unwrap();
+        assert!((needed.etcr - 0.27).abs() < 1e-9, "{}", needed.etcr);
+    }
+
+    #[test]
+    fn loopback_carries_bytes() {
+        assert!(loopback_bytes_per_second().unwrap() > 1e6);
     }
 }

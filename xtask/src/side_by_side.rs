@@ -147,7 +147,7 @@ pub struct Row {
     pub label: String,
     pub etcr: f64,
     pub etcd: f64,
-    /// `/s`, `ms`, `MiB`, `s`, `%` or empty.
+    /// `/s`, `ms`, `MiB`, `s`, `%`, `B`, `GB/s` or empty.
     pub unit: &'static str,
     pub target: Option<Target>,
 }
@@ -176,6 +176,8 @@ fn format_value(v: f64, unit: &str) -> String {
         "s" => format!("{v:.2} s"),
         "MiB" => format!("{v:.1} MiB"),
         "%" => format!("{v:.1}%"),
+        "B" => format!("{v:.0} B"),
+        "GB/s" => format!("{v:.2} GB/s"),
         _ => format!("{v:.2}"),
     }
 }

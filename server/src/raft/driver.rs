@@ -399,10 +399,9 @@ impl Driver {
         self.tell_removed(&rd.committed_entries);
         if let Some(last) = rd.committed_entries.last() {
             self.handed_out = last.index;
-            // `advance` reads the committed entries to move the applied index: hand a copy on.
-            let _ = self
-                .apply
-                .send(ApplyItem::Entries(rd.committed_entries.clone()));
+            let _ = self.apply.send(ApplyItem::Entries(std::mem::take(
+                &mut rd.committed_entries,
+            )));
         }
         for rs in std::mem::take(&mut rd.read_states) {
             if let Some((_, replies)) = self.reads.in_flight.remove(&rs.request_ctx) {
