@@ -34,10 +34,16 @@ pub(crate) fn send_message(send: &mut SendStream<Bytes>, message: Bytes) -> Resu
 /// An uncompressed message with its prefix.
 pub(crate) fn frame(message: &[u8]) -> Bytes {
     let mut framed = BytesMut::with_capacity(PREFIX_LEN + message.len());
-    framed.put_u8(0);
-    framed.put_u32(message.len() as u32);
-    framed.extend_from_slice(message);
+    frame_into(&mut framed, message);
     framed.freeze()
+}
+
+/// Appends `message`, uncompressed and with its prefix, to `buf`.
+pub(crate) fn frame_into(buf: &mut BytesMut, message: &[u8]) {
+    buf.reserve(PREFIX_LEN + message.len());
+    buf.put_u8(0);
+    buf.put_u32(message.len() as u32);
+    buf.extend_from_slice(message);
 }
 
 /// Request bytes a connection holds in messages still arriving, shared by its streams. A

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use futures::stream::{BoxStream, FuturesUnordered, StreamExt};
 use h2::server::SendResponse;
 use h2::{Ping, RecvStream, SendStream};
@@ -18,7 +18,7 @@ use tokio::time::Sleep;
 
 use crate::cork::Corked;
 use crate::handler::{CallKind, Handler, Request, Response};
-use crate::message::{send_message, Budget, Messages, COPY_LIMIT, PREFIX_LEN};
+use crate::message::{frame_into, send_message, Budget, Messages, COPY_LIMIT, PREFIX_LEN};
 use crate::metadata::Metadata;
 use crate::pings::{PingPolicy, Watched};
 use crate::status::Status;
@@ -465,9 +465,10 @@ async fn stream_replies(
     }
 }
 
-/// Bytes of small messages gathered into one DATA chunk: a watch stream of a thousand
-/// watchers of one prefix has a thousand small responses ready after each change, and one
-/// chunk costs h2 (and the client) one frame instead of one per message.
+/// Bytes of messages a response stream sends in one go before it waits for the client's
+/// window again. The small ones among them go in one DATA chunk: a watch stream of a
+/// thousand watchers of one prefix has a thousand small responses ready after each change,
+/// and one chunk costs h2 (and the client) one frame instead of one per message.
 const GATHER_BYTES: usize = 64 << 10;
 
 /// Sends `first` and whatever else `replies` has ready at once, small messages framed
@@ -514,10 +515,7 @@ impl Gathered {
         if message.len() > COPY_LIMIT {
             return Some(message);
         }
-        self.0.reserve(PREFIX_LEN + message.len());
-        self.0.put_u8(0);
-        self.0.put_u32(message.len() as u32);
-        self.0.extend_from_slice(&message);
+        frame_into(&mut self.0, &message);
         None
     }
 

@@ -13,10 +13,10 @@ use api::etcdserverpb::kv_client::KvClient;
 use api::etcdserverpb::lease_client::LeaseClient;
 use api::etcdserverpb::maintenance_client::MaintenanceClient;
 use api::etcdserverpb::{
-    CompactionRequest, DeleteRangeRequest, LeaseGrantRequest, LeaseTimeToLiveRequest,
-    MemberListRequest, PutRequest, StatusRequest,
+    CompactionRequest, LeaseGrantRequest, LeaseTimeToLiveRequest, MemberListRequest, PutRequest,
+    StatusRequest,
 };
-use common::{all_keys, run_etcdctl, Cluster, Row};
+use common::{all_keys, delete_prefix, run_etcdctl, Cluster, Row};
 
 async fn db_size(endpoint: String) -> i64 {
     MaintenanceClient::connect(endpoint)
@@ -65,15 +65,7 @@ async fn defrag_shrinks_the_store_while_writes_go_on_and_keeps_everything() {
         w.await.unwrap();
     }
     let mut kv = KvClient::connect(endpoint.clone()).await.unwrap();
-    let deleted = kv
-        .delete_range(DeleteRangeRequest {
-            key: b"big/".to_vec(),
-            range_end: b"big0".to_vec(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let deleted = delete_prefix(&mut kv, b"big/").await;
     assert_eq!(deleted.deleted, 8 * 360);
     kv.compact(CompactionRequest {
         revision: deleted.header.unwrap().revision,

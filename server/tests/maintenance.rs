@@ -225,13 +225,22 @@ async fn alarm_calls_answer_as_etcds_do() {
     }
 }
 
-/// Puts 51,200 keys under `k/` with values of `value_len` bytes (128 per txn), then deletes
-/// them all in one DeleteRange, whose answer it returns.
-async fn fill_then_delete(
-    kv: &mut KvClient<tonic::transport::Channel>,
-    value_len: usize,
-) -> api::etcdserverpb::DeleteRangeResponse {
-    use api::etcdserverpb::{request_op, DeleteRangeRequest, RequestOp, TxnRequest};
+/// A member that was given 51,200 keys under `k/` with values of `value_len` bytes (128 per
+/// txn) and then deleted them all in one DeleteRange, with that DeleteRange's answer.
+struct Emptied {
+    etcr: Etcr,
+    maintenance: MaintenanceClient<tonic::transport::Channel>,
+    deleted: api::etcdserverpb::DeleteRangeResponse,
+    // Last: the member stops before its directory goes.
+    _dir: tempfile::TempDir,
+}
+
+async fn fill_then_delete(value_len: usize) -> Emptied {
+    use api::etcdserverpb::{request_op, RequestOp, TxnRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let etcr = Etcr::start(&dir.path().join("m"), &[]);
+    let mut kv = etcr.kv().await;
+    let maintenance = MaintenanceClient::connect(etcr.endpoint()).await.unwrap();
     for batch in 0..400 {
         let success = (0..128)
             .map(|i| RequestOp {
@@ -249,14 +258,13 @@ async fn fill_then_delete(
         .await
         .unwrap();
     }
-    kv.delete_range(DeleteRangeRequest {
-        key: b"k/".to_vec(),
-        range_end: b"k0".to_vec(),
-        ..Default::default()
-    })
-    .await
-    .unwrap()
-    .into_inner()
+    let deleted = common::delete_prefix(&mut kv, b"k/").await;
+    Emptied {
+        etcr,
+        maintenance,
+        deleted,
+        _dir: dir,
+    }
 }
 
 /// Writes are answered before the store commits them; Status answers only once the store
@@ -264,13 +272,20 @@ async fn fill_then_delete(
 /// Status gives, compacts the deletion too (as it does on etcd).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_includes_the_write_just_answered() {
-    let dir = tempfile::tempdir().unwrap();
-    let etcr = Etcr::start(&dir.path().join("m"), &[]);
-    let mut kv = etcr.kv().await;
-    let mut m = MaintenanceClient::connect(etcr.endpoint()).await.unwrap();
     // A delete of this many keys takes the store a while to commit.
-    let deleted = fill_then_delete(&mut kv, 100).await;
-    let status = m.status(StatusRequest {}).await.unwrap().into_inner();
+    // Bound, not `..`: fields left out of the pattern would be dropped (the member stopped)
+    // at once.
+    let Emptied {
+        etcr: _etcr,
+        mut maintenance,
+        deleted,
+        _dir,
+    } = fill_then_delete(100).await;
+    let status = maintenance
+        .status(StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
     let revision = |h: Option<api::etcdserverpb::ResponseHeader>| h.unwrap().revision;
     assert_eq!(
         revision(status.header),
@@ -286,11 +301,12 @@ async fn status_includes_the_write_just_answered() {
 /// than half of these.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_physical_compaction_drops_the_history_before_it_answers() {
-    let dir = tempfile::tempdir().unwrap();
-    let etcr = Etcr::start(&dir.path().join("m"), &[]);
-    let mut kv = etcr.kv().await;
-    let mut m = MaintenanceClient::connect(etcr.endpoint()).await.unwrap();
-    let deleted = fill_then_delete(&mut kv, 1000).await;
+    let Emptied {
+        etcr,
+        maintenance: mut m,
+        deleted,
+        _dir,
+    } = fill_then_delete(1000).await;
     let in_use = |s: api::etcdserverpb::StatusResponse| s.db_size_in_use;
     let before = in_use(m.status(StatusRequest {}).await.unwrap().into_inner());
     let revision = deleted.header.unwrap().revision.to_string();
