@@ -10,12 +10,12 @@ use bytes::{Bytes, BytesMut};
 use h2::client::SendRequest;
 use http::header::{CONTENT_TYPE, TE};
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
+use http::{HeaderMap, HeaderValue, Method, Uri};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::cork::{Cork, Corked};
 use crate::message::{frame, PREFIX_LEN};
-use crate::status::{percent_decode, Status};
+use crate::status::{percent_decode, Status, GRPC_MESSAGE, GRPC_STATUS};
 
 /// Receive windows granted to the server: large enough that answers never wait for us.
 const RECV_STREAM_WINDOW: u32 = 4 << 20;
@@ -76,9 +76,6 @@ fn unavailable(e: h2::Error) -> Status {
 
 /// The status in `grpc-status` / `grpc-message`, if the headers carry one.
 fn status_of(headers: &HeaderMap) -> Option<Status> {
-    // Names made once, not parsed from a `&str` on every lookup (twice a call).
-    const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
-    const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
     let code = headers.get(GRPC_STATUS)?;
     let code = std::str::from_utf8(code.as_bytes()).ok()?.parse().ok()?;
     let message = headers

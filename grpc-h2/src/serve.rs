@@ -21,7 +21,7 @@ use crate::handler::{CallKind, Handler, Request, Response};
 use crate::message::{frame_into, send_message, Budget, Messages, COPY_LIMIT, PREFIX_LEN};
 use crate::metadata::Metadata;
 use crate::pings::{PingPolicy, Watched};
-use crate::status::Status;
+use crate::status::{Status, GRPC_MESSAGE, GRPC_STATUS};
 use crate::unsent::Unsent;
 use crate::Error;
 
@@ -541,11 +541,11 @@ fn trailers(status: Option<&Status>) -> HeaderMap {
     let mut map = HeaderMap::with_capacity(2);
     match status {
         None => {
-            map.insert("grpc-status", HeaderValue::from_static("0"));
+            map.insert(GRPC_STATUS, HeaderValue::from_static("0"));
         }
         Some(s) => {
-            map.insert("grpc-status", HeaderValue::from(s.code));
-            map.insert("grpc-message", s.header_message());
+            map.insert(GRPC_STATUS, HeaderValue::from(s.code));
+            map.insert(GRPC_MESSAGE, s.header_message());
         }
     }
     map

@@ -2,6 +2,10 @@
 
 use http::HeaderValue;
 
+/// The trailer names of a call's status, made once rather than parsed for every call.
+pub(crate) const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
+pub(crate) const GRPC_MESSAGE: http::HeaderName = http::HeaderName::from_static("grpc-message");
+
 /// The outcome of a failed call, sent as `grpc-status` and `grpc-message`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("gRPC status {code}: {message}")]

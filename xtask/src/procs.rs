@@ -116,6 +116,18 @@ fn status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
         .ok_or_else(|| anyhow::anyhow!("no {field} in /proc/{pid}/status"))
 }
 
+/// CPU time, user plus system, of this process's children that have ended and been waited
+/// for, in seconds: the difference around a run is that run's CPU.
+pub fn ended_children_cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes only into the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) } != 0 {
+        return 0.0;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
 /// A process's CPU time so far, user plus system (`utime + stime`), in seconds.
 pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;

@@ -22,6 +22,8 @@ pub struct Shared {
     commit_now: crossbeam_channel::Sender<()>,
     /// Why this member stopped applying the log, once it has.
     halted: Mutex<Option<String>>,
+    /// Whether `halted` holds a reason: every request asks, and this spares them the lock.
+    is_halted: AtomicBool,
     /// Proposals handed to the raft loop that it has not taken yet.
     queued: AtomicU64,
 }
@@ -48,6 +50,7 @@ impl Shared {
             read_wanted: AtomicU64::new(0),
             commit_now,
             halted: Mutex::new(None),
+            is_halted: AtomicBool::new(false),
             queued: AtomicU64::new(0),
         };
         (shared, wake)
@@ -112,11 +115,16 @@ impl Shared {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get_or_insert(reason);
+        self.is_halted
+            .store(true, std::sync::atomic::Ordering::Release);
         self.applied.send_modify(|_| {});
     }
 
     /// Why this member stopped applying the log, if it has.
     pub fn halted(&self) -> Option<String> {
+        if !self.is_halted.load(std::sync::atomic::Ordering::Acquire) {
+            return None;
+        }
         self.halted
             .lock()
             .unwrap_or_else(|p| p.into_inner())
