@@ -147,9 +147,11 @@ async fn a_large_range_does_not_hold_up_its_connections_other_calls() {
         slowest = slowest.max(started.elapsed());
         reads += 1;
     }
-    // Read and encoded on the connection's task, the large ranges let about 3 through.
+    // Read on the connection's task, the large ranges let 3 to 6 through here; served off
+    // it, 15 to 30 here and 9 on a slower machine, where moving the 80 MB (a connection
+    // holds at most 8 MiB unsent) sets the pace more than reading them does.
     assert!(
-        reads >= 10,
+        reads >= 8,
         "{reads} small reads (the slowest {slowest:?}) while 4 large ranges ran"
     );
     for r in ranges {
