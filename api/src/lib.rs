@@ -62,6 +62,9 @@ mod tests {
     #[test]
     fn prefix_end_increments_last_byte() {
         assert_eq!(prefix_range_end(b"abc"), b"abd");
+        assert_eq!(prefix_range_end(b"a/"), b"a0");
+        assert_eq!(prefix_range_end(b"w/"), b"w0");
+        assert_eq!(prefix_range_end(b"chaos/"), b"chaos0");
         assert_eq!(prefix_range_end(b"a\xff"), b"b");
         assert_eq!(prefix_range_end(b"\xff\xff"), b"\0");
         assert_eq!(prefix_range_end(b""), b"\0");

@@ -29,7 +29,7 @@ use crate::args::{Args, Workload};
 use crate::putter::{Call, PutLoad, PutResult, Until};
 use crate::report::Latency;
 use crate::runner::{connect, endpoint_url};
-use crate::watch::{prefix_end, rate, PutSummary};
+use crate::watch::{rate, PutSummary};
 use crate::BenchError;
 
 /// Flags of the lease workloads.
@@ -364,7 +364,7 @@ async fn expiry(args: &Args, urls: &[String]) -> Result<ExpiryReport, BenchError
         request_union: Some(watch_request::RequestUnion::CreateRequest(
             WatchCreateRequest {
                 key: EXPIRY_PREFIX.as_bytes().to_vec(),
-                range_end: prefix_end(EXPIRY_PREFIX.as_bytes()),
+                range_end: api::prefix_range_end(EXPIRY_PREFIX.as_bytes()),
                 start_revision: attached.revisions.1 + 1,
                 filters: vec![watch_create_request::FilterType::Noput as i32],
                 ..Default::default()

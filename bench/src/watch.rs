@@ -206,18 +206,6 @@ struct Counters {
     last_event_ns: AtomicU64,
 }
 
-/// The key range `[key, range_end)` of everything starting with `prefix`.
-pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    vec![0]
-}
-
 /// Which watcher goes on which stream: watcher i on stream i mod streams.
 pub fn stream_of(watcher: usize, streams: usize) -> usize {
     watcher % streams
@@ -298,7 +286,7 @@ pub async fn run(args: &Args) -> Result<WatchReport, BenchError> {
     let mut per_stream: Vec<Vec<WatchRequest>> = vec![Vec::new(); w.watch_streams];
     for i in 0..w.watchers {
         let request = match w.watch_keys {
-            WatchKeys::Prefix => create(PREFIX.to_vec(), prefix_end(PREFIX), 0),
+            WatchKeys::Prefix => create(PREFIX.to_vec(), api::prefix_range_end(PREFIX), 0),
             WatchKeys::Distinct => create([PREFIX, &keys.key(i as u64)].concat(), vec![], 0),
         };
         per_stream[stream_of(i, w.watch_streams)].push(request);
@@ -546,7 +534,11 @@ async fn catch_up(args: &Args, urls: &[String], revisions: u64) -> Result<CatchU
     let (first, _) = written.revisions;
     let channel = connect(&urls[0]).await?;
     let sent = Instant::now();
-    let request = create(CATCH_UP_PREFIX.to_vec(), prefix_end(CATCH_UP_PREFIX), first);
+    let request = create(
+        CATCH_UP_PREFIX.to_vec(),
+        api::prefix_range_end(CATCH_UP_PREFIX),
+        first,
+    );
     let mut stream = open_stream(channel, vec![request]).await?;
     let mut events = 0;
     // The rate is what counts: a watcher still behind then reports what it got so far.
@@ -619,13 +611,6 @@ impl WatchReport {
 mod tests {
     use super::*;
     use clap::Parser;
-
-    #[test]
-    fn prefix_end_is_the_next_prefix() {
-        assert_eq!(prefix_end(b"w/"), b"w0");
-        assert_eq!(prefix_end(b"a\xff"), b"b");
-        assert_eq!(prefix_end(b"\xff\xff"), b"\0");
-    }
 
     #[test]
     fn watchers_spread_evenly_over_streams() {

@@ -41,18 +41,6 @@ impl WatchEnd {
     }
 }
 
-/// The end of the range of keys starting with `prefix`.
-pub fn prefix_end(prefix: &str) -> Vec<u8> {
-    let mut end = prefix.as_bytes().to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    vec![0]
-}
-
 fn channel(endpoint: &str) -> anyhow::Result<Channel> {
     Ok(Endpoint::from_shared(endpoint.to_string())?
         .connect_timeout(Duration::from_millis(500))
@@ -88,7 +76,7 @@ async fn open(
     tx.send(WatchRequest {
         request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest {
             key: prefix.as_bytes().to_vec(),
-            range_end: prefix_end(prefix),
+            range_end: api::prefix_range_end(prefix.as_bytes()),
             start_revision,
             ..Default::default()
         })),
@@ -183,7 +171,7 @@ pub async fn history(endpoint: &str, prefix: &str) -> anyhow::Result<(Vec<Change
     let head = kv
         .range(api::etcdserverpb::RangeRequest {
             key: prefix.as_bytes().to_vec(),
-            range_end: prefix_end(prefix),
+            range_end: api::prefix_range_end(prefix.as_bytes()),
             count_only: true,
             ..Default::default()
         })
@@ -222,14 +210,4 @@ pub async fn history(endpoint: &str, prefix: &str) -> anyhow::Result<(Vec<Change
         .map_err(|_| anyhow::anyhow!("the watch from revision 1 did not reach {until}"))??;
     out.retain(|c| c.revision <= until);
     Ok((out, until))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_prefix_ends_where_etcd_ends_it() {
-        assert_eq!(prefix_end("chaos/"), b"chaos0".to_vec());
-    }
 }

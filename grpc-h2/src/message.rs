@@ -25,8 +25,7 @@ pub(crate) fn send_message(send: &mut SendStream<Bytes>, message: Bytes) -> Resu
         return send.send_data(frame(&message), false);
     }
     let mut prefix = BytesMut::with_capacity(PREFIX_LEN);
-    prefix.put_u8(0);
-    prefix.put_u32(message.len() as u32);
+    put_prefix(&mut prefix, message.len());
     send.send_data(prefix.freeze(), false)?;
     send.send_data(message, false)
 }
@@ -41,9 +40,14 @@ pub(crate) fn frame(message: &[u8]) -> Bytes {
 /// Appends `message`, uncompressed and with its prefix, to `buf`.
 pub(crate) fn frame_into(buf: &mut BytesMut, message: &[u8]) {
     buf.reserve(PREFIX_LEN + message.len());
-    buf.put_u8(0);
-    buf.put_u32(message.len() as u32);
+    put_prefix(buf, message.len());
     buf.extend_from_slice(message);
+}
+
+/// The prefix of an uncompressed message of `len` bytes.
+fn put_prefix(buf: &mut BytesMut, len: usize) {
+    buf.put_u8(0);
+    buf.put_u32(len as u32);
 }
 
 /// Request bytes a connection holds in messages still arriving, shared by its streams. A

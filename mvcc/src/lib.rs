@@ -75,13 +75,13 @@
 //! The key index (user key → key id, revision of its latest change, and the live
 //! generation's create revision, version and lease) lives in memory, as etcd's does, and is
 //! rebuilt from `history` at open. A put that returns no previous value takes what it needs
-//! from the index and reads no row: that read was half the cost of applying a put. A write therefore only appends to `history`, whose key is the
-//! revision: the pages it dirties are the last ones of the table, not a random page per key,
-//! and it uses LMDB's append, which fills each page before the next (a plain put splits the
-//! last page in half, leaving history pages half empty).
-//! The previous layout kept the index as an LMDB table; with random keys each write
-//! rewrote a random page of it, and `etcdctl check perf` wrote about 20 KB per write per
-//! member.
+//! from the index and reads no row (that read was half the cost of applying a put), and a
+//! write only appends to `history`, whose key is the revision: the pages it dirties are the
+//! last ones of the table, not a random page per key, and it uses LMDB's append, which
+//! fills each page before the next (a plain put splits the last page in half, leaving
+//! history pages half empty). The previous layout kept the index as an LMDB table; with
+//! random keys each write rewrote a random page of it, and `etcdctl check perf` wrote about
+//! 20 KB per write per member.
 //!
 //! The index is a persistent B-tree: a batch changes a private O(1) copy, published for
 //! readers after the batch commits, so a read sees the index and history of one batch and

@@ -25,7 +25,7 @@ pub fn spawn(store: Arc<mvcc::Store>) {
 async fn run(store: Arc<mvcc::Store>) {
     let mut tick = tokio::time::interval(CHECK_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    // A failing step (a full disk, say) is logged once until a step succeeds again.
+    // A failing walk (a full disk, say) is logged once until one succeeds again.
     let mut failing = false;
     loop {
         tick.tick().await;
@@ -33,34 +33,27 @@ async fn run(store: Arc<mvcc::Store>) {
         if !store.compaction_pending().unwrap_or(false) {
             continue;
         }
-        loop {
-            let s = store.clone();
-            match tokio::task::spawn_blocking(move || s.run_compaction(ROWS_PER_STEP)).await {
-                Ok(Ok(done)) => {
-                    failing = false;
-                    if done {
-                        break;
-                    }
-                    // Let the writes waiting for the lock go first.
-                    tokio::task::yield_now().await;
+        match walk(&store).await {
+            Ok(()) => failing = false,
+            Err(e) => {
+                if !failing {
+                    warn!("dropping compacted history failed: {e}; retrying every 100 ms");
                 }
-                Ok(Err(e)) => {
-                    if !failing {
-                        warn!("dropping compacted history failed: {e}; retrying every 100 ms");
-                    }
-                    failing = true;
-                    break;
-                }
-                Err(_) => break,
+                failing = true;
             }
         }
     }
 }
 
-/// Finishes the store's compaction walk for a `Compact` with `physical`: the caller takes
-/// steps itself, beside the background task, so that a step that fails (a full disk) fails
-/// the call with its reason instead of leaving it to wait for a walk that cannot end.
+/// A `Compact` with `physical` returns once the compaction walk is done. The caller walks
+/// itself, beside the background task, so that a step that fails (a full disk) fails the
+/// call with its reason instead of leaving it to wait for a walk that cannot end.
 pub async fn physically_done(store: &Arc<mvcc::Store>) -> Result<(), EtcdError> {
+    walk(store).await
+}
+
+/// Drops compacted history a bounded step at a time until none is left.
+async fn walk(store: &Arc<mvcc::Store>) -> Result<(), EtcdError> {
     loop {
         let s = store.clone();
         match tokio::task::spawn_blocking(move || s.run_compaction(ROWS_PER_STEP)).await {

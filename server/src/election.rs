@@ -15,7 +15,7 @@ use futures::stream::{BoxStream, StreamExt};
 use pb::range_request::{SortOrder, SortTarget};
 use tonic::{Request, Response, Status};
 
-use crate::lock::{as_etcd_does, prefix_end, Keys};
+use crate::lock::{as_etcd_does, Keys};
 
 /// etcd's errors, plain Go errors there, so gRPC code Unknown.
 fn no_leader() -> Status {
@@ -237,7 +237,7 @@ async fn first_candidate(
     let prefix = [name, b"/"].concat();
     let answer = keys
         .range(pb::RangeRequest {
-            range_end: prefix_end(&prefix),
+            range_end: api::prefix_range_end(&prefix),
             key: prefix,
             limit: 1,
             sort_order: SortOrder::Ascend as i32,

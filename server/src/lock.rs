@@ -139,7 +139,7 @@ impl Keys {
             let older = self
                 .range(pb::RangeRequest {
                     key: prefix.to_vec(),
-                    range_end: prefix_end(prefix),
+                    range_end: api::prefix_range_end(prefix),
                     limit: 1,
                     sort_order: SortOrder::Descend as i32,
                     sort_target: SortTarget::Create as i32,
@@ -168,7 +168,7 @@ impl Keys {
         let nodelete = pb::watch_create_request::FilterType::Nodelete as i32;
         let mut from = from;
         loop {
-            let range_end = prefix_end(prefix);
+            let range_end = api::prefix_range_end(prefix);
             match self
                 .first_event(prefix.to_vec(), range_end, from, vec![nodelete])
                 .await?
@@ -255,18 +255,6 @@ fn request_range(range: pb::RangeRequest) -> pb::RequestOp {
 /// errors on as plain errors: gRPC code Unknown, the message kept.
 pub fn as_etcd_does(s: Status) -> Status {
     Status::unknown(s.message())
-}
-
-/// The end of the range of keys that start with `prefix`, as clientv3's `GetPrefixRangeEnd`.
-pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    vec![0]
 }
 
 /// A key of this member's that must be deleted unless the call that made it completes: a
@@ -360,16 +348,4 @@ async fn try_lock(
         header: mine.header,
         key,
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::prefix_end;
-
-    #[test]
-    fn prefix_ends_as_clientv3_computes_them() {
-        assert_eq!(prefix_end(b"a/"), b"a0");
-        assert_eq!(prefix_end(b"a\xff"), b"b");
-        assert_eq!(prefix_end(b"\xff\xff"), vec![0]);
-    }
 }

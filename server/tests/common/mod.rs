@@ -551,19 +551,15 @@ pub async fn all_keys(endpoint: String) -> (i64, Vec<Row>) {
     (r.header.expect("header").revision, kvs)
 }
 
-/// Deletes every key under `prefix` (whose last byte is below 0xff) in one DeleteRange.
+/// Deletes every key under `prefix` in one DeleteRange.
 #[allow(dead_code)]
 pub async fn delete_prefix(
     kv: &mut KvClient<Channel>,
     prefix: &[u8],
 ) -> api::etcdserverpb::DeleteRangeResponse {
-    let mut range_end = prefix.to_vec();
-    if let Some(last) = range_end.last_mut() {
-        *last += 1;
-    }
     kv.delete_range(api::etcdserverpb::DeleteRangeRequest {
         key: prefix.to_vec(),
-        range_end,
+        range_end: api::prefix_range_end(prefix),
         ..Default::default()
     })
     .await
